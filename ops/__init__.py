@@ -1,0 +1,1 @@
+"""How turnout is run and watched: the local stack, provider simulators, benchmarks."""

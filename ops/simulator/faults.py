@@ -1,0 +1,83 @@
+"""Fault injection and bookkeeping shared by the provider simulators.
+
+A simulator's faults can be changed while it runs (``POST /_sim/faults``), so a test or the demo
+can break a provider and mend it without restarting anything.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Faults:
+    #: Added before every chat completion answer.
+    latency_ms: float = 0.0
+    #: Share of chat completions answered with ``fail_status`` (0.0 - 1.0).
+    fail_rate: float = 0.0
+    fail_status: int = 503
+    #: Sent as ``retry-after`` (seconds) with failures, when set.
+    retry_after_s: float | None = None
+    #: Accept the request and never answer it.
+    hang: bool = False
+    #: Answer 200 with a body that is not a chat completion.
+    malformed: bool = False
+
+    def updated(self, changes: dict[str, Any]) -> Faults:
+        allowed = {f.name for f in fields(self)}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        updated = replace(self, **changes)
+        if not 0.0 <= updated.fail_rate <= 1.0:
+            raise ValueError("fail_rate must be between 0 and 1")
+        if not 100 <= int(updated.fail_status) <= 599:
+            raise ValueError("fail_status must be an HTTP status code")
+        return updated
+
+
+@dataclass
+class Stats:
+    """What the simulator saw: tests assert on it (e.g. "the secondary was never called")."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    chat_requests: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    started_at: float = field(default_factory=time.time)
+    #: The most recent chat requests: body and headers, never the Authorization value.
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "chat_requests": self.chat_requests,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "recent": list(self.recent),
+        }
+
+
+class FaultState:
+    def __init__(self, faults: Faults, *, seed: int | None = None) -> None:
+        self.initial = faults
+        self.faults = faults
+        self.stats = Stats()
+        self._random = random.Random(seed)
+
+    def should_fail(self) -> bool:
+        rate = self.faults.fail_rate
+        return rate >= 1.0 or (rate > 0.0 and self._random.random() < rate)
+
+    def reset(self) -> None:
+        self.faults = self.initial
+        self.stats = Stats()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"faults": asdict(self.faults), "stats": self.stats.as_dict()}

@@ -1,0 +1,77 @@
+"""Serving a simulator over real HTTP on 127.0.0.1: in this process (tests) or as a command."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        backlog=4096,
+        timeout_keep_alive=75,
+    )
+
+
+def serve(app: Any, *, port: int, host: str = LOOPBACK) -> None:
+    """Run until interrupted (SIGINT/SIGTERM stop it cleanly)."""
+    uvicorn.Server(_config(app, host, port)).run()
+
+
+class ServerThread:
+    """A simulator on a background thread; ``url`` is its base URL, ``stop()`` ends it."""
+
+    def __init__(self, app: Any, *, port: int | None = None, host: str = LOOPBACK) -> None:
+        self.app = app
+        self.host = host
+        self.port = port or free_port(host)
+        config = _config(app, host, self.port)
+        config.loop = "asyncio"  # uvloop installs a global policy; keep the test process clean
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"sim-{self.port}", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"simulator on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

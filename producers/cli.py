@@ -1,0 +1,177 @@
+"""The ``turnout`` command.
+
+Errors a caller can fix (bad input, a broken config) print one clear line and exit 2, before
+anything is enqueued; a job that ran and failed exits 1. Output never contains an API key: the
+CLI holds none, and what it prints comes from job records that workers have already redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import redis
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ops import cli as ops_cli
+from routing.config import load_config
+from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
+from routing.keys import Keys
+from routing.models import CompletionRequest, CompletionResult, JobState, Message
+from workers.settings import Settings
+
+app = typer.Typer(
+    help="turnout: durable LLM completion jobs across many providers, with fleet-wide failover.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def submit(
+    prompt: Annotated[str, typer.Option(help="The user message.")],
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    policy: Annotated[str | None, typer.Option(help="A policy named in the config.")] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="A deployment id; repeat for a fallback chain.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submitting the same key again returns the same job.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the job to finish.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Submit one completion job; with --wait, print its result."""
+    from producers.client import Client
+
+    try:
+        messages = [Message(role="system", content=system)] if system else []
+        messages.append(Message(role="user", content=prompt))
+        request = CompletionRequest(
+            messages=messages, max_tokens=max_tokens, idempotency_key=idempotency_key
+        )
+    except ValueError as exc:
+        raise _fail(f"invalid request: {exc}") from None
+    try:
+        with Client() as client:
+            handle = client.submit(request, policy=policy, targets=target)
+            result = handle.wait(timeout) if wait else handle.result()
+    except JobTimeout as exc:
+        raise _fail(str(exc), code=1) from None
+    except (InvalidRequest, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    except (TurnoutError, redis.RedisError) as exc:
+        raise _fail(str(exc), code=1) from None
+    _print_result(result, as_json=as_json)
+    if result.state is JobState.FAILED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    job_id: Annotated[str, typer.Argument(help="The job id submit printed.")],
+    wait: Annotated[bool, typer.Option(help="Wait for the job to finish.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a job: its state, result and attempt log."""
+    from producers.client import Client
+
+    try:
+        with Client() as client:
+            handle = client.job(job_id)
+            result = handle.wait(timeout) if wait else handle.result()
+    except (InvalidRequest, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    except (TurnoutError, redis.RedisError) as exc:
+        raise _fail(str(exc), code=1) from None
+    _print_result(result, as_json=as_json)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List the deployments and their state, and the queue length.
+
+    There is no circuit breaker yet, so every deployment reads ``closed`` (always eligible).
+    """
+    settings = Settings()
+    try:
+        if settings.config_path is None:
+            raise ConfigError("TURNOUT_CONFIG is not set; fix: point it at the config YAML")
+        config = load_config(settings.config_path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    keys = Keys(settings.namespace)
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        )
+        queue_length: int | None = int(client.llen(keys.prefix + keys.queue))
+    except redis.RedisError as exc:
+        err.print(f"[yellow]warning:[/] Redis unreachable ({exc})")
+        queue_length = None
+    deployments = [
+        {"id": d.id, "provider": d.provider, "model": d.model, "state": "closed"}
+        for d in config.deployments.values()
+    ]
+    report: dict[str, Any] = {
+        "deployments": deployments,
+        "queue": {"name": keys.queue, "length": queue_length},
+    }
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    table = Table(title="Deployments")
+    for column in ("id", "provider", "model", "state"):
+        table.add_column(column)
+    for row in deployments:
+        table.add_row(row["id"], row["provider"], row["model"], row["state"])
+    out.print(table)
+    out.print(f"queue {keys.queue}: {queue_length if queue_length is not None else '?'} waiting")
+
+
+def _print_result(result: CompletionResult, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
+        return
+    if result.state is JobState.SUCCEEDED:
+        sys.stdout.write((result.text or "") + "\n")
+        cost = f", ${result.cost_usd:.6f}" if result.cost_usd is not None else ""
+        err.print(
+            f"[dim]job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "
+            f"{len(result.attempts)} attempt(s){cost}[/]",
+            highlight=False,
+        )
+    elif result.state is JobState.FAILED and result.error is not None:
+        err.print(
+            f"[red]job {result.job_id} failed[/] "
+            f"[{result.error.error_class}] {result.error.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        sys.stdout.write(f"{result.job_id} {result.state.value}\n")
+
+
+app.command("simulate")(ops_cli.simulate)
+app.command("up")(ops_cli.up)
+app.command("demo")(ops_cli.demo)
+
+
+def main() -> None:
+    app()

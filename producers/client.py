@@ -1,0 +1,345 @@
+"""The producer client: submit completion jobs, then wait for them, from sync code or asyncio.
+
+    client = Client()
+    handle = client.submit("Summarise this ...", policy="default")
+    result = handle.wait(timeout=60)          # a CompletionResult
+    result = client.complete("Hi")            # submit + wait; raises JobFailed if it failed
+
+    result = await client.acomplete("Hi")     # the same, never blocking the event loop
+
+Everything is validated here, before anything is enqueued: a bad request, an unknown policy or
+deployment, a deadline the stack cannot honour all raise InvalidRequest. The Celery message
+carries the job id only; the request lives in the job record. The producer needs no API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from producers.waiter import CompletionListener
+from routing.config import TurnoutConfig, load_config
+from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, TurnoutError
+from routing.keys import Keys
+from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
+from routing.policies import resolve_policy
+from workers.celery_config import create_app, max_job_deadline_s
+from workers.jobstore import AsyncJobStore, JobStore, redis_client
+from workers.settings import Settings
+
+RequestLike = CompletionRequest | Mapping[str, Any] | str
+PolicyLike = str | RoutingPolicy | dict[str, Any] | None
+T = TypeVar("T")
+
+TASK_NAME = "turnout.run_job"
+
+
+class SubmitError(TurnoutError):
+    """The job was valid but could not be handed to the queue (Redis unreachable)."""
+
+
+def as_request(request: RequestLike) -> CompletionRequest:
+    """A CompletionRequest from a request, a dict of its fields, or a bare user prompt."""
+    if isinstance(request, CompletionRequest):
+        return request
+    try:
+        if isinstance(request, str):
+            return CompletionRequest.from_prompt(request)
+        return CompletionRequest.model_validate(dict(request))
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "request"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid completion request: " + "; ".join(problems)
+
+
+class Client:
+    """Submits jobs and waits for them. Thread-safe for sync use; usable from any event loop."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        config: TurnoutConfig | str | Path | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.keys = Keys(self.settings.namespace)
+        self.config = self._load_config(config)
+        self.store = JobStore(
+            redis_client(self.settings.redis_url), self.keys, ttl_s=self.settings.job_ttl_s
+        )
+        self._celery = create_app(self.settings)
+        self._max_deadline_s = max_job_deadline_s(self.settings)
+        self._sync_loop: _LoopThread | None = None
+        self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
+        self._lock = threading.Lock()
+
+    def _load_config(self, config: TurnoutConfig | str | Path | None) -> TurnoutConfig:
+        if isinstance(config, TurnoutConfig):
+            return config
+        path = config or self.settings.config_path
+        if path is None:
+            raise ConfigError(
+                "no config: pass Client(config=...) or set TURNOUT_CONFIG to the YAML file of "
+                "deployments and policies"
+            )
+        return load_config(path)
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        request: RequestLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+    ) -> tuple[CompletionRequest, RoutingPolicy]:
+        """Validate a job without submitting it: InvalidRequest on anything wrong."""
+        return as_request(request), resolve_policy(
+            self.config, policy, targets=targets, max_deadline_s=self._max_deadline_s
+        )
+
+    # --- sync ---------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: RequestLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+    ) -> JobHandle:
+        """Validate and enqueue a job; returns at once with a handle to it.
+
+        A request with an ``idempotency_key`` seen before returns the handle of the job that
+        key already names, and enqueues nothing.
+        """
+        completion, routing = self.prepare(request, policy=policy, targets=targets)
+        job_id = str(uuid.uuid4())
+        try:
+            job_id, created = self.store.create(job_id, completion, routing)
+        except Exception as exc:
+            raise SubmitError(f"could not store the job in Redis: {exc}") from exc
+        if created:
+            try:
+                self._publish(job_id)
+            except Exception as exc:
+                self.store.delete(job_id, completion)
+                raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
+        return JobHandle(self, job_id)
+
+    def complete(
+        self,
+        request: RequestLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> CompletionResult:
+        """Submit and wait. Returns the result of a succeeded job; raises JobFailed (with the
+        result) for a failed one and JobTimeout if ``timeout`` runs out first."""
+        result = self.submit(request, policy=policy, targets=targets).wait(timeout)
+        if result.state is JobState.FAILED:
+            raise JobFailed(result)
+        return result
+
+    def job(self, job_id: str) -> JobHandle:
+        return JobHandle(self, job_id)
+
+    def _publish(self, job_id: str) -> None:
+        self._celery.send_task(
+            TASK_NAME, args=[job_id], task_id=job_id, queue=self.keys.queue, argsrepr=repr(job_id)
+        )
+
+    def _wait_sync(self, job_id: str, timeout: float | None) -> bool:
+        with self._lock:
+            if self._sync_loop is None:
+                self._sync_loop = _LoopThread()
+        return self._sync_loop.run(self._wait_async(job_id, timeout))
+
+    # --- asyncio ------------------------------------------------------------------------------
+
+    async def asubmit(
+        self,
+        request: RequestLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+    ) -> AsyncJobHandle:
+        """``submit`` for asyncio: Redis through redis.asyncio, the Celery publish in a thread."""
+        completion, routing = self.prepare(request, policy=policy, targets=targets)
+        parts = self._parts()
+        try:
+            job_id, created = await parts.store.create(str(uuid.uuid4()), completion, routing)
+        except Exception as exc:
+            raise SubmitError(f"could not store the job in Redis: {exc}") from exc
+        if created:
+            try:
+                await asyncio.to_thread(self._publish, job_id)
+            except Exception as exc:
+                await parts.store.delete(job_id, completion)
+                raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
+        return AsyncJobHandle(self, job_id)
+
+    async def acomplete(
+        self,
+        request: RequestLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> CompletionResult:
+        handle = await self.asubmit(request, policy=policy, targets=targets)
+        result = await handle.wait(timeout)
+        if result.state is JobState.FAILED:
+            raise JobFailed(result)
+        return result
+
+    def ajob(self, job_id: str) -> AsyncJobHandle:
+        return AsyncJobHandle(self, job_id)
+
+    def _parts(self) -> _AsyncParts:
+        """redis.asyncio connections belong to one event loop: one set per loop."""
+        loop = asyncio.get_running_loop()
+        parts = self._async_parts.get(loop)
+        if parts is None:
+            client = aioredis.Redis.from_url(
+                self.settings.redis_url, decode_responses=True, socket_connect_timeout=5
+            )
+            parts = _AsyncParts(
+                client,
+                AsyncJobStore(client, self.keys, ttl_s=self.settings.job_ttl_s),
+                CompletionListener(client, self.keys),
+            )
+            self._async_parts[loop] = parts
+        return parts
+
+    async def _wait_async(self, job_id: str, timeout: float | None) -> bool:
+        parts = self._parts()
+
+        async def finished() -> bool:
+            state = await parts.store.state(job_id)
+            if state is None:
+                raise InvalidRequest(f"no job {job_id} (never submitted, or expired)")
+            return state.is_terminal
+
+        return await parts.listener.wait_for(job_id, finished, timeout)
+
+    async def aclose(self) -> None:
+        parts = self._async_parts.pop(asyncio.get_running_loop(), None)
+        if parts is not None:
+            await parts.close()
+
+    def close(self) -> None:
+        if self._sync_loop is not None:
+            self._sync_loop.run(self.aclose())
+            self._sync_loop.stop()
+            self._sync_loop = None
+        self.store.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class JobHandle:
+    """A submitted job, for sync code."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
+
+    @property
+    def state(self) -> JobState:
+        state = self.client.store.state(self.job_id)
+        if state is None:
+            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+        return state
+
+    def result(self) -> CompletionResult:
+        """The job as it stands now, without waiting (``state`` says whether it finished)."""
+        result = self.client.store.get(self.job_id)
+        if result is None:
+            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+        return result
+
+    def wait(self, timeout: float | None = None) -> CompletionResult:
+        """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise."""
+        if not self.client._wait_sync(self.job_id, timeout):
+            raise JobTimeout(self.job_id, timeout or 0)
+        return self.result()
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.job_id!r})"
+
+
+class AsyncJobHandle:
+    """A submitted job, for asyncio code."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
+
+    async def state(self) -> JobState:
+        state = await self.client._parts().store.state(self.job_id)
+        if state is None:
+            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+        return state
+
+    async def result(self) -> CompletionResult:
+        result = await self.client._parts().store.get(self.job_id)
+        if result is None:
+            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+        return result
+
+    async def wait(self, timeout: float | None = None) -> CompletionResult:
+        if not await self.client._wait_async(self.job_id, timeout):
+            raise JobTimeout(self.job_id, timeout or 0)
+        return await self.result()
+
+    def __repr__(self) -> str:
+        return f"AsyncJobHandle({self.job_id!r})"
+
+
+class _AsyncParts:
+    def __init__(
+        self, client: aioredis.Redis, store: AsyncJobStore, listener: CompletionListener
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.listener = listener
+
+    async def close(self) -> None:
+        await self.listener.close()
+        await self.client.aclose()
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, so sync callers share one pub/sub listener."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="turnout-client", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)

@@ -1,0 +1,236 @@
+"""The YAML config: deployments (provider + model + credential) and named routing policies.
+
+Every problem is reported with the file, the key path and how to fix it, all at once, so a
+broken config takes one edit, not one per error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from routing.catalog import PROVIDERS, ProviderSpec
+from routing.errors import ConfigError
+from routing.models import Identifier, RoutingPolicy
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class DeploymentConfig(BaseModel):
+    """One provider + model + credential: the unit turnout routes to (and, later, trips)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    provider: str
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
+    api_key_env: EnvName | None = None
+    input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    output_cost_per_mtok: float | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, gt=0)
+    rpm: int | None = Field(default=None, gt=0)
+
+    @property
+    def spec(self) -> ProviderSpec:
+        return PROVIDERS[self.provider]
+
+    @property
+    def key_env(self) -> str | None:
+        """The variable holding this deployment's key: its own ``api_key_env`` or the provider's."""
+        return self.api_key_env or self.spec.key_env
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.input_cost_per_mtok is None or self.output_cost_per_mtok is None:
+            return None
+        return (
+            prompt_tokens * self.input_cost_per_mtok + completion_tokens * self.output_cost_per_mtok
+        ) / 1_000_000
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    policies: dict[Identifier, RoutingPolicy] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"  {self.path}: {self.message}\n      fix: {self.fix}"
+
+
+def config_error(source: str, problems: Iterable[ConfigProblem]) -> ConfigError:
+    listed = list(problems)
+    header = f"{source}: {len(listed)} problem{'s' if len(listed) != 1 else ''} in the config"
+    return ConfigError("\n".join([header, *map(str, listed)]))
+
+
+class TurnoutConfig:
+    """A validated config: deployments by id, policies by name."""
+
+    def __init__(
+        self,
+        deployments: Iterable[DeploymentConfig],
+        policies: dict[str, RoutingPolicy] | None = None,
+        *,
+        source: str = "<config>",
+    ) -> None:
+        self.deployments: dict[str, DeploymentConfig] = {d.id: d for d in deployments}
+        self.policies: dict[str, RoutingPolicy] = dict(policies or {})
+        self.source = source
+
+    def deployment(self, deployment_id: str) -> DeploymentConfig:
+        return self.deployments[deployment_id]
+
+    def unknown_targets(self, targets: Iterable[str]) -> list[str]:
+        return [t for t in targets if t not in self.deployments]
+
+    def check_credentials(self, is_set: Callable[[str], bool]) -> None:
+        """Raise ConfigError naming every deployment whose required key variable is unset."""
+        problems = []
+        for index, deployment in enumerate(self.deployments.values()):
+            env = deployment.key_env
+            if env is None or not deployment.spec.key_required or is_set(env):
+                continue
+            problems.append(
+                ConfigProblem(
+                    f"deployments[{index}] ({deployment.id})",
+                    f"{deployment.provider} needs an API key, and {env} is not set",
+                    f"export {env}=... (or add it to .env), or point api_key_env at the "
+                    "variable that holds this deployment's key",
+                )
+            )
+        if problems:
+            raise config_error(self.source, problems)
+
+
+def load_config(path: str | Path) -> TurnoutConfig:
+    """Read and validate a config file; raise ConfigError with every problem found."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: cannot read the config file ({exc.strerror or exc}); "
+            "fix: set TURNOUT_CONFIG to the path of an existing YAML file"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(
+            f"{source}: not valid YAML{where}: {problem}; fix: correct the YAML syntax there"
+        ) from None
+    return parse_config(data, source=source)
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
+    if not isinstance(data, dict):
+        raise config_error(
+            source,
+            [
+                ConfigProblem(
+                    "(top level)",
+                    "the config must be a mapping with 'deployments:' and 'policies:'",
+                    "start from the example in README.md",
+                )
+            ],
+        )
+    try:
+        parsed = _ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(source, _describe(exc)) from None
+    problems = list(_cross_check(parsed))
+    if problems:
+        raise config_error(source, problems)
+    return TurnoutConfig(parsed.deployments, parsed.policies, source=source)
+
+
+def _cross_check(parsed: _ConfigFile) -> Iterable[ConfigProblem]:
+    seen: dict[str, int] = {}
+    for index, deployment in enumerate(parsed.deployments):
+        if deployment.provider not in PROVIDERS:
+            yield ConfigProblem(
+                f"deployments[{index}].provider",
+                f"unknown provider {deployment.provider!r}",
+                _choose(deployment.provider, PROVIDERS),
+            )
+        if deployment.id in seen:
+            yield ConfigProblem(
+                f"deployments[{index}].id",
+                f"duplicate id {deployment.id!r} (also deployments[{seen[deployment.id]}])",
+                "give every deployment its own id; ids key breakers and metrics",
+            )
+        seen.setdefault(deployment.id, index)
+    for name, policy in parsed.policies.items():
+        for index, target in enumerate(policy.targets):
+            if target not in seen:
+                yield ConfigProblem(
+                    f"policies.{name}.targets[{index}]",
+                    f"unknown deployment {target!r}",
+                    _choose(target, seen, what="a deployment id"),
+                )
+
+
+def _choose(value: str, known: Iterable[str], *, what: str = "one of") -> str:
+    names = sorted(known)
+    close = difflib.get_close_matches(value, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    prefix = "use one of" if what == "one of" else f"use {what} from"
+    return f"{hint}{prefix}: {', '.join(names)}"
+
+
+_FIELD_HINTS = {
+    "deployments": sorted(DeploymentConfig.model_fields),
+    "policies": sorted(RoutingPolicy.model_fields),
+    "": sorted(_ConfigFile.model_fields),
+}
+
+
+def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
+    for error in exc.errors():
+        location = [part for part in error["loc"] if part != "__root__"]
+        path = _key_path(location)
+        if error["type"] == "extra_forbidden":
+            section = str(location[0]) if len(location) > 1 else ""
+            allowed = _FIELD_HINTS.get(section, [])
+            key = str(location[-1])
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            yield ConfigProblem(
+                path,
+                f"unknown key {key!r}",
+                f"{hint}remove it; allowed keys here: {', '.join(allowed)}",
+            )
+        elif error["type"] == "missing":
+            yield ConfigProblem(path, "required key is missing", "add it")
+        else:
+            yield ConfigProblem(
+                path,
+                f"{error['msg']} (got {error.get('input')!r})",
+                "see the config example in README.md",
+            )
+
+
+def _key_path(location: list[int | str]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"

@@ -1,0 +1,236 @@
+"""The error taxonomy: every way a turnout job can go wrong, and what each one means.
+
+Exception hierarchy::
+
+    TurnoutError
+    ├── InvalidRequest            bad input, rejected by the producer before anything is enqueued
+    ├── ConfigError               the YAML config or the environment is wrong (names file, key, fix)
+    ├── JobFailed                 Client.complete(): the job ended failed; carries its result
+    ├── JobTimeout                a wait for a job ran out before the job finished
+    └── ProviderError             one failed call to one deployment; its class decides what's next
+        ├── RateLimited           rate_limited      retry the same deployment after Retry-After
+        ├── Overloaded            overloaded        retry with backoff, then fail over
+        ├── ServerError           server_error      retry with backoff, then fail over
+        ├── ProviderTimeout       timeout           retry with backoff, then fail over
+        ├── ConnectionFailed      connection        retry with backoff, then fail over
+        ├── AuthFailed            auth              fail over: this credential is wrong
+        ├── PermissionDenied      permission        fail over
+        ├── ModelNotFound         model_not_found   fail over
+        ├── ContextLength         context_length    fail over: another deployment may fit it
+        ├── ContentPolicy         content_policy    fail over
+        ├── InvalidResponse       invalid_response  fail over: the provider broke its protocol
+        └── BadRequest            bad_request       fail the job: the request is wrong everywhere
+
+A job that fails carries one ``ErrorClass``: the class of its deciding provider error, or one of
+the job-level classes (``deadline_exceeded``, ``no_candidates``, ``worker_lost``, ``internal``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from routing.models import CompletionResult
+
+
+class ErrorClass(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    PERMISSION = "permission"
+    MODEL_NOT_FOUND = "model_not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_POLICY = "content_policy"
+    INVALID_RESPONSE = "invalid_response"
+    # Job-level classes: no single provider call decided these.
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    NO_CANDIDATES = "no_candidates"
+    WORKER_LOST = "worker_lost"
+    INTERNAL = "internal"
+
+
+class Disposition(Enum):
+    """What the worker does after a provider error of a given class."""
+
+    RETRY_THEN_FAILOVER = "retry_then_failover"
+    FAILOVER = "failover"
+    FAIL_JOB = "fail_job"
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.OVERLOADED,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.TIMEOUT,
+        ErrorClass.CONNECTION,
+    }
+)
+
+
+def disposition(error_class: ErrorClass) -> Disposition:
+    """Transient classes are retried on the same deployment first; a malformed request fails the
+    job at once (every provider would refuse it); everything else moves to the next target."""
+    if error_class in _RETRYABLE:
+        return Disposition.RETRY_THEN_FAILOVER
+    if error_class is ErrorClass.BAD_REQUEST:
+        return Disposition.FAIL_JOB
+    return Disposition.FAILOVER
+
+
+class TurnoutError(Exception):
+    """Base of every error turnout raises on purpose."""
+
+
+class InvalidRequest(TurnoutError, ValueError):
+    """The caller's input is wrong; nothing was enqueued."""
+
+
+class ConfigError(TurnoutError):
+    """The config file or environment is wrong. The message names the file, the key and the fix."""
+
+
+class JobTimeout(TurnoutError, TimeoutError):
+    """Waiting for a job ran out of time; the job itself may still finish later."""
+
+    def __init__(self, job_id: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout:g}s; it may still finish")
+        self.job_id = job_id
+
+
+class JobFailed(TurnoutError):
+    """``Client.complete`` raises this for a job that ended ``failed``; see ``.result``."""
+
+    def __init__(self, result: CompletionResult) -> None:
+        error = result.error
+        detail = f"{error.error_class}: {error.message}" if error else "unknown error"
+        super().__init__(f"job {result.job_id} failed: {detail}")
+        self.result = result
+
+
+class ProviderError(TurnoutError):
+    """One call to one deployment failed. Messages must already be free of secrets."""
+
+    error_class: ClassVar[ErrorClass] = ErrorClass.SERVER_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+        provider_code: str | None = None,
+        should_retry: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+        self.provider_code = provider_code
+        #: The provider's own verdict (``x-should-retry``), when it gave one.
+        self.should_retry = should_retry
+
+    @property
+    def disposition(self) -> Disposition:
+        if self.should_retry is False and disposition(self.error_class) is (
+            Disposition.RETRY_THEN_FAILOVER
+        ):
+            return Disposition.FAILOVER
+        return disposition(self.error_class)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status_code={self.status_code}, "
+            f"retry_after_s={self.retry_after_s})"
+        )
+
+
+class RateLimited(ProviderError):
+    error_class = ErrorClass.RATE_LIMITED
+
+
+class Overloaded(ProviderError):
+    error_class = ErrorClass.OVERLOADED
+
+
+class ServerError(ProviderError):
+    error_class = ErrorClass.SERVER_ERROR
+
+
+class ProviderTimeout(ProviderError):
+    error_class = ErrorClass.TIMEOUT
+
+
+class ConnectionFailed(ProviderError):
+    error_class = ErrorClass.CONNECTION
+
+
+class AuthFailed(ProviderError):
+    error_class = ErrorClass.AUTH
+
+
+class PermissionDenied(ProviderError):
+    error_class = ErrorClass.PERMISSION
+
+
+class ModelNotFound(ProviderError):
+    error_class = ErrorClass.MODEL_NOT_FOUND
+
+
+class BadRequest(ProviderError):
+    error_class = ErrorClass.BAD_REQUEST
+
+
+class ContextLength(ProviderError):
+    error_class = ErrorClass.CONTEXT_LENGTH
+
+
+class ContentPolicy(ProviderError):
+    error_class = ErrorClass.CONTENT_POLICY
+
+
+class InvalidResponse(ProviderError):
+    error_class = ErrorClass.INVALID_RESPONSE
+
+
+PROVIDER_ERRORS: dict[ErrorClass, type[ProviderError]] = {
+    cls.error_class: cls
+    for cls in (
+        RateLimited,
+        Overloaded,
+        ServerError,
+        ProviderTimeout,
+        ConnectionFailed,
+        AuthFailed,
+        PermissionDenied,
+        ModelNotFound,
+        BadRequest,
+        ContextLength,
+        ContentPolicy,
+        InvalidResponse,
+    )
+}
+
+
+def provider_error(
+    error_class: ErrorClass,
+    message: str,
+    *,
+    status_code: int | None = None,
+    retry_after_s: float | None = None,
+    provider_code: str | None = None,
+    should_retry: bool | None = None,
+) -> ProviderError:
+    """Build the ProviderError subclass for ``error_class``."""
+    return PROVIDER_ERRORS[error_class](
+        message,
+        status_code=status_code,
+        retry_after_s=retry_after_s,
+        provider_code=provider_code,
+        should_retry=should_retry,
+    )

@@ -1,0 +1,201 @@
+"""Models at turnout's boundaries: what callers submit, what a job records, what they get back.
+
+They validate at the producer so a bad job never reaches a worker, and they are the JSON stored
+in the job record, so a worker re-validates exactly what the producer accepted.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from routing.errors import ErrorClass
+
+# Bounds that protect Redis and the workers from absurd input; far above any real prompt.
+MAX_MESSAGES = 2048
+MAX_REQUEST_CHARS = 4_000_000
+MAX_OUTPUT_TOKENS = 1_000_000
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    role: Role
+    content: str = Field(min_length=1)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, content: str) -> str:
+        if not content.strip():
+            raise ValueError("message content is blank")
+        return content
+
+
+class CompletionRequest(_Strict):
+    """One chat completion, in the provider-neutral shape every adapter translates from."""
+
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_OUTPUT_TOKENS)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None, max_length=4
+    )
+    metadata: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ] = Field(default_factory=dict, max_length=16)
+    idempotency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+        | None
+    ) = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_list(cls, stop: object) -> object:
+        return [stop] if isinstance(stop, str) else stop
+
+    @model_validator(mode="after")
+    def _has_a_turn_and_fits(self) -> CompletionRequest:
+        if all(message.role == "system" for message in self.messages):
+            raise ValueError("messages need at least one user or assistant message")
+        if sum(len(message.content) for message in self.messages) > MAX_REQUEST_CHARS:
+            raise ValueError(f"messages exceed {MAX_REQUEST_CHARS} characters in total")
+        return self
+
+    @classmethod
+    def from_prompt(
+        cls, prompt: str, *, system: str | None = None, max_tokens: int | None = None
+    ) -> CompletionRequest:
+        messages = [Message(role="system", content=system)] if system else []
+        messages.append(Message(role="user", content=prompt))
+        return cls(messages=messages, max_tokens=max_tokens)
+
+
+class RoutingPolicy(_Strict):
+    """How a job chooses and retries its deployments. Carried whole by every job, so a job's
+    routing is fixed when it is submitted, whatever the config says later.
+
+    Backoff on one deployment is exponential with full jitter::
+
+        wait(n) = random(0, min(backoff_max_s, backoff_base_s * 2**n))   # n = retries so far
+
+    unless the provider named a delay (Retry-After), which is honoured when it is at most
+    ``retry_after_max_s``; a longer one moves the job to the next target instead of waiting.
+    """
+
+    strategy: Literal["ordered"] = "ordered"
+    targets: list[Identifier] = Field(min_length=1, max_length=64)
+    attempt_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    deadline_s: float = Field(default=300.0, gt=0, le=86_400)
+    retries_per_target: int = Field(default=1, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.5, ge=0, le=60)
+    backoff_max_s: float = Field(default=8.0, ge=0, le=600)
+    retry_after_max_s: float = Field(default=60.0, ge=0, le=3600)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, targets: list[str]) -> list[str]:
+        duplicates = sorted({t for t in targets if targets.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"targets are listed twice: {', '.join(duplicates)}")
+        return targets
+
+
+class Usage(_Strict):
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+    cached_tokens: int | None = Field(default=None, ge=0)
+
+
+class ProviderCompletion(_Strict):
+    """What an adapter makes of a successful provider response."""
+
+    text: str
+    finish_reason: FinishReason
+    provider_finish_reason: str | None
+    usage: Usage | None
+    model: str | None = None
+    response_id: str | None = None
+
+
+AttemptOutcome = Literal["ok"] | ErrorClass
+
+
+class Attempt(_Strict):
+    """One call to one deployment, as the attempt log records it."""
+
+    deployment: str
+    provider: str
+    model: str
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    latency_ms: float
+    retry_after_s: float | None = None
+    message: str | None = None
+    run: int = 1
+    started_at: float
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+class JobError(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    error_class: ErrorClass = Field(alias="class")
+    message: str
+
+
+class CompletionResult(_Strict):
+    """A job as its caller sees it: the contract of ``turnout submit --json``."""
+
+    job_id: str
+    state: JobState
+    text: str | None = None
+    finish_reason: FinishReason | None = None
+    provider_finish_reason: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    error: JobError | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runs: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is JobState.SUCCEEDED
+
+    def to_json_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True)

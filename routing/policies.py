@@ -1,0 +1,60 @@
+"""Which routing policy a job gets: decided once, at submission, and carried by the job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from routing.config import TurnoutConfig
+from routing.errors import InvalidRequest
+from routing.models import RoutingPolicy
+
+DEFAULT_POLICY = "default"
+
+
+def resolve_policy(
+    config: TurnoutConfig,
+    policy: str | RoutingPolicy | dict[str, object] | None = None,
+    *,
+    targets: Sequence[str] | None = None,
+    max_deadline_s: float | None = None,
+) -> RoutingPolicy:
+    """Turn what the caller said (a policy name, a policy, or bare targets) into a policy whose
+    targets all exist in ``config``. Raises InvalidRequest, before anything is enqueued."""
+    if policy is not None and targets:
+        raise InvalidRequest("give a policy or targets, not both")
+    if targets:
+        resolved = _validated({"targets": list(targets)})
+    elif isinstance(policy, RoutingPolicy):
+        resolved = policy
+    elif isinstance(policy, dict):
+        resolved = _validated(policy)
+    else:
+        name = policy or DEFAULT_POLICY
+        if name not in config.policies:
+            known = ", ".join(sorted(config.policies)) or "none defined"
+            hint = "" if policy else " (no policy was given, so 'default' was looked up)"
+            raise InvalidRequest(
+                f"unknown policy {name!r}{hint}; policies in {config.source}: {known}"
+            )
+        resolved = config.policies[name]
+    unknown = config.unknown_targets(resolved.targets)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown deployment{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+            f"; deployments in {config.source}: {', '.join(sorted(config.deployments))}"
+        )
+    if max_deadline_s is not None and resolved.deadline_s > max_deadline_s:
+        raise InvalidRequest(
+            f"deadline_s {resolved.deadline_s:g} is longer than this stack allows "
+            f"({max_deadline_s:g}s, bounded by the broker's visibility timeout)"
+        )
+    return resolved
+
+
+def _validated(data: dict[str, object]) -> RoutingPolicy:
+    try:
+        return RoutingPolicy.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid routing policy: {exc}") from None

@@ -1,0 +1,48 @@
+"""The Celery app of workers, beat and Flower: ``celery -A workers.app worker|beat|flower``.
+
+Producers do not import this module: they build their own app with
+``workers.celery_config.create_app`` and send ``turnout.run_job`` by name, so they never load
+the tasks, the provider adapters or any credential.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import signals
+
+from workers.celery_config import create_app
+from workers.settings import Settings
+
+app = create_app(with_tasks=True)
+
+
+@signals.worker_init.connect
+def _check_config_before_consuming(**_: Any) -> None:
+    """Refuse to start with a broken config or a missing key, before taking any message."""
+    from workers.runtime import load_worker_config
+
+    load_worker_config(Settings())
+
+
+@signals.after_setup_logger.connect
+def _redact_logs(logger: logging.Logger, **_: Any) -> None:
+    from workers.log_setup import configure_worker_logging
+
+    configure_worker_logging(logger)
+
+
+@signals.worker_process_init.connect
+def _fresh_runtime_in_child(**_: Any) -> None:
+    from workers.runtime import reset_runtime
+
+    reset_runtime()
+
+
+@signals.worker_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    from workers import runtime
+
+    if runtime._runtime is not None:
+        runtime._runtime.close()

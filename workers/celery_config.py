@@ -1,0 +1,83 @@
+"""Celery's configuration, derived from Settings: at-least-once delivery on Redis.
+
+What loses or duplicates jobs on Celery + Redis, and why each line is here, is in
+../shared/celery-reliability.md §1:
+  * acks_late + reject_on_worker_lost: a message is acknowledged only after its job finished,
+    and a worker that dies mid-job gives it back instead of losing it;
+  * prefetch multiplier 1: a worker holds no more messages than it runs;
+  * one visibility timeout, set in all three places Celery reads it (broker transport, result
+    backend transport, app), above the longest job a producer may submit;
+  * JSON only: a message is a job id, never a pickle;
+  * the job record, not Celery's result backend, holds results: run_job ignores its result,
+    which saves a Redis write per job, and results that are stored expire after an hour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from routing.keys import Keys
+from workers.settings import Settings
+
+#: Room between a job's own deadline and the visibility timeout: the lease, the time to claim
+#: and finish, clock slack.
+VISIBILITY_MARGIN_S = 60.0
+
+
+def max_job_deadline_s(settings: Settings) -> float:
+    """The longest ``deadline_s`` a producer may submit on this stack."""
+    return settings.visibility_timeout_s - settings.lease_s - VISIBILITY_MARGIN_S
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    keys = Keys(settings.namespace)
+    visibility = settings.visibility_timeout_s
+    broker_options = {
+        "visibility_timeout": visibility,
+        "global_keyprefix": keys.prefix,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 25,
+        "retry_on_timeout": True,
+        "unacked_restore_interval": settings.unacked_restore_interval_s,
+        "unacked_restore_throttle": settings.unacked_restore_throttle,
+    }
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": broker_options,
+        "result_backend_transport_options": {
+            "visibility_timeout": visibility,
+            "global_keyprefix": keys.prefix,
+        },
+        "visibility_timeout": visibility,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": keys.queue,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": 3600,
+        "result_extended": False,
+        "task_ignore_result": True,
+        "worker_pool": "threads",
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 30.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_hijack_root_logger": True,
+        "broker_pool_limit": None,
+        "timezone": "UTC",
+    }
+
+
+def create_app(settings: Settings | None = None, *, with_tasks: bool = False) -> Celery:
+    """A Celery app on ``settings``; ``with_tasks`` only for the worker's own app."""
+    app = Celery("turnout", include=["workers.tasks"] if with_tasks else [])
+    app.conf.update(celery_config(settings or Settings()))
+    return app

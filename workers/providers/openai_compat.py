@@ -1,0 +1,248 @@
+"""OpenAI chat completions, and every provider that speaks it (../shared/providers.md §2, §8-17).
+
+OpenAI, Groq, Together, DeepSeek, xAI, OpenRouter, Mistral, Ollama (/v1), vLLM and LM Studio
+share the request and success shapes; they differ in error bodies and in which status codes
+mean what, so ``classify_error`` knows each one's quirks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr
+
+from routing.config import DeploymentConfig
+from routing.errors import (
+    AuthFailed,
+    BadRequest,
+    ContentPolicy,
+    ContextLength,
+    InvalidResponse,
+    ModelNotFound,
+    Overloaded,
+    PermissionDenied,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+)
+from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
+from workers.http import HttpCall, HttpReply
+from workers.providers.retry_headers import parse_retry_after, parse_should_retry
+
+USER_AGENT = "turnout/0.1"
+MAX_ERROR_MESSAGE = 500
+
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "model_length": "length",  # Mistral: the model's context ran out
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "error": "error",  # Mistral
+}
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "context window",
+    "too many tokens",
+    "reduce the length",
+    "prompt is too long",
+)
+
+
+class OpenAICompatibleAdapter:
+    """Builds chat-completion calls for one deployment and reads their replies."""
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        *,
+        base_url: str,
+        api_key: SecretStr | None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.url = f"{base_url.rstrip('/')}/chat/completions"
+        self._api_key = api_key
+        self._extra_headers = dict(extra_headers or {})
+
+    def build_call(self, request: CompletionRequest) -> HttpCall:
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+            **self._extra_headers,
+        }
+        if self._api_key is not None:
+            headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        body = chat_body(request, self.deployment.model, self.deployment.spec.max_tokens_field)
+        return HttpCall("POST", self.url, headers, json.dumps(body).encode())
+
+    def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
+        if reply.status != 200:
+            raise classify_error(self.deployment.provider, reply.status, reply.body, reply.headers)
+        return parse_chat_completion(reply.body)
+
+
+def chat_body(request: CompletionRequest, model: str, max_tokens_field: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+    }
+    if request.max_tokens is not None:
+        body[max_tokens_field] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = list(request.stop)
+    return body
+
+
+def parse_chat_completion(raw: bytes) -> ProviderCompletion:
+    """Read a 200 response. Refusals and filtered output are content_policy; a body that is not
+    what the protocol promises is invalid_response, never a crash."""
+    data = _json(raw)
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+        content = message.get("content")
+        provider_reason = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise InvalidResponse(
+            f"200 response without choices[0].message: {_snippet(raw)}", status_code=200
+        ) from None
+    if content is not None and not isinstance(content, str):
+        raise InvalidResponse("choices[0].message.content is not a string", status_code=200)
+    if message.get("refusal"):
+        raise ContentPolicy(f"the model refused: {_clip(str(message['refusal']))}", status_code=200)
+    if provider_reason == "content_filter" and not content:
+        raise ContentPolicy("the provider's content filter withheld the output", status_code=200)
+    if provider_reason == "insufficient_system_resource":  # DeepSeek: interrupted mid-generation
+        raise Overloaded("the provider ran out of capacity mid-generation", status_code=200)
+    finish_reason = _FINISH_REASONS.get(str(provider_reason), "stop")
+    return ProviderCompletion(
+        text=content or "",
+        finish_reason=finish_reason,
+        provider_finish_reason=None if provider_reason is None else str(provider_reason),
+        usage=_usage(data.get("usage")),
+        model=data.get("model") if isinstance(data.get("model"), str) else None,
+        response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+    )
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        prompt = int(raw.get("prompt_tokens") or 0)
+        completion = int(raw.get("completion_tokens") or 0)
+        total = int(raw.get("total_tokens") or prompt + completion)
+    except (TypeError, ValueError):
+        return None
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if cached is None:
+        cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=cached if isinstance(cached, int) else None,
+    )
+
+
+def classify_error(
+    provider: str, status: int, body: bytes, headers: Mapping[str, str]
+) -> ProviderError:
+    """Map a non-200 reply to one error class (the table in providers.md §0)."""
+    message, code = error_details(body)
+    lowered = f"{code or ''} {message}".lower()
+    details: dict[str, Any] = {
+        "status_code": status,
+        "retry_after_s": parse_retry_after(headers),
+        "provider_code": code,
+        "should_retry": parse_should_retry(headers),
+    }
+    text = f"{status} from {provider}: {message}"
+    if status == 400:
+        if any(marker in lowered for marker in _CONTEXT_MARKERS):
+            return ContextLength(text, **details)
+        if "content_filter" in lowered or "content_policy" in lowered:
+            return ContentPolicy(text, **details)
+        if provider == "xai" and "api key" in lowered:  # xAI answers a wrong key with 400
+            return AuthFailed(text, **details)
+        return BadRequest(text, **details)
+    if status == 401:
+        return AuthFailed(text, **details)
+    if status == 402:  # out of credits: this credential may not spend; try another
+        return PermissionDenied(text, **details)
+    if status == 403:
+        if provider == "together" and "context length" in lowered:
+            return ContextLength(text, **details)
+        if provider == "openrouter" and ("moderation" in lowered or "flagged" in lowered):
+            return ContentPolicy(text, **details)
+        return PermissionDenied(text, **details)
+    if status == 404:
+        return ModelNotFound(text, **details)
+    if status == 408:
+        return ProviderTimeout(text, **details)
+    if status == 413:
+        return ContextLength(text, **details)
+    if status == 429:
+        if code == "insufficient_quota":  # a quota, not a rate: waiting does not help
+            return PermissionDenied(text, **details)
+        return RateLimited(text, **details)
+    if status in (498, 503, 529):  # Groq flex capacity, overloaded, Anthropic-style overload
+        return Overloaded(text, **details)
+    if status == 504:
+        return ProviderTimeout(text, **details)
+    if status >= 500 or status == 409:
+        return ServerError(text, **details)
+    return BadRequest(text, **details)
+
+
+def error_details(body: bytes) -> tuple[str, str | None]:
+    """(message, code) from any of the error envelopes the OpenAI family uses:
+    ``{"error": {"message", "code"}}`` (OpenAI, vLLM, OpenRouter), ``{"error": "...",
+    "code": "..."}`` (xAI, vLLM's auth middleware), ``{"message", "code"}`` (Mistral), or text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _snippet(body) or "(empty body)", None
+    if not isinstance(data, dict):
+        return _snippet(body), None
+    error = data.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("type") or json.dumps(error)
+        code = error.get("code") or error.get("type")
+    elif isinstance(error, str):
+        message, code = error, data.get("code")
+    else:
+        message = data.get("message") or data.get("detail") or _snippet(body)
+        code = data.get("code") or data.get("type")
+    return _clip(str(message)), None if code is None else str(code)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)  # leading blank lines (DeepSeek's keep-alives) are whitespace
+    except ValueError:
+        raise InvalidResponse(
+            f"200 response is not JSON: {_snippet(raw)}", status_code=200
+        ) from None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
+
+
+def _snippet(raw: bytes) -> str:
+    return _clip(raw[:MAX_ERROR_MESSAGE].decode("utf-8", "replace").strip())

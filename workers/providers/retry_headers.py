@@ -1,0 +1,50 @@
+"""What a provider's response headers say about retrying, parsed the way the official SDKs do.
+
+Order (openai-python and anthropic-sdk-python ``_parse_retry_after_header``): ``retry-after-ms``
+(milliseconds), then ``retry-after`` as seconds, then ``retry-after`` as an HTTP date.
+``x-should-retry: true|false`` is the server's own verdict and overrides the status code.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Callable, Mapping
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds the provider asked us to wait, or None when it did not say (or said nonsense)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return _sane(float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return _sane(float(raw))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(raw)
+    if parsed is None:
+        return None
+    # A date already past means "now".
+    return max(0.0, email.utils.mktime_tz(parsed) - now())
+
+
+def _sane(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
+    value = headers.get("x-should-retry", "").strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None

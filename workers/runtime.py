@@ -1,0 +1,193 @@
+"""What a worker process holds (config, credentials, Redis, HTTP clients) and how it runs a job.
+
+``WorkerRuntime.run_job`` is the whole of a job's life on a worker, as a plain function: the
+Celery task only calls it and turns its report into an ack or a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from routing.config import DeploymentConfig, TurnoutConfig, load_config
+from routing.errors import ConfigError, ErrorClass
+from routing.keys import Keys
+from routing.models import CompletionRequest, JobError, JobState, ProviderCompletion
+from routing.planning import plan_candidates
+from workers.execution import ExecutionResult, execute_job
+from workers.http import HttpTransport, HttpxTransport
+from workers.jobstore import JobStore, redis_client
+from workers.leases import LeaseKeeper
+from workers.providers.registry import ProviderAdapter, build_adapter
+from workers.redaction import Redactor
+from workers.settings import Settings
+
+log = logging.getLogger("turnout.worker")
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """What the Celery task returns (a small summary, never completion text) or waits for."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    #: Set when another worker holds a live lease on the job: look again after this long.
+    retry_in_s: float | None = None
+
+
+def load_worker_config(settings: Settings) -> TurnoutConfig:
+    """The config a worker runs with: valid, and with every required key variable set."""
+    if settings.config_path is None:
+        raise ConfigError(
+            "TURNOUT_CONFIG is not set; fix: point it at the YAML file of deployments and "
+            "policies (see README.md)"
+        )
+    config = load_config(settings.config_path)
+    config.check_credentials(settings.is_set)
+    return config
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        config: TurnoutConfig,
+        *,
+        store: JobStore,
+        transport: HttpTransport,
+        adapters: dict[str, ProviderAdapter],
+        redactor: Redactor,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.store = store
+        self.transport = transport
+        self.adapters = adapters
+        self.redact = redactor
+        self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None) -> WorkerRuntime:
+        settings = settings or Settings()
+        config = load_worker_config(settings)
+        adapters = {d.id: build_adapter(d, settings) for d in config.deployments.values()}
+        secrets = [
+            value
+            for d in config.deployments.values()
+            if d.key_env and (value := settings.value_of(d.key_env))
+        ]
+        store = JobStore(
+            redis_client(settings.redis_url), Keys(settings.namespace), ttl_s=settings.job_ttl_s
+        )
+        transport = HttpxTransport(
+            connect_timeout_s=settings.connect_timeout_s, module=settings.http_client
+        )
+        return cls(
+            settings,
+            config,
+            store=store,
+            transport=transport,
+            adapters=adapters,
+            redactor=Redactor(secrets),
+        )
+
+    def close(self) -> None:
+        self.leases.stop()
+        self.transport.close()
+
+    def call_deployment(
+        self, deployment: DeploymentConfig, request: CompletionRequest, timeout_s: float
+    ) -> ProviderCompletion:
+        adapter = self.adapters[deployment.id]
+        reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
+        return adapter.parse_reply(reply)
+
+    def run_job(self, job_id: str) -> TaskReport:
+        token = uuid.uuid4().hex
+        claim = self.store.claim(
+            job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
+        )
+        if claim.status == "missing":
+            log.warning("job %s has no record (expired or deleted); dropping its message", job_id)
+            return TaskReport({"job_id": job_id, "state": "missing"})
+        if claim.status == "finished":
+            return TaskReport({"job_id": job_id, "state": str(claim.state)})
+        if claim.status == "leased":
+            # Another worker holds the lease (or held it and died): look again when it ends.
+            return TaskReport(retry_in_s=claim.lease_remaining_s + random.uniform(0.1, 1.0))
+        if claim.status == "exhausted":
+            return self._finish(
+                job_id,
+                _failure(
+                    ErrorClass.WORKER_LOST,
+                    f"the job was started {claim.runs} times and never finished; a worker died "
+                    "during each run, so it is failed as a poison job",
+                ),
+            )
+        assert claim.request is not None
+        assert claim.policy is not None
+        self.leases.hold(job_id, token)
+        try:
+            result = execute_job(
+                claim.request,
+                claim.policy,
+                plan_candidates(claim.policy, self.config),
+                call=self.call_deployment,
+                record_attempt=lambda attempt: self.store.append_attempt(job_id, attempt),
+                redact=self.redact,
+                run=claim.runs,
+            )
+        except redis.RedisError:
+            raise  # the job record is unreachable; the message stays unacked and is retried
+        except Exception as exc:
+            log.exception("job %s failed on an internal error", job_id)
+            result = _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self.leases.release(job_id)
+        return self._finish(job_id, result)
+
+    def _finish(self, job_id: str, result: ExecutionResult) -> TaskReport:
+        fields = result.outcome_fields()
+        recorded = self.store.finish(job_id, result.state, fields, result.unrecorded)
+        summary: dict[str, Any] = {"job_id": job_id, "state": result.state.value}
+        if result.deployment is not None:
+            summary["deployment"] = result.deployment.id
+            summary["cost_usd"] = fields.get("cost_usd")
+        if result.error is not None:
+            summary["error_class"] = result.error.error_class.value
+        if not recorded:
+            summary["duplicate"] = True
+            log.info("job %s had already finished; this run's outcome was not recorded", job_id)
+        return TaskReport(summary)
+
+
+def _failure(error_class: ErrorClass, message: str) -> ExecutionResult:
+    return ExecutionResult(
+        JobState.FAILED, error=JobError(error_class=error_class, message=message)
+    )
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> WorkerRuntime:
+    """The process's runtime, built on first use (after fork, in a prefork child)."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = WorkerRuntime.build()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the runtime (a forked child must not share its parent's sockets)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None

@@ -1,0 +1,131 @@
+"""Settings from the environment and ``.env``: one field per setting, named as its owner names it.
+
+Provider variables keep the providers' own names (OPENAI_API_KEY, GROQ_API_KEY, ...); turnout's
+own knobs are TURNOUT_*. API keys are ``SecretStr``: their repr is masked, and they are only
+unwrapped at the moment a request header is built.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_FILE = ".env"
+
+
+def _env(name: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(name, name.lower()))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- where things are -------------------------------------------------------------------
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    config_path: Path | None = Field(default=None, validation_alias="TURNOUT_CONFIG")
+    #: Prefix of every Redis key and queue, so several stacks (or test runs) share one Redis.
+    namespace: str = Field(
+        default="turnout", validation_alias="TURNOUT_NAMESPACE", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+
+    # --- delivery guarantees ----------------------------------------------------------------
+    #: Seconds before Redis hands an unacknowledged message to another worker. Must exceed the
+    #: longest job (lease + deadline); producers refuse deadlines that would not fit.
+    visibility_timeout_s: int = Field(
+        default=3600, ge=10, validation_alias="TURNOUT_VISIBILITY_TIMEOUT"
+    )
+    #: A running job's lease; its worker renews it every third of this. A dead worker's jobs
+    #: become claimable again this long after it died.
+    lease_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_LEASE_S")
+    #: Runs of one job before it is failed as poison (each redelivery after a crash is a run).
+    max_runs: int = Field(default=5, ge=1, validation_alias="TURNOUT_MAX_RUNS")
+    #: How long finished job records stay readable.
+    job_ttl_s: int = Field(default=7 * 86_400, ge=60, validation_alias="TURNOUT_JOB_TTL")
+    #: kombu's sweep for unacknowledged messages past the visibility timeout: every
+    #: interval x throttle seconds (kombu's defaults are 10 x 10).
+    unacked_restore_interval_s: float = Field(
+        default=10, gt=0, validation_alias="TURNOUT_RESTORE_INTERVAL"
+    )
+    unacked_restore_throttle: int = Field(
+        default=6, ge=1, validation_alias="TURNOUT_RESTORE_THROTTLE"
+    )
+
+    # --- worker -----------------------------------------------------------------------------
+    worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")
+    connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")
+    http_client: Literal["httpx", "httpx2"] = Field(
+        default="httpx", validation_alias="TURNOUT_HTTP_CLIENT"
+    )
+
+    # --- providers (names as each provider's docs and SDK use them) ---------------------------
+    openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL")
+    openai_organization: str | None = _env("OPENAI_ORGANIZATION")
+    openai_project: str | None = _env("OPENAI_PROJECT")
+    openrouter_api_key: SecretStr | None = _env("OPENROUTER_API_KEY")
+    openrouter_referer: str | None = _env("OPENROUTER_REFERER")
+    openrouter_title: str | None = _env("OPENROUTER_TITLE")
+    groq_api_key: SecretStr | None = _env("GROQ_API_KEY")
+    together_api_key: SecretStr | None = _env("TOGETHER_API_KEY")
+    deepseek_api_key: SecretStr | None = _env("DEEPSEEK_API_KEY")
+    xai_api_key: SecretStr | None = _env("XAI_API_KEY")
+    mistral_api_key: SecretStr | None = _env("MISTRAL_API_KEY")
+    ollama_base_url: str | None = _env("OLLAMA_BASE_URL")
+    ollama_api_key: SecretStr | None = _env("OLLAMA_API_KEY")
+    vllm_api_base: str | None = _env("VLLM_API_BASE")
+    vllm_api_key: SecretStr | None = _env("VLLM_API_KEY")
+    lmstudio_base_url: str | None = _env("LMSTUDIO_BASE_URL")
+    lm_api_token: SecretStr | None = _env("LM_API_TOKEN")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``OPENAI_API_KEY=`` in a .env file means "not set", not "the empty key"."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @cached_property
+    def _dotenv(self) -> dict[str, str | None]:
+        return dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
+
+    def value_of(self, env_name: str) -> str | None:
+        """The value of a provider variable, by the name a config file uses for it.
+
+        Known variables come from their field; any other name (a second key for one provider,
+        say ``OPENAI_API_KEY_2``) is read from the environment, then ``.env``.
+        """
+        field_name = _FIELD_BY_ENV.get(env_name.upper())
+        if field_name is not None:
+            value = getattr(self, field_name)
+            if isinstance(value, SecretStr):
+                return value.get_secret_value()
+            return None if value is None else str(value)
+        raw = os.environ.get(env_name)
+        if raw is None:
+            raw = self._dotenv.get(env_name)
+        return raw if raw and raw.strip() else None
+
+    def is_set(self, env_name: str) -> bool:
+        return self.value_of(env_name) is not None
+
+
+def _env_names(alias: object) -> list[str]:
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    return [str(choice).upper() for choice in choices if isinstance(choice, str)]
+
+
+#: Variable name -> the Settings field that reads it.
+_FIELD_BY_ENV: dict[str, str] = {
+    env: name
+    for name, info in Settings.model_fields.items()
+    for env in _env_names(info.validation_alias)
+}

@@ -1,0 +1,29 @@
+"""Celery tasks: thin adapters from a message to a plain function (workers.runtime)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from workers.app import app
+from workers.runtime import get_runtime
+
+
+@app.task(
+    name="turnout.run_job",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def run_job(self: Task, job_id: str) -> dict[str, Any]:
+    """Run one job to completion. The message carries the job id only; the job record in Redis
+    carries everything else. Returns a small summary (never the completion text)."""
+    report = get_runtime().run_job(job_id)
+    if report.retry_in_s is not None:
+        # Another worker holds the job's lease; the lease is far shorter than the visibility
+        # timeout, so this countdown never outlives the message's own redelivery window.
+        raise self.retry(countdown=report.retry_in_s)
+    return report.summary
