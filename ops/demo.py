@@ -8,6 +8,7 @@ job says what happened.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ops.localstack import LocalStack
@@ -66,7 +67,11 @@ def run_demo(*, jobs: int, console: Console) -> int:
             else "-"
         )
         table.add_row(
-            str(number), result.state.value, result.deployment or "-", route(result), elapsed
+            str(number),
+            result.state.value,
+            escape(result.deployment or "-"),
+            escape(route(result)),
+            elapsed,
         )
     console.print(table)
     served = {name: sum(r.deployment == name for r in results) for name in (PRIMARY, SECONDARY)}

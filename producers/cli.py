@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import redis
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ops import cli as ops_cli
@@ -34,7 +35,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -140,7 +141,7 @@ def status(
     for column in ("id", "provider", "model", "state"):
         table.add_column(column)
     for row in deployments:
-        table.add_row(row["id"], row["provider"], row["model"], row["state"])
+        table.add_row(*(escape(row[c]) for c in ("id", "provider", "model", "state")))
     out.print(table)
     out.print(f"queue {keys.queue}: {queue_length if queue_length is not None else '?'} waiting")
 
@@ -153,14 +154,17 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
         sys.stdout.write((result.text or "") + "\n")
         cost = f", ${result.cost_usd:.6f}" if result.cost_usd is not None else ""
         err.print(
-            f"[dim]job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "
-            f"{len(result.attempts)} attempt(s){cost}[/]",
+            escape(
+                f"job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "
+                f"{len(result.attempts)} attempt(s){cost}"
+            ),
+            style="dim",
             highlight=False,
         )
     elif result.state is JobState.FAILED and result.error is not None:
         err.print(
             f"[red]job {result.job_id} failed[/] "
-            f"[{result.error.error_class}] {result.error.message}",
+            + escape(f"[{result.error.error_class}] {result.error.message}"),
             highlight=False,
             soft_wrap=True,
         )
@@ -175,3 +179,7 @@ app.command("demo")(ops_cli.demo)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -150,35 +150,46 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
                 )
             ],
         )
+    problems = list(_cross_check(data))
     try:
         parsed = _ConfigFile.model_validate(data)
     except ValidationError as exc:
-        raise config_error(source, _describe(exc)) from None
-    problems = list(_cross_check(parsed))
+        problems = list(_describe(exc)) + problems
     if problems:
         raise config_error(source, problems)
     return TurnoutConfig(parsed.deployments, parsed.policies, source=source)
 
 
-def _cross_check(parsed: _ConfigFile) -> Iterable[ConfigProblem]:
+def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
+    """Checks that span entries. They read the raw data, so they report alongside schema errors
+    (and skip whatever the schema check already complains about)."""
     seen: dict[str, int] = {}
-    for index, deployment in enumerate(parsed.deployments):
-        if deployment.provider not in PROVIDERS:
+    deployments = data.get("deployments")
+    for index, deployment in enumerate(deployments if isinstance(deployments, list) else []):
+        if not isinstance(deployment, dict):
+            continue
+        provider = deployment.get("provider")
+        if isinstance(provider, str) and provider not in PROVIDERS:
             yield ConfigProblem(
                 f"deployments[{index}].provider",
-                f"unknown provider {deployment.provider!r}",
-                _choose(deployment.provider, PROVIDERS),
+                f"unknown provider {provider!r}",
+                _choose(provider, PROVIDERS),
             )
-        if deployment.id in seen:
+        deployment_id = deployment.get("id")
+        if not isinstance(deployment_id, str):
+            continue
+        if deployment_id in seen:
             yield ConfigProblem(
                 f"deployments[{index}].id",
-                f"duplicate id {deployment.id!r} (also deployments[{seen[deployment.id]}])",
+                f"duplicate id {deployment_id!r} (also deployments[{seen[deployment_id]}])",
                 "give every deployment its own id; ids key breakers and metrics",
             )
-        seen.setdefault(deployment.id, index)
-    for name, policy in parsed.policies.items():
-        for index, target in enumerate(policy.targets):
-            if target not in seen:
+        seen.setdefault(deployment_id, index)
+    policies = data.get("policies")
+    for name, policy in (policies if isinstance(policies, dict) else {}).items():
+        targets = policy.get("targets") if isinstance(policy, dict) else None
+        for index, target in enumerate(targets if isinstance(targets, list) else []):
+            if isinstance(target, str) and target not in seen:
                 yield ConfigProblem(
                     f"policies.{name}.targets[{index}]",
                     f"unknown deployment {target!r}",

@@ -25,7 +25,12 @@ def resolve_policy(
     if policy is not None and targets:
         raise InvalidRequest("give a policy or targets, not both")
     if targets:
-        resolved = _validated({"targets": list(targets)})
+        # The caller named no deadline: take the default, or the longest this stack allows.
+        implicit: dict[str, object] = {"targets": list(targets)}
+        default_deadline = RoutingPolicy.model_fields["deadline_s"].default
+        if max_deadline_s is not None and max_deadline_s < default_deadline:
+            implicit["deadline_s"] = max_deadline_s
+        resolved = _validated(implicit)
     elif isinstance(policy, RoutingPolicy):
         resolved = policy
     elif isinstance(policy, dict):

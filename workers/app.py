@@ -8,6 +8,7 @@ the tasks, the provider adapters or any credential.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import signals
@@ -18,12 +19,25 @@ from workers.settings import Settings
 app = create_app(with_tasks=True)
 
 
+#: sysexits.h EX_CONFIG: what a supervisor should read as "fix the configuration".
+EXIT_CONFIG = 78
+
+
 @signals.worker_init.connect
 def _check_config_before_consuming(**_: Any) -> None:
-    """Refuse to start with a broken config or a missing key, before taking any message."""
+    """Refuse to start with a broken config or a missing key, before taking any message.
+
+    Celery's signal dispatch logs and swallows a receiver's exceptions, so the problem is
+    printed here and the worker leaves with SystemExit, which it does not swallow.
+    """
+    from routing.errors import ConfigError
     from workers.runtime import load_worker_config
 
-    load_worker_config(Settings())
+    try:
+        load_worker_config(Settings())
+    except ConfigError as exc:
+        sys.stderr.write(f"turnout worker: cannot start: {exc}\n")
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 @signals.after_setup_logger.connect

@@ -21,13 +21,18 @@ from celery import Celery
 from routing.keys import Keys
 from workers.settings import Settings
 
-#: Room between a job's own deadline and the visibility timeout: the lease, the time to claim
-#: and finish, clock slack.
-VISIBILITY_MARGIN_S = 60.0
+#: Time to claim and finish a job, and clock slack, on top of its deadline and lease.
+VISIBILITY_MARGIN_S = 5.0
 
 
 def max_job_deadline_s(settings: Settings) -> float:
-    """The longest ``deadline_s`` a producer may submit on this stack."""
+    """The longest ``deadline_s`` a producer may submit on this stack.
+
+    Redis redelivers an unacknowledged message after the visibility timeout, to any worker. A
+    redelivered message must find the job finished, or its lease expired (its worker died), never
+    a live run: so a run (deadline) plus the lease of a worker that died at its end plus the margin
+    must fit inside the visibility timeout.
+    """
     return settings.visibility_timeout_s - settings.lease_s - VISIBILITY_MARGIN_S
 
 

@@ -110,8 +110,14 @@ class OpenAISimulator:
 
     # --- provider endpoints -----------------------------------------------------------------
 
-    async def _chat(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    async def _chat(self, scope: Scope, body: bytes, receive: Receive, raw_send: Send) -> None:
         stats = self.state.stats
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stats.statuses[message["status"]] += 1
+            await raw_send(message)
+
         stats.chat_requests += 1
         stats.in_flight += 1
         stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
@@ -264,7 +270,6 @@ class OpenAISimulator:
         *,
         processing_s: float = 0.0,
     ) -> None:
-        self.state.stats.statuses[status] += 1
         headers = [
             (b"content-type", b"application/json"),
             (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),

@@ -1,0 +1,57 @@
+"""What ``./dev demo`` and ``./dev test`` run once the virtualenv exists.
+
+``test`` uses the Redis at REDIS_URL (default 127.0.0.1:6379) when one answers, and starts an
+embedded one otherwise; then ruff, mypy and pytest, stopping at the first failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ops.embedded_redis import EmbeddedRedis, redis_answers
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def run_checks(extra_pytest_args: list[str]) -> int:
+    steps = [
+        [sys.executable, "-m", "ruff", "check", "."],
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        [sys.executable, "-m", "mypy", "."],
+        [sys.executable, "-m", "pytest", *extra_pytest_args],
+    ]
+    for step in steps:
+        print(f"\n$ {' '.join(step[2:])}", flush=True)
+        code = subprocess.call(step)
+        if code != 0:
+            print(f"\nFAILED: {' '.join(step[2:])} (exit {code})", flush=True)
+            return code
+    print("\nall checks passed", flush=True)
+    return 0
+
+
+def test(extra_pytest_args: list[str]) -> int:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    if redis_answers(url):
+        print(f"using the Redis at {url}", flush=True)
+        os.environ["REDIS_URL"] = url
+        return run_checks(extra_pytest_args)
+    print(f"no Redis answers at {url}: starting an embedded one", flush=True)
+    with EmbeddedRedis() as embedded:
+        os.environ["REDIS_URL"] = embedded.url
+        return run_checks(extra_pytest_args)
+
+
+def demo(args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "producers.cli", "demo", *args])
+
+
+def main() -> int:
+    command, args = sys.argv[1], sys.argv[2:]
+    return test(args) if command == "test" else demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

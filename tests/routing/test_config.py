@@ -1,0 +1,110 @@
+import textwrap
+
+import pytest
+
+from routing.config import load_config, parse_config
+from routing.errors import ConfigError
+
+VALID = """
+deployments:
+  - id: openai-main
+    provider: openai
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:9101/v1
+    input_cost_per_mtok: 0.15
+    output_cost_per_mtok: 0.60
+    context_window: 128000
+    rpm: 500
+  - id: groq-backup
+    provider: groq
+    model: llama-3.1-8b-instant
+    api_key_env: GROQ_KEY_2
+policies:
+  default:
+    strategy: ordered
+    targets: [openai-main, groq-backup]
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "turnout.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_the_contract_example_loads(tmp_path):
+    config = load_config(write(tmp_path, VALID))
+    main = config.deployment("openai-main")
+    assert main.key_env == "OPENAI_API_KEY"
+    assert config.deployment("groq-backup").key_env == "GROQ_KEY_2"
+    assert config.policies["default"].targets == ["openai-main", "groq-backup"]
+    assert main.cost_usd(1_000_000, 1_000_000) == pytest.approx(0.75)
+
+
+def problems(tmp_path, text):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    message = str(caught.value)
+    assert str(tmp_path / "turnout.yaml") in message, "the error names the file"
+    return message
+
+
+def test_unknown_key_names_its_path_and_a_fix(tmp_path):
+    message = problems(tmp_path, VALID.replace("    rpm: 500", "    rmp: 500"))
+    assert "deployments[0].rmp: unknown key 'rmp'" in message
+    assert "did you mean 'rpm'?" in message
+
+
+def test_unknown_provider_suggests_the_closest(tmp_path):
+    message = problems(tmp_path, VALID.replace("provider: openai", "provider: opneai"))
+    assert "deployments[0].provider: unknown provider 'opneai'" in message
+    assert "did you mean 'openai'?" in message
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    message = problems(tmp_path, VALID.replace("id: groq-backup", "id: openai-main"))
+    assert "deployments[1].id: duplicate id 'openai-main' (also deployments[0])" in message
+
+
+def test_a_policy_naming_an_unknown_deployment(tmp_path):
+    message = problems(
+        tmp_path, VALID.replace("[openai-main, groq-backup]", "[openai-main, groq-bakup]")
+    )
+    assert "policies.default.targets[1]: unknown deployment 'groq-bakup'" in message
+    assert "did you mean 'groq-backup'?" in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    broken = VALID.replace("provider: openai", "provider: nope").replace("rpm: 500", "rpm: -1")
+    message = problems(tmp_path, broken)
+    assert "2 problems" in message
+    assert "deployments[0].rpm" in message
+    assert "deployments[0].provider" in message
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path):
+    message = problems(tmp_path, "deployments:\n  - id: [unclosed\n")
+    assert "not valid YAML at line" in message
+
+
+def test_a_missing_file_says_which_variable_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="TURNOUT_CONFIG"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_a_deployment_whose_key_variable_is_unset(config):
+    with pytest.raises(ConfigError) as caught:
+        config.check_credentials(lambda env: env == "GROQ_API_KEY")
+    message = str(caught.value)
+    assert (
+        "deployments[0] (openai-main): openai needs an API key, and OPENAI_API_KEY is not set"
+        in (message)
+    )
+    assert "export OPENAI_API_KEY=" in message
+    assert "groq" not in message, "a set variable is not a problem"
+    assert "local" not in message, "ollama needs no key"
+
+
+def test_the_top_level_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_config(["deployments"], source="x.yaml")

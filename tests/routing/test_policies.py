@@ -1,0 +1,45 @@
+import pytest
+
+from routing.errors import InvalidRequest
+from routing.models import RoutingPolicy
+from routing.planning import plan_candidates
+from routing.policies import resolve_policy
+
+
+def test_no_policy_means_the_default_one(config):
+    assert resolve_policy(config).targets == ["openai-main", "groq-backup"]
+
+
+def test_a_named_policy(config):
+    assert resolve_policy(config, "local_first").deadline_s == 30
+
+
+def test_bare_targets_make_an_ordered_policy(config):
+    policy = resolve_policy(config, targets=["groq-backup", "local"])
+    assert (policy.strategy, policy.targets) == ("ordered", ["groq-backup", "local"])
+
+
+def test_bare_targets_fit_their_deadline_to_the_stack(config):
+    assert resolve_policy(config, targets=["local"], max_deadline_s=20).deadline_s == 20
+    assert resolve_policy(config, targets=["local"], max_deadline_s=5000).deadline_s == 300
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        ({"policy": "nightly"}, "unknown policy 'nightly'"),
+        ({"targets": ["openai-main", "nope"]}, "unknown deployment 'nope'"),
+        ({"policy": {"targets": []}}, "invalid routing policy"),
+        ({"policy": "default", "targets": ["local"]}, "not both"),
+        ({"policy": RoutingPolicy(targets=["local"], deadline_s=5000)}, "longer than this stack"),
+    ],
+)
+def test_what_cannot_run_is_refused_up_front(config, kwargs, complaint):
+    with pytest.raises(InvalidRequest, match=complaint):
+        resolve_policy(config, max_deadline_s=3000, **kwargs)
+
+
+def test_ordered_plan_keeps_the_order_and_reports_what_is_missing(config):
+    plan = plan_candidates(RoutingPolicy(targets=["local", "gone", "openai-main"]), config)
+    assert [d.id for d in plan.candidates] == ["local", "openai-main"]
+    assert plan.missing == ["gone"]

@@ -1,0 +1,116 @@
+"""The job record's transitions, against a real Redis (the Lua scripts are the logic)."""
+
+import time
+
+import pytest
+
+from routing.errors import ErrorClass
+from routing.keys import Keys
+from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
+from workers.jobstore import JobStore, redis_client
+
+POLICY = RoutingPolicy(targets=["a"])
+
+
+@pytest.fixture
+def store(redis_url, namespace):
+    client = redis_client(redis_url)
+    yield JobStore(client, Keys(namespace), ttl_s=600)
+    client.close()
+
+
+def attempt(outcome="ok", run=1):
+    return Attempt(
+        deployment="a",
+        provider="openai",
+        model="m",
+        outcome=outcome,
+        status_code=200,
+        latency_ms=12.5,
+        run=run,
+        started_at=time.time(),
+    )
+
+
+def test_create_then_read_back(store):
+    request = CompletionRequest.from_prompt("hi")
+    job_id, created = store.create("job-1", request, POLICY)
+    assert (job_id, created) == ("job-1", True)
+    result = store.get("job-1")
+    assert result is not None
+    assert (result.state, result.runs, result.text) == (JobState.QUEUED, 0, None)
+    assert result.created_at is not None
+    assert abs(result.created_at - time.time()) < 60
+    assert store.redis.ttl(store.keys.job("job-1")) > 0, "records expire"
+
+
+def test_an_idempotency_key_maps_to_one_job(store):
+    request = CompletionRequest.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], "idempotency_key": "order-42"}
+    )
+    assert store.create("job-1", request, POLICY) == ("job-1", True)
+    assert store.create("job-2", request, POLICY) == ("job-1", False)
+    assert store.get("job-2") is None
+
+
+def test_claims_leases_and_poison_runs(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    first = store.claim("job-1", "token-a", lease_s=5, max_runs=2)
+    assert first.status == "claimed"
+    assert first.request is not None
+    assert first.request.messages[0].content == "hi"
+    assert first.policy == POLICY
+    assert first.runs == 1
+
+    second = store.claim("job-1", "token-b", lease_s=5, max_runs=2)
+    assert second.status == "leased", "a live lease keeps a second worker out"
+    assert 4 < second.lease_remaining_s <= 5
+
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)  # the first worker died
+    assert store.claim("job-1", "token-b", lease_s=5, max_runs=2).runs == 2
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)
+    exhausted = store.claim("job-1", "token-c", lease_s=5, max_runs=2)
+    assert (exhausted.status, exhausted.runs) == ("exhausted", 2)
+
+
+def test_a_missing_job_is_reported(store):
+    assert store.claim("nope", "t", lease_s=5, max_runs=3).status == "missing"
+
+
+def test_renew_extends_only_leases_still_held(store):
+    for job_id in ("job-1", "job-2"):
+        store.create(job_id, CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "mine", lease_s=1, max_runs=3)
+    store.claim("job-2", "theirs", lease_s=1, max_runs=3)
+    assert store.renew({"job-1": "mine", "job-2": "mine"}, lease_s=30) == {
+        "job-1": True,
+        "job-2": False,
+    }
+    assert store.claim("job-1", "other", lease_s=1, max_runs=3).lease_remaining_s > 20
+
+
+def test_the_first_finish_wins_and_publishes(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "t", lease_s=5, max_runs=3)
+    pubsub = store.redis.pubsub()
+    pubsub.subscribe(store.keys.done_channel("job-1"))
+    store.append_attempt("job-1", attempt("overloaded"))
+    won = store.finish(
+        "job-1", JobState.SUCCEEDED, {"text": "hello", "deployment": "a"}, [attempt()]
+    )
+    lost = store.finish(
+        "job-1",
+        JobState.FAILED,
+        {"error": {"class": ErrorClass.INTERNAL.value, "message": "late duplicate"}},
+        [attempt("server_error", run=2)],
+    )
+    assert (won, lost) == (True, False)
+    result = store.get("job-1")
+    assert result is not None
+    assert (result.state, result.text, result.error) == (JobState.SUCCEEDED, "hello", None)
+    assert [a.outcome for a in result.attempts] == ["overloaded", "ok", "server_error"]
+    messages = [pubsub.get_message(timeout=1) for _ in range(2)]
+    assert messages[1] is not None
+    assert messages[1]["data"] == "succeeded"
+    assert store.claim("job-1", "t2", lease_s=5, max_runs=3).status == "finished"
+    pubsub.close()

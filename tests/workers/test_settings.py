@@ -1,0 +1,38 @@
+import pytest
+
+from workers.settings import Settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("OPENAI_API_KEY", "GROQ_API_KEY", "REDIS_URL", "TURNOUT_NAMESPACE", "MY_KEY_2"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_provider_variables_keep_the_providers_names(clean_env):
+    clean_env.setenv("OPENAI_API_KEY", "sk-test-abcdefgh")
+    clean_env.setenv("TURNOUT_NAMESPACE", "staging")
+    settings = Settings()
+    assert settings.value_of("OPENAI_API_KEY") == "sk-test-abcdefgh"
+    assert settings.namespace == "staging"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert "sk-test" not in repr(settings), "keys are SecretStr"
+
+
+def test_blank_values_mean_unset(clean_env):
+    clean_env.setenv("GROQ_API_KEY", "  ")
+    settings = Settings()
+    assert settings.groq_api_key is None
+    assert not settings.is_set("GROQ_API_KEY")
+
+
+def test_any_variable_a_config_names_is_read_from_env_then_dotenv(clean_env, tmp_path):
+    assert Settings().value_of("MY_KEY_2") is None
+    (tmp_path / ".env").write_text("MY_KEY_2=from-dotenv-123\nOPENAI_API_KEY=sk-dotenv-key1\n")
+    settings = Settings()
+    assert settings.value_of("MY_KEY_2") == "from-dotenv-123"
+    assert settings.value_of("OPENAI_API_KEY") == "sk-dotenv-key1"
+    clean_env.setenv("MY_KEY_2", "from-env-456")
+    assert Settings().value_of("MY_KEY_2") == "from-env-456"
