@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from producers.client import Client
-from tests.integration.harness import Sim, Worker, stack_env, write_config
+from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
 from workers.settings import Settings
 
 
@@ -27,9 +27,7 @@ class Stack:
     redis_url: str
 
     def settings(self) -> Settings:
-        return Settings(
-            **{k: v for k, v in self.env.items() if k.startswith(("TURNOUT_", "REDIS"))}
-        )
+        return settings_for(self.env)
 
     def client(self) -> Client:
         return Client(settings=self.settings())

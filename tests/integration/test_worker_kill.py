@@ -4,8 +4,7 @@ import time
 
 from producers.client import Client
 from routing.models import JobState
-from tests.integration.harness import Sim, Worker, stack_env, write_config
-from workers.settings import Settings
+from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
 
 
 def test_a_job_in_flight_when_its_worker_is_killed_completes_once(redis_url, namespace, tmp_path):
@@ -15,8 +14,7 @@ def test_a_job_in_flight_when_its_worker_is_killed_completes_once(redis_url, nam
     env = stack_env(redis_url, namespace, config, [primary, secondary])
     first = Worker(env, tmp_path / "first.log").start()
     second = Worker(env, tmp_path / "second.log")
-    settings = Settings(**{k: v for k, v in env.items() if k.startswith(("TURNOUT_", "REDIS"))})
-    client = Client(settings=settings)
+    client = Client(settings=settings_for(env))
     try:
         handle = client.submit("survive a crash")
         deadline = time.monotonic() + 20

@@ -82,4 +82,4 @@ def test_result_json_uses_the_contract_names():
 def test_messages_are_immutable():
     message = Message(role="user", content="hi")
     with pytest.raises(ValidationError):
-        message.content = "changed"
+        message.content = "changed"  # type: ignore[misc]

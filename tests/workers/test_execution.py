@@ -14,7 +14,14 @@ from routing.errors import (
     RateLimited,
     ServerError,
 )
-from routing.models import CompletionRequest, JobState, ProviderCompletion, RoutingPolicy, Usage
+from routing.models import (
+    Attempt,
+    CompletionRequest,
+    JobState,
+    ProviderCompletion,
+    RoutingPolicy,
+    Usage,
+)
 from routing.planning import plan_candidates
 from workers.execution import execute_job
 
@@ -78,7 +85,7 @@ class ScriptedProviders:
 def run(scripts, *, call_s=0.1, **policy_fields):
     clock = FakeClock()
     providers = ScriptedProviders(clock, scripts, call_s)
-    recorded = []
+    recorded: list[Attempt] = []
     policy = RoutingPolicy(
         targets=list(scripts), **{"backoff_base_s": 1.0, "backoff_max_s": 8.0, **policy_fields}
     )
@@ -241,7 +248,7 @@ def test_no_configured_target_fails_with_no_candidates():
 def test_attempts_are_written_before_the_next_one_starts():
     written_before_call = []
     clock = FakeClock()
-    recorded = []
+    recorded: list[Attempt] = []
     providers = ScriptedProviders(clock, {"primary": [Overloaded("503")] * 2, "secondary": [OK]})
 
     def call(deployment, request, timeout):

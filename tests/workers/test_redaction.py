@@ -20,9 +20,13 @@ def test_keys_a_provider_echoes_back_are_masked_even_when_unknown():
 
 def test_log_records_and_tracebacks_are_scrubbed(caplog):
     logger = logging.getLogger("turnout.test.redaction")
-    handler = logging.Handler()
-    records = []
-    handler.emit = records.append
+    records: list[logging.LogRecord] = []
+
+    class Collecting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collecting()
     logger.addHandler(handler)
     install_log_redaction(Redactor([KEY]), logger)
     try:
