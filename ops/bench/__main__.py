@@ -1,0 +1,321 @@
+"""``python -m ops.bench overhead|throughput``: turnout against baselines from the same run.
+
+overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
+            worker, simulator), beside a raw httpx call to the same 0 ms simulator.
+throughput  N jobs queued, then drained by one worker process against a simulator that takes
+            500 ms: jobs/s, calls in flight, worker CPU per job, peak RSS, beside the same worker
+            configuration draining N Celery tasks that only sleep 500 ms (Celery's own floor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import redis
+import typer
+import yaml
+
+from ops.embedded_redis import EmbeddedRedis, redis_answers
+from ops.simulator.server import LOOPBACK, free_port
+from routing.models import JobState
+
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@dataclass
+class Bench:
+    redis_url: str
+    namespace: str
+    sim_url: str
+    env: dict[str, str]
+    workdir: Path
+
+    def settings(self) -> Any:
+        from workers.settings import Settings
+
+        return Settings.model_validate(
+            {k: v for k, v in self.env.items() if k.startswith(("TURNOUT_", "REDIS_URL"))}
+        )
+
+    def sim_state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.sim_url}/_sim/state", timeout=5) as response:  # noqa: S310
+            state: dict[str, Any] = json.loads(response.read())
+            return state
+
+
+@contextmanager
+def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
+    """Redis (the one at REDIS_URL, or embedded), one simulator process, a config."""
+    workdir = Path(tempfile.mkdtemp(prefix="turnout-bench-"))
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    embedded = None if redis_answers(url) else EmbeddedRedis().start()
+    redis_url = embedded.url if embedded else url
+    key = f"bench-{secrets.token_hex(12)}"
+    port = free_port()
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ops.simulator",
+            "--port",
+            str(port),
+            "--name",
+            "bench",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        env={**os.environ, "TURNOUT_SIM_API_KEY": key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    namespace = f"bench-{secrets.token_hex(4)}"
+    config = workdir / "turnout.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "deployments": [
+                    {
+                        "id": "bench",
+                        "provider": "openai",
+                        "model": "sim-model",
+                        "base_url": f"http://{LOOPBACK}:{port}/v1",
+                        "api_key_env": "BENCH_SIM_KEY",
+                    }
+                ],
+                "policies": {"default": {"targets": ["bench"], "deadline_s": 120}},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "TURNOUT_NAMESPACE": namespace,
+        "TURNOUT_CONFIG": str(config),
+        "TURNOUT_CONCURRENCY": str(concurrency),
+        "BENCH_SIM_KEY": key,
+    }
+    bench = Bench(redis_url, namespace, f"http://{LOOPBACK}:{port}", env, workdir)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                bench.sim_state()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield bench
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        if embedded:
+            embedded.stop()
+
+
+@contextmanager
+def worker(bench: Bench, app_module: str, concurrency: int) -> Iterator[subprocess.Popen[bytes]]:
+    log = (bench.workdir / f"{app_module}.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app_module,
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-l",
+            "warning",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
+        env=bench.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(60)
+        log.close()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@app.command()
+def overhead(
+    jobs: Annotated[int, typer.Option(help="Sequential jobs (and raw calls).")] = 300,
+) -> None:
+    """Queue overhead: one job at a time, 0 ms provider, against a raw httpx call."""
+    from producers.client import Client
+
+    with bench_stack(0, concurrency=8) as bench:
+        body = {"model": "sim-model", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {bench.env['BENCH_SIM_KEY']}"}
+        raw: list[float] = []
+        with httpx.Client() as http:
+            for _ in range(jobs + 20):
+                started = time.perf_counter()
+                http.post(f"{bench.sim_url}/v1/chat/completions", json=body, headers=headers).json()
+                raw.append(time.perf_counter() - started)
+        raw = raw[20:]
+        through: list[float] = []
+        with worker(bench, "workers.app", 8), Client(settings=bench.settings()) as client:
+            client.complete("warm up", timeout=60)
+            for n in range(jobs + 20):
+                started = time.perf_counter()
+                client.complete(f"overhead {n}", timeout=60)
+                through.append(time.perf_counter() - started)
+        through = through[20:]
+    raw_ms = [s * 1000 for s in raw]
+    job_ms = [s * 1000 for s in through]
+    print(f"\nqueue overhead, {jobs} sequential jobs, 0 ms simulator")
+    print(f"{'':24}{'median ms':>12}{'p99 ms':>10}")
+    print(f"{'raw httpx call':24}{statistics.median(raw_ms):12.2f}{pct(raw_ms, 0.99):10.2f}")
+    print(
+        f"{'turnout submit->result':24}{statistics.median(job_ms):12.2f}{pct(job_ms, 0.99):10.2f}"
+    )
+    ratio = statistics.median(job_ms) / statistics.median(raw_ms)
+    print(
+        f"ratio (median): {ratio:.1f}x a raw call; "
+        f"overhead {statistics.median(job_ms) - statistics.median(raw_ms):.2f} ms per job"
+    )
+
+
+def drain(
+    bench: Bench, app_module: str, concurrency: int, total: int, done: Callable[[], bool]
+) -> dict[str, float]:
+    """Start a worker on a full queue; time it from its first message until ``done()``."""
+    client = redis.Redis.from_url(bench.redis_url)
+    queue = f"{bench.namespace}:jobs"
+    with worker(bench, app_module, concurrency) as process:
+        while client.llen(queue) >= total:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: see {bench.workdir}")
+            time.sleep(0.002)
+        started, (user0, sys0) = time.perf_counter(), cpu_seconds(process.pid)
+        while not done():
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        user1, sys1 = cpu_seconds(process.pid)
+        rss = peak_rss_mb(process.pid)
+    client.close()
+    return {
+        "jobs_s": total / elapsed,
+        "cpu_ms": (user1 - user0 + sys1 - sys0) * 1000 / total,
+        "sys_ms": (sys1 - sys0) * 1000 / total,
+        "rss_mb": rss,
+        "s": elapsed,
+    }
+
+
+@app.command()
+def throughput(
+    jobs: Annotated[int, typer.Option(help="Jobs queued before the worker starts.")] = 2000,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 500,
+    concurrency: Annotated[int, typer.Option(help="Threads of the one worker process.")] = 400,
+    floor: Annotated[bool, typer.Option(help="Also measure Celery's floor.")] = True,
+) -> None:
+    """One worker process draining N queued jobs against a slow provider."""
+    from ops.bench.floor_app import sleep
+    from producers.client import Client
+
+    rows: dict[str, dict[str, float]] = {}
+    states: Counter[str] = Counter()
+    with bench_stack(latency_ms, concurrency=concurrency) as bench:
+        if floor:
+            floor_app = sleep.app
+            floor_app.conf.update(_celery_conf(bench))
+            counter = f"{bench.namespace}:bench:slept"
+            with floor_app.producer_or_acquire() as producer:
+                for _ in range(jobs):
+                    sleep.apply_async((latency_ms / 1000, counter), producer=producer)
+            with redis.Redis.from_url(bench.redis_url) as r:
+                rows["celery floor (sleep task)"] = drain(
+                    bench,
+                    "ops.bench.floor_app",
+                    concurrency,
+                    jobs,
+                    lambda: int(r.get(counter) or 0) >= jobs,
+                )
+        with Client(settings=bench.settings()) as client:
+            handles = [client.submit(f"throughput {n}") for n in range(jobs)]
+
+            def finished() -> bool:
+                # Cheap while running (the last job queued); then every job, once.
+                if client.store.state(handles[-1].job_id) not in FINISHED:
+                    return False
+                states.clear()
+                states.update(str(client.store.state(h.job_id)) for h in handles)
+                return states["succeeded"] + states["failed"] == jobs
+
+            rows["turnout jobs"] = drain(bench, "workers.app", concurrency, jobs, finished)
+        peak = bench.sim_state()["stats"]["peak_in_flight"]
+    print(
+        f"\none worker process, threads -c {concurrency}, {jobs} jobs, {latency_ms:g} ms provider"
+    )
+    print(f"{'':28}{'jobs/s':>9}{'CPU ms/job':>12}{'(kernel)':>10}{'peak RSS MB':>13}")
+    for name, row in rows.items():
+        print(
+            f"{name:28}{row['jobs_s']:9.0f}{row['cpu_ms']:12.2f}{row['sys_ms']:10.2f}"
+            f"{row['rss_mb']:13.0f}"
+        )
+    print(f"peak calls in flight at the provider: {peak}")
+    print(f"turnout job states: {dict(states)}")
+    if "celery floor (sleep task)" in rows:
+        ratio = rows["turnout jobs"]["jobs_s"] / rows["celery floor (sleep task)"]["jobs_s"]
+        print(f"turnout / celery floor: {ratio:.2f}")
+
+
+def _celery_conf(bench: Bench) -> dict[str, Any]:
+    from workers.celery_config import celery_config
+
+    return celery_config(bench.settings())
+
+
+if __name__ == "__main__":
+    app()
