@@ -77,6 +77,20 @@ class _DeadlineReached(Exception):
     """No time left for another attempt."""
 
 
+class _StopBeforeDeadline(stop_base):
+    """Stop retrying when the next wait would leave no time for another attempt."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self.deadline = deadline
+        self.clock = clock
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self.clock() + state.upcoming_sleep + MIN_ATTEMPT_S >= self.deadline
+
+
+_JITTER = random.Random()
+
+
 class _AttemptLog:
     """Holds the latest attempt until another one is about to start, then writes it."""
 
@@ -111,7 +125,7 @@ def execute_job(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> ExecutionResult:
-    jitter = rng or random.Random()
+    jitter = rng or _JITTER
     deadline = clock() + policy.deadline_s
     log = _AttemptLog(record_attempt)
 
@@ -143,17 +157,12 @@ def execute_job(
         ceiling = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (state.attempt_number - 1))
         return jitter.uniform(0, ceiling)
 
-    class StopBeforeDeadline(stop_base):
-        """Stop when the next wait would leave no time for another attempt."""
-
-        def __call__(self, state: RetryCallState) -> bool:
-            return clock() + state.upcoming_sleep + MIN_ATTEMPT_S >= deadline
-
     last_error: ProviderError | None = None
     out_of_deadline = False
     for deployment in plan.candidates:
         retrying = Retrying(
-            stop=stop_after_attempt(policy.retries_per_target + 1) | StopBeforeDeadline(),
+            stop=stop_after_attempt(policy.retries_per_target + 1)
+            | _StopBeforeDeadline(deadline, clock),
             wait=backoff,
             retry=retry_if_exception(retryable),
             sleep=sleep,

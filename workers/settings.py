@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -61,9 +61,6 @@ class Settings(BaseSettings):
     # --- worker -----------------------------------------------------------------------------
     worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")
-    http_client: Literal["httpx", "httpx2"] = Field(
-        default="httpx", validation_alias="TURNOUT_HTTP_CLIENT"
-    )
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")

@@ -19,7 +19,8 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
-def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+def _config(app: Any, host: str, port: int, *, grace_s: int = 5) -> uvicorn.Config:
+    # A hanging request (the --hang fault) must not hold shutdown: grace_s bounds the wait.
     return uvicorn.Config(
         app,
         host=host,
@@ -31,6 +32,7 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         backlog=4096,
         timeout_keep_alive=75,
+        timeout_graceful_shutdown=grace_s,
     )
 
 
@@ -46,7 +48,7 @@ class ServerThread:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
-        config = _config(app, host, self.port)
+        config = _config(app, host, self.port, grace_s=1)
         config.loop = "asyncio"  # uvloop installs a global policy; keep the test process clean
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
