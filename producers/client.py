@@ -39,6 +39,8 @@ PolicyLike = str | RoutingPolicy | dict[str, Any] | None
 T = TypeVar("T")
 
 TASK_NAME = "turnout.run_job"
+#: Redis connections a client may hold; callers beyond it wait for one rather than fail.
+MAX_CONNECTIONS = 128
 
 
 class SubmitError(TurnoutError):
@@ -78,7 +80,9 @@ class Client:
         self.keys = Keys(self.settings.namespace)
         self.config = self._load_config(config)
         self.store = JobStore(
-            redis_client(self.settings.redis_url), self.keys, ttl_s=self.settings.job_ttl_s
+            redis_client(self.settings.redis_url, max_connections=MAX_CONNECTIONS),
+            self.keys,
+            ttl_s=self.settings.job_ttl_s,
         )
         self._celery = create_app(self.settings)
         self._max_deadline_s = max_job_deadline_s(self.settings)
@@ -214,9 +218,14 @@ class Client:
         loop = asyncio.get_running_loop()
         parts = self._async_parts.get(loop)
         if parts is None:
-            client = aioredis.Redis.from_url(
-                self.settings.redis_url, decode_responses=True, socket_connect_timeout=5
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis_url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=10,
+                decode_responses=True,
+                socket_connect_timeout=5,
             )
+            client = aioredis.Redis(connection_pool=pool)
             parts = _AsyncParts(
                 client,
                 AsyncJobStore(client, self.keys, ttl_s=self.settings.job_ttl_s),

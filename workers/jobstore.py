@@ -109,15 +109,25 @@ return {1}
 """
 
 
-def redis_client(url: str, *, socket_timeout_s: float = 10.0) -> redis.Redis:
-    """A client for job records: bounded timeouts, so a lost Redis is an error, not a hang."""
-    return redis.Redis.from_url(
+def redis_client(
+    url: str, *, max_connections: int = 64, socket_timeout_s: float = 10.0
+) -> redis.Redis:
+    """A client for job records.
+
+    Bounded timeouts, so a lost Redis is an error, not a hang. A blocking pool sized to the
+    caller's threads: redis-py's default pool holds 100 connections and fails at once beyond
+    that, which a worker with hundreds of threads reaches in a burst.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout_s,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=5,
         health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 @dataclass(frozen=True)

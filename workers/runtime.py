@@ -21,7 +21,7 @@ from routing.keys import Keys
 from routing.models import CompletionRequest, JobError, JobState, ProviderCompletion
 from routing.planning import plan_candidates
 from workers.execution import ExecutionResult, execute_job
-from workers.http import HttpTransport, HttpxTransport
+from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import JobStore, redis_client
 from workers.leases import LeaseKeeper
 from workers.providers.registry import ProviderAdapter, build_adapter
@@ -29,6 +29,9 @@ from workers.redaction import Redactor
 from workers.settings import Settings
 
 log = logging.getLogger("turnout.worker")
+
+#: How long before a job whose record could not be reached is tried again.
+REDIS_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,12 @@ class WorkerRuntime:
             if d.key_env and (value := settings.value_of(d.key_env))
         ]
         store = JobStore(
-            redis_client(settings.redis_url), Keys(settings.namespace), ttl_s=settings.job_ttl_s
+            # One connection per thread, and some for the lease keeper and redeliveries.
+            redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
+            Keys(settings.namespace),
+            ttl_s=settings.job_ttl_s,
         )
-        transport = HttpxTransport(
-            connect_timeout_s=settings.connect_timeout_s, module=settings.http_client
-        )
+        transport = HttpcoreTransport(connect_timeout_s=settings.connect_timeout_s)
         return cls(
             settings,
             config,
@@ -108,6 +112,15 @@ class WorkerRuntime:
         return adapter.parse_reply(reply)
 
     def run_job(self, job_id: str) -> TaskReport:
+        """Run a job to its end, or say when to look again. Never loses the job: when its record
+        is out of reach, the message is retried rather than acknowledged."""
+        try:
+            return self._run_job(job_id)
+        except redis.RedisError as exc:
+            log.warning("job %s: Redis unreachable (%s); retrying the message", job_id, exc)
+            return TaskReport(retry_in_s=REDIS_RETRY_S + random.uniform(0.0, REDIS_RETRY_S))
+
+    def _run_job(self, job_id: str) -> TaskReport:
         token = uuid.uuid4().hex
         claim = self.store.claim(
             job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
@@ -143,7 +156,7 @@ class WorkerRuntime:
                 run=claim.runs,
             )
         except redis.RedisError:
-            raise  # the job record is unreachable; the message stays unacked and is retried
+            raise  # the job record is unreachable: run_job retries the message
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
             result = _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))

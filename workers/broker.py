@@ -1,0 +1,36 @@
+"""kombu's Redis transport, keeping one Redis client per channel.
+
+kombu builds a new ``redis.Redis`` object for every operation that has no client at hand, which
+is every ack and every "unacked" bookkeeping write: two per message. Building one costs more
+than the round trip it serves (redis-py sets up response callbacks and an event dispatcher each
+time); reusing one client per channel cut Celery's own CPU per message by ~15% here (ops/bench).
+redis-py clients are thread-safe and share the channel's connection pool, as before.
+
+Selected with Celery's ``broker_transport`` setting; URLs stay ``redis://``, so Flower and
+other tools keep recognising the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+
+
+class Channel(kombu_redis.Channel):
+    _reused_client: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client is not None:
+            yield client
+            return
+        if self._reused_client is None:
+            self._reused_client = self._create_client()  # type: ignore[no-untyped-call]
+        yield self._reused_client
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
