@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -77,15 +78,16 @@ def up(
         stack.start()
     try:
         stack.wait_for_worker()
-        console.print("[green]turnout is up.[/] In another shell:")
+        say = partial(console.print, soft_wrap=True, highlight=False)
+        say("[green]turnout is up.[/] In another shell:")
         for name, value in stack.public_env().items():
-            console.print(f"  export {name}={value}")
-        console.print('  turnout submit --prompt "Hello" --wait')
-        console.print(
+            say(f"  export {name}={value}")
+        say('  turnout submit --prompt "Hello" --wait')
+        say(
             f"Flower: http://{LOOPBACK}:{stack.flower_port} "
             f"(user {stack.flower_user}, password {stack.flower_password})"
         )
-        console.print(f"Logs: {stack.workdir}   Ctrl-C stops everything.")
+        say(f"Logs: {stack.workdir}   Ctrl-C stops everything.")
         while True:
             time.sleep(1)
     except KeyboardInterrupt:

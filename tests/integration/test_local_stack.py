@@ -1,0 +1,90 @@
+"""``turnout up``: the local stack starts, serves jobs and Flower, and Ctrl-C stops all of it."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from ops.simulator.server import free_port
+from tests.integration.conftest import run_cli
+
+
+def children_of(pid):
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
+    flower_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_")}
+    env["REDIS_URL"] = redis_url
+    turnout = str(Path(sys.executable).parent / "turnout")
+    up = subprocess.Popen(
+        [turnout, "up", "--flower-port", str(flower_port), "--worker-concurrency", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    exports = {}
+    try:
+        deadline = time.monotonic() + 90
+        assert up.stdout is not None
+        for line in up.stdout:
+            if match := re.match(r"\s+export (\w+)=(\S+)", line):
+                exports[match[1]] = match[2]
+            if line.startswith("Logs:"):
+                break
+            assert time.monotonic() < deadline, "turnout up did not come up"
+        assert set(exports) == {"REDIS_URL", "TURNOUT_CONFIG", "TURNOUT_NAMESPACE"}
+
+        done = run_cli(["submit", "--prompt", "hello", "--wait", "--json"], {**env, **exports})
+        assert done.returncode == 0, done.stderr
+        assert '"deployment": "sim-primary"' in done.stdout
+
+        flower = f"http://127.0.0.1:{flower_port}"
+        while get(f"{flower}/healthcheck") != 200:
+            assert time.monotonic() < deadline, "flower never answered"
+            time.sleep(0.2)
+        assert get(f"{flower}/api/workers") == 401, "Flower's API needs the basic-auth password"
+
+        children = children_of(up.pid)
+        assert len(children) >= 5, "two simulators, worker, beat, flower"
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=90)
+    assert not [pid for pid in children if alive(pid)], "Ctrl-C stops every process it started"
+    with redis.Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=f"{exports['TURNOUT_NAMESPACE']}:*"))
+        if keys:
+            client.delete(*keys)
