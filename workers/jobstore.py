@@ -185,13 +185,23 @@ def result_from_record(
     )
 
 
+def _record_keys(keys: Keys, job_id: str, request: CompletionRequest) -> list[str]:
+    """The keys a create writes: the job hash, and its idempotency key when it has one."""
+    names = [keys.job(job_id)]
+    if request.idempotency_key:
+        names.append(keys.idempotency(request.idempotency_key))
+    return names
+
+
 def _create_args(
     keys: Keys, job_id: str, request: CompletionRequest, policy: RoutingPolicy, ttl_s: int
 ) -> tuple[list[str], list[str]]:
-    job_keys = [keys.job(job_id)]
-    if request.idempotency_key:
-        job_keys.append(keys.idempotency(request.idempotency_key))
-    return job_keys, [job_id, request.model_dump_json(), policy.model_dump_json(), str(ttl_s)]
+    return _record_keys(keys, job_id, request), [
+        job_id,
+        request.model_dump_json(),
+        policy.model_dump_json(),
+        str(ttl_s),
+    ]
 
 
 class JobStore:
@@ -217,10 +227,7 @@ class JobStore:
 
     def delete(self, job_id: str, request: CompletionRequest) -> None:
         """Undo a create whose Celery message could not be sent."""
-        names = [self.keys.job(job_id)]
-        if request.idempotency_key:
-            names.append(self.keys.idempotency(request.idempotency_key))
-        self.redis.delete(*names)
+        self.redis.delete(*_record_keys(self.keys, job_id, request))
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
@@ -296,10 +303,7 @@ class AsyncJobStore:
         return _text(existing), bool(created)
 
     async def delete(self, job_id: str, request: CompletionRequest) -> None:
-        names = [self.keys.job(job_id)]
-        if request.idempotency_key:
-            names.append(self.keys.idempotency(request.idempotency_key))
-        await self.redis.delete(*names)
+        await self.redis.delete(*_record_keys(self.keys, job_id, request))
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")
