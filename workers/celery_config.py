@@ -48,6 +48,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "retry_on_timeout": True,
         "unacked_restore_interval": settings.unacked_restore_interval_s,
         "unacked_restore_throttle": settings.unacked_restore_throttle,
+        # Acks come from the pool's threads: room for all of them (workers.broker blocks beyond).
+        "max_connections": settings.worker_concurrency + 32,
     }
     return {
         "broker_url": settings.redis_url,

@@ -12,12 +12,13 @@ building one costs ~18 ms.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -57,6 +58,84 @@ class HttpTransport(Protocol):
     def close(self) -> None: ...
 
 
+class _Deadline:
+    """The end of the call the current thread is making: every socket operation is capped by the
+    time left, so a call ends by its deadline whatever the server does (httpcore's own timeouts
+    apply to each operation, and a server sending a byte per read timeout would never end)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def set(self, at: float | None) -> None:
+        self._local.at = at
+
+    def cap(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        at: float | None = getattr(self._local, "at", None)
+        if at is None:
+            return timeout
+        remaining = at - time.monotonic()
+        if remaining <= 0:
+            raise expired("the call's deadline has passed")
+        return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.cap(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.cap(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        capped = self._deadline.cap(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, capped), self._deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: _Deadline) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        capped = self._deadline.cap(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, capped, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        capped = self._deadline.cap(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_unix_socket(path, capped, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
 class HttpcoreTransport:
     """HTTP/1.1 through httpcore (the transport under httpx), one connection pool per thread.
 
@@ -73,6 +152,7 @@ class HttpcoreTransport:
         self._max_body_bytes = max_body_bytes
         self._ssl_context = httpx.create_ssl_context()
         self._local = threading.local()
+        self._deadline = _Deadline()
         self._pools: list[httpcore.ConnectionPool] = []
         self._lock = threading.Lock()
 
@@ -80,7 +160,10 @@ class HttpcoreTransport:
         pool: httpcore.ConnectionPool | None = getattr(self._local, "pool", None)
         if pool is None:
             pool = httpcore.ConnectionPool(
-                ssl_context=self._ssl_context, max_keepalive_connections=8, keepalive_expiry=60
+                ssl_context=self._ssl_context,
+                max_keepalive_connections=8,
+                keepalive_expiry=60,
+                network_backend=_DeadlineBackend(self._deadline),
             )
             self._local.pool = pool
             with self._lock:
@@ -93,6 +176,7 @@ class HttpcoreTransport:
         connect_s = min(self._connect_timeout_s, timeout_s)
         timeouts = {"connect": connect_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         headers = [*call.headers.items(), ("accept-encoding", "gzip, deflate")]
+        self._deadline.set(deadline)
         try:
             with self._pool().stream(
                 call.method,
@@ -104,7 +188,7 @@ class HttpcoreTransport:
                 reply_headers = {
                     k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
                 }
-                raw = self._read_body(response.iter_stream(), deadline, timeout_s)
+                raw = self._read_body(response.iter_stream())
         except ProviderError:
             raise
         except httpcore.ConnectTimeout:
@@ -115,12 +199,12 @@ class HttpcoreTransport:
             ) from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+        finally:
+            self._deadline.set(None)
         body = _decoded(raw, reply_headers.get("content-encoding", ""), self._max_body_bytes)
         return HttpReply(response.status, reply_headers, body, time.monotonic() - started)
 
-    def _read_body(self, chunks: Iterable[bytes], deadline: float, timeout_s: float) -> bytes:
-        """Read chunk by chunk, so a server that dribbles bytes cannot hold a call past its
-        deadline by more than one read timeout."""
+    def _read_body(self, chunks: Iterable[bytes]) -> bytes:
         received: list[bytes] = []
         size = 0
         for chunk in chunks:
@@ -128,8 +212,6 @@ class HttpcoreTransport:
             size += len(chunk)
             if size > self._max_body_bytes:
                 raise InvalidResponse(f"response body larger than {self._max_body_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise ProviderTimeout(f"response not complete within {timeout_s:g}s")
         return b"".join(received)
 
     def close(self) -> None:

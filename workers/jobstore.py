@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from routing.keys import Keys
 from routing.models import (
@@ -132,12 +133,14 @@ def redis_client(
 
 @dataclass(frozen=True)
 class Claim:
-    status: Literal["claimed", "missing", "finished", "leased", "exhausted"]
+    status: Literal["claimed", "unreadable", "missing", "finished", "leased", "exhausted"]
     request: CompletionRequest | None = None
     policy: RoutingPolicy | None = None
     runs: int = 0
     state: JobState | None = None
     lease_remaining_s: float = 0.0
+    #: Why a claimed job's record could not be read (written by a newer producer, or damaged).
+    problem: str | None = None
 
 
 def _text(value: Any) -> str:
@@ -147,12 +150,12 @@ def _text(value: Any) -> str:
 def parse_claim(reply: list[Any]) -> Claim:
     status = _text(reply[0])
     if status == "claimed":
-        return Claim(
-            "claimed",
-            request=CompletionRequest.model_validate_json(reply[1]),
-            policy=RoutingPolicy.model_validate_json(reply[2]),
-            runs=int(reply[3]),
-        )
+        try:
+            request = CompletionRequest.model_validate_json(reply[1])
+            policy = RoutingPolicy.model_validate_json(reply[2])
+        except ValidationError as exc:
+            return Claim("unreadable", runs=int(reply[3]), problem=str(exc))
+        return Claim("claimed", request=request, policy=policy, runs=int(reply[3]))
     if status == "finished":
         return Claim("finished", state=JobState(_text(reply[1])))
     if status == "leased":

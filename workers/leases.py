@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 
@@ -21,14 +22,16 @@ class LeaseKeeper:
     def __init__(self, store: JobStore, *, lease_s: float) -> None:
         self._store = store
         self._lease_s = lease_s
-        self._held: dict[str, str] = {}
+        self._held: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self, job_id: str, token: str) -> None:
+    def hold(self, job_id: str, token: str, *, for_s: float) -> None:
+        """Keep the lease alive for at most ``for_s`` seconds: a run that somehow outlives its
+        deadline lets its lease lapse, so the job does not stay pinned to a stuck worker."""
         with self._lock:
-            self._held[job_id] = token
+            self._held[job_id] = (token, time.monotonic() + for_s)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._renew_forever, name="turnout-leases", daemon=True
@@ -40,8 +43,10 @@ class LeaseKeeper:
             self._held.pop(job_id, None)
 
     def held(self) -> dict[str, str]:
+        """The leases still worth renewing: job id -> token."""
+        now = time.monotonic()
         with self._lock:
-            return dict(self._held)
+            return {job_id: token for job_id, (token, until) in self._held.items() if until > now}
 
     def stop(self) -> None:
         self._stop.set()
@@ -57,7 +62,8 @@ class LeaseKeeper:
             if not ours:
                 log.warning("lost the lease on job %s (finished or taken over)", job_id)
                 with self._lock:
-                    if self._held.get(job_id) == leases[job_id]:
+                    held = self._held.get(job_id)
+                    if held is not None and held[0] == leases[job_id]:
                         del self._held[job_id]
 
     def _renew_forever(self) -> None:

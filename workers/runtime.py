@@ -14,11 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from routing.config import DeploymentConfig, TurnoutConfig, load_config
-from routing.errors import ConfigError, ErrorClass
+from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
 from routing.keys import Keys
-from routing.models import CompletionRequest, JobError, JobState, ProviderCompletion
+from routing.models import (
+    Attempt,
+    CompletionRequest,
+    JobError,
+    JobState,
+    ProviderCompletion,
+    RoutingPolicy,
+)
 from routing.planning import plan_candidates
 from workers.execution import ExecutionResult, execute_job
 from workers.http import HttpcoreTransport, HttpTransport
@@ -32,6 +40,8 @@ log = logging.getLogger("turnout.worker")
 
 #: How long before a job whose record could not be reached is tried again.
 REDIS_RETRY_S = 2.0
+#: How long a worker keeps trying to record a finished job's outcome through Redis errors.
+FINISH_PATIENCE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,16 @@ class WorkerRuntime:
     ) -> ProviderCompletion:
         adapter = self.adapters[deployment.id]
         reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
-        return adapter.parse_reply(reply)
+        try:
+            return adapter.parse_reply(reply)
+        except ProviderError:
+            raise
+        except Exception as exc:  # a reply the adapter cannot read is the provider's fault
+            raise InvalidResponse(
+                f"{reply.status} from {deployment.provider} could not be read: "
+                f"{type(exc).__name__}: {exc}",
+                status_code=reply.status,
+            ) from None
 
     def run_job(self, job_id: str) -> TaskReport:
         """Run a job to its end, or say when to look again. Never loses the job: when its record
@@ -142,31 +161,73 @@ class WorkerRuntime:
                     "during each run, so it is failed as a poison job",
                 ),
             )
-        assert claim.request is not None
-        assert claim.policy is not None
-        self.leases.hold(job_id, token)
+        grace = self.settings.lease_s + FINISH_PATIENCE_S
+        deadline_s = claim.policy.deadline_s if claim.policy else 0.0
+        self.leases.hold(job_id, token, for_s=deadline_s + grace)
         try:
-            result = execute_job(
-                claim.request,
-                claim.policy,
-                plan_candidates(claim.policy, self.config),
-                call=self.call_deployment,
-                record_attempt=lambda attempt: self.store.append_attempt(job_id, attempt),
-                redact=self.redact,
-                run=claim.runs,
-            )
-        except redis.RedisError:
-            raise  # the job record is unreachable: run_job retries the message
-        except Exception as exc:
-            log.exception("job %s failed on an internal error", job_id)
-            result = _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+            if claim.status == "unreadable":
+                log.error("job %s: this worker cannot read its record: %s", job_id, claim.problem)
+                return self._finish(
+                    job_id,
+                    _failure(
+                        ErrorClass.INTERNAL,
+                        "this worker cannot read the job's record (written by a newer "
+                        f"producer?): {claim.problem}",
+                    ),
+                )
+            assert claim.request is not None
+            assert claim.policy is not None
+            unwritten: list[Attempt] = []
+            result = self._execute(job_id, claim.request, claim.policy, claim.runs, unwritten)
+            return self._finish(job_id, result, earlier=unwritten)
         finally:
             self.leases.release(job_id)
-        return self._finish(job_id, result)
 
-    def _finish(self, job_id: str, result: ExecutionResult) -> TaskReport:
+    def _execute(
+        self,
+        job_id: str,
+        request: CompletionRequest,
+        policy: RoutingPolicy,
+        run: int,
+        unwritten: list[Attempt],
+    ) -> ExecutionResult:
+        def record(attempt: Attempt) -> None:
+            """Best effort: an attempt Redis refuses now is written with the finish."""
+            try:
+                self.store.append_attempt(job_id, attempt)
+            except redis.RedisError as exc:
+                log.warning("job %s: attempt not written yet (%s)", job_id, exc)
+                unwritten.append(attempt)
+
+        try:
+            return execute_job(
+                request,
+                policy,
+                plan_candidates(policy, self.config),
+                call=self.call_deployment,
+                record_attempt=record,
+                redact=self.redact,
+                run=run,
+            )
+        except Exception as exc:
+            log.exception("job %s failed on an internal error", job_id)
+            return _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    def _finish(
+        self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None
+    ) -> TaskReport:
+        """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
+        completion exists only in this process until it is written."""
         fields = result.outcome_fields()
-        recorded = self.store.finish(job_id, result.state, fields, result.unrecorded)
+        finishing = Retrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            stop=stop_after_delay(FINISH_PATIENCE_S),
+            reraise=True,
+        )
+        recorded = finishing(
+            self.store.finish, job_id, result.state, fields, [*(earlier or []), *result.unrecorded]
+        )
         summary: dict[str, Any] = {"job_id": job_id, "state": result.state.value}
         if result.deployment is not None:
             summary["deployment"] = result.deployment.id

@@ -1,7 +1,11 @@
 """The HTTP seam over real sockets: what every failure of the network becomes."""
 
 import asyncio
+import contextlib
 import gzip
+import socket
+import threading
+import time
 import zlib
 
 import pytest
@@ -99,8 +103,35 @@ def test_a_dribbling_server_cannot_outlast_the_deadline(transport):
             await asyncio.sleep(0.1)
         await send({"type": "http.response.body", "body": b"{}"})
 
-    with ServerThread(asgi(handler)) as server, pytest.raises(ProviderTimeout, match="complete"):
-        transport.send(call(server), timeout_s=0.5)
+    with ServerThread(asgi(handler)) as server:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            transport.send(call(server), timeout_s=0.5)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0, "ended at its deadline, not a read timeout later"
+
+
+def test_headers_dribbled_byte_by_byte_cannot_outlast_the_deadline(transport):
+    """Below ASGI: a raw socket that sends the status line one byte every 0.2 s."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def dribble():
+            connection, _ = listener.accept()
+            with connection:
+                for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}":
+                    time.sleep(0.2)
+                    with contextlib.suppress(OSError):
+                        connection.sendall(bytes([byte]))
+
+        server = threading.Thread(target=dribble, daemon=True)
+        server.start()
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            transport.send(HttpCall("POST", f"http://127.0.0.1:{port}/", {}, b"{}"), timeout_s=0.7)
+        assert time.monotonic() - started < 1.2
 
 
 def test_nobody_listening_is_a_connection_failure(transport):
