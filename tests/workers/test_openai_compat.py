@@ -154,6 +154,10 @@ def test_finish_reasons_are_normalised_and_the_original_kept(choice, expected):
         (b"<html>gateway</html>", ErrorClass.INVALID_RESPONSE),
         (completion(choices=[]), ErrorClass.INVALID_RESPONSE),
         (completion(choices=[{"message": {"content": 42}}]), ErrorClass.INVALID_RESPONSE),
+        (
+            completion(choices=[{"finish_reason": "error", "message": {"content": "half"}}]),
+            ErrorClass.SERVER_ERROR,
+        ),
     ],
 )
 def test_200_responses_that_are_not_a_completion(body, error_class):
@@ -287,3 +291,18 @@ def test_parse_reply_raises_for_errors_and_parses_successes():
         a.parse_reply(HttpReply(503, {"retry-after-ms": "250"}, openai_error("busy"), 0.01))
     assert caught.value.error_class is ErrorClass.OVERLOADED
     assert caught.value.retry_after_s == 0.25
+
+
+@pytest.mark.parametrize(
+    ("embedded", "expected"),
+    [
+        (429, ErrorClass.RATE_LIMITED),
+        (502, ErrorClass.SERVER_ERROR),
+        ("x", ErrorClass.SERVER_ERROR),
+    ],
+)
+def test_an_error_inside_a_200_reply_is_classified_by_its_code(embedded, expected):
+    body = json.dumps({"error": {"code": embedded, "message": "upstream trouble"}}).encode()
+    with pytest.raises(ProviderError) as caught:
+        adapter("openrouter").parse_reply(HttpReply(200, {}, body, 0.01))
+    assert caught.value.error_class is expected

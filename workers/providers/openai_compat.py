@@ -42,7 +42,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
-    "error": "error",  # Mistral
 }
 
 _CONTEXT_MARKERS = (
@@ -87,6 +86,9 @@ class OpenAICompatibleAdapter:
     def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
         if reply.status != 200:
             raise classify_error(self.deployment.provider, reply.status, reply.body, reply.headers)
+        embedded = embedded_error_status(reply.body)
+        if embedded is not None:  # OpenRouter: "200 with the error in the body"
+            raise classify_error(self.deployment.provider, embedded, reply.body, reply.headers)
         return parse_chat_completion(reply.body)
 
 
@@ -127,6 +129,8 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
         raise ContentPolicy("the provider's content filter withheld the output", status_code=200)
     if provider_reason == "insufficient_system_resource":  # DeepSeek: interrupted mid-generation
         raise Overloaded("the provider ran out of capacity mid-generation", status_code=200)
+    if provider_reason == "error":  # Mistral: generation failed
+        raise ServerError("the provider reported an error during generation", status_code=200)
     finish_reason = _FINISH_REASONS.get(str(provider_reason), "stop")
     return ProviderCompletion(
         text=content or "",
@@ -172,6 +176,9 @@ def classify_error(
         "should_retry": parse_should_retry(headers),
     }
     text = f"{status} from {provider}: {message}"
+    if status in (400, 422) and _names_unknown_model(lowered):
+        # OpenRouter, DeepSeek and Mistral answer an unknown model with 400/422, not 404.
+        return ModelNotFound(text, **details)
     if status == 400:
         if any(marker in lowered for marker in _CONTEXT_MARKERS):
             return ContextLength(text, **details)
@@ -206,7 +213,40 @@ def classify_error(
         return ProviderTimeout(text, **details)
     if status >= 500 or status == 409:
         return ServerError(text, **details)
-    return BadRequest(text, **details)
+    if status == 422:
+        return BadRequest(text, **details)
+    # A status this protocol does not use (405, 415, ...) means this deployment is misconfigured
+    # or is not what it claims to be: the request itself may be fine elsewhere.
+    return InvalidResponse(text, **details)
+
+
+def _names_unknown_model(lowered: str) -> bool:
+    return "model" in lowered and any(
+        marker in lowered
+        for marker in (
+            "not found",
+            "does not exist",
+            "not exist",
+            "invalid model",
+            "unknown model",
+            "not a valid model",
+            "no such model",
+            "model_not_found",
+        )
+    )
+
+
+def embedded_error_status(body: bytes) -> int | None:
+    """The status an error envelope inside a 200 reply names (OpenRouter answers some failures
+    with HTTP 200 and ``{"error": {"code": 429, ...}}``); None for a normal reply."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "choices" in data or not isinstance(data.get("error"), dict):
+        return None
+    code = data["error"].get("code")
+    return code if isinstance(code, int) and 400 <= code <= 599 else 502
 
 
 def error_details(body: bytes) -> tuple[str, str | None]:
