@@ -15,6 +15,8 @@ carries the job id only; the request lives in the job record. The producer needs
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
@@ -39,6 +41,8 @@ PolicyLike = str | RoutingPolicy | dict[str, Any] | None
 T = TypeVar("T")
 
 TASK_NAME = "turnout.run_job"
+#: A Redis reply slower than this is a lost connection, not a slow server.
+SOCKET_TIMEOUT_S = 10.0
 #: Redis connections a client may hold; callers beyond it wait for one rather than fail.
 MAX_CONNECTIONS = 128
 
@@ -170,7 +174,11 @@ class Client:
         with self._lock:
             if self._sync_loop is None:
                 self._sync_loop = _LoopThread()
-        return self._sync_loop.run(self._wait_async(job_id, timeout))
+            loop = self._sync_loop
+        try:
+            return loop.run(self._wait_async(job_id, timeout))
+        except concurrent.futures.CancelledError:
+            raise TurnoutError(f"the client was closed while waiting for job {job_id}") from None
 
     # --- asyncio ------------------------------------------------------------------------------
 
@@ -214,16 +222,20 @@ class Client:
         return AsyncJobHandle(self, job_id)
 
     def _parts(self) -> _AsyncParts:
-        """redis.asyncio connections belong to one event loop: one set per loop."""
+        """redis.asyncio connections belong to one event loop: one set per loop. Sets whose
+        loop has closed (``asyncio.run`` called again and again) are dropped."""
         loop = asyncio.get_running_loop()
         parts = self._async_parts.get(loop)
         if parts is None:
+            for gone in [other for other in self._async_parts if other.is_closed()]:
+                del self._async_parts[gone]
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.settings.redis_url,
                 max_connections=MAX_CONNECTIONS,
                 timeout=10,
                 decode_responses=True,
                 socket_connect_timeout=5,
+                socket_timeout=SOCKET_TIMEOUT_S,
             )
             client = aioredis.Redis(connection_pool=pool)
             parts = _AsyncParts(
@@ -235,6 +247,7 @@ class Client:
         return parts
 
     async def _wait_async(self, job_id: str, timeout: float | None) -> bool:
+        """True once the job finished; False when ``timeout`` ran out, whatever was slow."""
         parts = self._parts()
 
         async def finished() -> bool:
@@ -243,7 +256,11 @@ class Client:
                 raise InvalidRequest(f"no job {job_id} (never submitted, or expired)")
             return state.is_terminal
 
-        return await parts.listener.wait_for(job_id, finished, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                return await parts.listener.wait_for(job_id, finished, timeout)
+        except TimeoutError:
+            return False
 
     async def aclose(self) -> None:
         parts = self._async_parts.pop(asyncio.get_running_loop(), None)
@@ -251,10 +268,13 @@ class Client:
             await parts.close()
 
     def close(self) -> None:
-        if self._sync_loop is not None:
-            self._sync_loop.run(self.aclose())
-            self._sync_loop.stop()
-            self._sync_loop = None
+        with self._lock:
+            loop, self._sync_loop = self._sync_loop, None
+        if loop is not None:
+            loop.cancel_pending()  # other threads' waits end now, before their connections
+            with contextlib.suppress(Exception):
+                loop.run_with_timeout(self.aclose(), 5)
+            loop.stop()
         self.store.redis.close()
 
     def __enter__(self) -> Client:
@@ -349,6 +369,24 @@ class _LoopThread:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
+    def cancel_pending(self) -> None:
+        """Cancel what still runs: other threads' waits end with CancelledError, not a hang."""
+
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run_with_timeout(cancel_the_rest(), 5)
+
     def stop(self) -> None:
+        self.cancel_pending()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    def run_with_timeout(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

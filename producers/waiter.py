@@ -62,11 +62,7 @@ class CompletionListener:
                 if await is_finished():
                     return True
         finally:
-            waiters = self._waiters.get(job_id, set())
-            waiters.discard(done)
-            if not waiters:
-                self._waiters.pop(job_id, None)
-                await self._unsubscribe(channel)
+            await self._forget(job_id, channel, done)
 
     async def _subscribe(self, channel: str) -> None:
         async with self._lock:
@@ -83,8 +79,15 @@ class CompletionListener:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(confirmation), RECHECK_S)
 
-    async def _unsubscribe(self, channel: str) -> None:
+    async def _forget(self, job_id: str, channel: str, done: asyncio.Future[None]) -> None:
+        """Drop one waiter; unsubscribe when it was the job's last. Decided under the lock, so a
+        waiter arriving meanwhile for the same job never finds its subscription withdrawn."""
         async with self._lock:
+            waiters = self._waiters.get(job_id, set())
+            waiters.discard(done)
+            if waiters:
+                return
+            self._waiters.pop(job_id, None)
             self._confirmations.pop(channel, None)
             if self._pubsub is not None:
                 with contextlib.suppress(redis.RedisError):

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from producers.client import Client
+from routing.keys import Keys
 from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
 from workers.settings import Settings
 
@@ -28,6 +29,9 @@ class Stack:
 
     def settings(self) -> Settings:
         return settings_for(self.env)
+
+    def settings_keys(self) -> Keys:
+        return Keys(self.namespace)
 
     def client(self) -> Client:
         return Client(settings=self.settings())
