@@ -32,7 +32,7 @@ from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, T
 from routing.keys import Keys
 from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
 from routing.policies import resolve_policy
-from workers.celery_config import create_app, max_job_deadline_s
+from workers.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
 from workers.jobstore import AsyncJobStore, JobStore, redis_client
 from workers.settings import Settings
 
@@ -40,7 +40,6 @@ RequestLike = CompletionRequest | Mapping[str, Any] | str
 PolicyLike = str | RoutingPolicy | dict[str, Any] | None
 T = TypeVar("T")
 
-TASK_NAME = "turnout.run_job"
 #: A Redis reply slower than this is a lost connection, not a slow server.
 SOCKET_TIMEOUT_S = 10.0
 #: Redis connections a client may hold; callers beyond it wait for one rather than fail.
@@ -87,6 +86,7 @@ class Client:
             redis_client(self.settings.redis_url, max_connections=MAX_CONNECTIONS),
             self.keys,
             ttl_s=self.settings.job_ttl_s,
+            requeue_after_s=self.settings.requeue_after_s,
         )
         self._celery = create_app(self.settings)
         self._max_deadline_s = max_job_deadline_s(self.settings)
@@ -167,7 +167,11 @@ class Client:
 
     def _publish(self, job_id: str) -> None:
         self._celery.send_task(
-            TASK_NAME, args=[job_id], task_id=job_id, queue=self.keys.queue, argsrepr=repr(job_id)
+            RUN_JOB_TASK,
+            args=[job_id],
+            task_id=job_id,
+            queue=self.keys.queue,
+            argsrepr=repr(job_id),
         )
 
     def _wait_sync(self, job_id: str, timeout: float | None) -> bool:
@@ -240,7 +244,12 @@ class Client:
             client = aioredis.Redis(connection_pool=pool)
             parts = _AsyncParts(
                 client,
-                AsyncJobStore(client, self.keys, ttl_s=self.settings.job_ttl_s),
+                AsyncJobStore(
+                    client,
+                    self.keys,
+                    ttl_s=self.settings.job_ttl_s,
+                    requeue_after_s=self.settings.requeue_after_s,
+                ),
                 CompletionListener(client, self.keys),
             )
             self._async_parts[loop] = parts

@@ -36,6 +36,16 @@ class Keys:
         """String: the job id a producer's idempotency key maps to."""
         return f"{self.namespace}:idem:{key}"
 
+    @property
+    def due(self) -> str:
+        """Sorted set: unfinished job ids, scored by when the reconciler should look at each."""
+        return f"{self.namespace}:jobs:due"
+
+    @property
+    def reconciler_counts(self) -> str:
+        """Hash: how many messages the reconciler re-sent, by reason."""
+        return f"{self.namespace}:reconciler"
+
     def done_channel(self, job_id: str) -> str:
         """Pub/sub channel announcing that the job finished (payload: its state)."""
         return f"{self.namespace}:done:{job_id}"

@@ -21,6 +21,9 @@ from celery import Celery
 from routing.keys import Keys
 from workers.settings import Settings
 
+RUN_JOB_TASK = "turnout.run_job"
+RECONCILE_TASK = "turnout.reconcile"
+
 #: Time to claim and finish a job, and clock slack, on top of its deadline and lease.
 VISIBILITY_MARGIN_S = 5.0
 
@@ -82,6 +85,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # None would disable the pool (a new connection per publish: ~8 ms each, measured);
         # threaded producers (web apps) publish from many threads, so more than the default 10.
         "broker_pool_limit": 50,
+        "beat_schedule": {
+            "turnout-reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": settings.reconcile_every_s,
+                # A reconcile that waited longer than its period is stale: the next one replaces it.
+                "options": {"expires": settings.reconcile_every_s},
+            }
+        },
         "timezone": "UTC",
     }
 

@@ -8,8 +8,9 @@ state change is one Lua script, so concurrent workers and producers never see ha
     renew    (worker)                        extends the leases a live worker holds
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
 
-A worker's hot path is two round trips: claim before the provider call, finish after it.
-Times come from Redis (``TIME``), never from a worker's clock.
+A worker's hot path is two round trips: claim before the provider call, finish after it. The
+scripts live in workers.job_scripts; they also keep the ``due`` index that the reconciler
+(``pick_due``) reads to re-send the messages of jobs that were lost on their way.
 """
 
 from __future__ import annotations
@@ -30,84 +31,7 @@ from routing.models import (
     JobState,
     RoutingPolicy,
 )
-
-# KEYS[1] job hash, KEYS[2] idempotency key (absent when the job has none)
-# ARGV[1] job id, ARGV[2] request json, ARGV[3] policy json, ARGV[4] ttl seconds
-# -> {1, job_id} created | {0, existing_job_id} the idempotency key already named a job
-CREATE_JOB = """
-if KEYS[2] then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then return {0, existing} end
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
-end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('HSET', KEYS[1], 'state', 'queued', 'request', ARGV[2], 'policy', ARGV[3],
-           'created_at', now, 'updated_at', now, 'runs', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {1, ARGV[1]}
-"""
-
-# KEYS[1] job hash
-# ARGV[1] lease token, ARGV[2] lease ms, ARGV[3] max runs
-# -> {'claimed', request, policy, runs} | {'missing'} | {'finished', state}
-#    | {'leased', remaining_ms} | {'exhausted', runs}
-CLAIM_JOB = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing'} end
-if state == 'succeeded' or state == 'failed' then return {'finished', state} end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-if state == 'running' then
-  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-  if lease_until > now then return {'leased', lease_until - now} end
-end
-local runs = tonumber(redis.call('HGET', KEYS[1], 'runs') or '0')
-if runs >= tonumber(ARGV[3]) then return {'exhausted', runs} end
-runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
-           'lease_until', now + tonumber(ARGV[2]), 'started_at', now, 'updated_at', now)
-local job = redis.call('HMGET', KEYS[1], 'request', 'policy')
-return {'claimed', job[1], job[2], runs}
-"""
-
-# KEYS job hashes; ARGV[1] lease ms, ARGV[2..] the lease token of each key, in order
-# -> one flag per key: 1 renewed, 0 no longer ours (finished, or re-claimed after expiry)
-RENEW_LEASES = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local renewed = {}
-for i, key in ipairs(KEYS) do
-  local job = redis.call('HMGET', key, 'state', 'lease_token')
-  if job[1] == 'running' and job[2] == ARGV[i + 1] then
-    redis.call('HSET', key, 'lease_until', now + tonumber(ARGV[1]))
-    renewed[i] = 1
-  else
-    renewed[i] = 0
-  end
-end
-return renewed
-"""
-
-# KEYS[1] job hash, KEYS[2] attempt list
-# ARGV[1] final state, ARGV[2] outcome json, ARGV[3] ttl seconds, ARGV[4] done channel,
-# ARGV[5..] attempts to append (they happened, whoever wins)
-# -> {1} recorded | {0, state} the job had already finished (a duplicate run) | {-1} no record
-FINISH_JOB = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {-1} end
-for i = 5, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-if state == 'succeeded' or state == 'failed' then return {0, state} end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'finished_at', now,
-           'updated_at', now)
-redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-return {1}
-"""
+from workers.job_scripts import CLAIM_JOB, CREATE_JOB, FINISH_JOB, RECONCILE_DUE, RENEW_LEASES
 
 
 def redis_client(
@@ -188,53 +112,65 @@ def result_from_record(
     )
 
 
-def _record_keys(keys: Keys, job_id: str, request: CompletionRequest) -> list[str]:
-    """The keys a create writes: the job hash, and its idempotency key when it has one."""
-    names = [keys.job(job_id)]
-    if request.idempotency_key:
-        names.append(keys.idempotency(request.idempotency_key))
-    return names
+def _idempotency_keys(keys: Keys, request: CompletionRequest) -> list[str]:
+    return [keys.idempotency(request.idempotency_key)] if request.idempotency_key else []
 
 
 def _create_args(
-    keys: Keys, job_id: str, request: CompletionRequest, policy: RoutingPolicy, ttl_s: int
+    keys: Keys,
+    job_id: str,
+    request: CompletionRequest,
+    policy: RoutingPolicy,
+    ttl_s: int,
+    requeue_after_s: float,
 ) -> tuple[list[str], list[str]]:
-    return _record_keys(keys, job_id, request), [
+    return [keys.job(job_id), keys.due, *_idempotency_keys(keys, request)], [
         job_id,
         request.model_dump_json(),
         policy.model_dump_json(),
         str(ttl_s),
+        str(int(requeue_after_s * 1000)),
     ]
 
 
 class JobStore:
     """Synchronous access to job records (workers and the sync producer)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, ttl_s: int) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, ttl_s: int, requeue_after_s: float = 600.0
+    ) -> None:
         self.redis = client
         self.keys = keys
         self.ttl_s = ttl_s
+        self.requeue_after_s = requeue_after_s
         self._create = client.register_script(CREATE_JOB)
         self._claim = client.register_script(CLAIM_JOB)
         self._renew = client.register_script(RENEW_LEASES)
         self._finish = client.register_script(FINISH_JOB)
+        self._reconcile = client.register_script(RECONCILE_DUE)
 
     def create(
         self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
     ) -> tuple[str, bool]:
         """Store a queued job; returns (job id, created). An idempotency key seen before
         returns the job it already names, and ``created`` is False."""
-        job_keys, args = _create_args(self.keys, job_id, request, policy, self.ttl_s)
+        job_keys, args = _create_args(
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
+        )
         created, existing = self._create(keys=job_keys, args=args)
         return _text(existing), bool(created)
 
     def delete(self, job_id: str, request: CompletionRequest) -> None:
         """Undo a create whose Celery message could not be sent."""
-        self.redis.delete(*_record_keys(self.keys, job_id, request))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.keys.due, job_id)
+        pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
+        pipe.execute()
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
-            keys=[self.keys.job(job_id)], args=[token, int(lease_s * 1000), max_runs]
+            keys=[self.keys.job(job_id), self.keys.due],
+            args=[token, int(lease_s * 1000), max_runs, job_id],
         )
         return parse_claim(reply)
 
@@ -244,8 +180,8 @@ class JobStore:
             return {}
         ids = list(leases)
         flags = self._renew(
-            keys=[self.keys.job(i) for i in ids],
-            args=[int(lease_s * 1000), *(leases[i] for i in ids)],
+            keys=[self.keys.due, *(self.keys.job(i) for i in ids)],
+            args=[int(lease_s * 1000), *(arg for i in ids for arg in (leases[i], i))],
         )
         return {job_id: bool(flag) for job_id, flag in zip(ids, flags, strict=True)}
 
@@ -264,16 +200,27 @@ class JobStore:
     ) -> bool:
         """Record the outcome unless the job already finished; returns whether this call did."""
         reply = self._finish(
-            keys=[self.keys.job(job_id), self.keys.attempts(job_id)],
+            keys=[self.keys.job(job_id), self.keys.attempts(job_id), self.keys.due],
             args=[
                 state.value,
                 json.dumps(outcome, separators=(",", ":")),
                 self.ttl_s,
                 self.keys.done_channel(job_id),
+                job_id,
                 *(a.model_dump_json() for a in attempts),
             ],
         )
         return int(reply[0]) == 1
+
+    def pick_due(self, *, limit: int, recheck_s: float) -> list[tuple[str, str]]:
+        """Jobs whose message must be sent again, each with why ('queued' or 'lease_expired');
+        a picked job is not picked again for ``recheck_s``."""
+        flat = self._reconcile(
+            keys=[self.keys.due, self.keys.reconciler_counts],
+            args=[self.keys.job(""), limit, int(recheck_s * 1000)],
+        )
+        texts = [_text(item) for item in flat]
+        return list(zip(texts[::2], texts[1::2], strict=True))
 
     def state(self, job_id: str) -> JobState | None:
         value = self.redis.hget(self.keys.job(job_id), "state")
@@ -292,21 +239,29 @@ class JobStore:
 class AsyncJobStore:
     """The producer's half of JobStore for asyncio callers: never blocks the event loop."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, *, ttl_s: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, *, ttl_s: int, requeue_after_s: float = 600.0
+    ) -> None:
         self.redis = client
         self.keys = keys
         self.ttl_s = ttl_s
+        self.requeue_after_s = requeue_after_s
         self._create = client.register_script(CREATE_JOB)
 
     async def create(
         self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
     ) -> tuple[str, bool]:
-        job_keys, args = _create_args(self.keys, job_id, request, policy, self.ttl_s)
+        job_keys, args = _create_args(
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
+        )
         created, existing = await self._create(keys=job_keys, args=args)
         return _text(existing), bool(created)
 
     async def delete(self, job_id: str, request: CompletionRequest) -> None:
-        await self.redis.delete(*_record_keys(self.keys, job_id, request))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.due, job_id)
+            pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
+            await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")

@@ -99,6 +99,7 @@ class WorkerRuntime:
             redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
             Keys(settings.namespace),
             ttl_s=settings.job_ttl_s,
+            requeue_after_s=settings.requeue_after_s,
         )
         transport = HttpcoreTransport(connect_timeout_s=settings.connect_timeout_s)
         return cls(

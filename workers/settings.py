@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     max_runs: int = Field(default=5, ge=1, validation_alias="TURNOUT_MAX_RUNS")
     #: How long finished job records stay readable.
     job_ttl_s: int = Field(default=7 * 86_400, ge=60, validation_alias="TURNOUT_JOB_TTL")
+    #: Beat runs the reconciler this often: it re-sends the messages of jobs that were lost on
+    #: their way (a producer that died between storing a job and sending its message, a worker
+    #: that died holding it).
+    reconcile_every_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_RECONCILE_EVERY")
+    #: A job still queued this long is presumed to have lost its message and gets another one
+    #: (in a backlog deeper than this, the extra message finds the job done and does nothing).
+    requeue_after_s: float = Field(default=600.0, gt=0, validation_alias="TURNOUT_REQUEUE_AFTER")
     #: kombu's sweep for unacknowledged messages past the visibility timeout: every
     #: interval x throttle seconds (kombu's defaults are 10 x 10).
     unacked_restore_interval_s: float = Field(

@@ -7,11 +7,13 @@ from typing import Any
 from celery import Task
 
 from workers.app import app
+from workers.celery_config import RECONCILE_TASK, RUN_JOB_TASK
+from workers.reconciler import reconcile_due
 from workers.runtime import get_runtime
 
 
 @app.task(
-    name="turnout.run_job",
+    name=RUN_JOB_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -27,3 +29,18 @@ def run_job(self: Task, job_id: str) -> dict[str, Any]:
         # timeout, so this countdown never outlives the message's own redelivery window.
         raise self.retry(countdown=report.retry_in_s)
     return report.summary
+
+
+def send_run_job(job_id: str) -> None:
+    run_job.apply_async(args=[job_id], task_id=job_id, argsrepr=repr(job_id))
+
+
+@app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile() -> dict[str, int]:
+    """Beat's safety net (workers.reconciler): re-send the messages of lost jobs."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    report = reconcile_due(
+        runtime.store, send_run_job, recheck_s=max(settings.requeue_after_s, settings.lease_s)
+    )
+    return report.as_dict()

@@ -29,6 +29,8 @@ FAST_DELIVERY_ENV = {
     "TURNOUT_LEASE_S": "2",
     "TURNOUT_RESTORE_INTERVAL": "1",
     "TURNOUT_RESTORE_THROTTLE": "1",
+    "TURNOUT_RECONCILE_EVERY": "1",
+    "TURNOUT_REQUEUE_AFTER": "2",
 }
 
 
@@ -207,3 +209,40 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class Beat:
+    """``celery -A workers.app beat`` as a subprocess."""
+
+    def __init__(self, env: dict[str, str], directory: Path) -> None:
+        self.env = env
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Beat:
+        log = (self.directory / "beat.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(self.directory / "beat-schedule"),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)

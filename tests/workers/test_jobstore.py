@@ -136,3 +136,27 @@ def test_a_worker_that_cannot_reach_redis_retries_instead_of_losing_the_job(tmp_
     report = runtime.run_job("job-1")
     assert report.retry_in_s is not None
     assert 0 < report.retry_in_s < Settings().visibility_timeout_s
+
+
+def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):
+    client = redis_client(redis_url)
+    store = JobStore(client, Keys(namespace), ttl_s=600, requeue_after_s=0.2)
+    request = CompletionRequest.from_prompt("hi")
+    for job_id in ("queued", "running", "dead", "done"):
+        store.create(job_id, request, POLICY)
+    assert store.pick_due(limit=10, recheck_s=60) == [], "nothing is due before its time"
+
+    store.claim("running", "alive", lease_s=30, max_runs=3)
+    store.claim("dead", "gone", lease_s=0.1, max_runs=3)
+    store.claim("done", "t", lease_s=30, max_runs=3)
+    store.finish("done", JobState.SUCCEEDED, {"text": "ok"}, [])
+    time.sleep(0.3)
+
+    assert sorted(store.pick_due(limit=10, recheck_s=60)) == [
+        ("dead", "lease_expired"),
+        ("queued", "queued"),
+    ]
+    assert store.pick_due(limit=10, recheck_s=60) == [], "picked once per period"
+    assert client.zscore(store.keys.due, "done") is None, "finished jobs leave the index"
+    assert client.hgetall(store.keys.reconciler_counts) == {"queued": "1", "lease_expired": "1"}
+    client.close()

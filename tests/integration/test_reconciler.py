@@ -1,0 +1,68 @@
+"""The reconciler (beat) finds jobs whose message went missing, and they complete once."""
+
+import time
+
+from producers.client import Client
+from routing.models import JobState
+from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
+
+
+def test_a_job_whose_message_was_removed_by_hand_still_completes(redis_url, namespace, tmp_path):
+    primary = Sim("primary", key="sim-primary-key-123456789")
+    config = write_config(tmp_path / "turnout.yaml", [primary])
+    env = stack_env(redis_url, namespace, config, [primary])
+    client = Client(settings=settings_for(env))
+    worker = Worker(env, tmp_path / "worker.log")
+    beat = Beat(env, tmp_path)
+    try:
+        handle = client.submit("my message will vanish")
+        assert client.store.redis.delete(f"{namespace}:jobs") == 1, "the message, removed by hand"
+        worker.start()
+        beat.start()
+        result = handle.wait(timeout=60)
+        assert result.state is JobState.SUCCEEDED
+        assert result.runs == 1
+        assert primary.chat_requests() == 1
+        counts = client.store.redis.hgetall(client.keys.reconciler_counts)
+        assert counts.get("queued") == "1"
+    finally:
+        client.close()
+        beat.stop()
+        worker.stop()
+        primary.stop()
+
+
+def test_a_killed_workers_job_is_rescued_by_lease_expiry_not_the_visibility_timeout(
+    redis_url, namespace, tmp_path
+):
+    primary = Sim("primary", key="sim-primary-key-123456789", latency_ms=3000)
+    config = write_config(tmp_path / "turnout.yaml", [primary])
+    env = stack_env(redis_url, namespace, config, [primary])
+    client = Client(settings=settings_for(env))
+    first = Worker(env, tmp_path / "first.log").start()
+    second = Worker(env, tmp_path / "second.log")
+    beat = Beat(env, tmp_path)
+    try:
+        handle = client.submit("rescue me")
+        deadline = time.monotonic() + 20
+        while primary.stats()["in_flight"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first.kill()
+        killed_at = time.monotonic()
+        second.start()
+        beat.start()
+        result = handle.wait(timeout=60)
+        rescued_s = time.monotonic() - killed_at
+        print(f"\nrescued {rescued_s:.1f}s after the kill (lease 2s, visibility timeout 15s)")
+        assert result.state is JobState.SUCCEEDED
+        assert result.runs == 2
+        assert rescued_s < 15, "the reconciler, not the visibility timeout, brought it back"
+        counts = client.store.redis.hgetall(client.keys.reconciler_counts)
+        assert counts.get("lease_expired") == "1"
+    finally:
+        client.close()
+        beat.stop()
+        first.stop()
+        second.stop()
+        primary.stop()

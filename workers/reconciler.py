@@ -1,0 +1,50 @@
+"""The reconciler: no job stays queued or running forever because a message went missing.
+
+Celery on Redis can lose a message between BRPOP and its unacked bookkeeping, a producer can die
+between storing a job and sending its message, and a dead worker's messages only come back after
+the visibility timeout (an hour by default). The job record knows better: a job still queued past
+TURNOUT_REQUEUE_AFTER, or running with an expired lease, gets its run_job message again. A
+duplicate message is harmless (it finds the job finished or leased), and the pick is one Lua
+script that moves each job's next check forward, so two beats never re-send one job twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from workers.jobstore import JobStore
+
+log = logging.getLogger("turnout.reconciler")
+
+#: Most jobs handled per run; the rest wait for the next run.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    requeued: Counter[str] = field(default_factory=Counter)
+    failed_to_send: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {**self.requeued, "failed_to_send": self.failed_to_send}
+
+
+def reconcile_due(
+    store: JobStore, send: Callable[[str], None], *, recheck_s: float, limit: int = BATCH
+) -> ReconcileReport:
+    """Re-send the messages of jobs that lost theirs; ``send(job_id)`` publishes one."""
+    requeued: Counter[str] = Counter()
+    failed = 0
+    for job_id, reason in store.pick_due(limit=limit, recheck_s=recheck_s):
+        try:
+            send(job_id)
+        except Exception as exc:  # the job is picked again after recheck_s
+            failed += 1
+            log.warning("could not re-send job %s (%s): %s", job_id, reason, exc)
+            continue
+        requeued[reason] += 1
+        log.info("re-sent job %s (%s)", job_id, reason)
+    return ReconcileReport(requeued, failed)
