@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from functools import partial
 from typing import Annotated
@@ -10,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ops.simulator import Faults, OpenAISimulator
+from ops.simulator import Faults
 from ops.simulator.server import LOOPBACK, serve
 
 console = Console(stderr=True)
@@ -33,11 +35,14 @@ def simulate(
 ) -> None:
     """Run a simulated provider on 127.0.0.1, checking the key in TURNOUT_SIM_API_KEY.
 
-    Faults can be changed while it runs: POST /_sim/faults with a JSON object such as
+    Protocols: openai, azure, anthropic, gemini, vertex, bedrock, cohere, ollama. Faults can
+    be changed while it runs: POST /_sim/faults with a JSON object such as
     {"fail_rate": 1, "fail_status": 503}; GET /_sim/state shows faults and request counts.
     """
-    if protocol != "openai":
-        raise typer.BadParameter(f"no simulator for protocol {protocol!r} yet (have: openai)")
+    from ops.simulator.registry import SIMULATORS, simulator_class
+
+    if protocol not in SIMULATORS:
+        raise typer.BadParameter(f"no simulator for {protocol!r}; have: {', '.join(SIMULATORS)}")
     faults = Faults(
         latency_ms=latency_ms,
         fail_rate=fail_rate,
@@ -50,14 +55,14 @@ def simulate(
         faults.updated({})
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    app = OpenAISimulator(
+    app = simulator_class(protocol)(
         name=name,
         api_key=os.environ.get("TURNOUT_SIM_API_KEY") or None,
         faults=faults,
         models=model or None,
         seed=seed,
     )
-    console.print(f"[bold]{name}[/] ({protocol}) on http://{LOOPBACK}:{port}/v1")
+    console.print(f"[bold]{name}[/] ({protocol}) on http://{LOOPBACK}:{port}")
     serve(app, port=port)
 
 
@@ -104,3 +109,98 @@ def demo(
     from ops.demo import run_demo
 
     raise typer.Exit(run_demo(jobs=jobs, console=Console()))
+
+
+providers_app = typer.Typer(
+    help="Which providers this environment enables, and whether their credentials work.",
+    invoke_without_command=True,
+    add_completion=False,
+)
+
+
+@providers_app.callback()
+def providers(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List every provider: enabled or not, the variables it misses, its key (masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from workers.providers.inventory import inventory
+    from workers.settings import Settings
+
+    rows = inventory(Settings())
+    if as_json:
+        sys.stdout.write(json.dumps({"providers": [row.as_dict() for row in rows]}) + "\n")
+        return
+    table = Table(title="Providers")
+    for column in ("provider", "protocol", "enabled", "missing", "key"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.protocol,
+            "yes" if row.enabled else "no",
+            ", ".join(row.missing),
+            row.key or "",
+        )
+    Console().print(table)
+
+
+@providers_app.command("check")
+def providers_check(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds each probe may take.")] = 10.0,
+) -> None:
+    """Probe every enabled provider's cheapest authenticated endpoint, all at once; exit 1 when
+    any fails."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from routing.config import load_config
+    from routing.errors import ConfigError
+    from workers.http import HttpcoreTransport
+    from workers.log_setup import known_secrets
+    from workers.providers.inventory import check_enabled
+    from workers.redaction import Redactor
+    from workers.settings import Settings
+
+    settings = Settings()
+    config = None
+    if settings.config_path is not None:
+        try:
+            config = load_config(settings.config_path)
+        except ConfigError as exc:
+            console.print(f"[yellow]ignoring the config:[/] {escape(str(exc))}")
+    transport = HttpcoreTransport(connect_timeout_s=min(5.0, timeout))
+    try:
+        results = check_enabled(
+            settings,
+            transport,
+            config=config,
+            timeout_s=timeout,
+            redact=Redactor(known_secrets(settings)),
+        )
+    finally:
+        transport.close()
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        sys.stdout.write(json.dumps({"results": [r.as_dict() for r in results]}) + "\n")
+    elif not results:
+        console.print("no provider is enabled: set its variables (turnout providers lists them)")
+    else:
+        table = Table(title="Credential check")
+        for column in ("provider", "status", "ms", "detail"):
+            table.add_column(column)
+        for r in results:
+            style = "green" if r.ok else "red"
+            table.add_row(
+                r.provider, f"[{style}]{r.status}[/]", f"{r.latency_ms:.0f}", escape(r.detail)
+            )
+        Console().print(table)
+        for r in failed:
+            console.print(f"[bold]{r.provider}[/]: {escape(r.hint)}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)

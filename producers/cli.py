@@ -175,6 +175,7 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
 app.command("simulate")(ops_cli.simulate)
 app.command("up")(ops_cli.up)
 app.command("demo")(ops_cli.demo)
+app.add_typer(ops_cli.providers_app, name="providers")
 
 
 def main() -> None:

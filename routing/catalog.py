@@ -1,7 +1,8 @@
 """The providers turnout can reach: their wire protocol, default endpoint and variable names.
 
-Variable names are the providers' own (OPENAI_API_KEY, GROQ_API_KEY, ...), so an environment
-that already works with a provider's SDK works with turnout. See ../shared/providers.md §0.
+Variable names are the providers' own (OPENAI_API_KEY, ANTHROPIC_API_KEY, AWS_ACCESS_KEY_ID, ...),
+so an environment that already works with a provider's SDK works with turnout. A provider is
+enabled when every variable in ``required_envs`` is set. See ../shared/providers.md §0.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Protocol = Literal["openai"]
+Protocol = Literal[
+    "openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "cohere", "ollama"
+]
 
 
 @dataclass(frozen=True)
@@ -17,10 +20,13 @@ class ProviderSpec:
     name: str
     protocol: Protocol
     default_base_url: str
-    #: Variable holding the API key; ``None`` when the provider takes no key at all.
+    #: Variable holding the API key; ``None`` when the provider authenticates otherwise
+    #: (Vertex: OAuth2; Bedrock: SigV4).
     key_env: str | None
-    #: A local server (Ollama, vLLM, LM Studio) works without a key; a cloud API does not.
-    key_required: bool
+    #: Local servers (Ollama, vLLM, LM Studio) work without a key unless told to require one.
+    key_optional: bool = False
+    #: Variables needed besides the key for the provider to be enabled.
+    also_required: tuple[str, ...] = ()
     #: Variable overriding the base URL (a deployment's ``base_url`` overrides both).
     base_url_env: str | None = None
     #: Appended to the variable's value when missing (OLLAMA_BASE_URL names the server root).
@@ -30,6 +36,41 @@ class ProviderSpec:
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     #: Optional headers filled from variables: header name -> variable name.
     header_envs: dict[str, str] = field(default_factory=dict)
+    #: Other protocols a deployment may choose with ``protocol:`` (Ollama also speaks OpenAI's).
+    alt_protocols: tuple[Protocol, ...] = ()
+    #: Further variables the provider reads, listed by ``turnout providers``.
+    optional_envs: tuple[str, ...] = ()
+
+    @property
+    def key_required(self) -> bool:
+        return self.key_env is not None and not self.key_optional
+
+    @property
+    def required_envs(self) -> tuple[str, ...]:
+        """Every variable that must be set for the provider to be enabled."""
+        key = (self.key_env,) if self.key_env and self.key_required else ()
+        return (*key, *self.also_required)
+
+    @property
+    def enable_envs(self) -> tuple[str, ...]:
+        """What ``turnout providers`` needs set to call the provider enabled: its required
+        variables, or for a local server its URL (that is how one says it runs one)."""
+        if self.key_optional and self.base_url_env:
+            return (self.base_url_env,)
+        return self.required_envs
+
+    @property
+    def all_envs(self) -> tuple[str, ...]:
+        names = list(self.required_envs)
+        for name in (
+            self.key_env,
+            self.base_url_env,
+            *self.header_envs.values(),
+            *self.optional_envs,
+        ):
+            if name and name not in names:
+                names.append(name)
+        return tuple(names)
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -40,7 +81,6 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "openai",
             "https://api.openai.com/v1",
             "OPENAI_API_KEY",
-            key_required=True,
             base_url_env="OPENAI_BASE_URL",
             max_tokens_field="max_completion_tokens",
             header_envs={
@@ -49,57 +89,90 @@ PROVIDERS: dict[str, ProviderSpec] = {
             },
         ),
         ProviderSpec(
-            "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", key_required=True
+            "azure",
+            "azure",
+            "",
+            "AZURE_API_KEY",
+            also_required=("AZURE_BASE_URL",),
+            base_url_env="AZURE_BASE_URL",
+            optional_envs=("AZURE_API_VERSION",),
         ),
         ProviderSpec(
-            "together",
-            "openai",
-            "https://api.together.xyz/v1",
-            "TOGETHER_API_KEY",
-            key_required=True,
+            "anthropic",
+            "anthropic",
+            "https://api.anthropic.com",
+            "ANTHROPIC_API_KEY",
+            base_url_env="ANTHROPIC_BASE_URL",
+            optional_envs=("ANTHROPIC_SONNET_1M", "ANTHROPIC_MAX_RETRIES"),
         ),
         ProviderSpec(
-            "deepseek",
-            "openai",
-            "https://api.deepseek.com",
-            "DEEPSEEK_API_KEY",
-            key_required=True,
+            "gemini",
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            "GEMINI_API_KEY",
+            base_url_env="GEMINI_BASE_URL",
+            optional_envs=("GEMINI_MAX_RETRIES", "GEMINI_FORCE_MINIMUM_THINKING_BUDGET"),
         ),
-        ProviderSpec("xai", "openai", "https://api.x.ai/v1", "XAI_API_KEY", key_required=True),
+        ProviderSpec(
+            "vertex",
+            "vertex",
+            "",
+            None,
+            also_required=("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"),
+            base_url_env="VERTEX_BASE_URL",
+            optional_envs=("GOOGLE_APPLICATION_CREDENTIALS", "GEMINI_MAX_RETRIES"),
+        ),
+        ProviderSpec(
+            "bedrock",
+            "bedrock",
+            "",
+            None,
+            also_required=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"),
+            base_url_env="AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+            optional_envs=(
+                "AWS_SESSION_TOKEN",
+                "AWS_ENDPOINT_URL_BEDROCK",
+                "BEDROCK_ANTHROPIC_VERSION",
+            ),
+        ),
+        ProviderSpec("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+        ProviderSpec("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+        ProviderSpec("deepseek", "openai", "https://api.deepseek.com", "DEEPSEEK_API_KEY"),
+        ProviderSpec("xai", "openai", "https://api.x.ai/v1", "XAI_API_KEY"),
         ProviderSpec(
             "openrouter",
             "openai",
             "https://openrouter.ai/api/v1",
             "OPENROUTER_API_KEY",
-            key_required=True,
             header_envs={
                 "HTTP-Referer": "OPENROUTER_REFERER",
                 "X-Title": "OPENROUTER_TITLE",
                 "X-OpenRouter-Title": "OPENROUTER_TITLE",
             },
         ),
+        ProviderSpec("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
         ProviderSpec(
-            "mistral",
-            "openai",
-            "https://api.mistral.ai/v1",
-            "MISTRAL_API_KEY",
-            key_required=True,
+            "cohere",
+            "cohere",
+            "https://api.cohere.com",
+            "COHERE_API_KEY",
+            base_url_env="COHERE_BASE_URL",
         ),
         ProviderSpec(
             "ollama",
-            "openai",
-            "http://localhost:11434/v1",
+            "ollama",
+            "http://localhost:11434",
             "OLLAMA_API_KEY",
-            key_required=False,
+            key_optional=True,
             base_url_env="OLLAMA_BASE_URL",
-            base_url_env_suffix="/v1",
+            alt_protocols=("openai",),
         ),
         ProviderSpec(
             "vllm",
             "openai",
             "http://localhost:8000/v1",
             "VLLM_API_KEY",
-            key_required=False,
+            key_optional=True,
             base_url_env="VLLM_API_BASE",
         ),
         ProviderSpec(
@@ -107,7 +180,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "openai",
             "http://localhost:1234/v1",
             "LM_API_TOKEN",
-            key_required=False,
+            key_optional=True,
             base_url_env="LMSTUDIO_BASE_URL",
         ),
     )

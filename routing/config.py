@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from routing.catalog import PROVIDERS, ProviderSpec
+from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.errors import ConfigError
 from routing.models import Identifier, RoutingPolicy
 
@@ -36,15 +36,31 @@ class DeploymentConfig(BaseModel):
     output_cost_per_mtok: float | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, gt=0)
     rpm: int | None = Field(default=None, gt=0)
+    #: Speak another protocol the provider also serves (``ollama``: ``openai`` for its /v1).
+    protocol: Protocol | None = None
 
     @property
     def spec(self) -> ProviderSpec:
         return PROVIDERS[self.provider]
 
     @property
+    def wire_protocol(self) -> Protocol:
+        return self.protocol or self.spec.protocol
+
+    @property
     def key_env(self) -> str | None:
         """The variable holding this deployment's key: its own ``api_key_env`` or the provider's."""
         return self.api_key_env or self.spec.key_env
+
+    @property
+    def required_envs(self) -> tuple[str, ...]:
+        """The variables this deployment cannot run without: its own key variable, and the
+        provider's others except a base-URL variable its ``base_url`` makes moot."""
+        return tuple(
+            self.key_env if env == self.spec.key_env and self.key_env else env
+            for env in self.spec.required_envs
+            if not (self.base_url and env == self.spec.base_url_env)
+        )
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.input_cost_per_mtok is None or self.output_cost_per_mtok is None:
@@ -98,20 +114,26 @@ class TurnoutConfig:
         return [t for t in targets if t not in self.deployments]
 
     def check_credentials(self, is_set: Callable[[str], bool]) -> None:
-        """Raise ConfigError naming every deployment whose required key variable is unset."""
+        """Raise ConfigError naming every deployment whose required variables are unset."""
         problems = []
         for index, deployment in enumerate(self.deployments.values()):
-            env = deployment.key_env
-            if env is None or not deployment.spec.key_required or is_set(env):
-                continue
-            problems.append(
-                ConfigProblem(
-                    f"deployments[{index}] ({deployment.id})",
-                    f"{deployment.provider} needs an API key, and {env} is not set",
-                    f"export {env}=... (or add it to .env), or point api_key_env at the "
-                    "variable that holds this deployment's key",
+            for env in deployment.required_envs:
+                if is_set(env):
+                    continue
+                what = "an API key" if env == deployment.key_env else env
+                problems.append(
+                    ConfigProblem(
+                        f"deployments[{index}] ({deployment.id})",
+                        f"{deployment.provider} needs {what}, and {env} is not set",
+                        f"export {env}=... (or add it to .env)"
+                        + (
+                            ", or point api_key_env at the variable that holds this "
+                            "deployment's key"
+                            if env == deployment.key_env
+                            else ""
+                        ),
+                    )
                 )
-            )
         if problems:
             raise config_error(self.source, problems)
 
@@ -175,6 +197,16 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
                 f"unknown provider {provider!r}",
                 _choose(provider, PROVIDERS),
             )
+        protocol = deployment.get("protocol")
+        if isinstance(provider, str) and provider in PROVIDERS and protocol is not None:
+            spec = PROVIDERS[provider]
+            allowed = (spec.protocol, *spec.alt_protocols)
+            if protocol not in allowed:
+                yield ConfigProblem(
+                    f"deployments[{index}].protocol",
+                    f"{provider} does not speak {protocol!r}",
+                    f"use one of: {', '.join(allowed)}, or leave protocol out",
+                )
         deployment_id = deployment.get("id")
         if not isinstance(deployment_id, str):
             continue

@@ -105,7 +105,9 @@ class RoutingPolicy(_Strict):
     targets: list[Identifier] = Field(min_length=1, max_length=64)
     attempt_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     deadline_s: float = Field(default=300.0, gt=0, le=86_400)
-    retries_per_target: int = Field(default=1, ge=0, le=10)
+    #: Retries on one deployment for transient errors; None: the provider's own default (its
+    #: SDK's, or ANTHROPIC_MAX_RETRIES / GEMINI_MAX_RETRIES).
+    retries_per_target: int | None = Field(default=None, ge=0, le=10)
     backoff_base_s: float = Field(default=0.5, ge=0, le=60)
     backoff_max_s: float = Field(default=8.0, ge=0, le=600)
     retry_after_max_s: float = Field(default=60.0, ge=0, le=3600)

@@ -5,7 +5,8 @@ so every retry and failover rule is tested without a server or a worker.
 
 For each candidate, in plan order:
   * transient errors (rate_limited, overloaded, server_error, timeout, connection) are retried on
-    the same deployment, ``retries_per_target`` times, with the policy's backoff; a Retry-After
+    the same deployment, ``retries_per_target`` times (or the provider's own default), with the
+    policy's backoff; a Retry-After
     longer than ``retry_after_max_s`` moves on at once instead of waiting;
   * bad_request fails the job at once: every provider would refuse the same request;
   * anything else (auth, model_not_found, context_length, ...) moves to the next candidate.
@@ -118,6 +119,7 @@ def execute_job(
     *,
     call: CallDeployment,
     record_attempt: Callable[[Attempt], None],
+    retries_for: Callable[[DeploymentConfig], int] = lambda _deployment: 1,
     redact: Callable[[str], str] = str,
     run: int = 1,
     clock: Callable[[], float] = time.monotonic,
@@ -160,9 +162,11 @@ def execute_job(
     last_error: ProviderError | None = None
     out_of_deadline = False
     for deployment in plan.candidates:
+        retries = policy.retries_per_target
+        if retries is None:
+            retries = retries_for(deployment)
         retrying = Retrying(
-            stop=stop_after_attempt(policy.retries_per_target + 1)
-            | _StopBeforeDeadline(deadline, clock),
+            stop=stop_after_attempt(retries + 1) | _StopBeforeDeadline(deadline, clock),
             wait=backoff,
             retry=retry_if_exception(retryable),
             sleep=sleep,

@@ -32,7 +32,8 @@ from workers.execution import ExecutionResult, execute_job
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import JobStore, redis_client
 from workers.leases import LeaseKeeper
-from workers.providers.registry import ProviderAdapter, build_adapter
+from workers.providers.base import ProviderAdapter
+from workers.providers.registry import build_adapter
 from workers.redaction import Redactor
 from workers.settings import Settings
 
@@ -206,6 +207,7 @@ class WorkerRuntime:
                 policy,
                 plan_candidates(policy, self.config),
                 call=self.call_deployment,
+                retries_for=lambda deployment: self.adapters[deployment.id].default_retries,
                 record_attempt=record,
                 redact=self.redact,
                 run=run,

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
+    # OpenAI and the servers that speak its protocol
     openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")
     openai_base_url: str | None = _env("OPENAI_BASE_URL")
     openai_organization: str | None = _env("OPENAI_ORGANIZATION")
@@ -88,6 +89,62 @@ class Settings(BaseSettings):
     vllm_api_key: SecretStr | None = _env("VLLM_API_KEY")
     lmstudio_base_url: str | None = _env("LMSTUDIO_BASE_URL")
     lm_api_token: SecretStr | None = _env("LM_API_TOKEN")
+    # Azure OpenAI: AZURE_API_VERSION "v1" selects the v1 API (no deployment in the path)
+    azure_api_key: SecretStr | None = _env("AZURE_API_KEY")
+    azure_base_url: str | None = _env("AZURE_BASE_URL")
+    azure_api_version: str = Field(
+        default="2024-10-21",
+        validation_alias=AliasChoices("AZURE_API_VERSION", "azure_api_version"),
+    )
+    # Anthropic
+    anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL")
+    #: Send the 1M-token context beta header (for Sonnet models that accept it).
+    anthropic_sonnet_1m: bool = Field(
+        default=False, validation_alias=AliasChoices("ANTHROPIC_SONNET_1M", "anthropic_sonnet_1m")
+    )
+    #: Retries on one Anthropic deployment when the policy names none (the SDK's own is 2).
+    anthropic_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices("ANTHROPIC_MAX_RETRIES", "anthropic_max_retries"),
+    )
+    # Gemini API (AI Studio)
+    gemini_api_key: SecretStr | None = _env("GEMINI_API_KEY")
+    gemini_base_url: str | None = _env("GEMINI_BASE_URL")
+    #: Retries on one Gemini or Vertex deployment when the policy names none.
+    gemini_max_retries: int = Field(
+        default=5,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices("GEMINI_MAX_RETRIES", "gemini_max_retries"),
+    )
+    #: Ask thinking models for the smallest thinking budget they allow.
+    gemini_force_minimum_thinking_budget: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "GEMINI_FORCE_MINIMUM_THINKING_BUDGET", "gemini_force_minimum_thinking_budget"
+        ),
+    )
+    # Vertex AI (OAuth2 through google-auth: a service-account file or application defaults)
+    google_cloud_project: str | None = _env("GOOGLE_CLOUD_PROJECT")
+    google_cloud_location: str | None = _env("GOOGLE_CLOUD_LOCATION")
+    google_application_credentials: str | None = _env("GOOGLE_APPLICATION_CREDENTIALS")
+    vertex_base_url: str | None = _env("VERTEX_BASE_URL")
+    # AWS Bedrock (SigV4, service name "bedrock")
+    aws_access_key_id: SecretStr | None = _env("AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = _env("AWS_SECRET_ACCESS_KEY")
+    aws_session_token: SecretStr | None = _env("AWS_SESSION_TOKEN")
+    aws_default_region: str | None = _env("AWS_DEFAULT_REGION")
+    aws_endpoint_url_bedrock_runtime: str | None = _env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+    aws_endpoint_url_bedrock: str | None = _env("AWS_ENDPOINT_URL_BEDROCK")
+    #: When set (e.g. bedrock-2023-05-31), Anthropic models on Bedrock are called through
+    #: InvokeModel with this anthropic_version instead of Converse.
+    bedrock_anthropic_version: str | None = _env("BEDROCK_ANTHROPIC_VERSION")
+    # Cohere
+    cohere_api_key: SecretStr | None = _env("COHERE_API_KEY")
+    cohere_base_url: str | None = _env("COHERE_BASE_URL")
 
     @field_validator("*", mode="before")
     @classmethod

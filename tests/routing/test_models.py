@@ -51,7 +51,7 @@ def test_a_single_stop_string_is_a_list():
 
 def test_policy_defaults_and_duplicate_targets():
     policy = RoutingPolicy(targets=["a", "b"])
-    assert (policy.strategy, policy.retries_per_target) == ("ordered", 1)
+    assert (policy.strategy, policy.retries_per_target) == ("ordered", None)
     assert policy.deadline_s > policy.attempt_timeout_s
     with pytest.raises(ValidationError, match="listed twice: a"):
         RoutingPolicy(targets=["a", "b", "a"])

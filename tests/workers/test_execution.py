@@ -87,7 +87,8 @@ def run(scripts, *, call_s=0.1, **policy_fields):
     providers = ScriptedProviders(clock, scripts, call_s)
     recorded: list[Attempt] = []
     policy = RoutingPolicy(
-        targets=list(scripts), **{"backoff_base_s": 1.0, "backoff_max_s": 8.0, **policy_fields}
+        targets=list(scripts),
+        **{"backoff_base_s": 1.0, "backoff_max_s": 8.0, "retries_per_target": 1, **policy_fields},
     )
     result = execute_job(
         REQUEST,
@@ -266,3 +267,23 @@ def test_attempts_are_written_before_the_next_one_starts():
         sleep=clock.sleep,
     )
     assert written_before_call == [0, 1, 2]
+
+
+def test_without_a_policy_retry_count_each_provider_gets_its_own():
+    clock = FakeClock()
+    providers = ScriptedProviders(
+        clock, {"primary": [Overloaded("503")] * 4, "secondary": [Overloaded("503")] * 2 + [OK]}
+    )
+    policy = RoutingPolicy(targets=["primary", "secondary"])
+    result = execute_job(
+        REQUEST,
+        policy,
+        plan_candidates(policy, CONFIG),
+        call=providers,
+        record_attempt=lambda a: None,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+        retries_for=lambda deployment: {"primary": 3, "secondary": 2}[deployment.id],
+    )
+    assert result.state is JobState.SUCCEEDED
+    assert (providers.calls["primary"], providers.calls["secondary"]) == (4, 3)

@@ -306,3 +306,17 @@ def test_an_error_inside_a_200_reply_is_classified_by_its_code(embedded, expecte
     with pytest.raises(ProviderError) as caught:
         adapter("openrouter").parse_reply(HttpReply(200, {}, body, 0.01))
     assert caught.value.error_class is expected
+
+
+def test_the_probe_lists_models_with_the_key():
+    probe = adapter().build_probe()
+    assert (probe.method, probe.url) == ("GET", "https://api.example/v1/models")
+    assert probe.headers["authorization"] == "Bearer test-key-123456"
+    assert adapter("openrouter").build_probe().url == "https://api.example/v1/key"
+
+
+def test_the_probe_reads_auth_failures_as_auth():
+    with pytest.raises(ProviderError) as caught:
+        adapter().read_probe(HttpReply(401, {}, openai_error("bad key", "invalid_api_key"), 0.01))
+    assert caught.value.error_class is ErrorClass.AUTH
+    adapter().read_probe(HttpReply(200, {}, b'{"object": "list", "data": []}', 0.01))

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from routing.catalog import resolve_base_url
 from routing.config import DeploymentConfig
 from routing.errors import (
     AuthFailed,
@@ -30,9 +31,10 @@ from routing.errors import (
 )
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
+from workers.providers.base import USER_AGENT
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
+from workers.settings import Settings
 
-USER_AGENT = "turnout/0.1"
 MAX_ERROR_MESSAGE = 500
 
 _FINISH_REASONS: dict[str, FinishReason] = {
@@ -55,6 +57,10 @@ _CONTEXT_MARKERS = (
 )
 
 
+#: The official SDK's DEFAULT_MAX_RETRIES.
+DEFAULT_RETRIES = 2
+
+
 class OpenAICompatibleAdapter:
     """Builds chat-completion calls for one deployment and reads their replies."""
 
@@ -67,11 +73,38 @@ class OpenAICompatibleAdapter:
         extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.deployment = deployment
-        self.url = f"{base_url.rstrip('/')}/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.default_retries = DEFAULT_RETRIES
         self._api_key = api_key
         self._extra_headers = dict(extra_headers or {})
 
-    def build_call(self, request: CompletionRequest) -> HttpCall:
+    @classmethod
+    def from_settings(
+        cls, deployment: DeploymentConfig, settings: Settings
+    ) -> OpenAICompatibleAdapter:
+        spec = deployment.spec
+        base_url = resolve_base_url(
+            spec,
+            deployment.base_url,
+            settings.value_of(spec.base_url_env) if spec.base_url_env else None,
+        )
+        if spec.protocol != "openai" and not base_url.endswith("/v1"):
+            base_url += "/v1"  # a server that also speaks OpenAI's protocol under /v1 (Ollama)
+        key = settings.value_of(deployment.key_env) if deployment.key_env else None
+        headers = {
+            header: value
+            for header, env in spec.header_envs.items()
+            if (value := settings.value_of(env)) is not None
+        }
+        return cls(
+            deployment,
+            base_url=base_url,
+            api_key=SecretStr(key) if key else None,
+            extra_headers=headers,
+        )
+
+    def _headers(self) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -80,8 +113,21 @@ class OpenAICompatibleAdapter:
         }
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def build_call(self, request: CompletionRequest) -> HttpCall:
         body = chat_body(request, self.deployment.model, self.deployment.spec.max_tokens_field)
-        return HttpCall("POST", self.url, headers, json.dumps(body).encode())
+        return HttpCall("POST", self.url, self._headers(), json.dumps(body).encode())
+
+    def build_probe(self) -> HttpCall:
+        """``GET /models``; OpenRouter's list needs no key, so it asks about the key itself."""
+        path = "/key" if self.deployment.provider == "openrouter" else "/models"
+        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        return HttpCall("GET", f"{self.base_url}{path}", headers, b"")
+
+    def read_probe(self, reply: HttpReply) -> None:
+        if reply.status != 200:
+            raise classify_error(self.deployment.provider, reply.status, reply.body, reply.headers)
 
     def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
         if reply.status != 200:

@@ -1,45 +1,38 @@
-"""Building each deployment's adapter from its config and the worker's credentials."""
+"""Which adapter speaks which wire protocol, and building one for a deployment.
+
+Adapters are named by import path so a worker only imports the protocols its config uses (the
+Bedrock adapter brings botocore, the Vertex one google-auth)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import cast
 
-from pydantic import SecretStr
-
-from routing.catalog import resolve_base_url
+from routing.catalog import Protocol
 from routing.config import DeploymentConfig
-from routing.models import CompletionRequest, ProviderCompletion
-from workers.http import HttpCall, HttpReply
-from workers.providers.openai_compat import OpenAICompatibleAdapter
+from workers.providers.base import AdapterFactory, ProviderAdapter
 from workers.settings import Settings
 
+#: protocol -> "module:callable(deployment, settings) -> ProviderAdapter"
+ADAPTERS: dict[Protocol, str] = {
+    "openai": "workers.providers.openai_compat:OpenAICompatibleAdapter.from_settings",
+    "azure": "workers.providers.azure:AzureOpenAIAdapter.from_settings",
+    "anthropic": "workers.providers.anthropic:AnthropicAdapter.from_settings",
+    "gemini": "workers.providers.gemini:GeminiAdapter.from_settings",
+    "vertex": "workers.providers.gemini:VertexAdapter.from_settings",
+    "bedrock": "workers.providers.bedrock:BedrockAdapter.from_settings",
+    "cohere": "workers.providers.cohere:CohereAdapter.from_settings",
+    "ollama": "workers.providers.ollama:OllamaAdapter.from_settings",
+}
 
-class ProviderAdapter(Protocol):
-    deployment: DeploymentConfig
 
-    def build_call(self, request: CompletionRequest) -> HttpCall: ...
-
-    def parse_reply(self, reply: HttpReply) -> ProviderCompletion: ...
+def adapter_factory(protocol: Protocol) -> AdapterFactory:
+    module_name, _, attribute = ADAPTERS[protocol].partition(":")
+    target: object = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return cast(AdapterFactory, target)
 
 
 def build_adapter(deployment: DeploymentConfig, settings: Settings) -> ProviderAdapter:
-    spec = deployment.spec
-    key_env = deployment.key_env
-    key = settings.value_of(key_env) if key_env else None
-    base_url = resolve_base_url(
-        spec,
-        deployment.base_url,
-        settings.value_of(spec.base_url_env) if spec.base_url_env else None,
-    )
-    headers = {
-        header: value
-        for header, env in spec.header_envs.items()
-        if (value := settings.value_of(env)) is not None
-    }
-    # One protocol so far (spec.protocol == "openai"); the next issue adds the others here.
-    return OpenAICompatibleAdapter(
-        deployment,
-        base_url=base_url,
-        api_key=SecretStr(key) if key else None,
-        extra_headers=headers,
-    )
+    return adapter_factory(deployment.wire_protocol)(deployment, settings)

@@ -1,0 +1,90 @@
+"""Running a provider adapter against its simulator over real HTTP on 127.0.0.1.
+
+Shared by the per-protocol wire tests (tests/providers) and the SDK conformance tests
+(tests/conformance). Settings come only from what a test passes: never from this process's
+environment or a .env file, so a developer's real keys cannot leak into a test.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from ops.simulator.base import ProviderSimulator
+from ops.simulator.server import ServerThread
+from routing.config import DeploymentConfig
+from routing.models import CompletionRequest, ProviderCompletion
+from workers.http import HttpcoreTransport
+from workers.providers.base import ProviderAdapter
+from workers.providers.registry import build_adapter
+from workers.settings import Settings
+
+TRANSPORT = HttpcoreTransport(connect_timeout_s=2.0)
+
+
+class IsolatedSettings(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings(**env: str) -> Settings:
+    """Settings from exactly these variables, e.g. ``settings(ANTHROPIC_API_KEY="...")``."""
+    return IsolatedSettings.model_validate(env)
+
+
+@contextmanager
+def serving(simulator: ProviderSimulator) -> Iterator[ServerThread]:
+    with ServerThread(simulator) as server:
+        yield server
+
+
+def control(server: ServerThread, path: str, payload: dict[str, Any] | None = None) -> Any:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"{server.url}/_sim/{path}", data=data, method="GET" if data is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def set_faults(server: ServerThread, **faults: Any) -> None:
+    control(server, "faults", faults)
+
+
+def recent(server: ServerThread) -> list[dict[str, Any]]:
+    """The requests the simulator recorded (credential headers as '<scheme> [hidden]')."""
+    recorded: list[dict[str, Any]] = control(server, "state")["stats"]["recent"]
+    return recorded
+
+
+def adapter_for(
+    provider: str, model: str, env: Settings, *, base_url: str | None = None, **fields: Any
+) -> ProviderAdapter:
+    deployment = DeploymentConfig(
+        id=f"{provider}-test", provider=provider, model=model, base_url=base_url, **fields
+    )
+    return build_adapter(deployment, env)
+
+
+def complete(
+    adapter: ProviderAdapter, request: CompletionRequest, timeout_s: float = 5.0
+) -> ProviderCompletion:
+    """Send the adapter's call and parse the reply: a completion, or a ProviderError raised."""
+    return adapter.parse_reply(TRANSPORT.send(adapter.build_call(request), timeout_s=timeout_s))
+
+
+def probe(adapter: ProviderAdapter, timeout_s: float = 5.0) -> None:
+    adapter.read_probe(TRANSPORT.send(adapter.build_probe(), timeout_s=timeout_s))

@@ -1,0 +1,41 @@
+"""What every provider adapter offers: pure request building and reply parsing, for the job's
+call and for the credential probe. Adapters do no I/O; ``workers.http`` sends what they build.
+(Signing is not I/O: Bedrock signs and Vertex adds a cached OAuth2 token in ``build_call``.)"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from routing.config import DeploymentConfig
+from routing.models import CompletionRequest, ProviderCompletion
+from workers.http import HttpCall, HttpReply
+from workers.settings import Settings
+
+USER_AGENT = "turnout/0.1"
+
+
+class ProviderAdapter(Protocol):
+    deployment: DeploymentConfig
+    #: Retries on this deployment when the job's policy names none: the provider SDK's default,
+    #: or the provider's *_MAX_RETRIES variable.
+    default_retries: int
+
+    def build_call(self, request: CompletionRequest) -> HttpCall:
+        """The provider's request for this completion, credentials included."""
+        ...
+
+    def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
+        """The completion; raises the ProviderError of the reply's error class otherwise."""
+        ...
+
+    def build_probe(self) -> HttpCall:
+        """The provider's cheapest authenticated request (a models list, a token count)."""
+        ...
+
+    def read_probe(self, reply: HttpReply) -> None:
+        """Return when the probe proved the credentials; raise the ProviderError otherwise."""
+        ...
+
+
+class AdapterFactory(Protocol):
+    def __call__(self, deployment: DeploymentConfig, settings: Settings) -> ProviderAdapter: ...

@@ -1,0 +1,203 @@
+"""Which providers this environment enables, and whether their credentials work.
+
+``turnout providers`` lists every provider (enabled or not, what is missing, the key masked);
+``turnout providers check`` sends each enabled provider's cheapest authenticated request
+(models lists, a token count, key info, Bedrock's foundation-models list) and says what is
+wrong in words an operator can act on.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from routing.catalog import PROVIDERS, ProviderSpec
+from routing.config import DeploymentConfig, TurnoutConfig
+from routing.errors import ErrorClass, ProviderError
+from workers.http import HttpTransport
+from workers.providers.registry import build_adapter
+from workers.redaction import Redactor
+from workers.settings import Settings
+
+#: A model to name in a probe that needs one (Vertex counts tokens for a model).
+PROBE_MODELS = {"vertex": "gemini-2.0-flash", "gemini": "gemini-2.0-flash"}
+
+ProbeStatus = Literal[
+    "ok", "invalid_key", "no_permission", "unreachable", "wrong_region_or_version", "error"
+]
+
+
+def mask(secret: str | None) -> str | None:
+    """At most the last four characters, and none of a short secret."""
+    if not secret:
+        return None
+    return f"…{secret[-4:]}" if len(secret) >= 16 else "…"
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    name: str
+    protocol: str
+    enabled: bool
+    missing: list[str]
+    key: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inventory(settings: Settings) -> list[ProviderStatus]:
+    rows = []
+    for spec in PROVIDERS.values():
+        missing = [env for env in spec.enable_envs if not settings.is_set(env)]
+        key = settings.value_of(spec.key_env) if spec.key_env else None
+        if spec.name == "bedrock":
+            key = settings.value_of("AWS_ACCESS_KEY_ID")
+        rows.append(ProviderStatus(spec.name, spec.protocol, not missing, missing, mask(key)))
+    return rows
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    provider: str
+    status: ProbeStatus
+    latency_ms: float
+    detail: str
+    hint: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_STATUS_BY_CLASS: dict[ErrorClass, ProbeStatus] = {
+    ErrorClass.AUTH: "invalid_key",
+    ErrorClass.PERMISSION: "no_permission",
+    ErrorClass.CONNECTION: "unreachable",
+    ErrorClass.TIMEOUT: "unreachable",
+    ErrorClass.MODEL_NOT_FOUND: "wrong_region_or_version",
+}
+
+
+def probe_deployment(spec: ProviderSpec, config: TurnoutConfig | None) -> DeploymentConfig:
+    """The provider's first deployment in the config, or a stand-in with its defaults."""
+    for deployment in config.deployments.values() if config else ():
+        if deployment.provider == spec.name:
+            return deployment
+    return DeploymentConfig(
+        id=f"probe-{spec.name}", provider=spec.name, model=PROBE_MODELS.get(spec.name, "probe")
+    )
+
+
+def probe(
+    spec: ProviderSpec,
+    settings: Settings,
+    transport: HttpTransport,
+    *,
+    config: TurnoutConfig | None = None,
+    timeout_s: float = 10.0,
+    redact: Redactor | None = None,
+) -> ProbeResult:
+    scrub = redact or Redactor()
+    started = time.monotonic()
+    try:
+        adapter = build_adapter(probe_deployment(spec, config), settings)
+        adapter.read_probe(transport.send(adapter.build_probe(), timeout_s=timeout_s))
+    except ProviderError as exc:
+        status = _STATUS_BY_CLASS.get(exc.error_class, "error")
+        if exc.error_class is ErrorClass.BAD_REQUEST and spec.name in ("azure", "bedrock"):
+            status = "wrong_region_or_version"  # an unknown api-version or region answers 400
+        detail = scrub(exc.message)
+    except Exception as exc:  # a credential that cannot even be loaded (a bad key file, say)
+        status, detail = "error", scrub(f"{type(exc).__name__}: {exc}")
+    else:
+        status, detail = "ok", "credentials accepted"
+    latency_ms = round((time.monotonic() - started) * 1000, 1)
+    return ProbeResult(spec.name, status, latency_ms, detail, hint(spec, settings, status))
+
+
+def check_enabled(
+    settings: Settings,
+    transport: HttpTransport,
+    *,
+    config: TurnoutConfig | None = None,
+    timeout_s: float = 10.0,
+    redact: Redactor | None = None,
+) -> list[ProbeResult]:
+    """Probe every enabled provider at once, each bounded by ``timeout_s``."""
+    enabled = [PROVIDERS[row.name] for row in inventory(settings) if row.enabled]
+    if not enabled:
+        return []
+    with ThreadPoolExecutor(max_workers=len(enabled)) as pool:
+        futures = [
+            pool.submit(
+                probe,
+                spec,
+                settings,
+                transport,
+                config=config,
+                timeout_s=timeout_s,
+                redact=redact,
+            )
+            for spec in enabled
+        ]
+        return [future.result() for future in futures]
+
+
+def hint(spec: ProviderSpec, settings: Settings, status: ProbeStatus) -> str:
+    """One line an operator can act on."""
+    if status == "ok":
+        return ""
+    if status == "invalid_key":
+        if spec.name == "bedrock":
+            return (
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for "
+                "temporary credentials): no stray whitespace, not expired, clock in sync"
+            )
+        if spec.name == "vertex":
+            return (
+                "check GOOGLE_APPLICATION_CREDENTIALS (a service-account file) or the "
+                "application default credentials: not revoked, the right project"
+            )
+        return (
+            f"check {spec.key_env}: no quotes or whitespace around it, not expired or revoked, "
+            "from the right account"
+        )
+    if status == "no_permission":
+        if spec.name == "bedrock":
+            return (
+                "the credentials work but lack bedrock:ListFoundationModels or model access in "
+                f"{settings.aws_default_region}: grant them in IAM and the Bedrock console"
+            )
+        if spec.name == "vertex":
+            return (
+                "the credentials work but lack Vertex AI access in project "
+                f"{settings.google_cloud_project}: grant roles/aiplatform.user, enable the API"
+            )
+        return "the key works but may not use this API: check the account's access and billing"
+    if status == "unreachable":
+        where = f" (set by {spec.base_url_env})" if spec.base_url_env else ""
+        return f"cannot reach the endpoint{where}: check the URL, proxy, firewall and DNS"
+    if status == "wrong_region_or_version":
+        if spec.name == "azure":
+            return (
+                f"check AZURE_API_VERSION ({settings.azure_api_version}) and AZURE_BASE_URL "
+                "(https://<resource>.openai.azure.com)"
+            )
+        if spec.name == "bedrock":
+            return (
+                f"check AWS_DEFAULT_REGION ({settings.aws_default_region}): Bedrock or the "
+                "model may not be offered there"
+            )
+        if spec.name == "vertex":
+            return (
+                f"check GOOGLE_CLOUD_LOCATION ({settings.google_cloud_location}) and "
+                f"GOOGLE_CLOUD_PROJECT ({settings.google_cloud_project})"
+            )
+        return "the endpoint answered 404: check the base URL and the model name"
+    return "the provider answered unexpectedly; see the detail, and its status page"
