@@ -11,8 +11,12 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from ops.simulator.base import ProviderSimulator
@@ -88,3 +92,44 @@ def complete(
 
 def probe(adapter: ProviderAdapter, timeout_s: float = 5.0) -> None:
     adapter.read_probe(TRANSPORT.send(adapter.build_probe(), timeout_s=timeout_s))
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    """A Google service-account key made on the spot, for the real google-auth flow against a
+    simulator's token endpoint."""
+
+    key_id: str
+    private_pem: str
+    public_pem: str
+
+    @classmethod
+    def generate(cls, key_id: str = "kid-1") -> ServiceAccountKey:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(key_id, private.decode(), public.decode())
+
+    def write(
+        self, path: Path, token_uri: str, *, project: str = "turnout-test", **extra: str
+    ) -> Path:
+        """A service-account key file as the Cloud console downloads it."""
+        info = {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": self.key_id,
+            "private_key": self.private_pem,
+            "client_email": f"turnout@{project}.iam.gserviceaccount.com",
+            "client_id": "1234567890",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": token_uri,
+            **extra,
+        }
+        path.write_text(json.dumps(info))
+        return path

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import SecretStr
+
+from routing.catalog import resolve_base_url
 from routing.config import DeploymentConfig
 from routing.models import CompletionRequest, ProviderCompletion
 from workers.http import HttpCall, HttpReply
@@ -39,3 +42,26 @@ class ProviderAdapter(Protocol):
 
 class AdapterFactory(Protocol):
     def __call__(self, deployment: DeploymentConfig, settings: Settings) -> ProviderAdapter: ...
+
+
+def deployment_base_url(deployment: DeploymentConfig, settings: Settings) -> str:
+    """The deployment's ``base_url``, else its provider's base-URL variable, else the default."""
+    spec = deployment.spec
+    from_env = settings.value_of(spec.base_url_env) if spec.base_url_env else None
+    return resolve_base_url(spec, deployment.base_url, from_env)
+
+
+def deployment_key(deployment: DeploymentConfig, settings: Settings) -> SecretStr | None:
+    """The deployment's API key, still wrapped: it is unwrapped only into a request header."""
+    key = settings.value_of(deployment.key_env) if deployment.key_env else None
+    return SecretStr(key) if key else None
+
+
+def bearer_headers(api_key: SecretStr | None, *, with_body: bool) -> dict[str, str]:
+    """JSON headers with ``Authorization: Bearer`` when there is a key."""
+    headers = {"accept": "application/json", "user-agent": USER_AGENT}
+    if with_body:
+        headers["content-type"] = "application/json"
+    if api_key is not None:
+        headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
+    return headers

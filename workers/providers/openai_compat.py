@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from routing.catalog import resolve_base_url
 from routing.config import DeploymentConfig
 from routing.errors import (
     AuthFailed,
@@ -31,11 +30,10 @@ from routing.errors import (
 )
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
-from workers.providers.base import USER_AGENT
+from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
+from workers.providers.reading import clip, read_json, snippet
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import Settings
-
-MAX_ERROR_MESSAGE = 500
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -84,14 +82,9 @@ class OpenAICompatibleAdapter:
         cls, deployment: DeploymentConfig, settings: Settings
     ) -> OpenAICompatibleAdapter:
         spec = deployment.spec
-        base_url = resolve_base_url(
-            spec,
-            deployment.base_url,
-            settings.value_of(spec.base_url_env) if spec.base_url_env else None,
-        )
+        base_url = deployment_base_url(deployment, settings)
         if spec.protocol != "openai" and not base_url.endswith("/v1"):
             base_url += "/v1"  # a server that also speaks OpenAI's protocol under /v1 (Ollama)
-        key = settings.value_of(deployment.key_env) if deployment.key_env else None
         headers = {
             header: value
             for header, env in spec.header_envs.items()
@@ -100,7 +93,7 @@ class OpenAICompatibleAdapter:
         return cls(
             deployment,
             base_url=base_url,
-            api_key=SecretStr(key) if key else None,
+            api_key=deployment_key(deployment, settings),
             extra_headers=headers,
         )
 
@@ -157,7 +150,7 @@ def chat_body(request: CompletionRequest, model: str, max_tokens_field: str) -> 
 def parse_chat_completion(raw: bytes) -> ProviderCompletion:
     """Read a 200 response. Refusals and filtered output are content_policy; a body that is not
     what the protocol promises is invalid_response, never a crash."""
-    data = _json(raw)
+    data = read_json(raw)
     try:
         choice = data["choices"][0]
         message = choice["message"]
@@ -165,12 +158,12 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
         provider_reason = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise InvalidResponse(
-            f"200 response without choices[0].message: {_snippet(raw)}", status_code=200
+            f"200 response without choices[0].message: {snippet(raw)}", status_code=200
         ) from None
     if content is not None and not isinstance(content, str):
         raise InvalidResponse("choices[0].message.content is not a string", status_code=200)
     if message.get("refusal"):
-        raise ContentPolicy(f"the model refused: {_clip(str(message['refusal']))}", status_code=200)
+        raise ContentPolicy(f"the model refused: {clip(str(message['refusal']))}", status_code=200)
     if provider_reason == "content_filter" and not content:
         raise ContentPolicy("the provider's content filter withheld the output", status_code=200)
     if provider_reason == "insufficient_system_resource":  # DeepSeek: interrupted mid-generation
@@ -302,9 +295,9 @@ def error_details(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
     except ValueError:
-        return _snippet(body) or "(empty body)", None
+        return snippet(body) or "(empty body)", None
     if not isinstance(data, dict):
-        return _snippet(body), None
+        return snippet(body), None
     error = data.get("error")
     if isinstance(error, dict):
         message = error.get("message") or error.get("type") or json.dumps(error)
@@ -312,23 +305,6 @@ def error_details(body: bytes) -> tuple[str, str | None]:
     elif isinstance(error, str):
         message, code = error, data.get("code")
     else:
-        message = data.get("message") or data.get("detail") or _snippet(body)
+        message = data.get("message") or data.get("detail") or snippet(body)
         code = data.get("code") or data.get("type")
-    return _clip(str(message)), None if code is None else str(code)
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)  # leading blank lines (DeepSeek's keep-alives) are whitespace
-    except ValueError:
-        raise InvalidResponse(
-            f"200 response is not JSON: {_snippet(raw)}", status_code=200
-        ) from None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
-
-
-def _snippet(raw: bytes) -> str:
-    return _clip(raw[:MAX_ERROR_MESSAGE].decode("utf-8", "replace").strip())
+    return clip(str(message)), None if code is None else str(code)

@@ -1,0 +1,251 @@
+"""A simulated Anthropic Messages API (../shared/providers.md §4, §19).
+
+It answers the way api.anthropic.com does, bytes the official SDK parses: the message body with
+its usage block, the ``{"type": "error", "error": {type, message}, "request_id"}`` envelope with
+Anthropic's status codes (529 for overload), ``request-id``, ``retry-after`` and the
+``anthropic-ratelimit-*`` headers on 429. Like the real API it refuses a request without
+``anthropic-version`` or ``max_tokens``.
+
+The key is accepted as ``x-api-key`` (the documented header) or as ``Authorization: Bearer``,
+which is how anthropic SDK 2.x sends an API key; the real API must accept what its own SDK
+sends. Paths live under ``/v1``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ops.simulator.base import (
+    Endpoint,
+    Incoming,
+    ProviderSimulator,
+    Reply,
+    estimate_tokens,
+    reply_text,
+)
+from ops.simulator.faults import Faults
+
+#: 2023-06-01 is the documented version; 2026-10-21 is what anthropic SDK 2.x sends.
+API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
+_ROLES = {"user", "assistant"}
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "messages: text content blocks must be non-empty"),
+    401: ("authentication_error", "invalid x-api-key"),
+    402: ("billing_error", "Your credit balance is too low to access the Anthropic API."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
+    404: ("not_found_error", "model: not found"),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: (
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization of 50 requests per "
+        "minute. Please reduce the prompt length or the maximum tokens requested, or try again "
+        "later.",
+    ),
+    500: ("api_error", "Internal server error"),
+    504: ("timeout_error", "Request timed out"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+def error_reply(
+    status: int, message: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> Reply:
+    """Anthropic's error envelope; its request_id is also the ``request-id`` header."""
+    kind, default = _ERRORS.get(
+        status, ("api_error" if status >= 500 else "invalid_request_error", f"Error {status}")
+    )
+    request_id = _request_id()
+    payload = {
+        "type": "error",
+        "error": {"type": kind, "message": message or default},
+        "request_id": request_id,
+    }
+    return Reply.json(status, payload, [(b"request-id", request_id.encode()), *(headers or [])])
+
+
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:24]}"
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: the string itself or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+    return ""
+
+
+class AnthropicSimulator(ProviderSimulator):
+    """``api_key=None`` accepts any caller."""
+
+    protocol = "anthropic"
+
+    def match(self, incoming: Incoming) -> Endpoint | None:
+        if incoming.method == "POST" and incoming.path == "/v1/messages":
+            return "generate"
+        if incoming.method == "GET" and incoming.path == "/v1/models":
+            return "probe"
+        return None
+
+    def not_found(self, incoming: Incoming) -> Reply:
+        return error_reply(404, "Not Found")
+
+    def response_headers(
+        self, incoming: Incoming, processing_s: float
+    ) -> list[tuple[bytes, bytes]]:
+        return []  # every reply built here carries its own request-id
+
+    def authenticate(self, incoming: Incoming) -> Reply | None:
+        if self.api_key is None:
+            return None
+        given = incoming.headers.get("x-api-key")
+        bearer = incoming.headers.get("authorization", "")
+        if given is None and bearer.lower().startswith("bearer "):
+            given = bearer[7:].strip()
+        if not given:
+            return error_reply(401, "x-api-key header is required")
+        if given != self.api_key:
+            return error_reply(401, "invalid x-api-key")
+        return None
+
+    def _version_problem(self, incoming: Incoming) -> Reply | None:
+        version = incoming.headers.get("anthropic-version")
+        if version is None:
+            return error_reply(400, "anthropic-version: header is required")
+        if version not in API_VERSIONS:
+            return error_reply(400, f"anthropic-version: invalid version {version!r}")
+        return None
+
+    def validate(self, incoming: Incoming) -> Reply | None:
+        problem = self._version_problem(incoming)
+        if problem is not None:
+            return problem
+        request = incoming.json
+        if not isinstance(request, dict):
+            return error_reply(400, "Request body must be a JSON object")
+        if not isinstance(request.get("model"), str) or not request["model"]:
+            return error_reply(400, "model: Field required")
+        max_tokens = request.get("max_tokens")
+        if max_tokens is None:
+            return error_reply(400, "max_tokens: Field required")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
+            return error_reply(400, "max_tokens: Input should be a valid non-negative integer")
+        messages = request.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return error_reply(400, "messages: at least one message is required")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in _ROLES:
+                return error_reply(
+                    400, f"messages.{index}.role: Input should be 'user' or 'assistant'"
+                )
+            if not isinstance(message.get("content"), str | list):
+                return error_reply(400, f"messages.{index}.content: Field required")
+        system = request.get("system")
+        if system is not None and not isinstance(system, str | list):
+            return error_reply(400, "system: Input should be a valid string or list")
+        for name, high in (("temperature", 1.0), ("top_p", 1.0)):
+            value = request.get(name)
+            if value is not None and (not isinstance(value, int | float) or not 0 <= value <= high):
+                return error_reply(400, f"{name}: Input should be between 0 and {high:g}")
+        stops = request.get("stop_sequences")
+        if stops is not None and not (
+            isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
+        ):
+            return error_reply(400, "stop_sequences: Input should be a list of non-empty strings")
+        return None
+
+    def error(self, status: int, faults: Faults) -> Reply:
+        headers: list[tuple[bytes, bytes]] = []
+        if faults.retry_after_s is not None:
+            headers.append((b"retry-after", f"{faults.retry_after_s:g}".encode()))
+        if status == 429:
+            if faults.retry_after_s is None:  # the real API always says when to come back
+                headers.append((b"retry-after", b"1"))
+            headers += [
+                (b"anthropic-ratelimit-requests-limit", b"50"),
+                (b"anthropic-ratelimit-requests-remaining", b"0"),
+                (b"anthropic-ratelimit-requests-reset", b"2026-11-20T00:00:01Z"),
+            ]
+        return error_reply(status, headers=headers)
+
+    def malformed(self) -> Reply:
+        return Reply(200, b'{"id": "msg_broken", "type": "message", "content": [')
+
+    def success(self, incoming: Incoming) -> Reply:
+        request = incoming.json
+        model = request["model"]
+        messages = request["messages"]
+        prompt = next(
+            (_text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), ""
+        )
+        text = reply_text(self.name, model, prompt)
+        stop_reason, stop_sequence = "end_turn", None
+        for stop in request.get("stop_sequences") or []:
+            if stop in text:
+                text, stop_reason, stop_sequence = text[: text.index(stop)], "stop_sequence", stop
+        limit = request["max_tokens"]
+        if estimate_tokens(text) > limit:
+            text, stop_reason, stop_sequence = text[: limit * 4], "max_tokens", None
+        system = _text_of(request.get("system"))
+        input_tokens = sum(estimate_tokens(_text_of(m["content"])) for m in messages) + (
+            estimate_tokens(system) if system else 0
+        )
+        payload = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}] if text else [],
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": estimate_tokens(text) if text else 0,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
+        }
+        headers = [
+            (b"request-id", _request_id().encode()),
+            (b"anthropic-ratelimit-requests-limit", b"50"),
+            (b"anthropic-ratelimit-requests-remaining", b"49"),
+        ]
+        return Reply.json(200, payload, headers)
+
+    def probe(self, incoming: Incoming) -> Reply:
+        problem = self._version_problem(incoming)
+        if problem is not None:
+            return problem
+        try:
+            limit = int(incoming.query.get("limit", "20"))
+        except ValueError:
+            return error_reply(400, "limit: Input should be a valid integer")
+        if not 1 <= limit <= 1000:
+            return error_reply(400, "limit: Input should be between 1 and 1000")
+        data = [
+            {
+                "type": "model",
+                "id": model,
+                "display_name": model,
+                "created_at": "2025-09-29T00:00:00Z",
+                "lifecycle": "active",
+            }
+            for model in self.models[:limit]
+        ]
+        payload = {
+            "data": data,
+            "has_more": len(self.models) > limit,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+        return Reply.json(200, payload, [(b"request-id", _request_id().encode())])

@@ -1,0 +1,238 @@
+"""The Bedrock adapter against the Bedrock simulator over HTTP. The simulator recomputes every
+SigV4 signature with botocore from the bytes it received, so a request it accepts is one AWS would
+accept (the double encoding of ``%3A`` included), and one it refuses gets AWS's 403."""
+
+import dataclasses
+import json
+
+import pytest
+
+from ops.simulator.bedrock_sim import BedrockSimulator
+from routing.errors import ErrorClass, ProviderError
+from routing.models import CompletionRequest
+from tests.providers.harness import (
+    TRANSPORT,
+    adapter_for,
+    complete,
+    probe,
+    recent,
+    serving,
+    set_faults,
+    settings,
+)
+
+KEY_ID = "AKIDWIRETEST0001"
+SECRET = "wire/secret+key/0123456789abcdefghijklm"
+TOKEN = "FwoGZXIvYXdzEXAMPLE/session+token=="
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+ENCODED = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+REQUEST = CompletionRequest.model_validate(
+    {
+        "messages": [{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}],
+        "max_tokens": 50,
+        "temperature": 0.5,
+        "stop": ["END"],
+    }
+)
+
+
+@pytest.fixture
+def simulator():
+    return BedrockSimulator(name="bdr", api_key=f"{KEY_ID}:{SECRET}", region="us-east-1")
+
+
+@pytest.fixture
+def server(simulator):
+    with serving(simulator) as running:
+        yield running
+
+
+def adapter(server, model=MODEL, *, secret=SECRET, via_env=False, **env):
+    credentials = {
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    if via_env:
+        env = {
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": server.url,
+            "AWS_ENDPOINT_URL_BEDROCK": server.url,
+            **env,
+        }
+    base_url = None if via_env else server.url
+    return adapter_for("bedrock", model, settings(**credentials, **env), base_url=base_url)
+
+
+def test_the_request_on_the_wire_and_the_parsed_result(server, simulator):
+    result = complete(adapter(server), REQUEST)
+    (sent,) = recent(server)
+    assert (sent["method"], sent["raw_path"], sent["query"]) == ("POST", ENCODED, {})
+    assert sent["path"] == f"/model/{MODEL}/converse"
+    assert sent["headers"]["authorization"] == "AWS4-HMAC-SHA256 [hidden]"
+    assert sent["headers"]["content-type"] == "application/json"
+    assert "x-amz-security-token" not in sent["headers"]
+    assert sent["headers"]["x-amz-date"][:8] == simulator.signatures[0]["scope"][:8]
+    assert sent["body"] == {
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "system": [{"text": "be terse"}],
+        "inferenceConfig": {"maxTokens": 50, "temperature": 0.5, "stopSequences": ["END"]},
+    }
+    assert sent["auth_ok"] is True
+    (signature,) = simulator.signatures
+    assert signature["signed_headers"] == ["content-type", "host", "x-amz-date"]
+    assert signature["scope"].endswith("/us-east-1/bedrock/aws4_request")
+    assert signature["verdict"] == "ok"
+    assert result.text.startswith(f"bdr ({MODEL}) answers")
+    assert (result.finish_reason, result.provider_finish_reason) == ("stop", "end_turn")
+    assert result.usage is not None
+    assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+    assert result.response_id
+
+
+def test_an_arn_travels_as_one_label_and_the_endpoint_variables_are_followed(server):
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0"
+    result = complete(adapter(server, arn, via_env=True), REQUEST)
+    (sent,) = recent(server)
+    assert sent["raw_path"] == (
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile"
+        "%2Fus.amazon.nova-lite-v1%3A0/converse"
+    )
+    assert f"({arn})" in result.text
+    probe(adapter(server, via_env=True))
+
+
+def test_the_simulator_refuses_a_path_signed_with_single_encoding(server, simulator):
+    """Sign ``...v1:0`` but send ``...v1%3A0``: the canonical paths differ (%3A vs %253A), which
+    is exactly the hand-rolled signers' bug. Sending what was signed is accepted."""
+    ours = adapter(server)
+    body = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
+    raw_colon = f"{server.url}/model/{MODEL}/converse"
+    signed_raw = ours.signed("POST", raw_colon, body)
+    sent_encoded = dataclasses.replace(signed_raw, url=f"{server.url}{ENCODED}")
+    with pytest.raises(ProviderError) as caught:
+        ours.parse_reply(TRANSPORT.send(sent_encoded, timeout_s=5))
+    assert caught.value.error_class is ErrorClass.AUTH
+    assert caught.value.provider_code == "InvalidSignatureException"
+    assert ours.parse_reply(TRANSPORT.send(signed_raw, timeout_s=5)).text
+    assert [s["verdict"] for s in simulator.signatures] == ["InvalidSignatureException", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "error_class"),
+    [
+        (400, "ValidationException", ErrorClass.BAD_REQUEST),
+        (403, "AccessDeniedException", ErrorClass.PERMISSION),
+        (404, "ResourceNotFoundException", ErrorClass.MODEL_NOT_FOUND),
+        (408, "ModelTimeoutException", ErrorClass.TIMEOUT),
+        (424, "ModelErrorException", ErrorClass.SERVER_ERROR),
+        (429, "ThrottlingException", ErrorClass.RATE_LIMITED),
+        (500, "InternalServerException", ErrorClass.SERVER_ERROR),
+        (503, "ServiceUnavailableException", ErrorClass.OVERLOADED),
+    ],
+)
+def test_every_failure_the_simulator_injects_has_its_class(server, status, exception, error_class):
+    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
+    with pytest.raises(ProviderError) as caught:
+        complete(adapter(server), REQUEST)
+    assert caught.value.error_class is error_class
+    assert (caught.value.status_code, caught.value.provider_code) == (status, exception)
+    assert caught.value.retry_after_s == 2.0  # sent as x-amz-retry-after: 2000 (ms)
+
+
+def test_a_wrong_secret_is_auth_for_the_call_and_the_probe(server, simulator):
+    wrong = adapter(server, secret="not/the+secret/0123456789abcdefghijklmn")
+    with pytest.raises(ProviderError) as caught:
+        complete(wrong, REQUEST)
+    assert caught.value.error_class is ErrorClass.AUTH
+    assert caught.value.provider_code == "InvalidSignatureException"
+    with pytest.raises(ProviderError) as probed:
+        probe(wrong)
+    assert probed.value.error_class is ErrorClass.AUTH
+    assert probed.value.provider_code == "InvalidSignatureException"
+    probe(adapter(server))
+    assert [(s["raw_path"], s["verdict"]) for s in simulator.signatures] == [
+        (ENCODED, "InvalidSignatureException"),
+        ("/foundation-models", "InvalidSignatureException"),
+        ("/foundation-models", "ok"),
+    ]
+
+
+def test_an_unknown_access_key_is_an_unrecognized_client(server):
+    stranger = adapter_for(
+        "bedrock",
+        MODEL,
+        settings(
+            AWS_ACCESS_KEY_ID="AKIDSOMEONEELSE",
+            AWS_SECRET_ACCESS_KEY=SECRET,
+            AWS_DEFAULT_REGION="us-east-1",
+        ),
+        base_url=server.url,
+    )
+    with pytest.raises(ProviderError) as caught:
+        complete(stranger, REQUEST)
+    assert caught.value.error_class is ErrorClass.AUTH
+    assert caught.value.provider_code == "UnrecognizedClientException"
+
+
+def test_a_session_token_is_sent_and_signed():
+    simulator = BedrockSimulator(name="sts", api_key=f"{KEY_ID}:{SECRET}:{TOKEN}")
+    with serving(simulator) as server:
+        complete(adapter(server, AWS_SESSION_TOKEN=TOKEN), REQUEST)
+        assert recent(server)[0]["headers"]["x-amz-security-token"] == "(value) [hidden]"
+        assert simulator.signatures[0]["signed_headers"] == [
+            "content-type",
+            "host",
+            "x-amz-date",
+            "x-amz-security-token",
+        ]
+        for token in ("FwoGZXIvYXdzOTHER", None):
+            env = {"AWS_SESSION_TOKEN": token} if token else {}
+            with pytest.raises(ProviderError) as caught:
+                complete(adapter(server, **env), REQUEST)
+            assert caught.value.provider_code == "UnrecognizedClientException"
+
+
+def test_a_signature_for_another_region_is_refused(server):
+    elsewhere = adapter_for(
+        "bedrock",
+        MODEL,
+        settings(
+            AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="eu-west-1"
+        ),
+        base_url=server.url,
+    )
+    with pytest.raises(ProviderError) as caught:
+        complete(elsewhere, REQUEST)
+    assert caught.value.error_class is ErrorClass.AUTH
+
+
+def test_an_unknown_model_is_model_not_found():
+    simulator = BedrockSimulator(name="m", api_key=f"{KEY_ID}:{SECRET}", models=[MODEL])
+    with serving(simulator) as server:
+        complete(adapter(server), REQUEST)
+        with pytest.raises(ProviderError) as caught:
+            complete(adapter(server, "anthropic.claude-9-v1:0"), REQUEST)
+    assert caught.value.error_class is ErrorClass.MODEL_NOT_FOUND
+    assert caught.value.status_code == 400
+
+
+def test_invoke_model_for_anthropic_models(server):
+    invoking = adapter(server, BEDROCK_ANTHROPIC_VERSION="bedrock-2023-05-31")
+    result = complete(invoking, REQUEST)
+    (sent,) = recent(server)
+    assert sent["raw_path"] == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
+    assert sent["body"]["anthropic_version"] == "bedrock-2023-05-31"
+    assert "model" not in sent["body"]
+    assert result.text.startswith(f"bdr ({MODEL}) answers")
+    assert (result.model, result.finish_reason) == ("claude-3-haiku-20240307", "stop")
+
+
+def test_malformed_and_hung_replies(server):
+    set_faults(server, malformed=True)
+    with pytest.raises(ProviderError) as caught:
+        complete(adapter(server), REQUEST)
+    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
+    set_faults(server, malformed=False, hang=True)
+    with pytest.raises(ProviderError) as hung:
+        complete(adapter(server), REQUEST, timeout_s=0.3)
+    assert hung.value.error_class is ErrorClass.TIMEOUT

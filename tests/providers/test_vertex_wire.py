@@ -1,0 +1,214 @@
+"""The Vertex AI adapter against the Vertex simulator over HTTP, through google-auth's real
+service-account flow: a key file whose token_uri is the simulator's token endpoint, a freshly
+generated RSA key, a signed JWT-bearer grant the simulator verifies, and the bearer token it
+issues on every call."""
+
+import pytest
+
+from ops.simulator.gemini_sim import VertexSimulator
+from routing.errors import ErrorClass, ProviderError
+from routing.models import CompletionRequest
+from tests.providers.harness import (
+    ServiceAccountKey,
+    adapter_for,
+    complete,
+    control,
+    probe,
+    recent,
+    serving,
+    set_faults,
+    settings,
+)
+
+PROJECT, LOCATION, MODEL = "proj-1", "us-central1", "gemini-2.5-flash"
+MODEL_PATH = f"/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{MODEL}"
+REQUEST = CompletionRequest.model_validate(
+    {
+        "messages": [{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}],
+        "max_tokens": 50,
+        "temperature": 0.5,
+    }
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_google_settings(monkeypatch):
+    """google-auth reads these itself; a developer's own must not leak into the tests."""
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_QUOTA_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def sa_key():
+    return ServiceAccountKey.generate()
+
+
+@pytest.fixture
+def simulator(sa_key):
+    return VertexSimulator(
+        name="vtx", models=[MODEL], trusted_keys={sa_key.key_id: sa_key.public_pem}
+    )
+
+
+@pytest.fixture
+def server(simulator):
+    with serving(simulator) as running:
+        yield running
+
+
+@pytest.fixture
+def key_file(sa_key, server, tmp_path):
+    return sa_key.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
+
+
+def vertex_env(key_file, server=None, **env):
+    values = {"GOOGLE_CLOUD_PROJECT": PROJECT, "GOOGLE_CLOUD_LOCATION": LOCATION, **env}
+    if key_file is not None:
+        values["GOOGLE_APPLICATION_CREDENTIALS"] = str(key_file)
+    if server is not None:
+        values["VERTEX_BASE_URL"] = server.url
+    return settings(**values)
+
+
+def adapter(server, key_file, **env):
+    return adapter_for("vertex", MODEL, vertex_env(key_file, server, **env))
+
+
+def token_grants(server):
+    return control(server, "state")["stats"]["requests"].get("/token", 0)
+
+
+def test_the_request_on_the_wire_and_the_parsed_result(server, key_file):
+    ours = adapter(server, key_file)
+    result = complete(ours, REQUEST)
+    complete(ours, REQUEST)
+    sent = recent(server)[0]
+    assert (sent["method"], sent["path"], sent["query"]) == (
+        "POST",
+        f"{MODEL_PATH}:generateContent",
+        {},
+    )
+    assert sent["query_has_key"] is False
+    assert sent["headers"]["authorization"] == "Bearer [hidden]"
+    assert "x-goog-api-key" not in sent["headers"]
+    assert "x-goog-user-project" not in sent["headers"]
+    assert sent["body"] == {
+        "systemInstruction": {"parts": [{"text": "be terse"}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 50, "temperature": 0.5},
+    }
+    assert [r["auth_ok"] for r in recent(server)] == [True, True]
+    assert token_grants(server) == 1  # one token, cached for both calls
+    assert result.text.startswith(f"vtx ({MODEL}) answers")
+    assert (result.finish_reason, result.model) == ("stop", MODEL)
+    assert result.usage is not None
+    assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+
+
+def test_a_deployment_base_url_and_the_quota_project_variable(server, key_file, monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_QUOTA_PROJECT", "bill-7")
+    ours = adapter_for("vertex", MODEL, vertex_env(key_file), base_url=server.url)
+    complete(ours, REQUEST)
+    sent = recent(server)[0]
+    assert sent["path"] == f"{MODEL_PATH}:generateContent"
+    assert sent["headers"]["x-goog-user-project"] == "bill-7"
+
+
+def test_application_default_credentials(server, key_file, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    monkeypatch.setenv("GOOGLE_CLOUD_QUOTA_PROJECT", "bill-8")
+    complete(adapter_for("vertex", MODEL, vertex_env(None, server)), REQUEST)
+    sent = recent(server)[0]
+    assert sent["auth_ok"] is True
+    assert sent["headers"]["x-goog-user-project"] == "bill-8"
+
+
+def test_a_token_close_to_expiry_is_replaced_before_use(sa_key, tmp_path):
+    short_lived = VertexSimulator(
+        name="vtx", trusted_keys={sa_key.key_id: sa_key.public_pem}, token_lifetime_s=240
+    )
+    with serving(short_lived) as server:
+        ours = adapter(
+            server, sa_key.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
+        )
+        for _ in range(3):
+            complete(ours, REQUEST)
+        assert token_grants(server) == 3  # 4 minutes is inside the 5-minute margin
+
+
+def test_a_revoked_token_fails_once_then_a_new_one_is_minted(server, simulator, key_file):
+    ours = adapter(server, key_file)
+    complete(ours, REQUEST)
+    simulator.revoke_tokens()
+    with pytest.raises(ProviderError) as caught:
+        complete(ours, REQUEST)
+    assert (caught.value.error_class, caught.value.status_code) == (ErrorClass.AUTH, 401)
+    assert caught.value.provider_code == "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+    complete(ours, REQUEST)
+    assert [r["auth_ok"] for r in recent(server)] == [True, False, True]
+    assert token_grants(server) == 2
+
+
+def test_a_key_the_token_endpoint_does_not_trust_is_auth_for_call_and_probe(server, tmp_path):
+    stranger = ServiceAccountKey.generate("kid-1")  # same key id, different key
+    ours = adapter(
+        server, stranger.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
+    )
+    with pytest.raises(ProviderError) as caught:
+        complete(ours, REQUEST)
+    assert caught.value.error_class is ErrorClass.AUTH
+    assert "Invalid JWT Signature" in caught.value.message
+    with pytest.raises(ProviderError) as probed:
+        probe(ours)
+    assert probed.value.error_class is ErrorClass.AUTH
+    assert recent(server) == []  # no call left without a token
+
+
+def test_the_probe_counts_tokens_and_a_401_fails_it(server, simulator, key_file):
+    ours = adapter(server, key_file)
+    probe(ours)
+    assert control(server, "state")["stats"]["requests"][f"{MODEL_PATH}:countTokens"] == 1
+    simulator.revoke_tokens()
+    with pytest.raises(ProviderError) as probed:
+        probe(ours)
+    assert probed.value.error_class is ErrorClass.AUTH
+    probe(ours)  # the 401 dropped the token; a new one is minted
+
+
+def test_a_missing_key_file_is_auth(server, tmp_path):
+    with pytest.raises(ProviderError) as caught:
+        complete(adapter(server, tmp_path / "nowhere.json"), REQUEST)
+    assert caught.value.error_class is ErrorClass.AUTH
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, ErrorClass.BAD_REQUEST),
+        (403, ErrorClass.PERMISSION),
+        (404, ErrorClass.MODEL_NOT_FOUND),
+        (429, ErrorClass.RATE_LIMITED),
+        (500, ErrorClass.SERVER_ERROR),
+        (503, ErrorClass.OVERLOADED),
+        (504, ErrorClass.TIMEOUT),
+    ],
+)
+def test_every_failure_the_simulator_injects_has_its_class(server, key_file, status, error_class):
+    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
+    with pytest.raises(ProviderError) as caught:
+        complete(adapter(server, key_file), REQUEST)
+    assert caught.value.error_class is error_class
+    assert caught.value.status_code == status
+    assert caught.value.retry_after_s == (2.0 if status == 429 else None)
+
+
+def test_malformed_and_hung_replies(server, key_file):
+    ours = adapter(server, key_file)
+    set_faults(server, malformed=True)
+    with pytest.raises(ProviderError) as caught:
+        complete(ours, REQUEST)
+    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
+    set_faults(server, malformed=False, hang=True)
+    with pytest.raises(ProviderError) as hung:
+        complete(ours, REQUEST, timeout_s=0.3)
+    assert hung.value.error_class is ErrorClass.TIMEOUT

@@ -1,0 +1,191 @@
+"""Azure OpenAI chat completions, classic and v1 (../shared/providers.md §3).
+
+Azure serves OpenAI's request and success shapes on its own URLs, with its own key header and
+its own error quirks, so this adapter reuses ``openai_compat`` for bodies and parsing and adds
+only what differs:
+
+* **Classic** (``AZURE_API_VERSION`` is a dated version, default ``2024-10-21``)::
+
+      POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}
+
+  The body is OpenAI's, ``model`` included: the openai SDK's ``AzureOpenAI`` sends the
+  deployment name there too (and routes on it), so we send exactly what it sends.
+* **v1** (``AZURE_API_VERSION=v1``)::
+
+      POST {endpoint}/openai/v1/chat/completions          (no api-version)
+
+  ``model`` in the body is the deployment name.
+
+Both authenticate with ``api-key: <key>``. On v1 Microsoft's Python sample uses the plain
+``OpenAI`` client, which sends the key as ``Authorization: Bearer``; that the key is accepted
+that way is inferred, not documented (providers.md §20), while Microsoft's v1 REST samples send
+``api-key``. The documented header, the same on both surfaces, is the one that cannot surprise.
+
+Error classes are OpenAI's (``classify_error``) plus Azure's quirks (``classify_azure_error``):
+a prompt blocked by the content filter is a 400 (``content_filter`` /
+``ResponsibleAIPolicyViolation``); a wrong or unsupported api-version is a 400 or a 404, which
+we classify as ``model_not_found``: the request is fine, this deployment as configured cannot
+serve anything, so the job fails over (``bad_request`` would fail it everywhere), and the
+credential check reports it as "wrong region or version".
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Mapping
+
+from pydantic import SecretStr
+
+from routing.config import DeploymentConfig
+from routing.errors import ConfigError, ErrorClass, ProviderError, provider_error
+from routing.models import CompletionRequest, ProviderCompletion
+from workers.http import HttpCall, HttpReply
+from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
+from workers.providers.openai_compat import (
+    DEFAULT_RETRIES,
+    chat_body,
+    classify_error,
+    error_details,
+    parse_chat_completion,
+)
+from workers.settings import Settings
+
+#: The ``AZURE_API_VERSION`` value that selects the v1 API.
+V1 = "v1"
+
+#: Suffixes an endpoint is sometimes given with; the adapter adds the path itself.
+_ENDPOINT_SUFFIXES = ("/openai/v1", "/openai")
+
+#: Words in a 400/404 that blame the api-version rather than the request: "API version not
+#: supported", "invalid_api_version", "Model x is enabled only for api versions 2024-12-01-preview
+#: and later" (all [obs] in public issue threads).
+_VERSION_MARKERS = ("api version", "api-version", "apiversion", "invalid_api_version")
+
+#: Azure's verdicts on the prompt by its content filter (providers.md §3.1).
+_CONTENT_FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
+
+
+class AzureOpenAIAdapter:
+    """Builds Azure OpenAI chat-completion calls for one deployment and reads their replies."""
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        *,
+        endpoint: str,
+        api_key: SecretStr | None,
+        api_version: str,
+    ) -> None:
+        self.deployment = deployment
+        self.default_retries = DEFAULT_RETRIES
+        self.endpoint = azure_endpoint(endpoint)
+        self.api_version = api_version.strip()
+        self.is_v1 = self.api_version.lower() == V1
+        self._api_key = api_key
+        if self.is_v1:
+            self.url = f"{self.endpoint}/openai/v1/chat/completions"
+            self.probe_url = f"{self.endpoint}/openai/v1/models"
+        else:
+            query = urllib.parse.urlencode({"api-version": self.api_version})
+            name = urllib.parse.quote(deployment.model, safe="")
+            self.url = f"{self.endpoint}/openai/deployments/{name}/chat/completions?{query}"
+            # The configured version, not a fixed one: the credential check then also proves
+            # that the version the jobs will use exists.
+            self.probe_url = f"{self.endpoint}/openai/models?{query}"
+
+    @classmethod
+    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> AzureOpenAIAdapter:
+        endpoint = deployment_base_url(deployment, settings)
+        if not endpoint:
+            raise ConfigError(
+                f"deployment {deployment.id}: set AZURE_BASE_URL (or the deployment's base_url) "
+                "to the resource endpoint, https://<resource>.openai.azure.com"
+            )
+        return cls(
+            deployment,
+            endpoint=endpoint,
+            api_key=deployment_key(deployment, settings),
+            api_version=settings.azure_api_version,
+        )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        if self._api_key is not None:
+            headers["api-key"] = self._api_key.get_secret_value()
+        return headers
+
+    def build_call(self, request: CompletionRequest) -> HttpCall:
+        body = chat_body(request, self.deployment.model, self.deployment.spec.max_tokens_field)
+        return HttpCall("POST", self.url, self._headers(), json.dumps(body).encode())
+
+    def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
+        if reply.status != 200:
+            raise classify_azure_error(reply.status, reply.body, reply.headers)
+        return parse_chat_completion(reply.body)
+
+    def build_probe(self) -> HttpCall:
+        """The models list of the resource: proves the key, the endpoint and the api-version,
+        not the deployment (listing deployments is the management plane's business)."""
+        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        return HttpCall("GET", self.probe_url, headers, b"")
+
+    def read_probe(self, reply: HttpReply) -> None:
+        if reply.status != 200:
+            raise classify_azure_error(reply.status, reply.body, reply.headers)
+
+
+def azure_endpoint(base_url: str) -> str:
+    """The resource endpoint, whether it was given bare or with ``/openai`` or ``/openai/v1``
+    (the forms the SDKs' samples use), so either works in AZURE_BASE_URL."""
+    endpoint = base_url.strip().rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if endpoint.endswith(suffix):
+            return endpoint[: -len(suffix)]
+    return endpoint
+
+
+def classify_azure_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+    """OpenAI's classification (``classify_error``), corrected where Azure means otherwise."""
+    error = classify_error("azure", status, body, headers)
+    message, code = error_details(body)
+    inner = _inner_code(body)
+    lowered = f"{code or ''} {message}".lower()
+    if status == 400 and (code in _CONTENT_FILTER_CODES or inner in _CONTENT_FILTER_CODES):
+        return _reclassified(error, ErrorClass.CONTENT_POLICY)
+    if status in (400, 404) and any(marker in lowered for marker in _VERSION_MARKERS):
+        return _reclassified(error, ErrorClass.MODEL_NOT_FOUND)
+    if status == 400 and code == "OperationNotSupported":
+        # "The chatCompletion operation does not work with the specified model": the deployment
+        # holds an embeddings (or other) model. Another deployment can serve the request.
+        return _reclassified(error, ErrorClass.MODEL_NOT_FOUND)
+    return error
+
+
+def _reclassified(error: ProviderError, error_class: ErrorClass) -> ProviderError:
+    if error.error_class is error_class:
+        return error
+    return provider_error(
+        error_class,
+        error.message,
+        status_code=error.status_code,
+        retry_after_s=error.retry_after_s,
+        provider_code=error.provider_code,
+        should_retry=error.should_retry,
+    )
+
+
+def _inner_code(body: bytes) -> str | None:
+    """``error.innererror.code`` (``ResponsibleAIPolicyViolation``), when the body has one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    inner = error.get("innererror") if isinstance(error, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return code if isinstance(code, str) else None

@@ -1,0 +1,400 @@
+"""AWS Bedrock Runtime (../shared/providers.md §7, §18): Converse for every model, and InvokeModel
+with the Anthropic Messages body for Anthropic models when BEDROCK_ANTHROPIC_VERSION is set.
+
+Requests are signed with SigV4 by botocore, AWS's own signer, never by hand. The model id is a URI
+label, so ``anthropic.claude-3-haiku-20240307-v1:0`` goes on the wire as ``...-v1%3A0`` (exactly
+as boto3 sends it) and AWS canonicalises that path by encoding it once more (``%253A``): signing
+the very URL string that is sent, with botocore, gets both right. Signing happens in
+``build_call`` because the call is sent at once: a signature is only accepted for a few minutes.
+
+Errors are classified by the exception name in ``x-amzn-ErrorType`` (read as botocore's
+RestJSONParser reads it), not by status alone: Bedrock's 403 is a bad signature or a missing
+permission, and its 429 a throttle or a model that is still loading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from pydantic import SecretStr
+
+from routing.config import DeploymentConfig
+from routing.errors import (
+    AuthFailed,
+    BadRequest,
+    ConfigError,
+    ContentPolicy,
+    ContextLength,
+    InvalidResponse,
+    ModelNotFound,
+    Overloaded,
+    PermissionDenied,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+)
+from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
+from workers.http import HttpCall, HttpReply
+from workers.providers.anthropic import DEFAULT_MAX_TOKENS, anthropic_body, parse_message
+from workers.providers.base import USER_AGENT
+from workers.providers.reading import clip, read_json, snippet
+from workers.providers.retry_headers import parse_retry_after
+from workers.settings import Settings
+
+#: The SigV4 service name of both bedrock-runtime and the bedrock control plane.
+SIGNING_NAME = "bedrock"
+CREDENTIAL_ENVS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+#: botocore's "standard" retry mode: 3 attempts, so 2 retries.
+DEFAULT_RETRIES = 2
+
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+
+#: Exception name -> class, for every name whose meaning does not depend on its message.
+_ERRORS_BY_CODE: dict[str, type[ProviderError]] = {
+    "AccessDeniedException": PermissionDenied,
+    "UnrecognizedClientException": AuthFailed,
+    "InvalidSignatureException": AuthFailed,
+    "ExpiredTokenException": AuthFailed,
+    "IncompleteSignatureException": AuthFailed,
+    "MissingAuthenticationTokenException": AuthFailed,
+    "ResourceNotFoundException": ModelNotFound,
+    "ModelTimeoutException": ProviderTimeout,
+    "ModelErrorException": ServerError,
+    "ModelStreamErrorException": ServerError,
+    "ThrottlingException": RateLimited,
+    "ServiceQuotaExceededException": RateLimited,
+    "ModelNotReadyException": Overloaded,
+    "InternalServerException": ServerError,
+    "ServiceUnavailableException": Overloaded,
+}
+
+#: A status with no exception name we know (a proxy in front, a new exception) -> class.
+_ERRORS_BY_STATUS: dict[int, type[ProviderError]] = {
+    400: BadRequest,
+    403: PermissionDenied,
+    404: ModelNotFound,
+    408: ProviderTimeout,
+    413: ContextLength,
+    424: ServerError,
+    429: RateLimited,
+    503: Overloaded,
+    504: ProviderTimeout,
+}
+
+_CONTEXT_MARKERS = (
+    "input is too long",
+    "too many tokens",
+    "too many input tokens",
+    "prompt is too long",
+    "context window",
+)
+_MODEL_MARKERS = (
+    "model identifier is invalid",
+    "on-demand throughput isn't supported",
+    "on-demand throughput is not supported",
+)
+
+
+class BedrockAdapter:
+    """Builds signed Converse (or InvokeModel) calls for one deployment and reads their replies.
+
+    Credentials stay ``SecretStr`` until the moment a request is signed.
+    """
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        *,
+        region: str,
+        runtime_url: str,
+        control_url: str,
+        access_key_id: SecretStr,
+        secret_access_key: SecretStr,
+        session_token: SecretStr | None = None,
+        anthropic_version: str | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.default_retries = DEFAULT_RETRIES
+        self.region = region
+        self.runtime_url = runtime_url.rstrip("/")
+        self.control_url = control_url.rstrip("/")
+        self.anthropic_version = anthropic_version
+        self._access_key_id = access_key_id
+        self._secret_access_key = secret_access_key
+        self._session_token = session_token
+
+    @classmethod
+    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> BedrockAdapter:
+        """A deployment's ``base_url`` serves both APIs (a simulator, a proxy); otherwise each has
+        its own override variable, as in the AWS SDKs, and then its regional endpoint."""
+        region = settings.aws_default_region
+        key, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+        if key is None or secret is None or region is None:
+            needed = zip(CREDENTIAL_ENVS, (key, secret, region), strict=True)
+            missing = ", ".join(name for name, value in needed if value is None)
+            raise ConfigError(f"bedrock deployment {deployment.id} needs {missing}: export it")
+        runtime = (
+            deployment.base_url
+            or settings.aws_endpoint_url_bedrock_runtime
+            or f"https://bedrock-runtime.{region}.amazonaws.com"
+        )
+        control = (
+            deployment.base_url
+            or settings.aws_endpoint_url_bedrock
+            or f"https://bedrock.{region}.amazonaws.com"
+        )
+        return cls(
+            deployment,
+            region=region,
+            runtime_url=runtime,
+            control_url=control,
+            access_key_id=key,
+            secret_access_key=secret,
+            session_token=settings.aws_session_token,
+            anthropic_version=settings.bedrock_anthropic_version,
+        )
+
+    @property
+    def uses_invoke_model(self) -> bool:
+        """Anthropic models go through InvokeModel when an anthropic_version is configured."""
+        return self.anthropic_version is not None and "anthropic." in self.deployment.model
+
+    def model_url(self, operation: str) -> str:
+        """The model id is one URI label: ':' and an ARN's '/' are percent-encoded (as boto3
+        does)."""
+        return f"{self.runtime_url}/model/{quote(self.deployment.model, safe='')}/{operation}"
+
+    def build_call(self, request: CompletionRequest) -> HttpCall:
+        if self.uses_invoke_model:
+            # Anthropic requires max_tokens (Converse does not): the Anthropic adapter's default.
+            body = anthropic_body(request, model=None, default_max_tokens=DEFAULT_MAX_TOKENS)
+            body["anthropic_version"] = self.anthropic_version
+            return self.signed("POST", self.model_url("invoke"), json.dumps(body).encode())
+        body = converse_body(request)
+        return self.signed("POST", self.model_url("converse"), json.dumps(body).encode())
+
+    def build_probe(self) -> HttpCall:
+        """ListFoundationModels: it proves the credentials and the signing, not model access."""
+        return self.signed("GET", f"{self.control_url}/foundation-models?byOutputModality=TEXT")
+
+    def signed(self, method: str, url: str, body: bytes = b"") -> HttpCall:
+        """``url`` exactly as it will be sent, signed now by botocore for service ``bedrock``.
+
+        Only content-type (with a body), host and the x-amz-* headers are signed, as boto3 does;
+        the transport derives the Host header from the URL the same way botocore does.
+        """
+        to_sign = {"Content-Type": "application/json"} if body else {}
+        credentials = Credentials(
+            self._access_key_id.get_secret_value(),
+            self._secret_access_key.get_secret_value(),
+            None if self._session_token is None else self._session_token.get_secret_value(),
+        )
+        aws_request = AWSRequest(method=method, url=url, data=body, headers=to_sign)
+        SigV4Auth(credentials, SIGNING_NAME, self.region).add_auth(aws_request)
+        headers = {"accept": "application/json", "user-agent": USER_AGENT}
+        headers.update({name.lower(): value for name, value in to_sign.items()})
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            value = aws_request.headers.get(name)
+            if value is not None:
+                headers[name.lower()] = value
+        return HttpCall(method, url, headers, body)
+
+    def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
+        if reply.status != 200:
+            raise classify_error(reply.status, reply.body, reply.headers)
+        if self.uses_invoke_model:
+            return parse_message(reply.body)
+        return parse_converse(reply.body, response_id=reply.headers.get("x-amzn-requestid"))
+
+    def read_probe(self, reply: HttpReply) -> None:
+        if reply.status != 200:
+            raise classify_error(reply.status, reply.body, reply.headers)
+        data = read_json(reply.body)
+        if not isinstance(data, dict) or not isinstance(data.get("modelSummaries"), list):
+            raise InvalidResponse(
+                f"200 from the models list without modelSummaries: {snippet(reply.body)}",
+                status_code=200,
+            )
+
+
+def converse_body(request: CompletionRequest) -> dict[str, Any]:
+    """The Converse request. System messages go to ``system``; consecutive messages of one role
+    are merged into one message of several text blocks, because Converse requires the roles to
+    alternate."""
+    system = [{"text": m.content} for m in request.messages if m.role == "system"]
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            continue
+        if messages and messages[-1]["role"] == message.role:
+            messages[-1]["content"].append({"text": message.content})
+        else:
+            messages.append({"role": message.role, "content": [{"text": message.content}]})
+    body: dict[str, Any] = {"messages": messages}
+    if system:
+        body["system"] = system
+    config: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        config["maxTokens"] = request.max_tokens
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if config:
+        body["inferenceConfig"] = config
+    return body
+
+
+def parse_converse(raw: bytes, *, response_id: str | None = None) -> ProviderCompletion:
+    """Read a 200 Converse response; a body that is not one is invalid_response, never a crash.
+
+    ``model_context_window_exceeded`` is the model running out of context while generating:
+    with some text it is a truncated answer (``length``, like ``max_tokens``); with none the
+    input filled the window, so it is context_length and another deployment may fit it.
+    """
+    data = read_json(raw)
+    try:
+        content = data["output"]["message"]["content"]
+        if not isinstance(content, list):
+            raise TypeError
+    except (KeyError, TypeError):
+        raise InvalidResponse(
+            f"200 response without output.message.content: {snippet(raw)}", status_code=200
+        ) from None
+    text = "".join(
+        block["text"]
+        for block in content
+        if isinstance(block, dict) and isinstance(block.get("text"), str)
+    )
+    reason = data.get("stopReason")
+    reason = reason if isinstance(reason, str) else None
+    if reason in ("guardrail_intervened", "content_filtered"):
+        raise ContentPolicy(
+            f"Bedrock withheld the output ({reason})", status_code=200, provider_code=reason
+        )
+    if reason in ("malformed_model_output", "malformed_tool_use"):
+        raise InvalidResponse(
+            f"the model produced unusable output ({reason})", status_code=200, provider_code=reason
+        )
+    if reason == "model_context_window_exceeded":
+        if not text:
+            raise ContextLength(
+                "the input filled the model's context window", status_code=200, provider_code=reason
+            )
+        finish_reason: FinishReason = "length"
+    else:
+        finish_reason = _FINISH_REASONS.get(reason or "", "stop")
+    return ProviderCompletion(
+        text=text,
+        finish_reason=finish_reason,
+        provider_finish_reason=reason,
+        usage=_usage(data.get("usage")),
+        response_id=response_id,
+    )
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        prompt = int(raw.get("inputTokens") or 0)
+        completion = int(raw.get("outputTokens") or 0)
+        total = int(raw.get("totalTokens") or prompt + completion)
+        cached = raw.get("cacheReadInputTokens")
+        return Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cached_tokens=int(cached) if cached is not None else None,
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+    """Map a non-200 reply to one error class (providers.md §7's table), by exception name."""
+    code = error_code(headers, body)
+    message = error_message(body)
+    text = f"{status} from bedrock ({code or 'no error type'}): {message}"
+    details: dict[str, Any] = {
+        "status_code": status,
+        "retry_after_s": retry_after(headers),
+        "provider_code": code,
+    }
+    if code == "ValidationException":
+        lowered = message.lower()
+        if any(marker in lowered for marker in _CONTEXT_MARKERS):
+            return ContextLength(text, **details)
+        if any(marker in lowered for marker in _MODEL_MARKERS):
+            return ModelNotFound(text, **details)
+        return BadRequest(text, **details)
+    known = _ERRORS_BY_CODE.get(code or "")
+    if known is not None:
+        return known(text, **details)
+    by_status = _ERRORS_BY_STATUS.get(status)
+    if by_status is not None:
+        return by_status(text, **details)
+    if status >= 500:
+        return ServerError(text, **details)
+    # A status Bedrock does not use (401, 405, 415...): this endpoint is not what it claims.
+    return InvalidResponse(text, **details)
+
+
+def error_code(headers: Mapping[str, str], body: bytes) -> str | None:
+    """The exception name, as botocore's RestJSONParser finds it: ``x-amzn-ErrorType`` (e.g.
+    ``ThrottlingException:http://internal.amazon.com/coral/...``), split at ':' and '#'; else
+    the body's ``code``/``Code``/``__type``."""
+    raw = {name.lower(): value for name, value in headers.items()}.get("x-amzn-errortype")
+    if raw is None:
+        data = _loads(body)
+        found = data.get("code", data.get("Code", data.get("__type")))
+        raw = found if isinstance(found, str) else None
+    if not raw:
+        return None
+    return raw.split(":", 1)[0].rsplit("#", 1)[-1] or None
+
+
+def error_message(body: bytes) -> str:
+    data = _loads(body)
+    message = data.get("message", data.get("Message"))
+    if isinstance(message, str) and message:
+        return clip(message)
+    return snippet(body) or "(empty body)"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """``x-amz-retry-after`` is whole milliseconds (botocore's ExponentialBackoff reads it so);
+    a plain ``retry-after`` (seconds or a date) from a proxy is honoured too."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    raw_ms = lowered.get("x-amz-retry-after")
+    if raw_ms is not None:
+        try:
+            milliseconds = int(raw_ms)
+        except ValueError:
+            milliseconds = -1
+        if milliseconds >= 0:
+            return milliseconds / 1000
+    return parse_retry_after(lowered)
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    """An error body as a JSON object; anything else (a proxy's HTML page) as an empty one."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
