@@ -22,7 +22,7 @@ from workers.redaction import Redactor
 from workers.settings import Settings
 
 #: A model to name in a probe that needs one (Vertex counts tokens for a model).
-PROBE_MODELS = {"vertex": "gemini-2.0-flash", "gemini": "gemini-2.0-flash"}
+PROBE_MODELS = {"vertex": "gemini-2.5-flash", "gemini": "gemini-2.5-flash"}
 
 ProbeStatus = Literal[
     "ok", "invalid_key", "no_permission", "unreachable", "wrong_region_or_version", "error"

@@ -1,0 +1,150 @@
+"""Canary credentials for every provider appear in no URL, log line, error message, job record
+or CLI output.
+
+One worker, one deployment per wire protocol, each pointed at its simulator and given a canary
+credential the simulator rejects, so every provider's own auth failure (including the ones that
+echo a key back) goes through the worker; the last deployment (Vertex, through the real
+service-account token flow) succeeds, so the job completes.
+"""
+
+import os
+import secrets
+
+import redis
+
+from ops.simulator.anthropic_sim import AnthropicSimulator
+from ops.simulator.azure_sim import AzureSimulator
+from ops.simulator.bedrock_sim import BedrockSimulator
+from ops.simulator.cohere_sim import CohereSimulator
+from ops.simulator.gemini_sim import GeminiSimulator, VertexSimulator
+from ops.simulator.ollama_sim import OllamaSimulator
+from ops.simulator.openai_sim import OpenAISimulator, mask_key
+from ops.simulator.server import ServerThread
+from tests.integration.conftest import run_cli
+from tests.integration.harness import FAST_DELIVERY_ENV, Worker
+from tests.integration.test_secrets import dump_namespace
+from tests.providers.harness import ServiceAccountKey
+
+
+def canary(name: str) -> str:
+    return f"canary-{name}-{secrets.token_hex(12)}"
+
+
+def test_no_canary_credential_leaks_anywhere(redis_url, namespace, tmp_path):
+    canaries = {
+        "OPENAI_API_KEY": canary("openai"),
+        "AZURE_API_KEY": canary("azure"),
+        "ANTHROPIC_API_KEY": canary("anthropic"),
+        "GEMINI_API_KEY": canary("gemini"),
+        "AWS_SECRET_ACCESS_KEY": canary("aws-secret"),
+        "AWS_SESSION_TOKEN": canary("aws-token"),
+        "COHERE_API_KEY": canary("cohere"),
+        "OLLAMA_API_KEY": canary("ollama"),
+    }
+    sa_key = ServiceAccountKey.generate()
+    rightful = "the-key-the-provider-really-wants-0123"
+    vertex = VertexSimulator(
+        name="vertex",
+        models=["gemini-2.5-flash"],
+        trusted_keys={sa_key.key_id: sa_key.public_pem},
+    )
+    sims = {
+        "openai": OpenAISimulator(name="openai", api_key=rightful),
+        "azure": AzureSimulator(name="azure", api_key=rightful),
+        "anthropic": AnthropicSimulator(name="anthropic", api_key=rightful),
+        "gemini": GeminiSimulator(name="gemini", api_key=rightful),
+        "bedrock": BedrockSimulator(name="bedrock", api_key=f"AKIDCANARYTEST:{rightful}"),
+        "cohere": CohereSimulator(name="cohere", api_key=rightful),
+        "ollama": OllamaSimulator(name="ollama", api_key=rightful, models=["llama3.2"]),
+        "vertex": vertex,
+    }
+    servers = {name: ServerThread(sim).start() for name, sim in sims.items()}
+    try:
+        url = {name: server.url for name, server in servers.items()}
+        sa_file = sa_key.write(tmp_path / "sa.json", f"{url['vertex']}/token")
+        deployments = [
+            ("openai", "gpt-4o-mini", f"{url['openai']}/v1"),
+            ("azure", "my-deployment", url["azure"]),
+            ("anthropic", "claude-sonnet-4-5", url["anthropic"]),
+            ("gemini", "gemini-2.5-flash", f"{url['gemini']}/v1beta"),
+            ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0", url["bedrock"]),
+            ("cohere", "command-a-03-2025", url["cohere"]),
+            ("ollama", "llama3.2", url["ollama"]),
+            ("vertex", "gemini-2.5-flash", url["vertex"]),
+        ]
+        config = tmp_path / "turnout.yaml"
+        lines = ["deployments:"]
+        for provider, model, base in deployments:
+            lines += [
+                f"  - id: {provider}-canary",
+                f"    provider: {provider}",
+                f"    model: {model}",
+                f"    base_url: {base}",
+            ]
+        lines += [
+            "policies:",
+            "  default:",
+            "    retries_per_target: 0",
+            "    deadline_s: 8",
+            "    targets: [" + ", ".join(f"{p}-canary" for p, _, _ in deployments) + "]",
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
+            **FAST_DELIVERY_ENV,
+            **canaries,
+            "REDIS_URL": redis_url,
+            "TURNOUT_NAMESPACE": namespace,
+            "TURNOUT_CONFIG": str(config),
+            "AZURE_BASE_URL": url["azure"],
+            "OLLAMA_BASE_URL": url["ollama"],
+            "AWS_ACCESS_KEY_ID": "AKIDCANARYTEST",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GOOGLE_CLOUD_PROJECT": "canary-project",
+            "GOOGLE_CLOUD_LOCATION": "us-central1",
+            "GOOGLE_APPLICATION_CREDENTIALS": str(sa_file),
+        }
+        worker = Worker(env, tmp_path / "worker.log", loglevel="debug")
+        try:
+            worker.start()
+            submitted = run_cli(["submit", "--prompt", "hello", "--wait", "--json"], env)
+        finally:
+            worker.stop()
+        listed = run_cli(["providers", "--json"], env)
+        checked = run_cli(["providers", "check", "--json", "--timeout", "5"], env)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert '"deployment": "vertex-canary"' in submitted.stdout
+    for provider, *_ in deployments[:-1]:
+        assert f'"deployment": "{provider}-canary", "provider": "{provider}"' in submitted.stdout
+    assert submitted.stdout.count('"outcome": "auth"') == 7, submitted.stdout
+
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        stored = dump_namespace(client, namespace)
+    recorded = "\n".join(
+        f"{r['method']} {r['raw_path']} {r['query']} key-in-query={r['query_has_key']}"
+        for sim in sims.values()
+        for r in sim.state.stats.recent
+    )
+    assert "key-in-query=True" not in recorded, "a key travelled in a URL"
+    secret_values = [
+        *canaries.values(),
+        mask_key(canaries["OPENAI_API_KEY"]),  # how OpenAI echoes a wrong key
+        sa_key.private_pem.splitlines()[1],  # a line of the service account's private key
+        *vertex.issued,  # the OAuth2 access tokens google-auth obtained
+    ]
+    places = {
+        "redis": stored,
+        "worker log": worker.log(),
+        "submit output": submitted.stdout + submitted.stderr,
+        "providers output": listed.stdout + listed.stderr,
+        "providers check output": checked.stdout + checked.stderr,
+        "request urls": recorded,
+    }
+    for where, text in places.items():
+        for secret in secret_values:
+            assert secret not in text, f"{secret[:16]}... appears in the {where}"
+    assert vertex.issued, "the Vertex deployment really went through the token flow"
