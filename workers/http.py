@@ -23,7 +23,13 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from routing.errors import ConnectionFailed, InvalidResponse, ProviderError, ProviderTimeout
+from routing.errors import (
+    AuthFailed,
+    ConnectionFailed,
+    InvalidResponse,
+    ProviderError,
+    ProviderTimeout,
+)
 
 #: No completion response is anywhere near this; a bigger body is a broken server.
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -191,6 +197,14 @@ class HttpcoreTransport:
                 raw = self._read_body(response.iter_stream())
         except ProviderError:
             raise
+        except (httpcore.LocalProtocolError, TypeError):
+            # Our own request was refused before it left: a header value that cannot be sent,
+            # in practice a key with a newline or a non-ASCII character. The library's message
+            # quotes the value, so none of it is kept.
+            raise AuthFailed(
+                "the request could not be sent: a header value is invalid (an API key with a "
+                "newline, a space or a non-ASCII character?)"
+            ) from None
         except httpcore.ConnectTimeout:
             raise ConnectionFailed(f"connect timed out after {connect_s:g}s") from None
         except httpcore.TimeoutException as exc:

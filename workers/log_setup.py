@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from workers.redaction import Redactor, install_log_redaction
+from workers.redaction import Redactor, install_log_redaction, secrets_of
 from workers.settings import Settings
 
 
 def known_secrets(settings: Settings) -> list[str]:
-    """Every API key the settings hold, and those the config names by custom variables."""
-    secrets = [
-        value.get_secret_value()
-        for name in type(settings).model_fields
-        if (value := getattr(settings, name)) is not None and hasattr(value, "get_secret_value")
-    ]
+    """What the worker's logs must never show (workers.redaction.secrets_of), for the config
+    TURNOUT_CONFIG names, if it can be read."""
+    config = None
     if settings.config_path is not None:
         from routing.config import load_config
         from routing.errors import ConfigError
 
-        try:
+        # worker_init reports a broken config; settings' own secrets still count meanwhile.
+        with contextlib.suppress(ConfigError):
             config = load_config(settings.config_path)
-        except ConfigError:
-            return secrets  # worker_init reports the config; nothing more to learn here
-        secrets.extend(
-            value
-            for d in config.deployments.values()
-            if d.key_env and (value := settings.value_of(d.key_env))
-        )
-    return secrets
+    return secrets_of(settings, config)
 
 
 def configure_worker_logging(logger: logging.Logger) -> None:

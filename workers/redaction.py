@@ -10,6 +10,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from routing.config import TurnoutConfig
+    from workers.settings import Settings
 
 REDACTED = "[redacted]"
 #: Shortest value treated as a secret: shorter ones would redact ordinary words.
@@ -17,6 +24,11 @@ MIN_SECRET_LENGTH = 8
 
 _ECHOED_KEY = re.compile(r"(api[ _-]?key(?: provided)?\s*[:=]?\s*)([^\s,.;'\"]{4,})", re.I)
 _BEARER = re.compile(r"(bearer\s+)([^\s,;'\"]+)", re.I)
+_AMZ_TOKEN = re.compile(r"(x-amz-security-token\s*[:=]\s*)(\S+)", re.I)
+#: A clipped message ends with this; what precedes it may be the head of a secret.
+_CLIPPED = "…"
+#: The shortest head of a secret recognised at a clipped end.
+MIN_FRAGMENT = 8
 
 
 class Redactor:
@@ -26,7 +38,10 @@ class Redactor:
 
     def add(self, *secrets: str) -> None:
         known = set(self._secrets)
-        known.update(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
+        for secret in secrets:
+            for form in (secret, secret.strip()):
+                if form and len(form) >= MIN_SECRET_LENGTH:
+                    known.add(form)
         # Longest first, so a key that contains another key is removed whole.
         self._secrets = sorted(known, key=len, reverse=True)
 
@@ -34,8 +49,22 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        text = self._clipped_head(text)
         text = _ECHOED_KEY.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _AMZ_TOKEN.sub(lambda m: m.group(1) + REDACTED, text)
         return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+    def _clipped_head(self, text: str) -> str:
+        """A message clipped in the middle of a secret keeps its head, which no whole-secret
+        replacement matches: drop any such head at a clipped end."""
+        if not text.endswith(_CLIPPED):
+            return text
+        body = text[: -len(_CLIPPED)]
+        for secret in self._secrets:
+            for length in range(min(len(secret), len(body)), MIN_FRAGMENT - 1, -1):
+                if body.endswith(secret[:length]):
+                    return body[:-length] + REDACTED + _CLIPPED
+        return text
 
 
 class RedactingFilter(logging.Filter):
@@ -65,3 +94,17 @@ def install_log_redaction(redactor: Redactor, logger: logging.Logger | None = No
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redactor))
+
+
+def secrets_of(settings: Settings, config: TurnoutConfig | None) -> list[str]:
+    """Every secret a worker may hold: each SecretStr setting (API keys, AWS secret and session
+    token) and the values of the key variables the config names."""
+    found = [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for deployment in config.deployments.values() if config else ():
+        if deployment.key_env and (value := settings.value_of(deployment.key_env)):
+            found.append(value)
+    return found

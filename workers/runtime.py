@@ -34,7 +34,7 @@ from workers.jobstore import JobStore, redis_client
 from workers.leases import LeaseKeeper
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
-from workers.redaction import Redactor
+from workers.redaction import Redactor, secrets_of
 from workers.settings import Settings
 
 log = logging.getLogger("turnout.worker")
@@ -90,11 +90,6 @@ class WorkerRuntime:
         settings = settings or Settings()
         config = load_worker_config(settings)
         adapters = {d.id: build_adapter(d, settings) for d in config.deployments.values()}
-        secrets = [
-            value
-            for d in config.deployments.values()
-            if d.key_env and (value := settings.value_of(d.key_env))
-        ]
         store = JobStore(
             # One connection per thread, and some for the lease keeper and redeliveries.
             redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
@@ -109,7 +104,7 @@ class WorkerRuntime:
             store=store,
             transport=transport,
             adapters=adapters,
-            redactor=Redactor(secrets),
+            redactor=Redactor(secrets_of(settings, config)),
         )
 
     def close(self) -> None:

@@ -148,10 +148,11 @@ class Settings(BaseSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        """``OPENAI_API_KEY=`` in a .env file means "not set", not "the empty key"."""
-        if isinstance(value, str) and not value.strip():
-            return None
+    def _trimmed_blank_is_unset(cls, value: object) -> object:
+        """``OPENAI_API_KEY=`` means "not set", not "the empty key"; and a value read from a
+        file (a Kubernetes secret) loses its trailing newline, which no header may carry."""
+        if isinstance(value, str):
+            return value.strip() or None
         return value
 
     @cached_property
@@ -173,7 +174,7 @@ class Settings(BaseSettings):
         raw = os.environ.get(env_name)
         if raw is None:
             raw = self._dotenv.get(env_name)
-        return raw if raw and raw.strip() else None
+        return raw.strip() if raw and raw.strip() else None
 
     def is_set(self, env_name: str) -> bool:
         return self.value_of(env_name) is not None

@@ -6,7 +6,8 @@ path with its percent-encoding, query, the headers the Authorization header name
 the body) with the secret of the access key id in the credential scope. A signer that gets the
 double encoding of ``%3A`` wrong, signs the wrong service, or leaves the session token unsigned
 is refused with the 403 AWS would send, in AWS's error shape: ``{"message": ...}`` plus the
-``x-amzn-ErrorType`` and ``x-amzn-RequestId`` headers.
+``x-amzn-ErrorType`` and ``x-amzn-RequestId`` headers. Like AWS, a signature mismatch's message
+spells out the canonical request (session token included) and the string-to-sign it expected.
 
 ``api_key`` is ``"ACCESS_KEY_ID:SECRET_ACCESS_KEY"``, or ``"ACCESS_KEY_ID:SECRET:SESSION_TOKEN"``
 for temporary credentials (then the token must be sent, and signed); ``None`` accepts any caller.
@@ -169,9 +170,14 @@ class BedrockSimulator(ProviderSimulator):
         problem = self._scope_problem(date, region, service, amz_date, signed, incoming)
         if problem is not None:
             return "InvalidSignatureException", problem
-        expected = expected_signature(incoming, signed, amz_date, (key_id, known[0]), region)
+        canonical, string_to_sign, expected = signing_strings(
+            incoming, signed, amz_date, (key_id, known[0]), region
+        )
         if not hmac.compare_digest(expected, given):
-            return "InvalidSignatureException", _BAD_SIGNATURE
+            return "InvalidSignatureException", (
+                f"{_BAD_SIGNATURE}\n\nThe Canonical String for this request should have been\n"
+                f"'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
+            )
         return None
 
     def _scope_problem(
@@ -311,15 +317,16 @@ class BedrockSimulator(ProviderSimulator):
         return [(b"x-amzn-RequestId", str(uuid.uuid4()).encode())]
 
 
-def expected_signature(
+def signing_strings(
     incoming: Incoming,
     signed: list[str],
     amz_date: str,
     key: tuple[str, str],
     region: str,
-) -> str:
-    """The signature botocore computes for what was received (its canonical request re-encodes
-    the raw path, so a ``%3A`` on the wire is ``%253A`` in it, as AWS does for non-S3 services)."""
+) -> tuple[str, str, str]:
+    """(canonical request, string-to-sign, signature) as botocore computes them for what was
+    received (its canonical request re-encodes the raw path, so a ``%3A`` on the wire is
+    ``%253A`` in it, as AWS does for non-S3 services)."""
     host = incoming.headers.get("host", "localhost")
     query = f"?{incoming.raw_query}" if incoming.raw_query else ""
     request = AWSRequest(
@@ -330,9 +337,10 @@ def expected_signature(
     )
     request.context["timestamp"] = amz_date
     signer = SigV4Auth(Credentials(key[0], key[1]), SIGNING_NAME, region)
-    string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+    canonical: str = signer.canonical_request(request)
+    string_to_sign: str = signer.string_to_sign(request, canonical)
     signature: str = signer.signature(string_to_sign, request)
-    return signature
+    return canonical, string_to_sign, signature
 
 
 def _anthropic_model_name(model: str) -> str:

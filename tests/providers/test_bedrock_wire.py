@@ -192,6 +192,36 @@ def test_a_session_token_is_sent_and_signed():
             assert caught.value.provider_code == "UnrecognizedClientException"
 
 
+def fragments(secret, length=8):
+    return {secret[start : start + length] for start in range(len(secret) - length + 1)}
+
+
+def test_a_bad_signature_with_a_session_token_keeps_no_fragment_of_the_token():
+    """AWS's InvalidSignatureException spells out the canonical request, token line included; a
+    real STS token is hundreds of characters, so clipping alone would keep part of it."""
+    token = "IQoJb3JpZ2luX2VjEXAMPLE/" + "Zm9vYmFyYmF6cXV4" * 30 + "+end=="
+    simulator = BedrockSimulator(name="sts", api_key=f"{KEY_ID}:{SECRET}:{token}")
+    with serving(simulator) as server:
+        wrong = adapter(
+            server, secret="not/the+secret/0123456789abcdefghijklmn", AWS_SESSION_TOKEN=token
+        )
+        raw = TRANSPORT.send(wrong.build_call(REQUEST), timeout_s=5)
+        assert f"x-amz-security-token:{token}" in json.loads(raw.body)["message"]
+        with pytest.raises(ProviderError) as caught:
+            wrong.parse_reply(raw)
+        with pytest.raises(ProviderError) as probed:
+            probe(wrong)
+    for error in (caught.value, probed.value):
+        assert (error.error_class, error.provider_code) == (
+            ErrorClass.AUTH,
+            "InvalidSignatureException",
+        )
+        assert "does not match the signature you provided" in error.message
+        assert "Canonical String" not in error.message
+        for kept in (error.message, str(error), repr(error)):
+            assert not [piece for piece in fragments(token) if piece in kept]
+
+
 def test_a_signature_for_another_region_is_refused(server):
     elsewhere = adapter_for(
         "bedrock",

@@ -8,16 +8,12 @@ import pytest
 
 from routing.config import DeploymentConfig
 from routing.errors import ConfigError, ErrorClass, ProviderError
-from routing.models import CompletionRequest
+from routing.models import CompletionRequest, ProviderCompletion
 from tests.providers.harness import settings
 from workers.http import HttpReply
 from workers.providers.anthropic import anthropic_body
-from workers.providers.bedrock import (
-    BedrockAdapter,
-    classify_error,
-    converse_body,
-    parse_converse,
-)
+from workers.providers.bedrock import BedrockAdapter, converse_body, parse_converse
+from workers.providers.bedrock_errors import classify_error
 
 KEY_ID = "AKIDUNITTEST0001"
 SECRET = "unit/secret+key/0123456789abcdefghijklmn"
@@ -368,3 +364,247 @@ def test_the_probe_needs_a_models_list():
     with pytest.raises(ProviderError) as denied:
         probing.read_probe(reply(status, body, headers))
     assert denied.value.error_class is ErrorClass.PERMISSION
+
+
+# --- review fixes: temperature, curly apostrophes, signing details, odd bodies -----------------
+
+
+def with_temperature(temperature):
+    return CompletionRequest.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], "temperature": temperature}
+    )
+
+
+@pytest.mark.parametrize(("asked", "sent"), [(1.7, 1.0), (2.0, 1.0), (1.0, 1.0), (0.0, 0.0)])
+def test_temperature_is_capped_at_1_for_converse_and_invoke_model(asked, sent):
+    request = with_temperature(asked)
+    assert converse_body(request)["inferenceConfig"] == {"temperature": sent}
+    assert json.loads(adapter().build_call(request).body)["inferenceConfig"]["temperature"] == sent
+    invoking = adapter(BEDROCK_ANTHROPIC_VERSION="bedrock-2023-05-31")
+    assert json.loads(invoking.build_call(request).body)["temperature"] == sent
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invocation of model ID anthropic.claude-sonnet-4-20250514-v1:0 with on-demand throughput "
+        "isn\u2019t supported. Retry your request with the ID or ARN of an inference profile that "
+        "contains this model.",
+        "Invocation of model ID x with ON-DEMAND THROUGHPUT ISN'T SUPPORTED.",
+        "Invocation of model ID x with on-demand throughput isn\u02bct supported.",
+        "The provided model identifier is INVALID.",
+    ],
+)
+def test_model_markers_match_curly_apostrophes_and_any_case(message):
+    status, headers, body = aws_error(400, "ValidationException", message)
+    classified = classify_error(status, body, headers)
+    assert classified.error_class is ErrorClass.MODEL_NOT_FOUND
+    assert message in classified.message  # kept as AWS wrote it
+
+
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE/" + "c2Vzc2lvbnRva2Vu" * 40 + "+tail=="
+CANONICAL = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details."
+    "\n\nThe Canonical String for this request should have been\n'POST\n"
+    "/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse\n\n"
+    "content-type:application/json\nhost:bedrock-runtime.us-east-1.amazonaws.com\n"
+    f"x-amz-date:20250921T101604Z\nx-amz-security-token:{SESSION_TOKEN}\n\n"
+    "content-type;host;x-amz-date;x-amz-security-token\n"
+    "fea7815fd74adf3ef10f764bcea846ea6a3ffec335c8754302d2e40114f9db3e'\n\n"
+    "The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20250921T101604Z\n"
+    "20250921/us-east-1/bedrock/aws4_request\n"
+    "d61e31a0afb51765f0b2ee88381d0950cc8a0fc054633f0e163ff85336a4beae'\n"
+)
+
+
+def token_fragments(length=8):
+    return {SESSION_TOKEN[i : i + length] for i in range(len(SESSION_TOKEN) - length + 1)}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (aws_error(403, "InvalidSignatureException")[1], json.dumps({"message": CANONICAL})),
+        ({}, json.dumps({"__type": "InvalidSignatureException", "Message": CANONICAL})),
+        (  # not JSON: the body's snippet is what is kept
+            aws_error(403, "InvalidSignatureException")[1],
+            f"<InvalidSignatureException><Message>{CANONICAL}</Message>",
+        ),
+        (
+            aws_error(403, "InvalidSignatureException")[1],
+            json.dumps(
+                {"message": CANONICAL.replace("The Canonical String", "the canonical string")}
+            ),
+        ),
+        (  # the token line alone, however a proxy rewords what comes before it
+            aws_error(403, "InvalidSignatureException")[1],
+            json.dumps({"message": "Signature mismatch. x-amz-security-token:" + SESSION_TOKEN}),
+        ),
+    ],
+)
+def test_signature_diagnostics_are_cut_so_no_fragment_of_the_session_token_is_kept(headers, body):
+    with pytest.raises(ProviderError) as caught:
+        adapter().parse_reply(reply(403, body.encode(), headers))
+    error = caught.value
+    assert error.error_class is ErrorClass.AUTH
+    assert "x-amz-security-token:" not in error.message.lower()
+    assert "string-to-sign" not in error.message.lower()
+    for kept in (error.message, str(error), repr(error)):
+        assert not [piece for piece in token_fragments() if piece in kept]
+
+
+def test_the_part_of_a_signature_message_before_the_diagnostics_is_kept():
+    status, headers, body = aws_error(403, "InvalidSignatureException", CANONICAL)
+    message = classify_error(status, body, headers).message
+    assert message == (
+        "403 from bedrock (InvalidSignatureException): The request signature we calculated does "
+        "not match the signature you provided. Check your AWS Secret Access Key and signing "
+        "method. Consult the service documentation for details."
+    )
+    only_details = aws_error(
+        403, "InvalidSignatureException", CANONICAL[CANONICAL.index("The C") :]
+    )
+    assert (
+        "(no message before the signing details)"
+        in classify_error(only_details[0], only_details[2], only_details[1]).message
+    )
+    status, headers, body = aws_error(403, "InvalidSignatureException", "'host' must be signed.")
+    assert classify_error(status, body, headers).message.endswith("'host' must be signed.")
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (
+            {"inputTokens": 12, "outputTokens": 5, "totalTokens": 17, "cacheReadInputTokens": 3},
+            (12, 5, 17, 3),
+        ),
+        ({"inputTokens": 12.0, "outputTokens": 5}, (12, 5, 17, None)),
+        ({"inputTokens": 12, "outputTokens": 5, "totalTokens": -1}, (12, 5, 17, None)),
+        ({"inputTokens": 12, "outputTokens": 5, "totalTokens": "17"}, (12, 5, 17, None)),
+        ({"inputTokens": 12, "outputTokens": 5, "cacheReadInputTokens": 1e999}, (12, 5, 17, None)),
+        ({"inputTokens": 12, "outputTokens": 5, "cacheReadInputTokens": "3"}, (12, 5, 17, None)),
+        ({"inputTokens": 12, "outputTokens": 5, "cacheReadInputTokens": None}, (12, 5, 17, None)),
+        ({"inputTokens": -1, "outputTokens": 5}, None),
+        ({"inputTokens": 1e999, "outputTokens": 5}, None),
+        ({"inputTokens": float("nan"), "outputTokens": 5}, None),
+        ({"inputTokens": "12", "outputTokens": "5"}, None),
+        ({"inputTokens": 12, "outputTokens": 5.5}, None),
+        ({"inputTokens": True, "outputTokens": 5}, None),
+        ({"inputTokens": 12}, (12, 0, 12, None)),
+        ({"outputTokens": 5, "totalTokens": 5}, (0, 5, 5, None)),
+        ({"inputTokens": None, "outputTokens": None}, None),
+        ({}, None),
+        ([12, 5], None),
+        ("12", None),
+        (None, None),
+    ],
+)
+def test_odd_usage_never_costs_the_completion(usage, expected):
+    body = converse()
+    body["usage"] = usage
+    result = adapter().parse_reply(reply(200, json.dumps(body).encode()))
+    assert result.text == "Hello"
+    got = result.usage
+    assert (None if got is None else tuple(got.model_dump().values())) == expected
+
+
+ODD_200_BODIES = [
+    b"null",
+    b"true",
+    b"17",
+    b'"a string"',
+    b"[]",
+    b'[{"output": {"message": {"content": [{"text": "x"}]}}}]',
+    b"{}",
+    b'{"output": null}',
+    b'{"output": "text"}',
+    b'{"output": {"message": null}}',
+    b'{"output": {"message": []}}',
+    b'{"output": {"message": {"content": null}}}',
+    b'{"output": {"message": {"content": {"text": "x"}}}}',
+    b'{"output": {"message": {"content": [null, 1, "x", [], {"text": null}, {"text": 5}]}}}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "stopReason": null, "usage": null}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "stopReason": 7}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "stopReason": ["end_turn"]}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "stopReason": {"a": 1}}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "usage": {"inputTokens": "1e999"}}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "usage": {"inputTokens": 1e999, '
+    b'"outputTokens": -1e999, "totalTokens": NaN, "cacheReadInputTokens": Infinity}}',
+    b'{"output": {"message": {"content": [{"text": "x"}]}}, "usage": {"inputTokens": '
+    + b"9" * 5000
+    + b"}}",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"output": ' * 50_000 + b"null" + b"}" * 50_000,
+    b"\xff\xfe\x00garbage",
+    b"",
+    b"   \n",
+]
+
+
+@pytest.mark.parametrize("body", ODD_200_BODIES, ids=range(len(ODD_200_BODIES)))
+def test_no_200_body_raises_anything_but_a_provider_error(body):
+    try:
+        outcome: object = adapter().parse_reply(reply(200, body))
+    except ProviderError as error:
+        outcome = error
+    if isinstance(outcome, ProviderError):
+        assert outcome.error_class is ErrorClass.INVALID_RESPONSE
+        assert len(outcome.message) < 700
+    else:
+        assert isinstance(outcome, ProviderCompletion)
+
+
+ODD_ERROR_BODIES = [
+    *ODD_200_BODIES,
+    b'{"message": null, "Message": null}',
+    b'{"message": 7}',
+    b'{"message": ["Input is too long"]}',
+    b'{"message": {"nested": "x"}}',
+    b'{"code": 7, "Code": null, "__type": ["ValidationException"]}',
+    b'{"code": "", "message": "m"}',
+    b'{"__type": "#", "message": "m"}',
+    b'{"code": ":::", "message": "m"}',
+    b'{"message": "' + b"x" * 100_000 + b'"}',
+]
+ODD_ERROR_HEADERS = [
+    {},
+    {"x-amzn-errortype": ""},
+    {"x-amzn-errortype": ":"},
+    {"x-amzn-errortype": "#"},
+    {"x-amzn-errortype": "ValidationException", "x-amz-retry-after": "1e999"},
+    {"x-amzn-errortype": "ThrottlingException", "x-amz-retry-after": "9" * 5000},
+    {"x-amzn-errortype": "ThrottlingException", "retry-after": "NaN"},
+]
+
+
+@pytest.mark.parametrize("headers", ODD_ERROR_HEADERS)
+@pytest.mark.parametrize("body", ODD_ERROR_BODIES, ids=range(len(ODD_ERROR_BODIES)))
+def test_no_error_body_raises_anything_but_a_provider_error(headers, body):
+    for status in (400, 403, 429, 500, 418):
+        with pytest.raises(ProviderError) as caught:
+            adapter().parse_reply(reply(status, body, headers))
+        assert caught.value.status_code == status
+        assert len(caught.value.message) < 700
+        with pytest.raises(ProviderError):
+            adapter().read_probe(reply(status, body, headers))
+
+
+@pytest.mark.parametrize("body", ODD_200_BODIES, ids=range(len(ODD_200_BODIES)))
+def test_no_invoke_model_200_body_raises_anything_but_a_provider_error(body):
+    invoking = adapter(BEDROCK_ANTHROPIC_VERSION="bedrock-2023-05-31")
+    with pytest.raises(ProviderError) as caught:
+        invoking.parse_reply(reply(200, body))
+    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
+
+
+def test_odd_invoke_model_usage_never_costs_the_completion():
+    message = {
+        "type": "message",
+        "content": [{"type": "text", "text": "Bonjour"}],
+        "usage": {"input_tokens": 1e999, "output_tokens": -1},
+    }
+    raw = json.dumps(message).encode()  # json writes 1e999 as Infinity, which Python reads back
+    result = adapter(BEDROCK_ANTHROPIC_VERSION="v").parse_reply(reply(200, raw))
+    assert (result.text, result.usage) == ("Bonjour", None)

@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from ops.simulator.server import ServerThread, free_port
-from routing.errors import ConnectionFailed, InvalidResponse, ProviderTimeout
+from routing.errors import AuthFailed, ConnectionFailed, InvalidResponse, ProviderTimeout
 from workers.http import HttpCall, HttpcoreTransport
 
 
@@ -139,3 +139,17 @@ def test_nobody_listening_is_a_connection_failure(transport):
     refused = HttpCall("POST", f"http://127.0.0.1:{port}/", {}, b"")
     with pytest.raises(ConnectionFailed):
         transport.send(refused, timeout_s=2)
+
+
+@pytest.mark.parametrize("key", ["sk-test-abcdef0123\n", "sk-test-ébc0123456"])
+def test_a_key_that_cannot_be_sent_is_auth_and_is_not_quoted(transport, key):
+    async def handler(scope, receive, send):
+        await answer(send, b"{}")
+
+    with ServerThread(asgi(handler)) as server, pytest.raises(AuthFailed) as caught:
+        transport.send(
+            HttpCall("POST", f"{server.url}/", {"authorization": f"Bearer {key}"}, b"{}"),
+            timeout_s=2,
+        )
+    assert key.strip()[:10] not in str(caught.value)
+    assert key.strip()[:10] not in repr(caught.value)

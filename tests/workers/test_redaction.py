@@ -41,3 +41,45 @@ def test_log_records_and_tracebacks_are_scrubbed(caplog):
     assert KEY not in formatted
     assert formatted.count(REDACTED) == 2
     assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+
+
+def test_a_secret_cut_in_half_by_clipping_loses_its_head_too():
+    from workers.providers.reading import clip
+
+    redact = Redactor([KEY])
+    clipped = clip("x" * 480 + " token: " + KEY)
+    assert KEY[:8] in clipped
+    redacted = redact(clipped)
+    assert KEY[:8] not in redacted
+    assert redacted.endswith(REDACTED + "…")
+
+
+def test_aws_session_tokens_and_keys_with_stray_whitespace_are_scrubbed():
+    redact = Redactor([KEY + "\n"])
+    assert KEY not in redact(f"sent {KEY}")
+    assert "abc123" not in redact("x-amz-security-token:abc123 host:bedrock")
+
+
+def test_every_secret_setting_is_known(monkeypatch, tmp_path):
+    from routing.config import parse_config
+    from workers.redaction import secrets_of
+    from workers.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "aws-session-token-0123456789")
+    monkeypatch.setenv("MY_OTHER_KEY", "custom-key-0123456789")
+    config = parse_config(
+        {
+            "deployments": [
+                {"id": "a", "provider": "openai", "model": "m", "api_key_env": "MY_OTHER_KEY"}
+            ]
+        }
+    )
+    found = secrets_of(Settings(), config)
+    for secret in (
+        "aws-secret-0123456789",
+        "aws-session-token-0123456789",
+        "custom-key-0123456789",
+    ):
+        assert secret in found

@@ -36,3 +36,11 @@ def test_any_variable_a_config_names_is_read_from_env_then_dotenv(clean_env, tmp
     assert settings.value_of("OPENAI_API_KEY") == "sk-dotenv-key1"
     clean_env.setenv("MY_KEY_2", "from-env-456")
     assert Settings().value_of("MY_KEY_2") == "from-env-456"
+
+
+def test_values_lose_stray_whitespace_such_as_a_secret_files_newline(clean_env, tmp_path):
+    clean_env.setenv("OPENAI_API_KEY", "sk-test-abcdefgh\n")
+    clean_env.setenv("MY_KEY_2", "  custom-0123456789 \n")
+    settings = Settings()
+    assert settings.value_of("OPENAI_API_KEY") == "sk-test-abcdefgh"
+    assert settings.value_of("MY_KEY_2") == "custom-0123456789"

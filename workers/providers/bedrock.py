@@ -10,12 +10,23 @@ the very URL string that is sent, with botocore, gets both right. Signing happen
 Errors are classified by the exception name in ``x-amzn-ErrorType`` (read as botocore's
 RestJSONParser reads it), not by status alone: Bedrock's 403 is a bad signature or a missing
 permission, and its 429 a throttle or a model that is still loading.
+
+Decisions, so nobody has to rediscover them:
+
+* Converse ``temperature`` is capped at 1.0 (``anthropic_body`` caps InvokeModel's): Bedrock's
+  models take 0-1, OpenAI's scale goes to 2, and the ValidationException a higher value earns
+  is bad_request, which would fail the job although other targets accept it.
+* AWS's InvalidSignatureException message spells out its canonical request, which holds
+  ``x-amz-security-token:<token>``, and string-to-sign. A clipped token escapes whole-secret
+  redaction, so the message is cut where those begin: they are never kept.
+* Markers are matched case-insensitively with apostrophes made straight (AWS writes U+2019).
+* Usage counts go through ``token_count``: odd ones cost the usage or the count, never the
+  completion.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -26,26 +37,17 @@ from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
 from routing.errors import (
-    AuthFailed,
-    BadRequest,
     ConfigError,
     ContentPolicy,
     ContextLength,
     InvalidResponse,
-    ModelNotFound,
-    Overloaded,
-    PermissionDenied,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    ServerError,
 )
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.anthropic import DEFAULT_MAX_TOKENS, anthropic_body, parse_message
 from workers.providers.base import USER_AGENT
-from workers.providers.reading import clip, read_json, snippet
-from workers.providers.retry_headers import parse_retry_after
+from workers.providers.bedrock_errors import classify_error
+from workers.providers.reading import read_json, sane_counts, snippet, token_count
 from workers.settings import Settings
 
 #: The SigV4 service name of both bedrock-runtime and the bedrock control plane.
@@ -53,6 +55,8 @@ SIGNING_NAME = "bedrock"
 CREDENTIAL_ENVS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 #: botocore's "standard" retry mode: 3 attempts, so 2 retries.
 DEFAULT_RETRIES = 2
+#: The top of the temperature range of the models on Bedrock.
+MAX_TEMPERATURE = 1.0
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -60,51 +64,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
 }
-
-#: Exception name -> class, for every name whose meaning does not depend on its message.
-_ERRORS_BY_CODE: dict[str, type[ProviderError]] = {
-    "AccessDeniedException": PermissionDenied,
-    "UnrecognizedClientException": AuthFailed,
-    "InvalidSignatureException": AuthFailed,
-    "ExpiredTokenException": AuthFailed,
-    "IncompleteSignatureException": AuthFailed,
-    "MissingAuthenticationTokenException": AuthFailed,
-    "ResourceNotFoundException": ModelNotFound,
-    "ModelTimeoutException": ProviderTimeout,
-    "ModelErrorException": ServerError,
-    "ModelStreamErrorException": ServerError,
-    "ThrottlingException": RateLimited,
-    "ServiceQuotaExceededException": RateLimited,
-    "ModelNotReadyException": Overloaded,
-    "InternalServerException": ServerError,
-    "ServiceUnavailableException": Overloaded,
-}
-
-#: A status with no exception name we know (a proxy in front, a new exception) -> class.
-_ERRORS_BY_STATUS: dict[int, type[ProviderError]] = {
-    400: BadRequest,
-    403: PermissionDenied,
-    404: ModelNotFound,
-    408: ProviderTimeout,
-    413: ContextLength,
-    424: ServerError,
-    429: RateLimited,
-    503: Overloaded,
-    504: ProviderTimeout,
-}
-
-_CONTEXT_MARKERS = (
-    "input is too long",
-    "too many tokens",
-    "too many input tokens",
-    "prompt is too long",
-    "context window",
-)
-_MODEL_MARKERS = (
-    "model identifier is invalid",
-    "on-demand throughput isn't supported",
-    "on-demand throughput is not supported",
-)
 
 
 class BedrockAdapter:
@@ -249,7 +208,7 @@ def converse_body(request: CompletionRequest) -> dict[str, Any]:
     if request.max_tokens is not None:
         config["maxTokens"] = request.max_tokens
     if request.temperature is not None:
-        config["temperature"] = request.temperature
+        config["temperature"] = min(request.temperature, MAX_TEMPERATURE)
     if request.top_p is not None:
         config["topP"] = request.top_p
     if request.stop:
@@ -308,93 +267,18 @@ def parse_converse(raw: bytes, *, response_id: str | None = None) -> ProviderCom
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Converse usage, or None when its input and output counts are absent or not sane (as
+    ``sane_counts`` reads them). An odd total is recomputed; an odd cache count is dropped."""
     if not isinstance(raw, dict):
         return None
-    try:
-        prompt = int(raw.get("inputTokens") or 0)
-        completion = int(raw.get("outputTokens") or 0)
-        total = int(raw.get("totalTokens") or prompt + completion)
-        cached = raw.get("cacheReadInputTokens")
-        return Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            cached_tokens=int(cached) if cached is not None else None,
-        )
-    except (TypeError, ValueError):
+    counts = sane_counts(raw, "inputTokens", "outputTokens")
+    if counts is None:
         return None
-
-
-def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
-    """Map a non-200 reply to one error class (providers.md §7's table), by exception name."""
-    code = error_code(headers, body)
-    message = error_message(body)
-    text = f"{status} from bedrock ({code or 'no error type'}): {message}"
-    details: dict[str, Any] = {
-        "status_code": status,
-        "retry_after_s": retry_after(headers),
-        "provider_code": code,
-    }
-    if code == "ValidationException":
-        lowered = message.lower()
-        if any(marker in lowered for marker in _CONTEXT_MARKERS):
-            return ContextLength(text, **details)
-        if any(marker in lowered for marker in _MODEL_MARKERS):
-            return ModelNotFound(text, **details)
-        return BadRequest(text, **details)
-    known = _ERRORS_BY_CODE.get(code or "")
-    if known is not None:
-        return known(text, **details)
-    by_status = _ERRORS_BY_STATUS.get(status)
-    if by_status is not None:
-        return by_status(text, **details)
-    if status >= 500:
-        return ServerError(text, **details)
-    # A status Bedrock does not use (401, 405, 415...): this endpoint is not what it claims.
-    return InvalidResponse(text, **details)
-
-
-def error_code(headers: Mapping[str, str], body: bytes) -> str | None:
-    """The exception name, as botocore's RestJSONParser finds it: ``x-amzn-ErrorType`` (e.g.
-    ``ThrottlingException:http://internal.amazon.com/coral/...``), split at ':' and '#'; else
-    the body's ``code``/``Code``/``__type``."""
-    raw = {name.lower(): value for name, value in headers.items()}.get("x-amzn-errortype")
-    if raw is None:
-        data = _loads(body)
-        found = data.get("code", data.get("Code", data.get("__type")))
-        raw = found if isinstance(found, str) else None
-    if not raw:
-        return None
-    return raw.split(":", 1)[0].rsplit("#", 1)[-1] or None
-
-
-def error_message(body: bytes) -> str:
-    data = _loads(body)
-    message = data.get("message", data.get("Message"))
-    if isinstance(message, str) and message:
-        return clip(message)
-    return snippet(body) or "(empty body)"
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """``x-amz-retry-after`` is whole milliseconds (botocore's ExponentialBackoff reads it so);
-    a plain ``retry-after`` (seconds or a date) from a proxy is honoured too."""
-    lowered = {name.lower(): value for name, value in headers.items()}
-    raw_ms = lowered.get("x-amz-retry-after")
-    if raw_ms is not None:
-        try:
-            milliseconds = int(raw_ms)
-        except ValueError:
-            milliseconds = -1
-        if milliseconds >= 0:
-            return milliseconds / 1000
-    return parse_retry_after(lowered)
-
-
-def _loads(raw: bytes) -> dict[str, Any]:
-    """An error body as a JSON object; anything else (a proxy's HTML page) as an empty one."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    prompt, completion = counts
+    total = token_count(raw.get("totalTokens"))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion if total is None else total,
+        cached_tokens=token_count(raw.get("cacheReadInputTokens")),
+    )
