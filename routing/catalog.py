@@ -94,6 +94,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "",
             "AZURE_API_KEY",
             also_required=("AZURE_BASE_URL",),
+            # As OpenAI's (providers.md §0): reasoning deployments refuse max_tokens.
+            max_tokens_field="max_completion_tokens",
             base_url_env="AZURE_BASE_URL",
             optional_envs=("AZURE_API_VERSION",),
         ),

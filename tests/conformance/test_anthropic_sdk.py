@@ -27,7 +27,7 @@ from tests.providers.harness import (
     settings,
 )
 
-KEY = "sk-ant-conformance-0123456789abcdef"
+KEY = "fake-anthropic-conformance-key"
 MODEL = "claude-conformance-test"
 MESSAGES: Any = [{"role": "user", "content": "Hi there"}]
 REQUEST = CompletionRequest.model_validate(
@@ -161,7 +161,7 @@ def test_both_read_an_error_the_same_way(server, status, sdk_error, error_class)
 
 
 def test_a_wrong_key_is_an_authentication_error_to_both(server):
-    wrong = "sk-ant-wrong-0123456789abcdef"
+    wrong = "fake-anthropic-wrong-key-0123"
     with pytest.raises(anthropic.AuthenticationError):
         sdk(server, wrong).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
     with pytest.raises(anthropic.AuthenticationError):

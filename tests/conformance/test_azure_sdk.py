@@ -50,7 +50,11 @@ def ours(server, surface, key=KEY):
 
 def sdk_create(server, surface, messages=MESSAGES, key=KEY):
     return sdk(server, surface, key).chat.completions.create(
-        model=DEPLOYMENT, messages=messages, max_tokens=64, temperature=0.2, stop=["END"]
+        model=DEPLOYMENT,
+        messages=messages,
+        max_completion_tokens=64,
+        temperature=0.2,
+        stop=["END"],
     )
 
 

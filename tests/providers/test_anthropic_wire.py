@@ -22,7 +22,7 @@ from tests.providers.harness import (
 from workers.http import HttpCall
 from workers.providers.anthropic import parse_message
 
-KEY = "sk-ant-wire-test-0123456789abcdef"
+KEY = "fake-anthropic-wire-key-0123"
 REQUEST = CompletionRequest.model_validate(
     {
         "messages": [{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}],
@@ -65,7 +65,6 @@ def test_the_request_on_the_wire_and_the_parsed_result(server):
         "system": "be terse",
         "messages": [{"role": "user", "content": "hi"}],
         "temperature": 0.5,
-        "top_p": 0.9,
         "stop_sequences": ["NEVER-SAID"],
     }
     assert result.text.startswith("ant (claude-test) answers")
@@ -134,7 +133,7 @@ def test_a_429_says_when_to_come_back_even_unasked(server):
 
 
 def test_a_wrong_key_is_auth_and_the_probe_says_so(server):
-    wrong = adapter(server, key="sk-ant-wrong-0123456789abcdef")
+    wrong = adapter(server, key="fake-anthropic-wrong-key-0123")
     with pytest.raises(ProviderError) as caught:
         complete(wrong, REQUEST)
     assert caught.value.error_class is ErrorClass.AUTH

@@ -25,7 +25,7 @@ REQUEST = CompletionRequest.model_validate(
 BODY = {
     "model": DEPLOYMENT,
     "messages": MESSAGES,
-    "max_tokens": 50,
+    "max_completion_tokens": 50,
     "temperature": 0.5,
     "stop": ["END"],
 }

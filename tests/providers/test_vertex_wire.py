@@ -3,12 +3,16 @@ service-account flow: a key file whose token_uri is the simulator's token endpoi
 generated RSA key, a signed JWT-bearer grant the simulator verifies, and the bearer token it
 issues on every call."""
 
+import threading
+import time
+
 import pytest
 
 from ops.simulator.gemini_sim import VertexSimulator
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import (
+    TRANSPORT,
     ServiceAccountKey,
     adapter_for,
     complete,
@@ -162,6 +166,62 @@ def test_a_key_the_token_endpoint_does_not_trust_is_auth_for_call_and_probe(serv
         probe(ours)
     assert probed.value.error_class is ErrorClass.AUTH
     assert recent(server) == []  # no call left without a token
+
+
+def test_a_late_401_for_a_revoked_token_keeps_the_one_minted_since(server, simulator, key_file):
+    ours = adapter(server, key_file)
+    complete(ours, REQUEST)
+    built, go, outcome = [], threading.Event(), []
+
+    def slow_call():  # builds its call with the first token, sends it late
+        built.append(ours.build_call(REQUEST))
+        go.wait(5)
+        try:
+            ours.parse_reply(TRANSPORT.send(built[0], timeout_s=5))
+        except ProviderError as exc:
+            outcome.append(exc.error_class)
+
+    slow = threading.Thread(target=slow_call)
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not built and time.monotonic() < deadline:
+        time.sleep(0.01)
+    simulator.revoke_tokens()
+    with pytest.raises(ProviderError):
+        complete(ours, REQUEST)  # the first token is refused and dropped
+    complete(ours, REQUEST)  # a second one is minted
+    go.set()
+    slow.join(5)
+    assert outcome == [ErrorClass.AUTH]  # the late call's 401, for the first token
+    complete(ours, REQUEST)
+    assert [r["auth_ok"] for r in recent(server)] == [True, False, True, False, True]
+    assert token_grants(server) == 2  # the second token survived the late 401
+
+
+def test_twenty_threads_with_a_refused_key_make_one_grant_request(server, tmp_path):
+    stranger = ServiceAccountKey.generate("kid-1")
+    ours = adapter(
+        server, stranger.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
+    )
+    barrier, outcomes = threading.Barrier(20), []
+
+    def call():
+        barrier.wait()
+        started = time.monotonic()
+        try:
+            complete(ours, REQUEST)
+        except ProviderError as exc:
+            outcomes.append((exc.error_class, time.monotonic() - started))
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert [error_class for error_class, _ in outcomes] == [ErrorClass.AUTH] * 20
+    assert max(took for _, took in outcomes) < 3.0
+    assert token_grants(server) == 1  # one refresh; the others failed fast with its error
+    assert recent(server) == []
 
 
 def test_the_probe_counts_tokens_and_a_401_fails_it(server, simulator, key_file):

@@ -93,11 +93,19 @@ def test_max_tokens_defaults_and_model_none_leaves_the_model_out():
 
 def test_sampling_fields_are_sent_and_temperature_is_capped_at_anthropics_maximum():
     body = anthropic_body(
-        request(("user", "hi"), temperature=1.7, top_p=0.9, stop="###"),
-        model="m",
-        default_max_tokens=10,
+        request(("user", "hi"), temperature=1.7, stop="###"), model="m", default_max_tokens=10
     )
-    assert (body["temperature"], body["top_p"], body["stop_sequences"]) == (1.0, 0.9, ["###"])
+    assert (body["temperature"], body["stop_sequences"]) == (1.0, ["###"])
+    alone = anthropic_body(request(("user", "hi"), top_p=0.9), model="m", default_max_tokens=10)
+    assert alone["top_p"] == 0.9
+
+
+def test_temperature_and_top_p_together_send_only_temperature():
+    body = anthropic_body(
+        request(("user", "hi"), temperature=0.5, top_p=0.9), model="m", default_max_tokens=10
+    )
+    assert body["temperature"] == 0.5
+    assert "top_p" not in body, "newer Claude models refuse the pair"
 
 
 def test_the_1m_context_beta_header_follows_the_setting():

@@ -73,7 +73,7 @@ def test_the_body_is_openais_with_the_deployment_as_model():
     assert json.loads(adapter().build_call(REQUEST).body) == {
         "model": "gpt4o-prod",
         "messages": [{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}],
-        "max_tokens": 64,
+        "max_completion_tokens": 64,
         "temperature": 0.2,
         "top_p": 0.9,
         "stop": ["END"],

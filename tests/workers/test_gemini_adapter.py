@@ -549,8 +549,19 @@ def test_invalidate_forces_a_new_token():
     endpoint = TokenEndpoint()
     cache = AccessTokenCache(lambda: user_credentials(token=None), request=endpoint)
     assert cache.token() == "minted-1"
-    cache.invalidate()
+    assert cache.invalidate("minted-1") is True
     assert cache.token() == "minted-2"
+
+
+def test_invalidating_a_token_no_longer_cached_keeps_the_fresh_one():
+    endpoint = TokenEndpoint()
+    cache = AccessTokenCache(lambda: user_credentials(token=None), request=endpoint)
+    assert cache.token() == "minted-1"
+    cache.invalidate("minted-1")
+    assert cache.token() == "minted-2"
+    assert cache.invalidate("minted-1") is False  # a late 401 for the old token
+    assert cache.token() == "minted-2"
+    assert endpoint.calls == 2
 
 
 def test_refresh_failures_become_provider_errors():
@@ -614,3 +625,41 @@ def test_a_vertex_401_drops_the_token_so_the_next_call_mints_one():
         adapter.parse_reply(HttpReply(401, {}, rpc(401, "UNAUTHENTICATED"), 0.1))
     assert caught.value.error_class is ErrorClass.AUTH
     assert adapter.build_call(REQUEST).headers["authorization"] == "Bearer minted-2"
+
+
+def test_a_late_vertex_401_for_an_old_token_keeps_the_fresh_one():
+    endpoint = TokenEndpoint()
+    adapter = vertex(user_credentials(token=None), endpoint)
+    unauthorized = HttpReply(401, {}, rpc(401, "UNAUTHENTICATED"), 0.1)
+    sent, reply_arrives, outcome = [], threading.Event(), []
+
+    def slow_call():  # a call made with minted-1 whose 401 arrives late
+        sent.append(adapter.build_call(REQUEST).headers["authorization"])
+        reply_arrives.wait(5)
+        try:
+            adapter.parse_reply(unauthorized)
+        except ProviderError as exc:
+            outcome.append(exc.error_class)
+
+    slow = threading.Thread(target=slow_call)
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == ["Bearer minted-1"]
+    adapter.build_call(REQUEST)  # meanwhile this thread's call is refused: a new token is minted
+    with pytest.raises(ProviderError):
+        adapter.parse_reply(unauthorized)
+    assert adapter.build_call(REQUEST).headers["authorization"] == "Bearer minted-2"
+    reply_arrives.set()
+    slow.join(5)
+    assert outcome == [ErrorClass.AUTH]
+    assert adapter.build_call(REQUEST).headers["authorization"] == "Bearer minted-2"
+    assert endpoint.calls == 2
+
+
+def test_an_error_with_odd_details_still_classifies():
+    body = json.dumps(
+        {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota", "details": 5}}
+    ).encode()
+    assert classify_error("gemini", 429, body, {}).error_class is ErrorClass.RATE_LIMITED

@@ -11,7 +11,7 @@ from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import settings
 from workers.http import HttpReply
-from workers.providers.ollama import OllamaAdapter, classify_error
+from workers.providers.ollama import OllamaAdapter, classify_error, parse_chat_response
 from workers.providers.registry import build_adapter
 
 REQUEST = CompletionRequest.model_validate(
@@ -243,3 +243,21 @@ def test_a_probe_that_does_not_list_models_raises(status, body, error_class):
     with pytest.raises(ProviderError) as caught:
         adapter().read_probe(reply(status, body))
     assert caught.value.error_class is error_class
+
+
+@pytest.mark.parametrize("reason", [["stop"], {"why": "stop"}, 5])
+def test_an_odd_done_reason_is_read_as_stop_without_crashing(reason):
+    body = json.dumps(
+        {
+            "model": "m",
+            "message": {"role": "assistant", "content": "hi"},
+            "done": True,
+            "done_reason": reason,
+        }
+    ).encode()
+    result = parse_chat_response(body)
+    assert (result.text, result.finish_reason, result.provider_finish_reason) == (
+        "hi",
+        "stop",
+        None,
+    )

@@ -320,3 +320,52 @@ def test_the_probe_reads_auth_failures_as_auth():
         adapter().read_probe(HttpReply(401, {}, openai_error("bad key", "invalid_api_key"), 0.01))
     assert caught.value.error_class is ErrorClass.AUTH
     adapter().read_probe(HttpReply(200, {}, b'{"object": "list", "data": []}', 0.01))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (12, 12),
+        (12.0, 12),
+        (0, 0),
+        (-1, None),
+        (1e999, None),
+        (float("nan"), None),
+        ("12", None),
+        (True, None),
+        (None, None),
+        (1.5, None),
+    ],
+)
+def test_token_counts_are_read_defensively(value, expected):
+    from workers.providers.reading import token_count
+
+    assert token_count(value) == expected
+
+
+def test_absurdly_nested_json_is_an_invalid_response():
+    with pytest.raises(ProviderError) as caught:
+        parse_chat_completion(b"[" * 100_000)
+    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -1, "completion_tokens": 3},
+        {"prompt_tokens": 1e999},
+        {"prompt_tokens": "12", "completion_tokens": None},
+        {"total_tokens": float("nan")},
+    ],
+)
+def test_odd_usage_never_costs_the_completion(usage):
+    raw = completion(usage=usage).replace(b"Infinity", b"1e999").replace(b"NaN", b"1e999")
+    result = parse_chat_completion(raw)
+    assert result.text == "Hi"
+
+
+def test_a_parameter_this_model_refuses_fails_over():
+    body = openai_error(
+        "Unsupported parameter: 'stop' is not supported with this model.", "unsupported_parameter"
+    )
+    assert classify_error("openai", 400, body, {}).error_class is ErrorClass.MODEL_NOT_FOUND

@@ -16,6 +16,9 @@ Decisions, so nobody has to rediscover them:
   versions) refuse non-alternating roles.
 * ``temperature`` is capped at 1.0: Anthropic's scale ends at 1, OpenAI's at 2, and the 400 a
   higher value earns would fail the whole job (bad_request) although other targets accept it.
+  When a request sets both ``temperature`` and ``top_p``, only ``temperature`` is sent: newer
+  Claude models refuse the pair ("cannot both be specified"), and temperature is the one
+  Anthropic tells callers to use.
 * Stop reasons: end_turn/stop_sequence -> stop; max_tokens -> length; tool_use -> tool_calls;
   model_context_window_exceeded -> length (the output was cut short by the context window, the
   text so far is real output); pause_turn -> length (the turn is incomplete; it only happens
@@ -36,7 +39,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
 from routing.errors import (
@@ -56,7 +59,7 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, Message, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
-from workers.providers.reading import clip, read_json, snippet
+from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import Settings
 
@@ -203,7 +206,7 @@ def anthropic_body(
     body["messages"] = _turns(request.messages)
     if request.temperature is not None:
         body["temperature"] = min(request.temperature, MAX_TEMPERATURE)
-    if request.top_p is not None:
+    if request.top_p is not None and request.temperature is None:
         body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = list(request.stop)
@@ -276,21 +279,19 @@ def _refusal(data: dict[str, Any]) -> str:
 def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    try:
-        fresh = int(raw.get("input_tokens") or 0)
-        written = int(raw.get("cache_creation_input_tokens") or 0)
-        read = raw.get("cache_read_input_tokens")
-        cached = None if read is None else int(read)
-        output = int(raw.get("output_tokens") or 0)
-        prompt = fresh + written + (cached or 0)
-        return Usage(
-            prompt_tokens=prompt,
-            completion_tokens=output,
-            total_tokens=prompt + output,
-            cached_tokens=cached,
-        )
-    except (TypeError, ValueError, ValidationError):
+    counts = sane_counts(raw, "input_tokens", "output_tokens")
+    if counts is None:
         return None
+    fresh, output = counts
+    written = token_count(raw.get("cache_creation_input_tokens")) or 0
+    cached = token_count(raw.get("cache_read_input_tokens"))
+    prompt = fresh + written + (cached or 0)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=output,
+        total_tokens=prompt + output,
+        cached_tokens=cached,
+    )
 
 
 def classify_error(

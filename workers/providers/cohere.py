@@ -57,7 +57,7 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import bearer_headers, deployment_base_url, deployment_key
-from workers.providers.reading import clip, read_json, snippet
+from workers.providers.reading import clip, read_json, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import Settings
 
@@ -242,11 +242,7 @@ def _counts(raw: Any) -> tuple[int, int] | None:
 
 def _count(value: Any) -> int | None:
     """Cohere's schema types counts as numbers (floats in the SDK); whole ones are accepted."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if value < 0 or value != int(value):
-        return None
-    return int(value)
+    return token_count(value)
 
 
 def classify_error(

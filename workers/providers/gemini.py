@@ -8,6 +8,7 @@ The wire format they share is in workers.providers.genai_wire.
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -137,7 +138,12 @@ def vertex_model_path(project: str, location: str, model: str) -> str:
 
 class VertexAdapter(_GenerateContentAdapter):
     """Vertex AI: an OAuth2 bearer token from google-auth, cached and refreshed by
-    ``AccessTokenCache`` (one refresh at a time, 5 minutes before expiry)."""
+    ``AccessTokenCache`` (one refresh at a time, 5 minutes before expiry).
+
+    A 401 drops the cached token only if it is the one the rejected call carried: each thread
+    remembers the token it last put on a call, because the reply is parsed on the thread that
+    built the call (workers.runtime, workers.providers.inventory) and ``HttpReply`` does not
+    carry the request. A late 401 for an old token thus leaves a freshly minted one alone."""
 
     def __init__(
         self,
@@ -156,6 +162,7 @@ class VertexAdapter(_GenerateContentAdapter):
         self.url = f"{model_url}:generateContent"
         self.probe_url = f"{model_url}:countTokens"
         self.tokens = tokens
+        self._sent = threading.local()
 
     @classmethod
     def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> VertexAdapter:
@@ -176,14 +183,16 @@ class VertexAdapter(_GenerateContentAdapter):
         )
 
     def _headers(self) -> dict[str, str]:
+        token = self.tokens.token()
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
             "user-agent": USER_AGENT,
-            "authorization": f"Bearer {self.tokens.token()}",
+            "authorization": f"Bearer {token}",
         }
         if (quota_project := self.tokens.quota_project_id) is not None:
             headers["x-goog-user-project"] = quota_project
+        self._sent.token = token
         return headers
 
     def build_call(self, request: CompletionRequest) -> HttpCall:
@@ -196,5 +205,12 @@ class VertexAdapter(_GenerateContentAdapter):
 
     def _error(self, reply: HttpReply) -> ProviderError:
         if reply.status == 401:
-            self.tokens.invalidate()  # revoked or rejected: mint a new one next time
+            self._reject_sent_token()
         return super()._error(reply)
+
+    def _reject_sent_token(self) -> None:
+        """The provider refused the token this thread last sent (revoked, or rejected): drop it
+        from the cache unless a newer one replaced it, so the next call mints a new one."""
+        sent: str | None = getattr(self._sent, "token", None)
+        if sent is not None:
+            self.tokens.invalidate(sent)

@@ -44,7 +44,7 @@ from routing.errors import (
     ServerError,
 )
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
-from workers.providers.reading import clip, read_json, snippet
+from workers.providers.reading import clip, read_json, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after
 
 _POLICY_FINISH = frozenset(
@@ -188,23 +188,18 @@ def _finish_reason(reason: str | None, text: str) -> FinishReason:
 def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    try:
-        prompt = _count(raw, "promptTokenCount") + _count(raw, "toolUsePromptTokenCount")
-        completion = _count(raw, "candidatesTokenCount") + _count(raw, "thoughtsTokenCount")
-        total = int(raw.get("totalTokenCount") or prompt + completion)
-        cached = raw.get("cachedContentTokenCount")
-        return Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            cached_tokens=int(cached) if cached is not None else None,
-        )
-    except (TypeError, ValueError):
-        return None
+    prompt = _count(raw, "promptTokenCount") + _count(raw, "toolUsePromptTokenCount")
+    completion = _count(raw, "candidatesTokenCount") + _count(raw, "thoughtsTokenCount")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=token_count(raw.get("totalTokenCount")) or prompt + completion,
+        cached_tokens=token_count(raw.get("cachedContentTokenCount")),
+    )
 
 
 def _count(usage: dict[str, Any], name: str) -> int:
-    return int(usage.get(name) or 0)
+    return token_count(usage.get(name)) or 0
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -231,7 +226,9 @@ def rpc_error(body: bytes) -> tuple[str, str | None, list[dict[str, Any]]]:
     if not isinstance(error, dict):
         return snippet(body), None, []
     status = error.get("status")
-    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    raw_details = error.get("details")
+    listed = raw_details if isinstance(raw_details, list) else []
+    details = [d for d in listed if isinstance(d, dict)]
     message = error.get("message") or status or json.dumps(error)
     return clip(str(message)), status if isinstance(status, str) else None, details
 

@@ -54,7 +54,7 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import bearer_headers, deployment_base_url, deployment_key
-from workers.providers.reading import clip, read_json, snippet
+from workers.providers.reading import clip, read_json, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import Settings
 
@@ -179,7 +179,8 @@ def parse_chat_response(raw: bytes) -> ProviderCompletion:
     content = message.get("content", "") if isinstance(message, dict) else None
     if not isinstance(content, str):
         raise InvalidResponse("200 response without a message.content string", status_code=200)
-    reason = data.get("done_reason")
+    raw_reason = data.get("done_reason")
+    reason = raw_reason if isinstance(raw_reason, str) else None
     if reason in _NOT_GENERATION:
         raise InvalidResponse(
             f"the server answered with done_reason {reason!r}: it did not generate",
@@ -208,7 +209,7 @@ def eval_usage(data: Mapping[str, Any]) -> Usage | None:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return token_count(value)
 
 
 def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:

@@ -31,7 +31,7 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
-from workers.providers.reading import clip, read_json, snippet
+from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import Settings
 
@@ -184,21 +184,19 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
 def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    try:
-        prompt = int(raw.get("prompt_tokens") or 0)
-        completion = int(raw.get("completion_tokens") or 0)
-        total = int(raw.get("total_tokens") or prompt + completion)
-    except (TypeError, ValueError):
+    counts = sane_counts(raw, "prompt_tokens", "completion_tokens")
+    if counts is None:
         return None
+    prompt, completion = counts
     details = raw.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else None
     if cached is None:
-        cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
+        cached = token_count(raw.get("prompt_cache_hit_tokens"))  # DeepSeek
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=total,
-        cached_tokens=cached if isinstance(cached, int) else None,
+        total_tokens=token_count(raw.get("total_tokens")) or prompt + completion,
+        cached_tokens=cached,
     )
 
 
@@ -217,6 +215,10 @@ def classify_error(
     text = f"{status} from {provider}: {message}"
     if status in (400, 422) and _names_unknown_model(lowered):
         # OpenRouter, DeepSeek and Mistral answer an unknown model with 400/422, not 404.
+        return ModelNotFound(text, **details)
+    if status == 400 and code in ("unsupported_parameter", "unsupported_value"):
+        # This model refuses a parameter the request uses (o-series models and `stop`, say):
+        # the request is fine for other deployments, so it fails over instead of failing.
         return ModelNotFound(text, **details)
     if status == 400:
         if any(marker in lowered for marker in _CONTEXT_MARKERS):
