@@ -9,22 +9,14 @@ RetryInfo.retryDelay (no Retry-After header), like the real API. Request bodies 
 way Google's JSON parser does it: an unknown field name is a 400, so a misspelt field fails here
 and not first in production.
 
-The Vertex simulator is also its own OAuth2 server: ``POST /token`` takes google-auth's
-JWT-bearer grant (a service account file whose ``token_uri`` points here), checks the assertion
-(and its RS256 signature, given the service account's public key), and issues tokens; the
-Vertex endpoints accept only tokens it issued and has not revoked, or ``api_key``.
+The Vertex simulator (ops.simulator.vertex_sim) answers with the same bodies.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import time
-import urllib.parse
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ops.simulator.base import (
@@ -37,14 +29,6 @@ from ops.simulator.base import (
 )
 from ops.simulator.faults import Faults
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-#: What Google's token endpoint takes as the assertion's ``aud`` (google-auth always sends the
-#: first, whatever the file's token_uri says).
-TOKEN_AUDIENCES = (
-    "https://oauth2.googleapis.com/token",
-    "https://www.googleapis.com/oauth2/v4/token",
-)
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 RPC_STATUS: dict[int, str] = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -136,12 +120,12 @@ def _get(mapping: Mapping[str, Any], name: str) -> Any:
     return mapping.get(name, mapping.get(_snake(name)))
 
 
-def _texts(content: Any) -> list[str]:
+def texts_of(content: Any) -> list[str]:
     parts = content.get("parts") if isinstance(content, dict) else None
     return [str(p.get("text", "")) for p in parts or [] if isinstance(p, dict)]
 
 
-class _GenerateContentSimulator(ProviderSimulator):
+class GenerateContentSimulator(ProviderSimulator):
     """What both front doors share: request checks, the response and the errors."""
 
     service: ClassVar[str] = "generativelanguage.googleapis.com"
@@ -196,14 +180,14 @@ class _GenerateContentSimulator(ProviderSimulator):
         model = incoming.params["model"]
         contents = request["contents"]
         user_turns = [c for c in contents if c.get("role", "user") == "user"]
-        text = reply_text(self.name, model, "".join(_texts(user_turns[-1] if user_turns else {})))
+        text = reply_text(self.name, model, "".join(texts_of(user_turns[-1] if user_turns else {})))
         config = _get(request, "generationConfig") or {}
         limit = _get(config, "maxOutputTokens")
         finish = "STOP"
         if isinstance(limit, int) and estimate_tokens(text) > limit:
             text, finish = text[: limit * 4], "MAX_TOKENS"
-        prompt_texts = _texts(_get(request, "systemInstruction"))
-        prompt_texts += [text for content in contents for text in _texts(content)]
+        prompt_texts = texts_of(_get(request, "systemInstruction"))
+        prompt_texts += [text for content in contents for text in texts_of(content)]
         prompt = sum(estimate_tokens(t) for t in prompt_texts)
         output = estimate_tokens(text)
         thoughts = _thoughts(_get(config, "thinkingConfig"))
@@ -274,7 +258,7 @@ def _retry_info(retry_after_s: float | None) -> list[dict[str, Any]]:
     return [{"@type": f"{_TYPE}RetryInfo", "retryDelay": f"{retry_after_s:g}s"}]
 
 
-class GeminiSimulator(_GenerateContentSimulator):
+class GeminiSimulator(GenerateContentSimulator):
     """generativelanguage.googleapis.com under ``/v1beta`` (and ``/v1``)."""
 
     protocol = "gemini"
@@ -330,169 +314,3 @@ class GeminiSimulator(_GenerateContentSimulator):
             "supportedGenerationMethods": ["generateContent", "countTokens"],
             "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2, "thinking": True,
         }  # fmt: skip
-
-
-class VertexSimulator(_GenerateContentSimulator):
-    """{location}-aiplatform.googleapis.com's publisher-model endpoints, and an OAuth2 token
-    endpoint. ``trusted_keys`` maps a service account's private_key_id to its PEM public key;
-    when given, only assertions signed by one of those keys get a token."""
-
-    protocol = "vertex"
-    service = "aiplatform.googleapis.com"
-    grant_path = "/token"
-    _MODEL = re.compile(
-        r"^/(v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-        r"/publishers/(?P<publisher>[^/]+)/models/(?P<model>[^/:]+):(?P<method>\w+)$"
-    )
-
-    def __init__(
-        self,
-        *,
-        name: str = "sim",
-        api_key: str | None = None,
-        faults: Faults | None = None,
-        models: list[str] | None = None,
-        seed: int | None = None,
-        trusted_keys: Mapping[str, str] | None = None,
-        token_lifetime_s: int = 3600,
-    ) -> None:
-        super().__init__(name=name, api_key=api_key, faults=faults, models=models, seed=seed)
-        self.trusted_keys = dict(trusted_keys) if trusted_keys is not None else None
-        self.token_lifetime_s = token_lifetime_s
-        #: access token -> when it expires (epoch seconds)
-        self.issued: dict[str, float] = {}
-
-    def revoke_tokens(self) -> None:
-        """Forget every token issued so far (as if they were revoked)."""
-        self.issued.clear()
-
-    def match(self, incoming: Incoming) -> Endpoint | None:
-        if incoming.method != "POST":
-            return None
-        if incoming.path == self.grant_path:
-            return "probe"  # unauthenticated: ``authenticate`` lets it through
-        found = self._MODEL.match(incoming.path)
-        if found is None or found["method"] not in ("generateContent", "countTokens"):
-            return None
-        incoming.params.update(found.groupdict())
-        return "generate" if found["method"] == "generateContent" else "probe"
-
-    def authenticate(self, incoming: Incoming) -> Reply | None:
-        if incoming.path == self.grant_path:
-            return None
-        header = incoming.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        if not token:
-            return self._unauthenticated("CREDENTIALS_MISSING")
-        if self.api_key is not None and token == self.api_key:
-            return None
-        expires = self.issued.get(token)
-        if expires is None:
-            return self._unauthenticated("ACCESS_TOKEN_TYPE_UNSUPPORTED")
-        if expires <= time.time():
-            return self._unauthenticated("ACCESS_TOKEN_EXPIRED")
-        return None
-
-    def _unauthenticated(self, reason: str) -> Reply:
-        method = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
-        return rpc_error(401, None, [error_info(reason, self.service, method=method)])
-
-    def _message(self, status: int) -> str | None:
-        if status == 429:
-            return (
-                "Resource exhausted. Please try again later. Please refer to "
-                "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more "
-                "details."
-            )
-        if status == 404:
-            return (
-                f"Publisher Model `publishers/google/models/{self.models[0]}` was not found or "
-                "your project does not have access to it."
-            )
-        return None
-
-    def _decorate(self, body: dict[str, Any]) -> dict[str, Any]:
-        body["createTime"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        body["usageMetadata"]["trafficType"] = "ON_DEMAND"
-        return body
-
-    def probe(self, incoming: Incoming) -> Reply:
-        if incoming.path == self.grant_path:
-            return self._grant(incoming)
-        problem = self._check_contents(incoming.json if isinstance(incoming.json, dict) else {})
-        if problem is not None:
-            return problem
-        texts = [t for content in incoming.json["contents"] for t in _texts(content)]
-        tokens = sum(estimate_tokens(t) for t in texts)
-        return Reply.json(
-            200,
-            {
-                "totalTokens": tokens,
-                "totalBillableCharacters": sum(len(t.replace(" ", "")) for t in texts),
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
-            },
-        )
-
-    def _grant(self, incoming: Incoming) -> Reply:
-        """RFC 7523 JWT-bearer grant, answered the way oauth2.googleapis.com/token does."""
-        form = dict(urllib.parse.parse_qsl(incoming.body.decode("utf-8", "replace")))
-        if form.get("grant_type") != JWT_BEARER:
-            return _oauth_error("unsupported_grant_type", "Invalid grant_type.")
-        problem = check_assertion(form.get("assertion", ""), self.trusted_keys)
-        if problem is not None:
-            return _oauth_error("invalid_grant", problem)
-        token = f"ya29.sim-{uuid.uuid4().hex}"
-        self.issued[token] = time.time() + self.token_lifetime_s
-        body = {"access_token": token, "expires_in": self.token_lifetime_s, "token_type": "Bearer"}
-        return Reply.json(200, body)
-
-
-def _oauth_error(error: str, description: str) -> Reply:
-    return Reply.json(400, {"error": error, "error_description": description})
-
-
-def check_assertion(assertion: str, trusted_keys: Mapping[str, str] | None) -> str | None:
-    """None for a service-account assertion Google would take; otherwise why not."""
-    try:
-        header_b64, payload_b64, signature_b64 = assertion.split(".")
-        header = json.loads(_unb64(header_b64))
-        claims = json.loads(_unb64(payload_b64))
-        signature = _unb64(signature_b64)
-    except ValueError:
-        return "Invalid JWT: malformed assertion."
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return "Invalid JWT: malformed assertion."
-    now = time.time()
-    if header.get("alg") != "RS256":
-        return "Invalid JWT: algorithm must be RS256."
-    if claims.get("aud") not in TOKEN_AUDIENCES:
-        return "Invalid JWT: audience must be https://oauth2.googleapis.com/token."
-    if CLOUD_PLATFORM_SCOPE not in str(claims.get("scope", "")).split():
-        return "Invalid JWT: the cloud-platform scope is missing."
-    if not claims.get("iss") or not isinstance(claims.get("exp"), int) or claims["exp"] < now:
-        return "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."
-    if trusted_keys is None:
-        return None
-    pem = trusted_keys.get(str(header.get("kid")))
-    if pem is None or not _verified(pem, f"{header_b64}.{payload_b64}".encode(), signature):
-        return "Invalid JWT Signature."
-    return None
-
-
-def _verified(pem: str, signed: bytes, signature: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-    key = serialization.load_pem_public_key(pem.encode())
-    if not isinstance(key, rsa.RSAPublicKey):
-        return False
-    try:
-        key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -12,7 +12,7 @@ SIMULATORS: dict[str, str] = {
     "azure": "ops.simulator.azure_sim:AzureSimulator",
     "anthropic": "ops.simulator.anthropic_sim:AnthropicSimulator",
     "gemini": "ops.simulator.gemini_sim:GeminiSimulator",
-    "vertex": "ops.simulator.gemini_sim:VertexSimulator",
+    "vertex": "ops.simulator.vertex_sim:VertexSimulator",
     "bedrock": "ops.simulator.bedrock_sim:BedrockSimulator",
     "cohere": "ops.simulator.cohere_sim:CohereSimulator",
     "ollama": "ops.simulator.ollama_sim:OllamaSimulator",

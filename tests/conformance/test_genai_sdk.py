@@ -16,7 +16,8 @@ from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
 
-from ops.simulator.gemini_sim import GeminiSimulator, VertexSimulator
+from ops.simulator.gemini_sim import GeminiSimulator
+from ops.simulator.vertex_sim import VertexSimulator
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import (

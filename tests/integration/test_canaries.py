@@ -16,10 +16,11 @@ from ops.simulator.anthropic_sim import AnthropicSimulator
 from ops.simulator.azure_sim import AzureSimulator
 from ops.simulator.bedrock_sim import BedrockSimulator
 from ops.simulator.cohere_sim import CohereSimulator
-from ops.simulator.gemini_sim import GeminiSimulator, VertexSimulator
+from ops.simulator.gemini_sim import GeminiSimulator
 from ops.simulator.ollama_sim import OllamaSimulator
 from ops.simulator.openai_sim import OpenAISimulator, mask_key
 from ops.simulator.server import ServerThread
+from ops.simulator.vertex_sim import VertexSimulator
 from tests.integration.conftest import run_cli
 from tests.integration.harness import FAST_DELIVERY_ENV, Worker
 from tests.integration.test_secrets import dump_namespace

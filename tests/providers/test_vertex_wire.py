@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ops.simulator.gemini_sim import VertexSimulator
+from ops.simulator.vertex_sim import VertexSimulator
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import (
