@@ -15,9 +15,12 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from routing.breaker import BreakerOverrides, BreakerSettings
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.errors import ConfigError
 from routing.models import Identifier, RoutingPolicy
+from routing.prices import ModelInfo, model_info
+from routing.tokens import estimate_cost_usd
 
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -31,11 +34,20 @@ class DeploymentConfig(BaseModel):
     provider: str
     model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
-    api_key_env: EnvName | None = None
+    #: The variable holding the key, or a list of them: a key pool. Calls spread across the
+    #: keys, and each key has its own breaker and rate limits.
+    api_key_env: EnvName | list[EnvName] | None = None
+    #: Prices and context window; when left out, the packaged table's (routing.prices).
     input_cost_per_mtok: float | None = Field(default=None, ge=0)
     output_cost_per_mtok: float | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, gt=0)
+    #: Requests and tokens per minute, fleet-wide (per key, for a key pool).
     rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    #: Share of traffic under the ``weighted`` strategy.
+    weight: float = Field(default=1.0, gt=0)
+    #: This deployment's changes to the global breaker thresholds.
+    breaker: BreakerOverrides | None = None
     #: Speak another protocol the provider also serves (``ollama``: ``openai`` for its /v1).
     protocol: Protocol | None = None
 
@@ -48,33 +60,60 @@ class DeploymentConfig(BaseModel):
         return self.protocol or self.spec.protocol
 
     @property
+    def key_envs(self) -> list[str]:
+        """The variables holding this deployment's keys (several for a key pool)."""
+        if isinstance(self.api_key_env, list):
+            return list(self.api_key_env)
+        env = self.api_key_env or self.spec.key_env
+        return [env] if env else []
+
+    @property
     def key_env(self) -> str | None:
-        """The variable holding this deployment's key: its own ``api_key_env`` or the provider's."""
-        return self.api_key_env or self.spec.key_env
+        """The variable of this deployment's (first) key: its own ``api_key_env`` or the
+        provider's."""
+        return next(iter(self.key_envs), None)
 
     @property
     def required_envs(self) -> tuple[str, ...]:
-        """The variables this deployment cannot run without: its own key variable, and the
+        """The variables this deployment cannot run without: its own key variables, and the
         provider's others except a base-URL variable its ``base_url`` makes moot."""
-        return tuple(
-            self.key_env if env == self.spec.key_env and self.key_env else env
-            for env in self.spec.required_envs
-            if not (self.base_url and env == self.spec.base_url_env)
+        required: list[str] = []
+        for env in self.spec.required_envs:
+            if env == self.spec.key_env and self.key_envs:
+                required.extend(self.key_envs)
+            elif not (self.base_url and env == self.spec.base_url_env):
+                required.append(env)
+        return tuple(required)
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """Prices and context window: the deployment's own, else the packaged table's."""
+        known = model_info(self.provider, self.model)
+        return ModelInfo(
+            input_cost_per_mtok=self.input_cost_per_mtok
+            if self.input_cost_per_mtok is not None
+            else (known.input_cost_per_mtok if known else None),
+            output_cost_per_mtok=self.output_cost_per_mtok
+            if self.output_cost_per_mtok is not None
+            else (known.output_cost_per_mtok if known else None),
+            context_window=self.context_window
+            if self.context_window is not None
+            else (known.context_window if known else None),
         )
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        if self.input_cost_per_mtok is None or self.output_cost_per_mtok is None:
-            return None
-        return (
-            prompt_tokens * self.input_cost_per_mtok + completion_tokens * self.output_cost_per_mtok
-        ) / 1_000_000
+        return estimate_cost_usd(self.model_info, prompt_tokens, completion_tokens)
 
 
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     deployments: list[DeploymentConfig] = Field(min_length=1)
+    #: A name for a list of deployments, usable wherever a policy names targets.
+    aliases: dict[Identifier, list[Identifier]] = Field(default_factory=dict)
     policies: dict[Identifier, RoutingPolicy] = Field(default_factory=dict)
+    #: Breaker thresholds for every deployment (each may override them).
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
 @dataclass(frozen=True)
@@ -101,17 +140,33 @@ class TurnoutConfig:
         deployments: Iterable[DeploymentConfig],
         policies: dict[str, RoutingPolicy] | None = None,
         *,
+        aliases: dict[str, list[str]] | None = None,
+        breaker: BreakerSettings | None = None,
         source: str = "<config>",
     ) -> None:
         self.deployments: dict[str, DeploymentConfig] = {d.id: d for d in deployments}
         self.policies: dict[str, RoutingPolicy] = dict(policies or {})
+        self.aliases: dict[str, list[str]] = dict(aliases or {})
+        self.breaker = breaker or BreakerSettings()
         self.source = source
 
     def deployment(self, deployment_id: str) -> DeploymentConfig:
         return self.deployments[deployment_id]
 
+    def expand(self, targets: Iterable[str]) -> list[str]:
+        """Deployment ids for targets that name deployments or aliases, in order, once each."""
+        expanded: list[str] = []
+        for target in targets:
+            for name in self.aliases.get(target, [target]):
+                if name not in expanded:
+                    expanded.append(name)
+        return expanded
+
     def unknown_targets(self, targets: Iterable[str]) -> list[str]:
-        return [t for t in targets if t not in self.deployments]
+        return [t for t in targets if t not in self.deployments and t not in self.aliases]
+
+    def breaker_for(self, deployment: DeploymentConfig) -> BreakerSettings:
+        return self.breaker.merged(deployment.breaker)
 
     def check_credentials(self, is_set: Callable[[str], bool]) -> None:
         """Raise ConfigError naming every deployment whose required variables are unset."""
@@ -120,7 +175,7 @@ class TurnoutConfig:
             for env in deployment.required_envs:
                 if is_set(env):
                     continue
-                what = "an API key" if env == deployment.key_env else env
+                what = "an API key" if env in deployment.key_envs else env
                 problems.append(
                     ConfigProblem(
                         f"deployments[{index}] ({deployment.id})",
@@ -129,7 +184,7 @@ class TurnoutConfig:
                         + (
                             ", or point api_key_env at the variable that holds this "
                             "deployment's key"
-                            if env == deployment.key_env
+                            if env in deployment.key_envs
                             else ""
                         ),
                     )
@@ -179,7 +234,13 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         problems = list(_describe(exc)) + problems
     if problems:
         raise config_error(source, problems)
-    return TurnoutConfig(parsed.deployments, parsed.policies, source=source)
+    return TurnoutConfig(
+        parsed.deployments,
+        parsed.policies,
+        aliases=parsed.aliases,
+        breaker=parsed.breaker,
+        source=source,
+    )
 
 
 def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
@@ -217,15 +278,32 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
                 "give every deployment its own id; ids key breakers and metrics",
             )
         seen.setdefault(deployment_id, index)
+    aliases = data.get("aliases")
+    aliases = aliases if isinstance(aliases, dict) else {}
+    for name, members in aliases.items():
+        if name in seen:
+            yield ConfigProblem(
+                f"aliases.{name}",
+                f"alias {name!r} has the name of a deployment",
+                "give the alias a name no deployment has",
+            )
+        for index, member in enumerate(members if isinstance(members, list) else []):
+            if isinstance(member, str) and member not in seen:
+                yield ConfigProblem(
+                    f"aliases.{name}[{index}]",
+                    f"unknown deployment {member!r}",
+                    _choose(member, seen, what="a deployment id"),
+                )
+    known = [*seen, *aliases]
     policies = data.get("policies")
     for name, policy in (policies if isinstance(policies, dict) else {}).items():
         targets = policy.get("targets") if isinstance(policy, dict) else None
         for index, target in enumerate(targets if isinstance(targets, list) else []):
-            if isinstance(target, str) and target not in seen:
+            if isinstance(target, str) and target not in known:
                 yield ConfigProblem(
                     f"policies.{name}.targets[{index}]",
-                    f"unknown deployment {target!r}",
-                    _choose(target, seen, what="a deployment id"),
+                    f"unknown deployment or alias {target!r}",
+                    _choose(target, known, what="a deployment id or alias"),
                 )
 
 
@@ -240,6 +318,7 @@ def _choose(value: str, known: Iterable[str], *, what: str = "one of") -> str:
 _FIELD_HINTS = {
     "deployments": sorted(DeploymentConfig.model_fields),
     "policies": sorted(RoutingPolicy.model_fields),
+    "breaker": sorted(BreakerSettings.model_fields),
     "": sorted(_ConfigFile.model_fields),
 }
 

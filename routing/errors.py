@@ -50,6 +50,8 @@ class ErrorClass(StrEnum):
     # Job-level classes: no single provider call decided these.
     DEADLINE_EXCEEDED = "deadline_exceeded"
     NO_CANDIDATES = "no_candidates"
+    #: Every target's breaker open or its limit spent, and the policy says not to wait.
+    ALL_UNAVAILABLE = "all_unavailable"
     WORKER_LOST = "worker_lost"
     INTERNAL = "internal"
 

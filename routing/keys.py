@@ -46,6 +46,12 @@ class Keys:
         """Hash: how many messages the reconciler re-sent, by reason."""
         return f"{self.namespace}:reconciler"
 
+    @property
+    def route_prefix(self) -> str:
+        """Prefix of a route's breaker hash and its :probes, :inflight and :window keys
+        (routing.fleet_scripts)."""
+        return f"{self.namespace}:route:"
+
     def done_channel(self, job_id: str) -> str:
         """Pub/sub channel announcing that the job finished (payload: its state)."""
         return f"{self.namespace}:done:{job_id}"

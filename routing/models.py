@@ -89,11 +89,21 @@ class CompletionRequest(_Strict):
         return cls(messages=messages, max_tokens=max_tokens)
 
 
+RetryClass = Literal["rate_limited", "overloaded", "server_error", "timeout", "connection"]
+Strategy = Literal["ordered", "cheapest", "fastest", "weighted", "least_busy"]
+
+
 class RoutingPolicy(_Strict):
     """How a job chooses and retries its deployments. Carried whole by every job, so a job's
     routing is fixed when it is submitted, whatever the config says later.
 
-    Backoff on one deployment is exponential with full jitter::
+    Strategies order the targets (deployment ids or aliases): ``ordered`` as listed; ``cheapest``
+    by estimated cost (price x estimated tokens); ``fastest`` by latency measured across the
+    fleet; ``weighted`` at random by the deployments' weights; ``least_busy`` by calls in flight
+    across the fleet. Targets the breaker, a rate limit, the budget, the context window or the
+    provider lists rule out are passed over, and the attempt log says why.
+
+    Backoff on one deployment is exponential with jitter (``full``: AWS's "full jitter")::
 
         wait(n) = random(0, min(backoff_max_s, backoff_base_s * 2**n))   # n = retries so far
 
@@ -101,16 +111,32 @@ class RoutingPolicy(_Strict):
     ``retry_after_max_s``; a longer one moves the job to the next target instead of waiting.
     """
 
-    strategy: Literal["ordered"] = "ordered"
+    strategy: Strategy = "ordered"
     targets: list[Identifier] = Field(min_length=1, max_length=64)
+    #: Only these providers (None: any) / never these.
+    allow_providers: list[str] | None = None
+    deny_providers: list[str] = Field(default_factory=list)
+    #: Targets whose estimated cost for this job is higher are passed over.
+    max_cost_usd: float | None = Field(default=None, gt=0)
     attempt_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     deadline_s: float = Field(default=300.0, gt=0, le=86_400)
     #: Retries on one deployment for transient errors; None: the provider's own default (its
     #: SDK's, or ANTHROPIC_MAX_RETRIES / GEMINI_MAX_RETRIES).
     retries_per_target: int | None = Field(default=None, ge=0, le=10)
+    #: Retries per error class, over retries_per_target (LiteLLM's RetryPolicy).
+    retries: dict[RetryClass, Annotated[int, Field(ge=0, le=10)]] = Field(default_factory=dict)
     backoff_base_s: float = Field(default=0.5, ge=0, le=60)
     backoff_max_s: float = Field(default=8.0, ge=0, le=600)
+    backoff_jitter: Literal["full", "equal", "none"] = "full"
     retry_after_max_s: float = Field(default=60.0, ge=0, le=3600)
+    #: Pass over targets whose context window cannot hold the prompt and max_tokens, and after a
+    #: context_length error try only larger ones.
+    context_window_fallback: bool = True
+    #: After a content_policy refusal, try the next target (False: fail the job).
+    content_policy_fallback: bool = True
+    #: When every target is unavailable (breakers open, limits spent): wait for the earliest
+    #: to return within the deadline, or fail at once.
+    on_all_unavailable: Literal["wait", "fail"] = "wait"
 
     @field_validator("targets")
     @classmethod
@@ -139,20 +165,36 @@ class ProviderCompletion(_Strict):
     response_id: str | None = None
 
 
-AttemptOutcome = Literal["ok"] | ErrorClass
+AttemptOutcome = Literal["ok", "skipped"] | ErrorClass
+SkipReason = Literal[
+    "open",
+    "no_probe_permit",
+    "cooling",
+    "rate_limited",
+    "over_budget",
+    "context_too_small",
+    "denied_by_policy",
+    "smaller_context",
+]
 
 
 class Attempt(_Strict):
-    """One call to one deployment, as the attempt log records it."""
+    """One call to one deployment, or one target passed over, as the attempt log records it."""
 
     deployment: str
     provider: str
     model: str
     outcome: AttemptOutcome
     status_code: int | None = None
-    latency_ms: float
+    latency_ms: float = 0.0
     retry_after_s: float | None = None
     message: str | None = None
+    #: Why a target was passed over (outcome "skipped").
+    reason: SkipReason | None = None
+    #: The variable of the key used, for a deployment with a key pool.
+    key: str | None = None
+    #: The call was a half-open probe of the route's breaker.
+    probe: bool = False
     run: int = 1
     started_at: float
 

@@ -1,32 +1,46 @@
-"""Running one job along its plan: retries on a deployment, failover between deployments.
+"""Running one job along its plan: routes chosen through the router, retries, failover.
 
-Pure logic with its I/O injected (the provider call, the attempt recorder, the clock and sleep),
-so every retry and failover rule is tested without a server or a worker.
+Pure logic with its I/O injected (the router, the provider call, the attempt recorder, the clock
+and sleep), so every rule is tested without a server or a worker.
 
-For each candidate, in plan order:
-  * transient errors (rate_limited, overloaded, server_error, timeout, connection) are retried on
-    the same deployment, ``retries_per_target`` times (or the provider's own default), with the
-    policy's backoff; a Retry-After
-    longer than ``retry_after_max_s`` moves on at once instead of waiting;
-  * bad_request fails the job at once: every provider would refuse the same request;
-  * anything else (auth, model_not_found, context_length, ...) moves to the next candidate.
-Nothing waits past the job's deadline. Every attempt is recorded before the next one starts, so
-a worker that dies mid-job leaves the attempts it made in the log.
+Each round asks the router (one Redis round trip) for the first route of those left that its
+breaker and rate limits allow; the router says why it passed over the others, and the attempt log
+records each reason once. On that route:
+  * transient errors (rate_limited, overloaded, server_error, timeout, connection) are retried
+    with tenacity, ``retries[class]`` or ``retries_per_target`` times (or the provider's default),
+    with the policy's backoff; every retry asks the router again for just that route, so a breaker
+    another worker opened meanwhile moves the job on instead of retrying into it. A Retry-After
+    longer than ``retry_after_max_s`` moves on at once;
+  * bad_request fails the job (every provider would refuse the same request); so does
+    content_policy unless ``content_policy_fallback``;
+  * context_length moves on to routes with a larger context window only;
+  * anything else moves on to the next route.
+When no route is available, the job waits for the earliest to return (``on_all_unavailable:
+wait``) if that is soon, is rescheduled (its worker slot freed) if it is later but within the
+deadline, and fails as all_unavailable otherwise. Nothing waits past the deadline.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    wait_exponential,
+    wait_random_exponential,
+)
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
-from routing.config import DeploymentConfig
 from routing.errors import Disposition, ErrorClass, ProviderError
+from routing.fleet import Grant, Route, Router, Skip, Transition
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -34,42 +48,48 @@ from routing.models import (
     JobState,
     ProviderCompletion,
     RoutingPolicy,
+    SkipReason,
 )
-from routing.planning import Plan
+from routing.planning import Plan, PlannedSkip
+
+log = logging.getLogger("turnout.breaker")
 
 #: An attempt with less time than this left is not started.
 MIN_ATTEMPT_S = 0.05
+#: Waiting for a route longer than this frees the worker slot: the job is rescheduled.
+SHORT_WAIT_S = 2.0
 
-CallDeployment = Callable[[DeploymentConfig, CompletionRequest, float], ProviderCompletion]
+CallRoute = Callable[[Route, CompletionRequest, float], ProviderCompletion]
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
     state: JobState
-    deployment: DeploymentConfig | None = None
+    route: Route | None = None
     completion: ProviderCompletion | None = None
     error: JobError | None = None
     #: Attempts not yet written to the job record: they go with the finish, in one round trip.
     unrecorded: list[Attempt] = field(default_factory=list)
+    #: Set when the job should run again later (state QUEUED): every route is unavailable now.
+    retry_in_s: float | None = None
 
     def outcome_fields(self) -> dict[str, Any]:
         """The job-record fields this execution decided (see CompletionResult)."""
-        if self.completion is None or self.deployment is None:
+        if self.completion is None or self.route is None:
             error = self.error.model_dump(mode="json", by_alias=True) if self.error else None
             return {"error": error}
+        deployment = self.route.deployment
         usage = self.completion.usage
         return {
             "text": self.completion.text,
             "finish_reason": self.completion.finish_reason,
             "provider_finish_reason": self.completion.provider_finish_reason,
-            "deployment": self.deployment.id,
-            "provider": self.deployment.provider,
-            "model": self.completion.model or self.deployment.model,
+            "deployment": deployment.id,
+            "provider": deployment.provider,
+            "model": self.completion.model or deployment.model,
             "usage": usage.model_dump(mode="json") if usage else None,
             "cost_usd": (
-                self.deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens)
-                if usage
-                else None
+                deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens) if usage else None
             ),
         }
 
@@ -78,38 +98,98 @@ class _DeadlineReached(Exception):
     """No time left for another attempt."""
 
 
-class _StopBeforeDeadline(stop_base):
-    """Stop retrying when the next wait would leave no time for another attempt."""
+class _RouteUnavailable(Exception):
+    """The router would not give this route for a retry (its breaker opened meanwhile)."""
 
-    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+    def __init__(self, skips: list[Skip]) -> None:
+        super().__init__("route unavailable")
+        self.skips = skips
+
+
+class _StopAfterRetries(stop_base):
+    """Stop when this route has had the retries its last error's class allows, or when the next
+    wait would leave no time for another attempt."""
+
+    def __init__(
+        self, allowed: Callable[[ErrorClass], int], deadline: float, clock: Callable[[], float]
+    ) -> None:
+        self.allowed = allowed
         self.deadline = deadline
         self.clock = clock
 
     def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if not isinstance(exc, ProviderError):
+            return True
+        if state.attempt_number >= self.allowed(exc.error_class):
+            return True
         return self.clock() + state.upcoming_sleep + MIN_ATTEMPT_S >= self.deadline
 
 
-_JITTER = random.Random()
+class _Backoff(wait_base):
+    """The provider's Retry-After when it named one; the policy's backoff otherwise."""
+
+    def __init__(self, policy: RoutingPolicy) -> None:
+        base, cap = policy.backoff_base_s, policy.backoff_max_s
+        self.jitter = policy.backoff_jitter
+        self.full = wait_random_exponential(multiplier=base, max=cap)
+        self.plain = wait_exponential(multiplier=base, max=cap)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ProviderError) and exc.retry_after_s is not None:
+            return exc.retry_after_s
+        if self.jitter == "full":
+            return float(self.full(state))
+        plain = float(self.plain(state))
+        if self.jitter == "equal":
+            return plain / 2 + random.uniform(0, plain / 2)
+        return plain
 
 
 class _AttemptLog:
-    """Holds the latest attempt until another one is about to start, then writes it."""
+    """Holds attempts until another call is about to start, then writes them in one go."""
 
-    def __init__(self, record: Callable[[Attempt], None]) -> None:
+    def __init__(self, record: Callable[[list[Attempt]], None]) -> None:
         self._record = record
-        self._pending: Attempt | None = None
+        self._pending: list[Attempt] = []
+        self._explained: set[tuple[str, str]] = set()
 
     def add(self, attempt: Attempt) -> None:
-        self.flush()
-        self._pending = attempt
+        self._pending.append(attempt)
+
+    def explain(self, key: tuple[str, str], attempt: Attempt) -> None:
+        """A passed-over route, once per route and reason."""
+        if key not in self._explained:
+            self._explained.add(key)
+            self._pending.append(attempt)
 
     def flush(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
+        if self._pending:
+            pending, self._pending = self._pending, []
             self._record(pending)
 
     def unrecorded(self) -> list[Attempt]:
-        return [self._pending] if self._pending is not None else []
+        return list(self._pending)
+
+
+@dataclass
+class _Job:
+    """Everything one run of one job shares between its rounds."""
+
+    request: CompletionRequest
+    policy: RoutingPolicy
+    router: Router
+    call: CallRoute
+    default_retries: Callable[[Route], int]
+    redact: Callable[[str], str]
+    run: int
+    clock: Callable[[], float]
+    now: Callable[[], float]
+    deadline: float
+    tokens: int
+    log: _AttemptLog
+    on_transition: Callable[[Transition], None]
 
 
 def execute_job(
@@ -117,97 +197,273 @@ def execute_job(
     policy: RoutingPolicy,
     plan: Plan,
     *,
-    call: CallDeployment,
-    record_attempt: Callable[[Attempt], None],
-    retries_for: Callable[[DeploymentConfig], int] = lambda _deployment: 1,
+    router: Router,
+    call: CallRoute,
+    record_attempts: Callable[[list[Attempt]], None],
+    deadline_s: float | None = None,
+    prompt_tokens: int = 0,
+    default_retries: Callable[[Route], int] = lambda _route: 1,
     redact: Callable[[str], str] = str,
     run: int = 1,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
+    short_wait_s: float = SHORT_WAIT_S,
+    on_transition: Callable[[Transition], None] | None = None,
 ) -> ExecutionResult:
-    jitter = rng or _JITTER
-    deadline = clock() + policy.deadline_s
-    log = _AttemptLog(record_attempt)
+    job = _Job(
+        request,
+        policy,
+        router,
+        call,
+        default_retries,
+        redact,
+        run,
+        clock,
+        now,
+        deadline=clock() + (policy.deadline_s if deadline_s is None else deadline_s),
+        tokens=prompt_tokens + (request.max_tokens or 0),
+        log=_AttemptLog(record_attempts),
+        on_transition=on_transition or _log_transition,
+    )
+    for planned in plan.skipped:
+        job.log.explain((planned.deployment.id, planned.reason), _planned_skip(job, planned))
+    remaining: list[Route] = list(plan.routes)
+    last_error: ProviderError | None = None
+    out_of_time = False
+    while remaining:
+        if job.deadline - clock() < MIN_ATTEMPT_S:
+            out_of_time = True
+            break
+        acquired = router.acquire(remaining, order=plan.order, tokens=job.tokens)
+        _explain(job, acquired.skips)
+        if acquired.grant is None:
+            waited = _wait_for_a_route(job, acquired.skips, sleep, short_wait_s)
+            if isinstance(waited, ExecutionResult):
+                return waited
+            continue
+        route = acquired.grant.route
+        try:
+            completion = _run_route(job, acquired.grant, sleep)
+        except _DeadlineReached:
+            out_of_time = True
+            break
+        except _RouteUnavailable as unavailable:
+            _explain(job, unavailable.skips)
+            continue  # the next round picks from what is left, this route included
+        except ProviderError as exc:
+            last_error = exc
+            disposition = exc.disposition
+            if disposition is Disposition.FAIL_JOB or (
+                exc.error_class is ErrorClass.CONTENT_POLICY and not policy.content_policy_fallback
+            ):
+                return _failed(exc.error_class, redact(exc.message), job.log)
+            remaining = _after_failure(job, remaining, route, exc)
+            continue
+        return ExecutionResult(
+            JobState.SUCCEEDED, route=route, completion=completion, unrecorded=job.log.unrecorded()
+        )
+    return _failed(*_final_error(policy, plan, last_error, out_of_time, redact), job.log)
 
-    def attempt(deployment: DeploymentConfig) -> ProviderCompletion:
-        log.flush()
-        timeout = min(policy.attempt_timeout_s, deadline - clock())
+
+def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> ProviderCompletion:
+    """Call one route, retrying transient errors on it as the policy allows."""
+    route = grant.route
+    grants = [grant]
+
+    def attempt() -> ProviderCompletion:
+        job.log.flush()
+        current = grants.pop() if grants else _reacquire(job, route)
+        timeout = min(job.policy.attempt_timeout_s, job.deadline - job.clock())
         if timeout < MIN_ATTEMPT_S:
             raise _DeadlineReached
-        started_at, started = now(), clock()
-        try:
-            completion = call(deployment, request, timeout)
-        except ProviderError as exc:
-            log.add(_attempt(deployment, run, started_at, clock() - started, exc, redact))
-            raise
-        log.add(_attempt(deployment, run, started_at, clock() - started, None, redact))
-        return completion
+        return _call(job, current, timeout)
 
     def retryable(exc: BaseException) -> bool:
         return (
             isinstance(exc, ProviderError)
             and exc.disposition is Disposition.RETRY_THEN_FAILOVER
-            and (exc.retry_after_s is None or exc.retry_after_s <= policy.retry_after_max_s)
+            and (exc.retry_after_s is None or exc.retry_after_s <= job.policy.retry_after_max_s)
         )
 
-    def backoff(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ProviderError) and exc.retry_after_s is not None:
-            return exc.retry_after_s
-        ceiling = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (state.attempt_number - 1))
-        return jitter.uniform(0, ceiling)
+    retrying = Retrying(
+        stop=_StopAfterRetries(
+            lambda error_class: _retries(job, route, error_class) + 1, job.deadline, job.clock
+        ),
+        wait=_Backoff(job.policy),
+        retry=retry_if_exception(retryable),
+        sleep=sleep,
+        before_sleep=lambda _state: job.log.flush(),
+        reraise=True,
+    )
+    completion: ProviderCompletion = retrying(attempt)
+    return completion
 
-    last_error: ProviderError | None = None
-    out_of_deadline = False
-    for deployment in plan.candidates:
-        retries = policy.retries_per_target
-        if retries is None:
-            retries = retries_for(deployment)
-        retrying = Retrying(
-            stop=stop_after_attempt(retries + 1) | _StopBeforeDeadline(deadline, clock),
-            wait=backoff,
-            retry=retry_if_exception(retryable),
-            sleep=sleep,
-            before_sleep=lambda _state: log.flush(),
-            reraise=True,
+
+def _retries(job: _Job, route: Route, error_class: ErrorClass) -> int:
+    """Retries this route gets for this class: the policy's per class, its per target, or the
+    provider's own default."""
+    per_class = job.policy.retries.get(error_class.value)  # type: ignore[call-overload]
+    if per_class is not None:
+        return int(per_class)
+    if job.policy.retries_per_target is not None:
+        return job.policy.retries_per_target
+    return job.default_retries(route)
+
+
+def _reacquire(job: _Job, route: Route) -> Grant:
+    acquired = job.router.acquire([route], order="given", tokens=job.tokens)
+    if acquired.grant is None:
+        raise _RouteUnavailable(acquired.skips)
+    return acquired.grant
+
+
+def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
+    route = grant.route
+    started_at, started = job.now(), job.clock()
+    error: ProviderError | None = None
+    completion: ProviderCompletion | None = None
+    try:
+        completion = job.call(route, job.request, timeout)
+    except ProviderError as exc:
+        error = exc
+    latency = job.clock() - started
+    used = completion.usage.total_tokens if completion and completion.usage else job.tokens
+    transition = job.router.record(
+        grant,
+        error_class=error.error_class if error else None,
+        latency_s=latency,
+        retry_after_s=error.retry_after_s if error else None,
+        token_delta=used - job.tokens,
+    )
+    if transition is not None:
+        job.on_transition(transition)
+    job.log.add(_attempt(job, grant, started_at, latency, error))
+    if error is not None:
+        raise error
+    assert completion is not None
+    return completion
+
+
+def _after_failure(
+    job: _Job, remaining: list[Route], route: Route, exc: ProviderError
+) -> list[Route]:
+    """The routes still worth trying after ``route`` failed for good."""
+    left = [r for r in remaining if r is not route]
+    if exc.error_class is not ErrorClass.CONTEXT_LENGTH or not job.policy.context_window_fallback:
+        return left
+    window = route.deployment.model_info.context_window
+    if window is None:
+        return left
+    larger = []
+    for other in left:
+        other_window = other.deployment.model_info.context_window
+        if other_window is not None and other_window <= window:
+            job.log.explain(
+                (other.id, "smaller_context"),
+                _skip_attempt(
+                    job,
+                    other,
+                    "smaller_context",
+                    f"{route.deployment.id} ran out of context at {window} tokens; "
+                    f"this one holds {other_window}",
+                ),
+            )
+        else:
+            larger.append(other)
+    return larger
+
+
+def _wait_for_a_route(
+    job: _Job, skips: Sequence[Skip], sleep: Callable[[float], None], short_wait_s: float
+) -> ExecutionResult | None:
+    """Every route is unavailable: wait for the earliest to return, reschedule, or fail."""
+    returns = [s.retry_at for s in skips if s.retry_at is not None]
+    wait = max(0.05, min(returns) - job.now()) if returns else short_wait_s
+    reasons = "; ".join(f"{s.route.id}: {s.describe()}" for s in skips)
+    if job.policy.on_all_unavailable == "fail":
+        return _failed(
+            ErrorClass.ALL_UNAVAILABLE, f"every target is unavailable ({reasons})", job.log
         )
-        try:
-            completion = retrying(attempt, deployment)
-        except _DeadlineReached:
-            out_of_deadline = True
-            break
-        except ProviderError as exc:
-            last_error = exc
-            if exc.disposition is Disposition.FAIL_JOB:
-                return _failed(exc.error_class, redact(exc.message), log)
-            continue
-        return ExecutionResult(
-            JobState.SUCCEEDED,
-            deployment=deployment,
-            completion=completion,
-            unrecorded=log.unrecorded(),
+    if job.clock() + wait + MIN_ATTEMPT_S >= job.deadline:
+        return _failed(
+            ErrorClass.ALL_UNAVAILABLE,
+            f"no target returns before the deadline ({reasons})",
+            job.log,
         )
-    return _failed(*_final_error(policy, plan, last_error, out_of_deadline, redact), log)
+    if wait > short_wait_s:
+        return ExecutionResult(JobState.QUEUED, retry_in_s=wait, unrecorded=job.log.unrecorded())
+    job.log.flush()
+    sleep(wait)
+    return None
+
+
+def _explain(job: _Job, skips: Sequence[Skip]) -> None:
+    for skip in skips:
+        until = (
+            f" until {time.strftime('%H:%M:%S', time.gmtime(skip.retry_at))}Z"
+            if (skip.retry_at)
+            else ""
+        )
+        job.log.explain(
+            (skip.route.id, skip.reason),
+            _skip_attempt(job, skip.route, _SKIP_REASONS[skip.reason], f"{skip.describe()}{until}"),
+        )
+
+
+_SKIP_REASONS: dict[str, SkipReason] = {
+    "open": "open",
+    "no_probe_permit": "no_probe_permit",
+    "cooling": "cooling",
+    "rate_limited": "rate_limited",
+}
+
+
+def _skip_attempt(job: _Job, route: Route, reason: SkipReason, detail: str) -> Attempt:
+    deployment = route.deployment
+    return Attempt(
+        deployment=deployment.id,
+        provider=deployment.provider,
+        model=deployment.model,
+        outcome="skipped",
+        reason=reason,
+        message=detail,
+        key=route.key_env if len(deployment.key_envs) > 1 else None,
+        run=job.run,
+        started_at=job.now(),
+    )
+
+
+def _planned_skip(job: _Job, planned: PlannedSkip) -> Attempt:
+    deployment = planned.deployment
+    return Attempt(
+        deployment=deployment.id,
+        provider=deployment.provider,
+        model=deployment.model,
+        outcome="skipped",
+        reason=planned.reason,
+        message=planned.detail,
+        run=job.run,
+        started_at=job.now(),
+    )
 
 
 def _final_error(
     policy: RoutingPolicy,
     plan: Plan,
     last: ProviderError | None,
-    out_of_deadline: bool,
+    out_of_time: bool,
     redact: Callable[[str], str],
 ) -> tuple[ErrorClass, str]:
-    if not plan.candidates:
-        return ErrorClass.NO_CANDIDATES, (
-            "none of the policy's targets is configured on this worker: "
-            + ", ".join(plan.missing or policy.targets)
-        )
-    if last is None or out_of_deadline:
+    if not plan.routes:
+        why = "; ".join(f"{s.deployment.id}: {s.detail}" for s in plan.skipped)
+        missing = ", ".join(plan.missing)
+        detail = why or (f"not configured on this worker: {missing}" if missing else "none")
+        return ErrorClass.NO_CANDIDATES, f"no target can take this job ({detail})"
+    if last is None or out_of_time:
         detail = f"; last error: {redact(last.message)}" if last else ""
         return ErrorClass.DEADLINE_EXCEEDED, f"deadline of {policy.deadline_s:g}s reached{detail}"
-    tried = len(plan.candidates)
+    tried = len({r.deployment.id for r in plan.routes})
     return last.error_class, (
         f"{'all ' + str(tried) + ' targets' if tried > 1 else 'the only target'} failed; "
         f"last: {redact(last.message)}"
@@ -223,13 +479,9 @@ def _failed(error_class: ErrorClass, message: str, log: _AttemptLog) -> Executio
 
 
 def _attempt(
-    deployment: DeploymentConfig,
-    run: int,
-    started_at: float,
-    elapsed_s: float,
-    error: ProviderError | None,
-    redact: Callable[[str], str],
+    job: _Job, grant: Grant, started_at: float, elapsed_s: float, error: ProviderError | None
 ) -> Attempt:
+    deployment = grant.route.deployment
     return Attempt(
         deployment=deployment.id,
         provider=deployment.provider,
@@ -238,7 +490,19 @@ def _attempt(
         status_code=200 if error is None else error.status_code,
         latency_ms=round(elapsed_s * 1000, 2),
         retry_after_s=None if error is None else error.retry_after_s,
-        message=None if error is None else redact(error.message),
-        run=run,
+        message=None if error is None else job.redact(error.message),
+        key=grant.route.key_env if len(deployment.key_envs) > 1 else None,
+        probe=grant.probe,
+        run=job.run,
         started_at=started_at,
+    )
+
+
+def _log_transition(transition: Transition) -> None:
+    log.warning(
+        "breaker %s: %s (now %s%s)",
+        transition.route_id,
+        transition.change,
+        transition.state,
+        f": {transition.reason}" if transition.reason else "",
     )

@@ -15,7 +15,7 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 
 # KEYS[1] job hash, KEYS[2] due index, KEYS[3] idempotency key (absent when the job has none)
 # ARGV[1] job id, ARGV[2] request json, ARGV[3] policy json, ARGV[4] ttl seconds,
-# ARGV[5] requeue delay ms
+# ARGV[5] requeue delay ms, ARGV[6] the policy's deadline ms (counted from the first claim)
 # -> {1, job_id} created | {0, existing_job_id} the idempotency key already named a job
 CREATE_JOB = (
     """
@@ -28,7 +28,7 @@ end
     + _NOW
     + """
 redis.call('HSET', KEYS[1], 'state', 'queued', 'request', ARGV[2], 'policy', ARGV[3],
-           'created_at', now, 'updated_at', now, 'runs', 0)
+           'created_at', now, 'updated_at', now, 'runs', 0, 'deadline_ms', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1])
 return {1, ARGV[1]}
@@ -37,8 +37,12 @@ return {1, ARGV[1]}
 
 # KEYS[1] job hash, KEYS[2] due index
 # ARGV[1] lease token, ARGV[2] lease ms, ARGV[3] max runs, ARGV[4] job id
-# -> {'claimed', request, policy, runs} | {'missing'} | {'finished', state}
-#    | {'leased', remaining_ms} | {'exhausted', runs}
+# -> {'claimed', request, policy, runs, deadline remaining ms} | {'missing'}
+#    | {'finished', state} | {'leased', remaining_ms} | {'exhausted', runs}
+# The job's deadline is fixed at its first claim (deadline_at): a job rescheduled because every
+# target was unavailable runs on with what is left of it, so rescheduling never extends it. A job
+# taken over from a dead worker (still 'running', its lease expired) gets a fresh deadline: the
+# lost run's time was nobody's choice, and each run still fits in the visibility timeout.
 CLAIM_JOB = (
     """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -51,6 +55,7 @@ if state == 'running' then
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   if lease_until > now then return {'leased', lease_until - now} end
 end
+local taken_over = state == 'running'
 local runs = tonumber(redis.call('HGET', KEYS[1], 'runs') or '0')
 if runs >= tonumber(ARGV[3]) then return {'exhausted', runs} end
 runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
@@ -58,8 +63,13 @@ local lease_until = now + tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
            'lease_until', lease_until, 'started_at', now, 'updated_at', now)
 redis.call('ZADD', KEYS[2], lease_until, ARGV[4])
-local job = redis.call('HMGET', KEYS[1], 'request', 'policy')
-return {'claimed', job[1], job[2], runs}
+local job = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'deadline_ms')
+local deadline_at = tonumber(job[3] or '0')
+if deadline_at == 0 or taken_over then
+  deadline_at = now + tonumber(job[4] or '0')
+  redis.call('HSET', KEYS[1], 'deadline_at', deadline_at)
+end
+return {'claimed', job[1], job[2], runs, deadline_at - now}
 """
 )
 
@@ -110,6 +120,26 @@ redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return {1}
+"""
+)
+
+# KEYS[1] job hash, KEYS[2] due index
+# ARGV[1] lease token, ARGV[2] job id, ARGV[3] delay ms
+# -> 1 released | 0 not ours (finished, or re-claimed after our lease expired)
+# A job every route refuses for now goes back to the queue, its worker slot freed; this run does
+# not count against the job's runs, and the reconciler looks at it once the delay is over.
+RELEASE_JOB = (
+    """
+local job = redis.call('HMGET', KEYS[1], 'state', 'lease_token')
+if job[1] ~= 'running' or job[2] ~= ARGV[1] then return 0 end
+"""
+    + _NOW
+    + """
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', now)
+redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
+redis.call('HINCRBY', KEYS[1], 'runs', -1)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]) * 2 + 1000, ARGV[2])
+return 1
 """
 )
 

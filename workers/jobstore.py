@@ -31,11 +31,22 @@ from routing.models import (
     JobState,
     RoutingPolicy,
 )
-from workers.job_scripts import CLAIM_JOB, CREATE_JOB, FINISH_JOB, RECONCILE_DUE, RENEW_LEASES
+from workers.job_scripts import (
+    CLAIM_JOB,
+    CREATE_JOB,
+    FINISH_JOB,
+    RECONCILE_DUE,
+    RELEASE_JOB,
+    RENEW_LEASES,
+)
 
 
 def redis_client(
-    url: str, *, max_connections: int = 64, socket_timeout_s: float = 10.0
+    url: str,
+    *,
+    max_connections: int = 64,
+    socket_timeout_s: float = 10.0,
+    connect_timeout_s: float = 5.0,
 ) -> redis.Redis:
     """A client for job records.
 
@@ -49,7 +60,7 @@ def redis_client(
         timeout=socket_timeout_s,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
-        socket_connect_timeout=5,
+        socket_connect_timeout=connect_timeout_s,
         health_check_interval=30,
     )
     return redis.Redis(connection_pool=pool)
@@ -65,6 +76,8 @@ class Claim:
     lease_remaining_s: float = 0.0
     #: Why a claimed job's record could not be read (written by a newer producer, or damaged).
     problem: str | None = None
+    #: What is left of the job's deadline (fixed at its first claim), seconds.
+    deadline_left_s: float | None = None
 
 
 def _text(value: Any) -> str:
@@ -79,7 +92,13 @@ def parse_claim(reply: list[Any]) -> Claim:
             policy = RoutingPolicy.model_validate_json(reply[2])
         except ValidationError as exc:
             return Claim("unreadable", runs=int(reply[3]), problem=str(exc))
-        return Claim("claimed", request=request, policy=policy, runs=int(reply[3]))
+        return Claim(
+            "claimed",
+            request=request,
+            policy=policy,
+            runs=int(reply[3]),
+            deadline_left_s=int(reply[4]) / 1000,
+        )
     if status == "finished":
         return Claim("finished", state=JobState(_text(reply[1])))
     if status == "leased":
@@ -130,6 +149,7 @@ def _create_args(
         policy.model_dump_json(),
         str(ttl_s),
         str(int(requeue_after_s * 1000)),
+        str(int(policy.deadline_s * 1000)),
     ]
 
 
@@ -148,6 +168,7 @@ class JobStore:
         self._renew = client.register_script(RENEW_LEASES)
         self._finish = client.register_script(FINISH_JOB)
         self._reconcile = client.register_script(RECONCILE_DUE)
+        self._release = client.register_script(RELEASE_JOB)
 
     def create(
         self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
@@ -185,11 +206,20 @@ class JobStore:
         )
         return {job_id: bool(flag) for job_id, flag in zip(ids, flags, strict=True)}
 
-    def append_attempt(self, job_id: str, attempt: Attempt) -> None:
+    def append_attempts(self, job_id: str, attempts: list[Attempt]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.rpush(self.keys.attempts(job_id), attempt.model_dump_json())
+        pipe.rpush(self.keys.attempts(job_id), *(a.model_dump_json() for a in attempts))
         pipe.expire(self.keys.attempts(job_id), self.ttl_s)
         pipe.execute()
+
+    def release(self, job_id: str, token: str, *, delay_s: float) -> bool:
+        """Give a running job back to the queue for later (every route refuses it for now)."""
+        return bool(
+            self._release(
+                keys=[self.keys.job(job_id), self.keys.due],
+                args=[token, job_id, int(delay_s * 1000)],
+            )
+        )
 
     def finish(
         self,

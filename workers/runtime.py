@@ -16,8 +16,9 @@ from typing import Any
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from routing.config import DeploymentConfig, TurnoutConfig, load_config
+from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
+from routing.fleet import FallbackRouter, FleetRouter, LocalRouter, Route, Router
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -25,12 +26,12 @@ from routing.models import (
     JobError,
     JobState,
     ProviderCompletion,
-    RoutingPolicy,
 )
-from routing.planning import plan_candidates
+from routing.planning import plan_candidates, routes_of
+from routing.tokens import estimate_prompt_tokens
 from workers.execution import ExecutionResult, execute_job
 from workers.http import HttpcoreTransport, HttpTransport
-from workers.jobstore import JobStore, redis_client
+from workers.jobstore import Claim, JobStore, redis_client
 from workers.leases import LeaseKeeper
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
@@ -76,20 +77,38 @@ class WorkerRuntime:
         transport: HttpTransport,
         adapters: dict[str, ProviderAdapter],
         redactor: Redactor,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.store = store
         self.transport = transport
+        #: route id -> adapter (one per key of a key pool)
         self.adapters = adapters
         self.redact = redactor
+        self.router: Router = router or LocalRouter()
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> WorkerRuntime:
         settings = settings or Settings()
         config = load_worker_config(settings)
-        adapters = {d.id: build_adapter(d, settings) for d in config.deployments.values()}
+        adapters = {
+            route.id: build_adapter(
+                route.deployment.model_copy(update={"api_key_env": route.key_env}), settings
+            )
+            for deployment in config.deployments.values()
+            for route in routes_of(deployment, config)
+        }
+        breaker_redis = redis_client(
+            settings.breaker_redis_url or settings.redis_url,
+            max_connections=settings.worker_concurrency + 16,
+            socket_timeout_s=settings.breaker_timeout_s,
+            connect_timeout_s=settings.breaker_timeout_s,
+        )
+        router = FallbackRouter(
+            FleetRouter(breaker_redis, Keys(settings.namespace).route_prefix), LocalRouter()
+        )
         store = JobStore(
             # One connection per thread, and some for the lease keeper and redeliveries.
             redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
@@ -105,16 +124,18 @@ class WorkerRuntime:
             transport=transport,
             adapters=adapters,
             redactor=Redactor(secrets_of(settings, config)),
+            router=router,
         )
 
     def close(self) -> None:
         self.leases.stop()
         self.transport.close()
 
-    def call_deployment(
-        self, deployment: DeploymentConfig, request: CompletionRequest, timeout_s: float
+    def call_route(
+        self, route: Route, request: CompletionRequest, timeout_s: float
     ) -> ProviderCompletion:
-        adapter = self.adapters[deployment.id]
+        adapter = self.adapters[route.id]
+        deployment = route.deployment
         reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
         try:
             return adapter.parse_reply(reply)
@@ -159,8 +180,9 @@ class WorkerRuntime:
                 ),
             )
         grace = self.settings.lease_s + FINISH_PATIENCE_S
-        deadline_s = claim.policy.deadline_s if claim.policy else 0.0
-        self.leases.hold(job_id, token, for_s=deadline_s + grace)
+        left = claim.deadline_left_s
+        deadline_s = left if left is not None else (claim.policy.deadline_s if claim.policy else 0)
+        self.leases.hold(job_id, token, for_s=max(deadline_s, 0.0) + grace)
         try:
             if claim.status == "unreadable":
                 log.error("job %s: this worker cannot read its record: %s", job_id, claim.problem)
@@ -175,41 +197,61 @@ class WorkerRuntime:
             assert claim.request is not None
             assert claim.policy is not None
             unwritten: list[Attempt] = []
-            result = self._execute(job_id, claim.request, claim.policy, claim.runs, unwritten)
+            result = self._execute(job_id, claim, unwritten)
+            if result.retry_in_s is not None:
+                return self._reschedule(job_id, token, result, earlier=unwritten)
             return self._finish(job_id, result, earlier=unwritten)
         finally:
             self.leases.release(job_id)
 
-    def _execute(
-        self,
-        job_id: str,
-        request: CompletionRequest,
-        policy: RoutingPolicy,
-        run: int,
-        unwritten: list[Attempt],
-    ) -> ExecutionResult:
-        def record(attempt: Attempt) -> None:
-            """Best effort: an attempt Redis refuses now is written with the finish."""
+    def _execute(self, job_id: str, claim: Claim, unwritten: list[Attempt]) -> ExecutionResult:
+        request, policy = claim.request, claim.policy
+        assert request is not None
+        assert policy is not None
+
+        def record(attempts: list[Attempt]) -> None:
+            """Best effort: attempts Redis refuses now are written with the finish."""
             try:
-                self.store.append_attempt(job_id, attempt)
+                self.store.append_attempts(job_id, attempts)
             except redis.RedisError as exc:
-                log.warning("job %s: attempt not written yet (%s)", job_id, exc)
-                unwritten.append(attempt)
+                log.warning("job %s: attempts not written yet (%s)", job_id, exc)
+                unwritten.extend(attempts)
 
         try:
+            prompt_tokens = estimate_prompt_tokens(request.messages)
             return execute_job(
                 request,
                 policy,
-                plan_candidates(policy, self.config),
-                call=self.call_deployment,
-                retries_for=lambda deployment: self.adapters[deployment.id].default_retries,
-                record_attempt=record,
+                plan_candidates(
+                    policy, self.config, prompt_tokens=prompt_tokens, max_tokens=request.max_tokens
+                ),
+                router=self.router,
+                call=self.call_route,
+                record_attempts=record,
+                deadline_s=claim.deadline_left_s,
+                prompt_tokens=prompt_tokens,
+                default_retries=lambda route: self.adapters[route.id].default_retries,
                 redact=self.redact,
-                run=run,
+                run=claim.runs,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
             return _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    def _reschedule(
+        self, job_id: str, token: str, result: ExecutionResult, *, earlier: list[Attempt]
+    ) -> TaskReport:
+        """Every route refuses the job for longer than a worker should wait: free the slot."""
+        assert result.retry_in_s is not None
+        attempts = [*earlier, *result.unrecorded]
+        if attempts:
+            self.store.append_attempts(job_id, attempts)
+        if not self.store.release(job_id, token, delay_s=result.retry_in_s):
+            return TaskReport({"job_id": job_id, "state": "lost_lease"})
+        log.info(
+            "job %s: every target unavailable; rescheduled in %.1fs", job_id, result.retry_in_s
+        )
+        return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=result.retry_in_s)
 
     def _finish(
         self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None
@@ -227,8 +269,8 @@ class WorkerRuntime:
             self.store.finish, job_id, result.state, fields, [*(earlier or []), *result.unrecorded]
         )
         summary: dict[str, Any] = {"job_id": job_id, "state": result.state.value}
-        if result.deployment is not None:
-            summary["deployment"] = result.deployment.id
+        if result.route is not None:
+            summary["deployment"] = result.route.deployment.id
             summary["cost_usd"] = fields.get("cost_usd")
         if result.error is not None:
             summary["error_class"] = result.error.error_class.value

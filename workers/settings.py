@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default=6, ge=1, validation_alias="TURNOUT_RESTORE_THROTTLE"
     )
 
+    # --- the fleet-wide breaker -----------------------------------------------------------------
+    #: Where breakers and rate limits live (default: REDIS_URL). A separate instance keeps a
+    #: broker incident from taking the fleet's breaker state with it.
+    breaker_redis_url: str | None = Field(
+        default=None, validation_alias="TURNOUT_BREAKER_REDIS_URL"
+    )
+    #: The breaker's Redis gets this long per operation; past it the worker falls back to its own
+    #: per-process breaker (a breaker that hangs is worse than none).
+    breaker_timeout_s: float = Field(
+        default=0.25, gt=0, le=10, validation_alias="TURNOUT_BREAKER_TIMEOUT"
+    )
+
     # --- worker -----------------------------------------------------------------------------
     worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")

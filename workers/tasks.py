@@ -25,8 +25,11 @@ def run_job(self: Task, job_id: str) -> dict[str, Any]:
     carries everything else. Returns a small summary (never the completion text)."""
     report = get_runtime().run_job(job_id)
     if report.retry_in_s is not None:
-        # Another worker holds the job's lease; the lease is far shorter than the visibility
-        # timeout, so this countdown never outlives the message's own redelivery window.
+        # Another worker holds the job's lease, or every target refuses the job for longer than a
+        # worker should wait (the slot is freed). Either countdown is shorter than the visibility
+        # timeout: a lease is far shorter, and a reschedule never outlasts the job's deadline,
+        # which producers keep below max_job_deadline_s. So the ETA message held by a worker is
+        # never redelivered while it waits.
         raise self.retry(countdown=report.retry_in_s)
     return report.summary
 

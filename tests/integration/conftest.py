@@ -43,6 +43,13 @@ class Stack:
         with self.redis() as client:
             return int(client.llen(f"{self.namespace}:jobs"))
 
+    def reset_routes(self) -> None:
+        """Forget the fleet's breakers, latencies and rate buckets (each test starts closed)."""
+        with self.redis() as client:
+            keys = list(client.scan_iter(match=f"{Keys(self.namespace).route_prefix}*"))
+            if keys:
+                client.delete(*keys)
+
     def job_keys(self) -> list[str]:
         with self.redis() as client:
             return list(client.scan_iter(match=f"{self.namespace}:job:*"))
@@ -90,6 +97,7 @@ def stack(redis_url, tmp_path_factory):
 def live(stack):
     stack.primary.reset()
     stack.secondary.reset()
+    stack.reset_routes()
     return stack
 
 

@@ -45,7 +45,7 @@ def test_a_canary_key_appears_in_no_redis_value_log_or_cli_output(redis_url, nam
         assert done.returncode == 0, done.stderr
         failing = run_cli(["submit", "--prompt", "hi", "--target", "primary", "--wait"], env)
         assert failing.returncode == 1
-        assert "auth" in failing.stderr
+        assert "credential" in failing.stderr, "why the primary is unavailable"
     finally:
         worker.stop()
         primary.stop()

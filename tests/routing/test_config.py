@@ -70,7 +70,7 @@ def test_a_policy_naming_an_unknown_deployment(tmp_path):
     message = problems(
         tmp_path, VALID.replace("[openai-main, groq-backup]", "[openai-main, groq-bakup]")
     )
-    assert "policies.default.targets[1]: unknown deployment 'groq-bakup'" in message
+    assert "policies.default.targets[1]: unknown deployment or alias 'groq-bakup'" in message
     assert "did you mean 'groq-backup'?" in message
 
 

@@ -38,6 +38,7 @@ def test_every_provider_class_has_an_exception_type():
         ErrorClass.NO_CANDIDATES,
         ErrorClass.WORKER_LOST,
         ErrorClass.INTERNAL,
+        ErrorClass.ALL_UNAVAILABLE,
     }
     assert set(PROVIDER_ERRORS) == provider_classes
 

@@ -41,5 +41,5 @@ def test_what_cannot_run_is_refused_up_front(config, kwargs, complaint):
 
 def test_ordered_plan_keeps_the_order_and_reports_what_is_missing(config):
     plan = plan_candidates(RoutingPolicy(targets=["local", "gone", "openai-main"]), config)
-    assert [d.id for d in plan.candidates] == ["local", "openai-main"]
+    assert [r.deployment.id for r in plan.routes] == ["local", "openai-main"]
     assert plan.missing == ["gone"]

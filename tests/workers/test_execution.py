@@ -1,4 +1,5 @@
-"""The retry and failover rules of execute_job, with a scripted provider and a fake clock."""
+"""The retry, failover and availability rules of execute_job: a scripted provider, a fake clock,
+and the real per-process router (routing.fleet.LocalRouter) on that clock."""
 
 from collections import defaultdict
 
@@ -9,11 +10,14 @@ from routing.errors import (
     AuthFailed,
     BadRequest,
     ConnectionFailed,
+    ContentPolicy,
+    ContextLength,
     ErrorClass,
     Overloaded,
     RateLimited,
     ServerError,
 )
+from routing.fleet import LocalRouter
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -34,10 +38,12 @@ CONFIG = parse_config(
                 "model": "gpt-4o-mini",
                 "input_cost_per_mtok": 1.0,
                 "output_cost_per_mtok": 2.0,
+                "context_window": 8000,
             },
-            {"id": "secondary", "provider": "groq", "model": "llama"},
-            {"id": "tertiary", "provider": "mistral", "model": "small"},
-        ]
+            {"id": "secondary", "provider": "groq", "model": "llama", "context_window": 4000},
+            {"id": "large", "provider": "mistral", "model": "big", "context_window": 128000},
+        ],
+        "breaker": {"consecutive_failures": 3, "cooldown_s": 30, "cooldown_jitter": 0},
     }
 )
 REQUEST = CompletionRequest.from_prompt("hi")
@@ -51,15 +57,18 @@ OK = ProviderCompletion(
 
 class FakeClock:
     def __init__(self):
-        self.now = 0.0
+        self.t = 0.0
         self.sleeps = []
 
     def monotonic(self):
-        return self.now
+        return self.t
+
+    def wall(self):
+        return 1_700_000_000.0 + self.t
 
     def sleep(self, seconds):
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.t += seconds
 
 
 class ScriptedProviders:
@@ -72,48 +81,72 @@ class ScriptedProviders:
         self.timeouts = []
         self.call_s = call_s
 
-    def __call__(self, deployment, request, timeout_s):
-        self.calls[deployment.id] += 1
+    def __call__(self, route, request, timeout_s):
+        name = route.deployment.id
+        self.calls[name] += 1
         self.timeouts.append(timeout_s)
-        self.clock.now += self.call_s
-        outcome = self.scripts[deployment.id].pop(0)
+        self.clock.t += self.call_s
+        outcome = self.scripts[name].pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
 
-def run(scripts, *, call_s=0.1, **policy_fields):
-    clock = FakeClock()
-    providers = ScriptedProviders(clock, scripts, call_s)
-    recorded: list[Attempt] = []
-    policy = RoutingPolicy(
-        targets=list(scripts),
-        **{"backoff_base_s": 1.0, "backoff_max_s": 8.0, "retries_per_target": 1, **policy_fields},
-    )
-    result = execute_job(
-        REQUEST,
-        policy,
-        plan_candidates(policy, CONFIG),
-        call=providers,
-        record_attempt=recorded.append,
-        redact=lambda text: text.replace("s3cret", "[redacted]"),
-        clock=clock.monotonic,
-        now=lambda: 1_700_000_000.0 + clock.now,
-        sleep=clock.sleep,
-    )
-    return result, providers, recorded, clock
+class Run:
+    def __init__(
+        self,
+        scripts,
+        *,
+        call_s=0.1,
+        router=None,
+        clock=None,
+        provider_retries=None,
+        short_wait_s=2.0,
+        **policy_fields,
+    ):
+        self.clock = clock or FakeClock()
+        self.providers = ScriptedProviders(self.clock, scripts, call_s)
+        self.router = router or LocalRouter(clock=self.clock.wall)
+        self.recorded: list[Attempt] = []
+        self.policy = RoutingPolicy(
+            targets=list(scripts),
+            **{
+                "backoff_base_s": 1.0,
+                "backoff_max_s": 8.0,
+                "retries_per_target": 1,
+                **policy_fields,
+            },
+        )
+        self.result = execute_job(
+            REQUEST,
+            self.policy,
+            plan_candidates(self.policy, CONFIG, prompt_tokens=10),
+            router=self.router,
+            call=self.providers,
+            record_attempts=self.recorded.extend,
+            prompt_tokens=10,
+            default_retries=provider_retries or (lambda route: 1),
+            redact=lambda text: text.replace("s3cret", "[redacted]"),
+            clock=self.clock.monotonic,
+            now=self.clock.wall,
+            sleep=self.clock.sleep,
+            short_wait_s=short_wait_s,
+        )
 
+    @property
+    def attempts(self):
+        return [*self.recorded, *self.result.unrecorded]
 
-def outcomes(result, recorded):
-    return [(a.deployment, a.outcome) for a in [*recorded, *result.unrecorded]]
+    def outcomes(self):
+        return [(a.deployment, a.outcome) for a in self.attempts]
 
 
 def test_first_try_success_records_one_attempt_with_the_finish():
-    result, _, recorded, _ = run({"primary": [OK], "secondary": []})
-    assert result.state is JobState.SUCCEEDED
-    assert recorded == [], "the only attempt rides along with the finish"
-    assert outcomes(result, recorded) == [("primary", "ok")]
-    fields = result.outcome_fields()
+    run = Run({"primary": [OK], "secondary": []})
+    assert run.result.state is JobState.SUCCEEDED
+    assert run.recorded == [], "the only attempt rides along with the finish"
+    assert run.outcomes() == [("primary", "ok")]
+    fields = run.result.outcome_fields()
     assert (fields["deployment"], fields["provider"], fields["text"]) == (
         "primary",
         "openai",
@@ -123,71 +156,82 @@ def test_first_try_success_records_one_attempt_with_the_finish():
 
 
 def test_transient_errors_retry_then_fail_over():
-    result, _providers, recorded, clock = run(
-        {"primary": [Overloaded("503", status_code=503)] * 2, "secondary": [OK]}
-    )
-    assert result.state is JobState.SUCCEEDED
-    assert result.deployment is not None
-    assert result.deployment.id == "secondary"
-    assert outcomes(result, recorded) == [
+    run = Run({"primary": [Overloaded("503", status_code=503)] * 2, "secondary": [OK]})
+    assert run.result.state is JobState.SUCCEEDED
+    assert run.result.route is not None
+    assert run.result.route.deployment.id == "secondary"
+    assert run.outcomes() == [
         ("primary", "overloaded"),
         ("primary", "overloaded"),
         ("secondary", "ok"),
     ]
-    assert [a.status_code for a in recorded] == [503, 503]
-    (backoff,) = clock.sleeps
+    (backoff,) = run.clock.sleeps
     assert 0 <= backoff <= 1.0, "one backoff, full jitter"
 
 
 def test_bad_request_fails_the_job_without_trying_anyone_else():
-    result, providers, _recorded, clock = run(
+    run = Run(
         {"primary": [BadRequest("400: messages too short", status_code=400)], "secondary": [OK]}
     )
-    assert result.state is JobState.FAILED
-    assert result.error is not None
-    assert result.error.error_class is ErrorClass.BAD_REQUEST
-    assert providers.calls["secondary"] == 0
-    assert clock.sleeps == []
+    assert run.result.state is JobState.FAILED
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.BAD_REQUEST
+    assert run.providers.calls["secondary"] == 0
+    assert run.clock.sleeps == []
 
 
-def test_auth_errors_fail_over_at_once_without_retrying():
-    result, providers, _, clock = run(
-        {"primary": [AuthFailed("401", status_code=401)], "secondary": [OK]}
-    )
-    assert result.state is JobState.SUCCEEDED
-    assert providers.calls["primary"] == 1
-    assert clock.sleeps == []
+def test_auth_errors_fail_over_at_once_and_open_that_routes_breaker():
+    run = Run({"primary": [AuthFailed("401", status_code=401)], "secondary": [OK]})
+    assert run.result.state is JobState.SUCCEEDED
+    assert run.providers.calls["primary"] == 1
+    again = Run({"primary": [OK], "secondary": [OK]}, router=run.router, clock=run.clock)
+    assert again.outcomes()[0][1] == "skipped", "the next job does not call the bad key"
+    assert again.attempts[0].reason == "open"
 
 
 def test_retry_after_is_honoured_exactly():
-    result, _, recorded, clock = run(
-        {"primary": [RateLimited("429", status_code=429, retry_after_s=2.0), OK]}
-    )
-    assert result.state is JobState.SUCCEEDED
-    assert clock.sleeps == [2.0]
-    assert recorded[0].retry_after_s == 2.0
+    run = Run({"primary": [RateLimited("429", status_code=429, retry_after_s=2.0), OK]})
+    assert run.result.state is JobState.SUCCEEDED
+    assert run.clock.sleeps == [2.0]
+    assert run.attempts[0].retry_after_s == 2.0
 
 
 def test_a_retry_after_longer_than_the_cap_fails_over_instead_of_waiting():
-    result, providers, _, clock = run(
+    run = Run(
         {"primary": [RateLimited("429", retry_after_s=120.0)], "secondary": [OK]},
         retry_after_max_s=60,
     )
-    assert result.state is JobState.SUCCEEDED
-    assert (providers.calls["primary"], clock.sleeps) == (1, [])
+    assert run.result.state is JobState.SUCCEEDED
+    assert (run.providers.calls["primary"], run.clock.sleeps) == (1, [])
 
 
 def test_the_provider_saying_do_not_retry_is_obeyed():
-    result, providers, _, clock = run(
-        {"primary": [ServerError("500", should_retry=False)], "secondary": [OK]}
-    )
-    assert (providers.calls["primary"], clock.sleeps, result.state) == (1, [], JobState.SUCCEEDED)
+    run = Run({"primary": [ServerError("500", should_retry=False)], "secondary": [OK]})
+    assert (run.providers.calls["primary"], run.clock.sleeps) == (1, [])
 
 
 def test_backoff_grows_exponentially_and_is_capped():
-    errors = [ConnectionFailed("refused")] * 6
-    result, _, _, clock = run(
-        {"primary": [*errors, OK]}, retries_per_target=6, backoff_base_s=1.0, backoff_max_s=4.0
+    lenient = parse_config(
+        {
+            "deployments": [{"id": "primary", "provider": "openai", "model": "m"}],
+            "breaker": {"consecutive_failures": 100},
+        }
+    )
+    clock = FakeClock()
+    providers = ScriptedProviders(clock, {"primary": [ConnectionFailed("refused")] * 6 + [OK]})
+    policy = RoutingPolicy(
+        targets=["primary"], retries_per_target=6, backoff_base_s=1.0, backoff_max_s=4.0
+    )
+    result = execute_job(
+        REQUEST,
+        policy,
+        plan_candidates(policy, lenient),
+        router=LocalRouter(clock=clock.wall),
+        call=providers,
+        record_attempts=lambda a: None,
+        clock=clock.monotonic,
+        now=clock.wall,
+        sleep=clock.sleep,
     )
     assert result.state is JobState.SUCCEEDED
     ceilings = [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
@@ -195,95 +239,166 @@ def test_backoff_grows_exponentially_and_is_capped():
 
 
 def test_when_every_target_fails_the_job_fails_with_the_last_class():
-    result, _, recorded, _ = run(
-        {
-            "primary": [AuthFailed("401 bad key s3cret")],
-            "secondary": [ServerError("500 boom")] * 2,
-        }
+    run = Run(
+        {"primary": [AuthFailed("401 bad key s3cret")], "secondary": [ServerError("500 boom")] * 2}
     )
-    assert result.state is JobState.FAILED
-    assert result.error is not None
-    assert result.error.error_class is ErrorClass.SERVER_ERROR
-    assert "all 2 targets failed" in result.error.message
-    assert len(recorded) + len(result.unrecorded) == 3, "every attempt is in the log"
-    assert recorded[0].message == "401 bad key [redacted]", "attempt messages are redacted"
+    assert run.result.state is JobState.FAILED
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.SERVER_ERROR
+    assert "all 2 targets failed" in run.result.error.message
+    assert len([a for a in run.attempts if a.outcome != "skipped"]) == 3
+    assert run.attempts[0].message == "401 bad key [redacted]", "attempt messages are redacted"
 
 
 def test_nothing_runs_past_the_deadline():
-    result, providers, _recorded, clock = run(
+    run = Run(
         {"primary": [ServerError("500")] * 10, "secondary": [OK]},
         call_s=3.0,
         deadline_s=5.0,
         retries_per_target=10,
         backoff_base_s=0.5,
     )
-    assert result.state is JobState.FAILED
-    assert result.error is not None
-    assert result.error.error_class is ErrorClass.DEADLINE_EXCEEDED
-    assert clock.now <= 5.0 + 3.0, "the last attempt was capped by the remaining time"
-    assert providers.timeouts[-1] <= 5.0 - 3.0 + 1e-9
+    assert run.result.state is JobState.FAILED
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.DEADLINE_EXCEEDED
+    assert run.clock.t <= 5.0 + 3.0, "the last attempt was capped by the remaining time"
 
 
 def test_attempt_timeout_is_the_smaller_of_its_own_and_the_time_left():
-    _, providers, _, _ = run({"primary": [OK]}, attempt_timeout_s=60, deadline_s=10)
-    assert providers.timeouts == [10.0]
+    run = Run({"primary": [OK]}, attempt_timeout_s=60, deadline_s=10)
+    assert run.providers.timeouts == [10.0]
 
 
-def test_no_configured_target_fails_with_no_candidates():
-    clock = FakeClock()
-    policy = RoutingPolicy(targets=["gone"])
-    result = execute_job(
-        REQUEST,
-        policy,
-        plan_candidates(policy, CONFIG),
-        call=ScriptedProviders(clock, {}),
-        record_attempt=lambda a: None,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
+def test_provider_defaults_and_per_class_retries():
+    run = Run(
+        {"primary": [Overloaded("503")] * 4, "secondary": [Overloaded("503")] * 2 + [OK]},
+        retries_per_target=None,
+        provider_retries=lambda route: {"primary": 3, "secondary": 2}[route.deployment.id],
     )
-    assert result.error is not None
-    assert result.error.error_class is ErrorClass.NO_CANDIDATES
-    assert "gone" in result.error.message
+    assert run.result.state is JobState.SUCCEEDED
+    assert (run.providers.calls["primary"], run.providers.calls["secondary"]) == (3, 3), (
+        "the breaker (3 in a row) stopped the primary before its 4th try"
+    )
+    per_class = Run(
+        {"primary": [ConnectionFailed("x")] * 3 + [OK]},
+        retries={"connection": 2},
+        retries_per_target=0,
+    )
+    assert per_class.providers.calls["primary"] == 3
 
 
-def test_attempts_are_written_before_the_next_one_starts():
-    written_before_call = []
+def test_an_open_breaker_is_passed_over_and_explained():
+    router = LocalRouter(clock=FakeClock().wall)
+    first = Run(
+        {"primary": [Overloaded("503")] * 3, "secondary": [OK] * 2},
+        router=router,
+        retries_per_target=2,
+    )
+    assert first.result.state is JobState.SUCCEEDED
+    second = Run({"primary": [OK], "secondary": [OK]}, router=router, clock=first.clock)
+    assert second.providers.calls["primary"] == 0
+    skip = second.attempts[0]
+    assert (skip.deployment, skip.outcome, skip.reason) == ("primary", "skipped", "open")
+
+
+def test_a_breaker_another_worker_opens_mid_retry_moves_the_job_on():
     clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+
+    class TrippingProvider(ScriptedProviders):
+        def __call__(self, route, request, timeout_s):
+            if route.deployment.id == "primary" and self.calls["primary"] == 0:
+                # meanwhile, the fleet sees the primary fail three times
+                for _ in range(3):
+                    grant = router.acquire([route], order="given", tokens=1).grant
+                    assert grant is not None
+                    router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+            return super().__call__(route, request, timeout_s)
+
+    policy = RoutingPolicy(targets=["primary", "secondary"], retries_per_target=3)
+    providers = TrippingProvider(clock, {"primary": [Overloaded("503")] * 4, "secondary": [OK]})
     recorded: list[Attempt] = []
-    providers = ScriptedProviders(clock, {"primary": [Overloaded("503")] * 2, "secondary": [OK]})
-
-    def call(deployment, request, timeout):
-        written_before_call.append(len(recorded))
-        return providers(deployment, request, timeout)
-
-    policy = RoutingPolicy(targets=["primary", "secondary"])
-    execute_job(
-        REQUEST,
-        policy,
-        plan_candidates(policy, CONFIG),
-        call=call,
-        record_attempt=recorded.append,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-    )
-    assert written_before_call == [0, 1, 2]
-
-
-def test_without_a_policy_retry_count_each_provider_gets_its_own():
-    clock = FakeClock()
-    providers = ScriptedProviders(
-        clock, {"primary": [Overloaded("503")] * 4, "secondary": [Overloaded("503")] * 2 + [OK]}
-    )
-    policy = RoutingPolicy(targets=["primary", "secondary"])
     result = execute_job(
         REQUEST,
         policy,
         plan_candidates(policy, CONFIG),
+        router=router,
         call=providers,
-        record_attempt=lambda a: None,
+        record_attempts=recorded.extend,
         clock=clock.monotonic,
+        now=clock.wall,
         sleep=clock.sleep,
-        retries_for=lambda deployment: {"primary": 3, "secondary": 2}[deployment.id],
     )
     assert result.state is JobState.SUCCEEDED
-    assert (providers.calls["primary"], providers.calls["secondary"]) == (4, 3)
+    assert providers.calls["primary"] == 1, "no retry into a breaker the fleet opened"
+
+
+def test_context_length_moves_on_to_larger_windows_only():
+    run = Run({"primary": [ContextLength("too long")], "secondary": [OK], "large": [OK]})
+    assert run.result.route is not None
+    assert run.result.route.deployment.id == "large"
+    assert ("secondary", "skipped") in run.outcomes()
+    assert next(a for a in run.attempts if a.deployment == "secondary").reason == "smaller_context"
+
+
+def test_content_policy_fails_the_job_when_the_policy_says_so():
+    run = Run(
+        {"primary": [ContentPolicy("refused")], "secondary": [OK]}, content_policy_fallback=False
+    )
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.CONTENT_POLICY
+    assert run.providers.calls["secondary"] == 0
+
+
+def trip_everything(router, clock, names=("primary", "secondary")):
+    plan = plan_candidates(RoutingPolicy(targets=list(names)), CONFIG)
+    for route in plan.routes:
+        for _ in range(3):
+            grant = router.acquire([route], order="given", tokens=1).grant
+            router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+
+
+def test_all_dark_with_fail_fails_at_once_naming_each_target():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock)
+    run = Run(
+        {"primary": [OK], "secondary": [OK]}, router=router, clock=clock, on_all_unavailable="fail"
+    )
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
+    assert "primary: open" in run.result.error.message
+    assert "secondary: open" in run.result.error.message
+    assert run.providers.calls == {}
+
+
+def test_all_dark_with_wait_waits_briefly_or_frees_the_worker():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock)
+    later = Run({"primary": [OK], "secondary": [OK]}, router=router, clock=clock, deadline_s=300)
+    assert later.result.state is JobState.QUEUED, "30 s is too long to hold a worker"
+    assert later.result.retry_in_s is not None
+    assert 29 < later.result.retry_in_s <= 30.1
+    soon = Run(
+        {"primary": [OK], "secondary": [OK]},
+        router=router,
+        clock=clock,
+        short_wait_s=60,
+        deadline_s=300,
+    )
+    assert soon.result.state is JobState.SUCCEEDED, "a short wait happens in place"
+    assert soon.clock.sleeps, "and it really waited"
+    too_late = LocalRouter(clock=clock.wall)
+    trip_everything(too_late, clock)
+    past = Run({"primary": [OK], "secondary": [OK]}, router=too_late, clock=clock, deadline_s=10)
+    assert past.result.error is not None
+    assert past.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
+
+
+def test_targets_the_plan_rules_out_are_explained_and_no_candidates_fails():
+    run = Run({"primary": [OK]}, max_cost_usd=0.0000001)
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.NO_CANDIDATES
+    (skip,) = run.attempts
+    assert (skip.outcome, skip.reason) == ("skipped", "over_budget")

@@ -73,6 +73,34 @@ def test_claims_leases_and_poison_runs(store):
     assert (exhausted.status, exhausted.runs) == ("exhausted", 2)
 
 
+def test_the_deadline_runs_from_the_first_claim_across_reschedules(store):
+    store.create(
+        "job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"], deadline_s=60)
+    )
+    first = store.claim("job-1", "token-a", lease_s=5, max_runs=2)
+    assert first.deadline_left_s == pytest.approx(60, abs=0.5)
+    time.sleep(0.3)
+    assert store.release("job-1", "token-a", delay_s=0)
+    again = store.claim("job-1", "token-b", lease_s=5, max_runs=2)
+    assert again.status == "claimed"
+    assert again.deadline_left_s is not None
+    assert again.deadline_left_s <= 59.75, "a rescheduled job runs on with what is left of it"
+    assert again.runs == 1, "a reschedule is not a run"
+    assert not store.release("job-1", "token-a", delay_s=0), "only the lease holder releases"
+
+
+def test_a_job_taken_over_from_a_dead_worker_gets_a_fresh_deadline(store):
+    store.create(
+        "job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"], deadline_s=60)
+    )
+    store.claim("job-1", "token-a", lease_s=0.2, max_runs=3)
+    time.sleep(0.5)
+    taken = store.claim("job-1", "token-b", lease_s=5, max_runs=3)
+    assert taken.status == "claimed"
+    assert taken.runs == 2
+    assert taken.deadline_left_s == pytest.approx(60, abs=0.1)
+
+
 def test_a_missing_job_is_reported(store):
     assert store.claim("nope", "t", lease_s=5, max_runs=3).status == "missing"
 
@@ -94,7 +122,7 @@ def test_the_first_finish_wins_and_publishes(store):
     store.claim("job-1", "t", lease_s=5, max_runs=3)
     pubsub = store.redis.pubsub()
     pubsub.subscribe(store.keys.done_channel("job-1"))
-    store.append_attempt("job-1", attempt("overloaded"))
+    store.append_attempts("job-1", [attempt("overloaded")])
     won = store.finish(
         "job-1", JobState.SUCCEEDED, {"text": "hello", "deployment": "a"}, [attempt()]
     )

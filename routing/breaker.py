@@ -1,0 +1,273 @@
+"""The circuit breaker's rules, one per route (deployment + credential), in plain Python.
+
+The fleet-wide breaker runs these same rules in Redis, in one Lua script per transition
+(routing.fleet_scripts); this module is the reference those scripts are tested against, and the
+per-process breaker a worker falls back to when the breaker's Redis does not answer.
+
+    closed ──(consecutive failures ≥ N, or failure rate ≥ R over the window with ≥ M calls)──► open
+    open ──(cool-down passed; a caller asks)──► half_open
+    half_open: a limited number of probe permits, fleet-wide, each expiring after a TTL;
+        probe success ──► closed (failback)    probe failure ──► open again, longer
+
+The cool-down doubles with each re-open (base x 2^(reopens-1)), with ±jitter, up to a cap, and the
+count of re-opens is forgotten once the route has stayed closed as long as the cap. What counts is
+the error class (``breaker_outcome``): transient failures count; auth, permission and unknown-model
+errors open the breaker at once, with a long cool-down, until a probe succeeds; a 429 with a
+Retry-After cools the route for exactly that long without counting as a failure; a bad request,
+a content-policy refusal or a context-length error is the request's fault, not the route's, and
+counts for nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from routing.errors import ErrorClass
+
+BreakerStateName = Literal["closed", "open", "half_open"]
+
+
+class BreakerSettings(BaseModel):
+    """Thresholds, global in the config's ``breaker:`` and overridable per deployment. The defaults
+    are those of well-worn breakers, scaled to LLM traffic (few calls, slow and expensive ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Envoy's consecutive_5xx and pybreaker's fail_max: five in a row is no coincidence.
+    consecutive_failures: int = Field(default=5, ge=1)
+    #: resilience4j's failureRateThreshold (50 %): a route failing half its calls is down.
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    #: The window the rate is measured over; a minute sees a flapping provider.
+    window_s: float = Field(default=60.0, gt=0)
+    #: resilience4j asks 100 calls; LLM routes see far fewer, and 20 still keeps one bad minute
+    #: of a quiet route from opening it.
+    min_calls: int = Field(default=20, ge=1)
+    #: Calls slower than this count as failures in the rate (off: completion times vary widely).
+    slow_call_s: float | None = Field(default=None, gt=0)
+    #: Envoy's base_ejection_time (30 s), doubled per re-open up to max_ejection_time (300 s).
+    cooldown_s: float = Field(default=30.0, gt=0)
+    cooldown_max_s: float = Field(default=300.0, gt=0)
+    #: ± this share of the cool-down, so routes a fleet opened together do not all retry at once.
+    cooldown_jitter: float = Field(default=0.2, ge=0, lt=1)
+    #: Probes allowed at once in half-open, fleet-wide (resilience4j's are per process).
+    half_open_permits: int = Field(default=1, ge=1)
+    #: A probe permit expires after this, so a hung probe cannot keep the route half-open forever
+    #: (resilience4j #903); longer than any attempt timeout.
+    probe_ttl_s: float = Field(default=120.0, gt=0)
+    #: Cool-down after an auth, permission or unknown-model error: a key does not fix itself
+    #: in seconds; a probe after this (or an operator) closes it.
+    auth_cooldown_s: float = Field(default=300.0, gt=0)
+
+    def merged(self, overrides: BreakerOverrides | None) -> BreakerSettings:
+        if overrides is None:
+            return self
+        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+class BreakerOverrides(BaseModel):
+    """A deployment's changes to the global thresholds (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consecutive_failures: int | None = Field(default=None, ge=1)
+    failure_rate: float | None = Field(default=None, gt=0, le=1)
+    window_s: float | None = Field(default=None, gt=0)
+    min_calls: int | None = Field(default=None, ge=1)
+    slow_call_s: float | None = Field(default=None, gt=0)
+    cooldown_s: float | None = Field(default=None, gt=0)
+    cooldown_max_s: float | None = Field(default=None, gt=0)
+    cooldown_jitter: float | None = Field(default=None, ge=0, lt=1)
+    half_open_permits: int | None = Field(default=None, ge=1)
+    probe_ttl_s: float | None = Field(default=None, gt=0)
+    auth_cooldown_s: float | None = Field(default=None, gt=0)
+
+
+class Outcome(StrEnum):
+    """What one call means to its route's breaker."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    #: auth, permission, model_not_found: open now, until a probe succeeds.
+    CREDENTIAL = "credential"
+    #: 429 with Retry-After: cool for exactly that long; not a failure.
+    COOL = "cool"
+    #: the request's own fault (bad_request, content_policy, context_length): counts for nothing.
+    IGNORE = "ignore"
+
+
+_CREDENTIAL = frozenset({ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND})
+_IGNORED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.CONTENT_POLICY, ErrorClass.CONTEXT_LENGTH})
+
+
+def breaker_outcome(
+    error_class: ErrorClass | None,
+    *,
+    latency_s: float,
+    retry_after_s: float | None,
+    settings: BreakerSettings,
+) -> Outcome:
+    if error_class is None:
+        slow = settings.slow_call_s is not None and latency_s > settings.slow_call_s
+        return Outcome.FAILURE if slow else Outcome.SUCCESS
+    if error_class is ErrorClass.RATE_LIMITED and retry_after_s is not None:
+        return Outcome.COOL
+    if error_class in _CREDENTIAL:
+        return Outcome.CREDENTIAL
+    if error_class in _IGNORED:
+        return Outcome.IGNORE
+    return Outcome.FAILURE
+
+
+@dataclass
+class BreakerState:
+    """One route's breaker (times in seconds on one clock: Redis's in the fleet)."""
+
+    state: BreakerStateName = "closed"
+    consecutive: int = 0
+    open_until: float = 0.0
+    reopens: int = 0
+    closed_at: float = 0.0
+    cool_until: float = 0.0
+    reason: str = ""
+    #: probe id -> when its permit expires
+    probes: dict[str, float] = field(default_factory=dict)
+    #: window bucket index -> (calls, failures)
+    buckets: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    probe: bool = False
+    #: why not: "open", "no_probe_permit" or "cooling"
+    reason: str = ""
+    #: when it may allow again (None: when a probe permit frees up)
+    retry_at: float | None = None
+    #: why the breaker opened ("5 consecutive failures", "credential rejected", ...)
+    why: str = ""
+
+
+#: The window is counted in this many buckets.
+WINDOW_BUCKETS = 10
+
+
+def allow(state: BreakerState, settings: BreakerSettings, now: float, probe_id: str) -> Verdict:
+    """May a call go to this route now? Moves open to half-open when the cool-down has passed and
+    takes a probe permit for the caller when half-open."""
+    if state.cool_until > now:
+        return Verdict(False, reason="cooling", retry_at=state.cool_until)
+    if state.state == "open":
+        if now < state.open_until:
+            return Verdict(False, reason="open", retry_at=state.open_until, why=state.reason)
+        state.state = "half_open"
+        state.probes.clear()
+    if state.state == "half_open":
+        state.probes = {pid: until for pid, until in state.probes.items() if until > now}
+        if len(state.probes) >= settings.half_open_permits:
+            return Verdict(False, reason="no_probe_permit", retry_at=min(state.probes.values()))
+        state.probes[probe_id] = now + settings.probe_ttl_s
+        return Verdict(True, probe=True)
+    return Verdict(True)
+
+
+def cooldown(settings: BreakerSettings, reopens: int, jitter: float) -> float:
+    """The cool-down of the ``reopens``-th opening; ``jitter`` is uniform in [0, 1)."""
+    base = min(settings.cooldown_max_s, settings.cooldown_s * 2.0 ** max(reopens - 1, 0))
+    return float(base * (1 + settings.cooldown_jitter * (2 * jitter - 1)))
+
+
+def record(
+    state: BreakerState,
+    settings: BreakerSettings,
+    now: float,
+    outcome: Outcome,
+    *,
+    probe_id: str,
+    retry_after_s: float | None = None,
+    jitter: float = 0.5,
+) -> str | None:
+    """Apply one call's outcome; returns the transition it caused ("opened", "closed",
+    "reopened", "cooled") or None."""
+    was_probe = state.probes.pop(probe_id, None) is not None
+    if outcome is Outcome.IGNORE:
+        return None
+    if outcome is Outcome.COOL:
+        state.cool_until = max(state.cool_until, now + (retry_after_s or 0.0))
+        return "cooled"
+    if outcome is Outcome.CREDENTIAL:
+        if state.state == "open":  # already open: keep it shut for the credential's cool-down
+            state.open_until = max(state.open_until, now + settings.auth_cooldown_s)
+            state.reason = "credential rejected"
+            return None
+        return _open(state, settings, now, "credential rejected", settings.auth_cooldown_s)
+    if outcome is Outcome.SUCCESS:
+        _count(state, settings, now, failed=False)
+        state.consecutive = 0
+        if state.state == "half_open" and was_probe:
+            state.state, state.closed_at, state.reason = "closed", now, ""
+            state.buckets.clear()
+            return "closed"
+        return None
+    # A failure.
+    if state.state == "half_open":
+        if not was_probe:
+            return None  # a call let through before the trip; the probes decide
+        return _open(state, settings, now, "probe failed", None, jitter=jitter)
+    if state.state == "open":
+        return None  # in flight when the route opened
+    state.consecutive += 1
+    calls, failures = _count(state, settings, now, failed=True)
+    if state.consecutive >= settings.consecutive_failures:
+        return _open(
+            state, settings, now, f"{state.consecutive} consecutive failures", None, jitter=jitter
+        )
+    if calls >= settings.min_calls and failures / calls >= settings.failure_rate:
+        return _open(
+            state, settings, now, f"{failures} of {calls} calls failed", None, jitter=jitter
+        )
+    return None
+
+
+def _open(
+    state: BreakerState,
+    settings: BreakerSettings,
+    now: float,
+    reason: str,
+    fixed_cooldown_s: float | None,
+    *,
+    jitter: float = 0.5,
+) -> str:
+    transition = "reopened" if state.state == "half_open" else "opened"
+    if state.state == "closed" and now - state.closed_at >= settings.cooldown_max_s:
+        state.reopens = 0  # closed long enough: start the escalation again
+    state.reopens += 1
+    wait = (
+        fixed_cooldown_s
+        if fixed_cooldown_s is not None
+        else cooldown(settings, state.reopens, jitter)
+    )
+    state.state, state.open_until, state.reason = "open", now + wait, reason
+    state.consecutive = 0
+    state.probes.clear()
+    state.buckets.clear()
+    return transition
+
+
+def _count(
+    state: BreakerState, settings: BreakerSettings, now: float, *, failed: bool
+) -> tuple[int, int]:
+    """Add one call to the window; returns the window's (calls, failures)."""
+    width = settings.window_s / WINDOW_BUCKETS
+    current = int(now // width)
+    oldest = current - WINDOW_BUCKETS + 1
+    state.buckets = {b: v for b, v in state.buckets.items() if b >= oldest}
+    calls, failures = state.buckets.get(current, (0, 0))
+    state.buckets[current] = (calls + 1, failures + (1 if failed else 0))
+    return (
+        sum(c for c, _ in state.buckets.values()),
+        sum(f for _, f in state.buckets.values()),
+    )

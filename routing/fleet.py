@@ -1,0 +1,377 @@
+"""Routers: which route a call may take now, and what its outcome did to that route.
+
+``FleetRouter`` keeps every route's breaker, rate limits and statistics in Redis (two Lua scripts,
+routing.fleet_scripts), so one worker's failures stop the whole fleet from using a route.
+``LocalRouter`` applies the same rules (routing.breaker) in this process only: it is what a worker
+uses when the breaker's Redis does not answer. ``FallbackRouter`` joins them: the fleet while Redis
+answers within its short timeout, this process's own otherwise (said in the log), the fleet again
+once Redis is back. Never "always closed", never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import redis
+
+from routing.breaker import (
+    BreakerSettings,
+    BreakerState,
+    Outcome,
+    allow,
+    breaker_outcome,
+    record,
+)
+from routing.config import DeploymentConfig
+from routing.errors import ErrorClass
+from routing.fleet_scripts import ACQUIRE_ROUTE, RECORD_OUTCOME
+
+log = logging.getLogger("turnout.breaker")
+
+Order = Literal["given", "latency", "inflight"]
+#: A call in flight is forgotten after this (its worker died without recording it).
+INFLIGHT_TTL_S = 900.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A deployment with one of its credentials: the unit a breaker and a rate limit guard."""
+
+    deployment: DeploymentConfig
+    #: The variable holding this route's key (one of the deployment's pool), if any.
+    key_env: str | None
+    breaker: BreakerSettings
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def id(self) -> str:
+        pool = self.deployment.key_envs
+        return self.deployment.id if len(pool) <= 1 else f"{self.deployment.id}/{self.key_env}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    route: Route
+    attempt_id: str
+    probe: bool
+    source: Literal["fleet", "local"]
+
+
+@dataclass(frozen=True)
+class Skip:
+    route: Route
+    #: 'cooling', 'open', 'no_probe_permit' or 'rate_limited'
+    reason: str
+    #: when the route may be available again (epoch seconds), if known
+    retry_at: float | None
+    #: why its breaker opened, when the reason is 'open'
+    why: str = ""
+
+    def describe(self) -> str:
+        """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one."""
+        return f"{self.reason} ({self.why})" if self.why else self.reason
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    grant: Grant | None
+    skips: list[Skip] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A breaker changing state because of a call: worth a log line (and, later, an alert)."""
+
+    route_id: str
+    change: str
+    state: str
+    reason: str
+
+
+class Router(Protocol):
+    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+        """The first route (in ``order``) that may take a call now, and why the ones before it
+        may not. Takes a probe permit, a rate-limit token and an in-flight slot for the call."""
+        ...
+
+    def record(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+    ) -> Transition | None:
+        """Apply the call's outcome to its route; returns the breaker transition, if any."""
+        ...
+
+
+class FleetRouter:
+    """The breaker, limits and statistics of every route, shared by every worker through Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._acquire = client.register_script(ACQUIRE_ROUTE)
+        self._record = client.register_script(RECORD_OUTCOME)
+
+    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+        attempt_id = uuid.uuid4().hex
+        args: list[str | int | float] = [
+            self._prefix,
+            attempt_id,
+            order,
+            tokens,
+            int(INFLIGHT_TTL_S * 1000),
+        ]
+        for route in routes:
+            args += [
+                route.id,
+                route.rpm or 0,
+                route.tpm or 0,
+                route.breaker.half_open_permits,
+                int(route.breaker.probe_ttl_s * 1000),
+            ]
+        reply = self._acquire(args=args)
+        chosen, probe = int(reply[0]), bool(int(reply[1]))
+        skips = [
+            Skip(
+                routes[int(reply[i]) - 1],
+                _text(reply[i + 1]),
+                int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
+                _text(reply[i + 3]),
+            )
+            for i in range(2, len(reply), 4)
+        ]
+        grant = Grant(routes[chosen - 1], attempt_id, probe, "fleet") if chosen else None
+        return Acquisition(grant, skips)
+
+    def record(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+    ) -> Transition | None:
+        settings = grant.route.breaker
+        outcome = breaker_outcome(
+            error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
+        )
+        reply = self._record(
+            args=[
+                self._prefix,
+                grant.route.id,
+                grant.attempt_id,
+                outcome.value,
+                int(latency_s * 1000),
+                int((retry_after_s or 0) * 1000),
+                token_delta,
+                random.random(),
+                settings.consecutive_failures,
+                settings.failure_rate,
+                int(settings.window_s * 1000),
+                settings.min_calls,
+                int(settings.cooldown_s * 1000),
+                int(settings.cooldown_max_s * 1000),
+                settings.cooldown_jitter,
+                int(settings.auth_cooldown_s * 1000),
+                grant.route.tpm or 0,
+            ]
+        )
+        change = _text(reply[0])
+        if not change:
+            return None
+        return Transition(grant.route.id, change, _text(reply[1]), _text(reply[2]))
+
+
+@dataclass
+class _LocalRoute:
+    breaker: BreakerState = field(default_factory=BreakerState)
+    latency_ms: float | None = None
+    inflight: dict[str, float] = field(default_factory=dict)
+    #: token buckets: name -> (tokens, at)
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class LocalRouter:
+    """The same rules, for this process alone (the fallback when the fleet's Redis is away)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._routes: dict[str, _LocalRoute] = {}
+        self._lock = threading.Lock()
+
+    def _route(self, route: Route) -> _LocalRoute:
+        return self._routes.setdefault(route.id, _LocalRoute())
+
+    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+        attempt_id = uuid.uuid4().hex
+        with self._lock:
+            now = self._clock()
+            ordered = list(routes)
+            if order == "latency":
+                ordered.sort(key=lambda r: self._route(r).latency_ms or 0.0)
+            elif order == "inflight":
+                ordered.sort(key=lambda r: self._live_inflight(self._route(r), now))
+            skips: list[Skip] = []
+            for route in ordered:
+                state = self._route(route)
+                verdict = allow(state.breaker, route.breaker, now, attempt_id)
+                if not verdict.allowed:
+                    skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
+                    continue
+                limited = self._take_tokens(state, route, now, tokens)
+                if limited is not None:
+                    state.breaker.probes.pop(attempt_id, None)
+                    skips.append(Skip(route, "rate_limited", limited))
+                    continue
+                state.inflight[attempt_id] = now + INFLIGHT_TTL_S
+                return Acquisition(Grant(route, attempt_id, verdict.probe, "local"), skips)
+            return Acquisition(None, skips)
+
+    def record(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+    ) -> Transition | None:
+        settings = grant.route.breaker
+        outcome = breaker_outcome(
+            error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
+        )
+        with self._lock:
+            state = self._route(grant.route)
+            state.inflight.pop(grant.attempt_id, None)
+            if outcome is Outcome.SUCCESS:
+                ms = latency_s * 1000
+                state.latency_ms = (
+                    ms if state.latency_ms is None else state.latency_ms * 0.8 + ms * 0.2
+                )
+            if grant.route.tpm and token_delta and "tpm" in state.buckets:
+                left, at = state.buckets["tpm"]
+                state.buckets["tpm"] = (min(grant.route.tpm, left - token_delta), at)
+            change = record(
+                state.breaker,
+                settings,
+                self._clock(),
+                outcome,
+                probe_id=grant.attempt_id,
+                retry_after_s=retry_after_s,
+                jitter=random.random(),
+            )
+            if change is None:
+                return None
+            return Transition(grant.route.id, change, state.breaker.state, state.breaker.reason)
+
+    def state_of(self, route_id: str) -> BreakerState | None:
+        local = self._routes.get(route_id)
+        return local.breaker if local else None
+
+    @staticmethod
+    def _live_inflight(state: _LocalRoute, now: float) -> int:
+        state.inflight = {k: v for k, v in state.inflight.items() if v > now}
+        return len(state.inflight)
+
+    @staticmethod
+    def _take_tokens(state: _LocalRoute, route: Route, now: float, tokens: int) -> float | None:
+        """Take this call's rpm and tpm tokens; or say when there will be enough."""
+        wanted = [("rpm", route.rpm, 1.0), ("tpm", route.tpm, float(min(tokens, route.tpm or 0)))]
+        refilled: dict[str, float] = {}
+        for name, per_minute, cost in wanted:
+            if not per_minute:
+                continue
+            left, at = state.buckets.get(name, (float(per_minute), now))
+            left = min(float(per_minute), left + (now - at) * per_minute / 60)
+            if left < cost:
+                return now + (cost - left) * 60 / per_minute
+            refilled[name] = left - cost
+        for name, left in refilled.items():
+            state.buckets[name] = (left, now)
+        return None
+
+
+class FallbackRouter:
+    """The fleet's router while its Redis answers; this process's own while it does not."""
+
+    def __init__(self, fleet: Router, local: LocalRouter, *, retry_after_s: float = 5.0) -> None:
+        self.fleet = fleet
+        self.local = local
+        self._retry_after_s = retry_after_s
+        self._down_until = 0.0
+        self._degraded = False
+        self._lock = threading.Lock()
+
+    @property
+    def using_fleet(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _fleet_failed(self, exc: Exception) -> None:
+        with self._lock:
+            if not self._degraded:
+                self._degraded = True
+                log.warning(
+                    "breaker Redis unreachable (%s): this worker uses its own per-process breaker "
+                    "until it answers again",
+                    type(exc).__name__,
+                )
+            self._down_until = time.monotonic() + self._retry_after_s
+
+    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+        if self.using_fleet:
+            try:
+                acquired = self.fleet.acquire(routes, order=order, tokens=tokens)
+            except redis.RedisError as exc:
+                self._fleet_failed(exc)
+            else:
+                if self._degraded:
+                    with self._lock:
+                        if self._degraded:
+                            self._degraded = False
+                            log.warning("breaker Redis answers again: back on the fleet's breaker")
+                return acquired
+        return self.local.acquire(routes, order=order, tokens=tokens)
+
+    def record(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+    ) -> Transition | None:
+        if grant.source == "fleet":
+            try:
+                return self.fleet.record(
+                    grant,
+                    error_class=error_class,
+                    latency_s=latency_s,
+                    retry_after_s=retry_after_s,
+                    token_delta=token_delta,
+                )
+            except redis.RedisError as exc:
+                self._fleet_failed(exc)
+        return self.local.record(
+            grant,
+            error_class=error_class,
+            latency_s=latency_s,
+            retry_after_s=retry_after_s,
+            token_delta=token_delta,
+        )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,211 @@
+"""The breaker's rules, run through both routers: the fleet's (Lua on a real Redis) and a
+process's own (routing.breaker in Python). One table of scenarios, the same verdicts from both."""
+
+import time
+
+import pytest
+
+from routing.breaker import BreakerSettings
+from routing.config import DeploymentConfig
+from routing.errors import ErrorClass
+from routing.fleet import FleetRouter, LocalRouter, Route
+from routing.keys import Keys
+from workers.jobstore import redis_client
+
+FAST = BreakerSettings(
+    consecutive_failures=5,
+    failure_rate=0.5,
+    window_s=60,
+    min_calls=100,
+    cooldown_s=0.3,
+    cooldown_max_s=5,
+    cooldown_jitter=0.0,
+    half_open_permits=1,
+    probe_ttl_s=5,
+    auth_cooldown_s=0.6,
+)
+
+
+def route(name="primary", *, settings=FAST, rpm=None, tpm=None):
+    deployment = DeploymentConfig(id=name, provider="openai", model="m")
+    return Route(deployment, "OPENAI_API_KEY", settings, rpm, tpm)
+
+
+@pytest.fixture(params=["fleet", "local"])
+def router(request, redis_url, namespace):
+    if request.param == "local":
+        yield LocalRouter()
+        return
+    client = redis_client(redis_url)
+    yield FleetRouter(client, Keys(namespace).route_prefix)
+    client.close()
+
+
+def call(router, r, error=None, *, latency=0.01, retry_after=None):
+    acquired = router.acquire([r], order="given", tokens=10)
+    assert acquired.grant is not None, acquired.skips
+    return acquired.grant, router.record(
+        acquired.grant, error_class=error, latency_s=latency, retry_after_s=retry_after
+    )
+
+
+def refused(router, r):
+    acquired = router.acquire([r], order="given", tokens=10)
+    assert acquired.grant is None
+    (skip,) = acquired.skips
+    return skip
+
+
+def test_consecutive_failures_open_the_breaker(router):
+    r = route()
+    for _ in range(4):
+        assert call(router, r, ErrorClass.OVERLOADED)[1] is None
+    transition = call(router, r, ErrorClass.SERVER_ERROR)[1]
+    assert transition is not None
+    assert (transition.change, transition.state) == ("opened", "open")
+    assert "5 consecutive failures" in transition.reason
+    skip = refused(router, r)
+    assert skip.reason == "open"
+    assert skip.describe() == "open (5 consecutive failures)", "a skip says why the breaker opened"
+    assert skip.retry_at is not None
+    assert skip.retry_at > time.time()
+
+
+def test_a_success_resets_the_consecutive_count(router):
+    r = route()
+    for _ in range(4):
+        call(router, r, ErrorClass.TIMEOUT)
+    call(router, r)
+    for _ in range(4):
+        assert call(router, r, ErrorClass.TIMEOUT)[1] is None
+
+
+def test_the_failure_rate_opens_it_once_the_window_has_enough_calls(router):
+    r = route(settings=FAST.model_copy(update={"consecutive_failures": 10, "min_calls": 4}))
+    call(router, r)
+    call(router, r, ErrorClass.CONNECTION)
+    call(router, r)
+    transition = call(router, r, ErrorClass.CONNECTION)[1]
+    assert transition is not None
+    assert transition.change == "opened"
+    assert "2 of 4 calls failed" in transition.reason
+
+
+def test_half_open_grants_one_probe_and_its_success_closes(router):
+    r = route()
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    probe = router.acquire([r], order="given", tokens=10)
+    assert probe.grant is not None
+    assert probe.grant.probe
+    assert refused(router, r).reason == "no_probe_permit", "one probe at a time"
+    transition = router.record(probe.grant, error_class=None, latency_s=0.01)
+    assert transition is not None
+    assert (transition.change, transition.state) == ("closed", "closed")
+    assert router.acquire([r], order="given", tokens=10).grant is not None
+
+
+def test_a_failed_probe_reopens_for_twice_as_long(router):
+    r = route()
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    probe = router.acquire([r], order="given", tokens=10).grant
+    assert probe is not None
+    transition = router.record(probe, error_class=ErrorClass.OVERLOADED, latency_s=0.01)
+    assert transition is not None
+    assert transition.change == "reopened"
+    skip = refused(router, r)
+    assert skip.retry_at is not None
+    assert 0.5 < skip.retry_at - time.time() <= 0.6, "the second cool-down is 2 x 0.3 s"
+
+
+def test_auth_errors_open_at_once_for_the_credential_cool_down(router):
+    r = route()
+    transition = call(router, r, ErrorClass.AUTH)[1]
+    assert transition is not None
+    assert (transition.change, transition.reason) == ("opened", "credential rejected")
+    skip = refused(router, r)
+    assert skip.retry_at is not None
+    assert 0.5 < skip.retry_at - time.time() <= 0.6
+
+
+def test_retry_after_cools_the_route_for_exactly_that_long(router):
+    r = route()
+    transition = call(router, r, ErrorClass.RATE_LIMITED, retry_after=0.4)[1]
+    assert transition is not None
+    assert transition.change == "cooled"
+    assert transition.state == "closed", "a 429 with Retry-After is not a failure"
+    assert refused(router, r).reason == "cooling"
+    time.sleep(0.45)
+    assert router.acquire([r], order="given", tokens=10).grant is not None
+
+
+def test_bad_requests_and_refusals_count_for_nothing(router):
+    r = route()
+    for error in [ErrorClass.BAD_REQUEST, ErrorClass.CONTENT_POLICY, ErrorClass.CONTEXT_LENGTH] * 4:
+        assert call(router, r, error)[1] is None
+    for _ in range(4):
+        assert call(router, r, ErrorClass.OVERLOADED)[1] is None
+
+
+def test_the_rpm_limit_holds_and_says_when_a_token_returns(router):
+    r = route(rpm=2)
+    call(router, r)
+    call(router, r)
+    skip = refused(router, r)
+    assert skip.reason == "rate_limited"
+    assert skip.retry_at is not None
+    assert 0 < skip.retry_at - time.time() <= 30.1, "one token per 30 s at 2 rpm"
+
+
+def test_the_first_available_route_is_taken_and_the_others_explained(router):
+    down, up = route("down"), route("up")
+    for _ in range(5):
+        call(router, down, ErrorClass.OVERLOADED)
+    acquired = router.acquire([down, up], order="given", tokens=10)
+    assert acquired.grant is not None
+    assert acquired.grant.route.id == "up"
+    assert [(s.route.id, s.reason) for s in acquired.skips] == [("down", "open")]
+
+
+def test_latency_and_inflight_orders(router):
+    slow, quick = route("slow"), route("quick")
+    call(router, slow, latency=0.5)
+    call(router, quick, latency=0.05)
+    chosen = router.acquire([slow, quick], order="latency", tokens=10).grant
+    assert chosen is not None
+    assert chosen.route.id == "quick"
+    busy = router.acquire([quick], order="given", tokens=10).grant  # stays in flight
+    assert busy is not None
+    chosen = router.acquire([quick, slow], order="inflight", tokens=10).grant
+    assert chosen is not None
+    assert chosen.route.id == "slow"
+
+
+def test_a_call_in_flight_when_the_route_opened_changes_nothing(router):
+    r = route()
+    straggler = router.acquire([r], order="given", tokens=10).grant
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    assert straggler is not None
+    assert router.record(straggler, error_class=ErrorClass.OVERLOADED, latency_s=0.01) is None
+    assert refused(router, r).reason == "open"
+
+
+def test_without_its_redis_the_router_falls_back_to_this_process_quickly(caplog):
+    from ops.simulator.server import free_port
+    from routing.fleet import FallbackRouter
+
+    dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
+    router = FallbackRouter(FleetRouter(dead, "t:route:"), LocalRouter(), retry_after_s=60)
+    r = route()
+    started = time.monotonic()
+    for _ in range(5):
+        grant, _ = call(router, r, ErrorClass.OVERLOADED)
+        assert grant.source == "local"
+    assert refused(router, r).reason == "open", "the local breaker applies the same rules"
+    assert time.monotonic() - started < 2.0, "no call waits on the dead Redis"
+    assert sum("per-process breaker" in m for m in caplog.messages) == 1, "said once"
+    dead.close()
