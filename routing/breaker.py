@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import ErrorClass
 
@@ -42,13 +42,15 @@ class BreakerSettings(BaseModel):
     #: resilience4j's failureRateThreshold (50 %): a route failing half its calls is down.
     failure_rate: float = Field(default=0.5, gt=0, le=1)
     #: The window the rate is measured over; a minute sees a flapping provider.
-    window_s: float = Field(default=60.0, gt=0)
+    window_s: float = Field(default=60.0, ge=1)
     #: resilience4j asks 100 calls; LLM routes see far fewer, and 20 still keeps one bad minute
     #: of a quiet route from opening it.
     min_calls: int = Field(default=20, ge=1)
-    #: Calls slower than this count as failures in the rate (off: completion times vary widely).
+    #: A success slower than this counts as a failure, toward both the consecutive count and the
+    #: rate (off by default: completion times vary widely with the output's length).
     slow_call_s: float | None = Field(default=None, gt=0)
-    #: Envoy's base_ejection_time (30 s), doubled per re-open up to max_ejection_time (300 s).
+    #: Envoy's base_ejection_time (30 s), doubled per re-open up to max_ejection_time (300 s);
+    #: the jitter applies after the cap.
     cooldown_s: float = Field(default=30.0, gt=0)
     cooldown_max_s: float = Field(default=300.0, gt=0)
     #: ± this share of the cool-down, so routes a fleet opened together do not all retry at once.
@@ -62,10 +64,22 @@ class BreakerSettings(BaseModel):
     #: in seconds; a probe after this (or an operator) closes it.
     auth_cooldown_s: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> BreakerSettings:
+        if self.cooldown_max_s < self.cooldown_s:
+            raise ValueError(
+                f"cooldown_max_s ({self.cooldown_max_s:g}) is below cooldown_s "
+                f"({self.cooldown_s:g}): every cool-down would be the cap"
+            )
+        return self
+
     def merged(self, overrides: BreakerOverrides | None) -> BreakerSettings:
+        """These settings with a deployment's overrides, validated together."""
         if overrides is None:
             return self
-        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+        return BreakerSettings.model_validate(
+            {**self.model_dump(), **overrides.model_dump(exclude_none=True)}
+        )
 
 
 class BreakerOverrides(BaseModel):
@@ -75,7 +89,7 @@ class BreakerOverrides(BaseModel):
 
     consecutive_failures: int | None = Field(default=None, ge=1)
     failure_rate: float | None = Field(default=None, gt=0, le=1)
-    window_s: float | None = Field(default=None, gt=0)
+    window_s: float | None = Field(default=None, ge=1)
     min_calls: int | None = Field(default=None, ge=1)
     slow_call_s: float | None = Field(default=None, gt=0)
     cooldown_s: float | None = Field(default=None, gt=0)
@@ -145,7 +159,7 @@ class Verdict:
     probe: bool = False
     #: why not: "open", "no_probe_permit" or "cooling"
     reason: str = ""
-    #: when it may allow again (None: when a probe permit frees up)
+    #: when it may allow again (for no_probe_permit: when the oldest permit expires)
     retry_at: float | None = None
     #: why the breaker opened ("5 consecutive failures", "credential rejected", ...)
     why: str = ""
@@ -155,9 +169,17 @@ class Verdict:
 WINDOW_BUCKETS = 10
 
 
-def allow(state: BreakerState, settings: BreakerSettings, now: float, probe_id: str) -> Verdict:
+def allow(
+    state: BreakerState,
+    settings: BreakerSettings,
+    now: float,
+    probe_id: str,
+    *,
+    probe_ttl_s: float | None = None,
+) -> Verdict:
     """May a call go to this route now? Moves open to half-open when the cool-down has passed and
-    takes a probe permit for the caller when half-open."""
+    takes a probe permit for the caller when half-open, held ``probe_ttl_s`` (default: the
+    settings'): the caller passes one longer than its call can take."""
     if state.cool_until > now:
         return Verdict(False, reason="cooling", retry_at=state.cool_until)
     if state.state == "open":
@@ -169,14 +191,20 @@ def allow(state: BreakerState, settings: BreakerSettings, now: float, probe_id: 
         state.probes = {pid: until for pid, until in state.probes.items() if until > now}
         if len(state.probes) >= settings.half_open_permits:
             return Verdict(False, reason="no_probe_permit", retry_at=min(state.probes.values()))
-        state.probes[probe_id] = now + settings.probe_ttl_s
+        ttl = settings.probe_ttl_s if probe_ttl_s is None else probe_ttl_s
+        state.probes[probe_id] = now + ttl
         return Verdict(True, probe=True)
     return Verdict(True)
 
 
+#: A route down for days re-opens thousands of times; the cap is reached long before this.
+MAX_DOUBLINGS = 32
+
+
 def cooldown(settings: BreakerSettings, reopens: int, jitter: float) -> float:
     """The cool-down of the ``reopens``-th opening; ``jitter`` is uniform in [0, 1)."""
-    base = min(settings.cooldown_max_s, settings.cooldown_s * 2.0 ** max(reopens - 1, 0))
+    doublings = min(max(reopens - 1, 0), MAX_DOUBLINGS)
+    base = min(settings.cooldown_max_s, settings.cooldown_s * 2.0**doublings)
     return float(base * (1 + settings.cooldown_jitter * (2 * jitter - 1)))
 
 

@@ -232,6 +232,8 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         parsed = _ConfigFile.model_validate(data)
     except ValidationError as exc:
         problems = list(_describe(exc)) + problems
+    else:
+        problems += _check_breaker_overrides(parsed)
     if problems:
         raise config_error(source, problems)
     return TurnoutConfig(
@@ -241,6 +243,24 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         breaker=parsed.breaker,
         source=source,
     )
+
+
+def _check_breaker_overrides(parsed: _ConfigFile) -> list[ConfigProblem]:
+    """A deployment's breaker overrides must make sense with the global settings they extend."""
+    problems = []
+    for index, deployment in enumerate(parsed.deployments):
+        try:
+            parsed.breaker.merged(deployment.breaker)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(
+                    ConfigProblem(
+                        f"deployments[{index}].breaker",
+                        str(error["msg"]).removeprefix("Value error, "),
+                        "change the override or the global breaker: section",
+                    )
+                )
+    return problems
 
 
 def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:

@@ -36,8 +36,12 @@ from routing.fleet_scripts import ACQUIRE_ROUTE, RECORD_OUTCOME
 log = logging.getLogger("turnout.breaker")
 
 Order = Literal["given", "latency", "inflight"]
-#: A call in flight is forgotten after this (its worker died without recording it).
-INFLIGHT_TTL_S = 900.0
+#: A call in flight is forgotten this long after it can have ended (its worker died without
+#: recording it); a probe permit is held at least this much longer than its call can take, so a
+#: slow probe never lets a second one through.
+HOLD_MARGIN_S = 5.0
+#: How long a call may take when the caller does not say.
+DEFAULT_HOLD_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,17 @@ class Transition:
 
 
 class Router(Protocol):
-    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+    def acquire(
+        self,
+        routes: Sequence[Route],
+        *,
+        order: Order,
+        tokens: int,
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> Acquisition:
         """The first route (in ``order``) that may take a call now, and why the ones before it
-        may not. Takes a probe permit, a rate-limit token and an in-flight slot for the call."""
+        may not. Takes a probe permit, a rate-limit token and an in-flight slot for the call,
+        which may take up to ``hold_s`` (its attempt timeout)."""
         ...
 
     def record(
@@ -123,14 +135,21 @@ class FleetRouter:
         self._acquire = client.register_script(ACQUIRE_ROUTE)
         self._record = client.register_script(RECORD_OUTCOME)
 
-    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+    def acquire(
+        self,
+        routes: Sequence[Route],
+        *,
+        order: Order,
+        tokens: int,
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> Acquisition:
         attempt_id = uuid.uuid4().hex
         args: list[str | int | float] = [
             self._prefix,
             attempt_id,
             order,
             tokens,
-            int(INFLIGHT_TTL_S * 1000),
+            int((hold_s + HOLD_MARGIN_S) * 1000),
         ]
         for route in routes:
             args += [
@@ -138,7 +157,7 @@ class FleetRouter:
                 route.rpm or 0,
                 route.tpm or 0,
                 route.breaker.half_open_permits,
-                int(route.breaker.probe_ttl_s * 1000),
+                int(_probe_ttl_s(route, hold_s) * 1000),
             ]
         reply = self._acquire(args=args)
         chosen, probe = int(reply[0]), bool(int(reply[1]))
@@ -214,7 +233,14 @@ class LocalRouter:
     def _route(self, route: Route) -> _LocalRoute:
         return self._routes.setdefault(route.id, _LocalRoute())
 
-    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+    def acquire(
+        self,
+        routes: Sequence[Route],
+        *,
+        order: Order,
+        tokens: int,
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> Acquisition:
         attempt_id = uuid.uuid4().hex
         with self._lock:
             now = self._clock()
@@ -226,7 +252,13 @@ class LocalRouter:
             skips: list[Skip] = []
             for route in ordered:
                 state = self._route(route)
-                verdict = allow(state.breaker, route.breaker, now, attempt_id)
+                verdict = allow(
+                    state.breaker,
+                    route.breaker,
+                    now,
+                    attempt_id,
+                    probe_ttl_s=_probe_ttl_s(route, hold_s),
+                )
                 if not verdict.allowed:
                     skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
                     continue
@@ -235,7 +267,7 @@ class LocalRouter:
                     state.breaker.probes.pop(attempt_id, None)
                     skips.append(Skip(route, "rate_limited", limited))
                     continue
-                state.inflight[attempt_id] = now + INFLIGHT_TTL_S
+                state.inflight[attempt_id] = now + hold_s + HOLD_MARGIN_S
                 return Acquisition(Grant(route, attempt_id, verdict.probe, "local"), skips)
             return Acquisition(None, skips)
 
@@ -329,10 +361,17 @@ class FallbackRouter:
                 )
             self._down_until = time.monotonic() + self._retry_after_s
 
-    def acquire(self, routes: Sequence[Route], *, order: Order, tokens: int) -> Acquisition:
+    def acquire(
+        self,
+        routes: Sequence[Route],
+        *,
+        order: Order,
+        tokens: int,
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> Acquisition:
         if self.using_fleet:
             try:
-                acquired = self.fleet.acquire(routes, order=order, tokens=tokens)
+                acquired = self.fleet.acquire(routes, order=order, tokens=tokens, hold_s=hold_s)
             except redis.RedisError as exc:
                 self._fleet_failed(exc)
             else:
@@ -342,7 +381,7 @@ class FallbackRouter:
                             self._degraded = False
                             log.warning("breaker Redis answers again: back on the fleet's breaker")
                 return acquired
-        return self.local.acquire(routes, order=order, tokens=tokens)
+        return self.local.acquire(routes, order=order, tokens=tokens, hold_s=hold_s)
 
     def record(
         self,
@@ -371,6 +410,61 @@ class FallbackRouter:
             retry_after_s=retry_after_s,
             token_delta=token_delta,
         )
+
+
+@dataclass(frozen=True)
+class RouteStatus:
+    """A route as the fleet sees it now, for operators (``turnout status``)."""
+
+    route_id: str
+    #: closed, open, half_open (its cool-down is over: the next call is a probe) or cooling
+    #: (a Retry-After is running; the breaker itself may be closed)
+    state: str
+    #: why it opened, when it is open or half-open
+    reason: str
+    #: when it may take calls again (epoch seconds), when it is open or cooling
+    until: float | None
+    #: average latency of its recent successful calls
+    latency_ms: float | None
+    in_flight: int
+
+
+def read_route_status(
+    client: redis.Redis, prefix: str, route_ids: Sequence[str]
+) -> list[RouteStatus]:
+    """Every route's fleet state in one pipelined round trip; reads only, changes nothing."""
+    now = time.time()
+    pipe = client.pipeline(transaction=False)
+    for route_id in route_ids:
+        pipe.hmget(f"{prefix}{route_id}", "state", "open_until", "cool_until", "reason", "lat")
+        pipe.zcount(f"{prefix}{route_id}:inflight", int(now * 1000), "+inf")
+    replies = pipe.execute()
+    statuses = []
+    for index, route_id in enumerate(route_ids):
+        fields = [_text(v) if v is not None else None for v in replies[2 * index]]
+        state, open_until, cool_until, reason, lat = fields
+        open_at = int(open_until) / 1000 if open_until else None
+        cool_at = int(cool_until) / 1000 if cool_until else None
+        shown, until = state or "closed", None
+        if shown == "open" and open_at is not None:
+            shown, until = ("open", open_at) if open_at > now else ("half_open", None)
+        if cool_at is not None and cool_at > now:
+            shown, until = "cooling", max(cool_at, until or 0.0)
+        statuses.append(
+            RouteStatus(
+                route_id,
+                shown,
+                (reason or "") if shown in ("open", "half_open") else "",
+                until,
+                float(lat) if lat else None,
+                int(replies[2 * index + 1]),
+            )
+        )
+    return statuses
+
+
+def _probe_ttl_s(route: Route, hold_s: float) -> float:
+    return max(route.breaker.probe_ttl_s, hold_s + HOLD_MARGIN_S)
 
 
 def _text(value: object) -> str:

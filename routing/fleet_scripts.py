@@ -172,7 +172,7 @@ local function open(why, fixed)
   reopens = reopens + 1
   local wait = fixed
   if not wait then
-    local base = math.min(cooldown_max, cooldown * 2 ^ math.max(reopens - 1, 0))
+    local base = math.min(cooldown_max, cooldown * 2 ^ math.min(math.max(reopens - 1, 0), 32))
     wait = base * (1 + jitter_share * (2 * jitter - 1))
   end
   redis.call('HSET', key, 'state', 'open', 'open_until', math.floor(now + wait),

@@ -235,7 +235,9 @@ def execute_job(
         if job.deadline - clock() < MIN_ATTEMPT_S:
             out_of_time = True
             break
-        acquired = router.acquire(remaining, order=plan.order, tokens=job.tokens)
+        acquired = router.acquire(
+            remaining, order=plan.order, tokens=job.tokens, hold_s=_attempt_timeout(job)
+        )
         _explain(job, acquired.skips)
         if acquired.grant is None:
             waited = _wait_for_a_route(job, acquired.skips, sleep, short_wait_s)
@@ -274,7 +276,7 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
     def attempt() -> ProviderCompletion:
         job.log.flush()
         current = grants.pop() if grants else _reacquire(job, route)
-        timeout = min(job.policy.attempt_timeout_s, job.deadline - job.clock())
+        timeout = _attempt_timeout(job)
         if timeout < MIN_ATTEMPT_S:
             raise _DeadlineReached
         return _call(job, current, timeout)
@@ -311,8 +313,15 @@ def _retries(job: _Job, route: Route, error_class: ErrorClass) -> int:
     return job.default_retries(route)
 
 
+def _attempt_timeout(job: _Job) -> float:
+    """The longest the next call may take: the policy's attempt timeout, within the deadline."""
+    return min(job.policy.attempt_timeout_s, job.deadline - job.clock())
+
+
 def _reacquire(job: _Job, route: Route) -> Grant:
-    acquired = job.router.acquire([route], order="given", tokens=job.tokens)
+    acquired = job.router.acquire(
+        [route], order="given", tokens=job.tokens, hold_s=_attempt_timeout(job)
+    )
     if acquired.grant is None:
         raise _RouteUnavailable(acquired.skips)
     return acquired.grant

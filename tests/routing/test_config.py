@@ -108,3 +108,21 @@ def test_a_deployment_whose_key_variable_is_unset(config):
 def test_the_top_level_must_be_a_mapping():
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_config(["deployments"], source="x.yaml")
+
+
+def test_breaker_overrides_extend_the_global_settings(tmp_path):
+    text = (
+        VALID.replace("    rpm: 500", "    rpm: 500\n    breaker:\n      consecutive_failures: 2")
+        + "breaker:\n  cooldown_s: 10\n  cooldown_max_s: 60\n"
+    )
+    config = load_config(write(tmp_path, text))
+    main = config.breaker_for(config.deployment("openai-main"))
+    backup = config.breaker_for(config.deployment("groq-backup"))
+    assert (main.consecutive_failures, main.cooldown_s, main.cooldown_max_s) == (2, 10, 60)
+    assert (backup.consecutive_failures, backup.cooldown_s) == (5, 10)
+
+
+def test_an_override_that_contradicts_the_global_breaker_is_refused(tmp_path):
+    text = VALID.replace("    rpm: 500", "    rpm: 500\n    breaker:\n      cooldown_s: 400")
+    message = problems(tmp_path, text)
+    assert "deployments[0].breaker: cooldown_max_s (300) is below cooldown_s (400)" in message

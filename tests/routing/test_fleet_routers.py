@@ -106,6 +106,21 @@ def test_half_open_grants_one_probe_and_its_success_closes(router):
     assert router.acquire([r], order="given", tokens=10).grant is not None
 
 
+def test_a_probe_permit_outlives_its_call_however_short_the_probe_ttl(router):
+    r = route(settings=FAST.model_copy(update={"probe_ttl_s": 0.2}))
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    slow_probe = router.acquire([r], order="given", tokens=10, hold_s=30)
+    assert slow_probe.grant is not None
+    assert slow_probe.grant.probe
+    time.sleep(0.3)
+    skip = refused(router, r)
+    assert skip.reason == "no_probe_permit", "a second probe while the first may still answer"
+    assert skip.retry_at is not None
+    assert skip.retry_at - time.time() > 30, "held for the call's timeout plus a margin"
+
+
 def test_a_failed_probe_reopens_for_twice_as_long(router):
     r = route()
     for _ in range(5):
