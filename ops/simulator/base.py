@@ -186,7 +186,9 @@ class ProviderSimulator(ABC):
         try:
             record = incoming.record()
             record["auth_ok"] = denied is None
+            record["at"] = time.time()
             stats.recent.append(record)
+            stats.arrivals.append(record["at"])
             if denied is not None:
                 return denied
             problem = self.validate(incoming)

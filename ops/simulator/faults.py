@@ -52,6 +52,8 @@ class Stats:
     started_at: float = field(default_factory=time.time)
     #: The most recent chat requests: body and headers, never the Authorization value.
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    #: When each chat request arrived (epoch seconds), for rate and breaker timing checks.
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class Stats:
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
             "recent": list(self.recent),
+            "arrivals": list(self.arrivals),
         }
 
 

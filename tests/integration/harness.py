@@ -75,8 +75,18 @@ class Sim:
         self.server.stop()
 
 
-def write_config(path: Path, sims: Iterable[Sim], *, policy: dict[str, Any] | None = None) -> Path:
+def write_config(
+    path: Path,
+    sims: Iterable[Sim],
+    *,
+    policy: dict[str, Any] | None = None,
+    breaker: dict[str, Any] | None = None,
+    deployments: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """One openai-protocol deployment per simulator (``deployments`` adds fields to them by
+    name), a default policy over all of them in order, and the fleet breaker's settings."""
     sims = list(sims)
+    extra = deployments or {}
     config = {
         "deployments": [
             {
@@ -87,6 +97,7 @@ def write_config(path: Path, sims: Iterable[Sim], *, policy: dict[str, Any] | No
                 "api_key_env": key_env(sim),
                 "input_cost_per_mtok": 0.5,
                 "output_cost_per_mtok": 1.5,
+                **extra.get(sim.name, {}),
             }
             for sim in sims
         ],
@@ -101,6 +112,8 @@ def write_config(path: Path, sims: Iterable[Sim], *, policy: dict[str, Any] | No
             }
         },
     }
+    if breaker:
+        config["breaker"] = breaker
     path.write_text(yaml.safe_dump(config))
     return path
 
