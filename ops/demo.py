@@ -19,11 +19,16 @@ PRIMARY, SECONDARY = "sim-primary", "sim-secondary"
 
 
 def route(result: CompletionResult) -> str:
-    """The attempt log as one line: ``sim-primary ✗ connection → sim-secondary ✓``."""
-    steps = [
-        f"{a.deployment} {'✓' if a.outcome == 'ok' else '✗ ' + str(a.outcome)}"
-        for a in result.attempts
-    ]
+    """The attempt log as one line: ``sim-primary ✗ connection → sim-secondary ✓``, and
+    ``sim-primary ⊘ open`` for a target the fleet's breaker passed over."""
+    steps = []
+    for a in result.attempts:
+        if a.outcome == "ok":
+            steps.append(f"{a.deployment} ✓")
+        elif a.outcome == "skipped":
+            steps.append(f"{a.deployment} ⊘ {a.reason}")
+        else:
+            steps.append(f"{a.deployment} ✗ {a.outcome}")
     return " → ".join(steps) or "-"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import redis
@@ -20,8 +21,10 @@ from rich.table import Table
 from ops import cli as ops_cli
 from routing.config import load_config
 from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
+from routing.fleet import RouteStatus, read_route_status
 from routing.keys import Keys
-from routing.models import CompletionRequest, CompletionResult, JobState, Message
+from routing.models import Attempt, CompletionRequest, CompletionResult, JobState, Message
+from routing.planning import routes_of
 from workers.settings import Settings
 
 app = typer.Typer(
@@ -106,10 +109,8 @@ def show(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """List the deployments and their state, and the queue length.
-
-    There is no circuit breaker yet, so every deployment reads ``closed`` (always eligible).
-    """
+    """List every route (a deployment, or one key of its pool) with its breaker state as the
+    fleet sees it, its latency and calls in flight, and the queue length."""
     settings = Settings()
     try:
         if settings.config_path is None:
@@ -118,32 +119,80 @@ def status(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     keys = Keys(settings.namespace)
-    try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
-        )
-        queue_length: int | None = int(client.llen(keys.prefix + keys.queue))
-    except redis.RedisError as exc:
-        err.print(f"[yellow]warning:[/] Redis unreachable ({exc})")
-        queue_length = None
-    deployments = [
-        {"id": d.id, "provider": d.provider, "model": d.model, "state": "closed"}
-        for d in config.deployments.values()
+    routes = [
+        route
+        for deployment in config.deployments.values()
+        for route in sorted(routes_of(deployment, config), key=lambda r: r.id)
     ]
+    statuses: dict[str, RouteStatus] = {}
+    queue_length: int | None = None
+    try:
+        with redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        ) as client:
+            queue_length = int(client.llen(keys.prefix + keys.queue))
+        with redis.Redis.from_url(
+            settings.breaker_redis_url or settings.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        ) as breaker:
+            read = read_route_status(breaker, keys.route_prefix, [r.id for r in routes])
+            statuses = {s.route_id: s for s in read}
+    except redis.RedisError as exc:
+        err.print(f"[yellow]warning:[/] Redis unreachable ({exc}); breaker states unknown")
+    unknown = RouteStatus("", "unknown", "", None, None, 0)
+    rows = [(route, statuses.get(route.id, unknown)) for route in routes]
     report: dict[str, Any] = {
-        "deployments": deployments,
+        "deployments": [
+            {
+                "id": route.id,
+                "provider": route.deployment.provider,
+                "model": route.deployment.model,
+                "state": found.state,
+                "reason": found.reason,
+                "until": found.until,
+                "latency_ms": found.latency_ms,
+                "in_flight": found.in_flight if found is not unknown else None,
+            }
+            for route, found in rows
+        ],
         "queue": {"name": keys.queue, "length": queue_length},
     }
     if as_json:
         out.print_json(json.dumps(report))
         return
-    table = Table(title="Deployments")
-    for column in ("id", "provider", "model", "state"):
+    table = Table(title="Routes (fleet-wide breaker)")
+    for column in ("id", "provider", "model", "state", "latency", "in flight"):
         table.add_column(column)
-    for row in deployments:
-        table.add_row(*(escape(row[c]) for c in ("id", "provider", "model", "state")))
+    for route, found in rows:
+        state = found.state + (f" ({found.reason})" if found.reason else "")
+        if found.until:
+            state += f" until {time.strftime('%H:%M:%S', time.localtime(found.until))}"
+        latency = f"{found.latency_ms:.0f} ms" if found.latency_ms is not None else "-"
+        in_flight = str(found.in_flight) if found is not unknown else "?"
+        deployment = route.deployment
+        table.add_row(
+            *(escape(v) for v in (route.id, deployment.provider, deployment.model, state)),
+            latency,
+            in_flight,
+        )
     out.print(table)
     out.print(f"queue {keys.queue}: {queue_length if queue_length is not None else '?'} waiting")
+
+
+def _print_attempts(attempts: list[Attempt]) -> None:
+    """The attempt log, one line each: every call and every target passed over, with why."""
+    for attempt in attempts:
+        if attempt.outcome == "skipped":
+            line = f"  {attempt.deployment}: skipped, {attempt.reason} ({attempt.message})"
+        else:
+            status = f" {attempt.status_code}" if attempt.status_code else ""
+            line = f"  {attempt.deployment}: {attempt.outcome}{status}, {attempt.latency_ms:.0f} ms"
+            if attempt.probe:
+                line += ", probe"
+            if attempt.retry_after_s is not None:
+                line += f", retry-after {attempt.retry_after_s:g}s"
+        err.print(escape(line), style="dim", highlight=False, soft_wrap=True)
 
 
 def _print_result(result: CompletionResult, *, as_json: bool) -> None:
@@ -153,14 +202,17 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
     if result.state is JobState.SUCCEEDED:
         sys.stdout.write((result.text or "") + "\n")
         cost = f", ${result.cost_usd:.6f}" if result.cost_usd is not None else ""
+        calls = sum(a.outcome != "skipped" for a in result.attempts)
         err.print(
             escape(
                 f"job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "
-                f"{len(result.attempts)} attempt(s){cost}"
+                f"{calls} call(s){cost}"
             ),
             style="dim",
             highlight=False,
         )
+        if len(result.attempts) > 1:
+            _print_attempts(result.attempts)
     elif result.state is JobState.FAILED and result.error is not None:
         err.print(
             f"[red]job {result.job_id} failed[/] "
@@ -168,6 +220,7 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        _print_attempts(result.attempts)
     else:
         sys.stdout.write(f"{result.job_id} {result.state.value}\n")
 

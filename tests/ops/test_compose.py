@@ -60,4 +60,12 @@ def test_the_image_installs_the_four_packages_and_drops_root():
 
 def test_the_mounted_example_config_is_valid():
     config = load_config(ROOT / "turnout.example.yaml")
-    assert config.policies["default"].targets == ["openai-main", "groq-backup"]
+    assert {"default", "high_quality", "fast_cheap", "creative"} <= set(config.policies)
+    assert config.expand(config.policies["high_quality"].targets) == [
+        "claude-sonnet",
+        "gpt-4o",
+        "gemini-pro",
+        "local-llama",
+    ], "the alias expands in place"
+    assert config.policies["fast_cheap"].strategy == "cheapest"
+    assert config.deployment("gpt-4o").key_envs == ["OPENAI_API_KEY", "OPENAI_API_KEY_2"]
