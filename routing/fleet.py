@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import redis
+from redis.commands.core import Script
 
 from routing.breaker import (
     BreakerSettings,
@@ -82,6 +83,15 @@ class Skip:
     def describe(self) -> str:
         """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one."""
         return f"{self.reason} ({self.why})" if self.why else self.reason
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """A registered Lua script with its keys and arguments, not yet sent."""
+
+    script: Script
+    keys: list[str]
+    args: list[str | int | float]
 
 
 @dataclass(frozen=True)
@@ -182,12 +192,34 @@ class FleetRouter:
         retry_after_s: float | None = None,
         token_delta: int = 0,
     ) -> Transition | None:
+        call = self.record_call(
+            grant,
+            error_class=error_class,
+            latency_s=latency_s,
+            retry_after_s=retry_after_s,
+            token_delta=token_delta,
+        )
+        return self.transition_of(grant, call.script(keys=call.keys, args=call.args))
+
+    def record_call(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+    ) -> ScriptCall:
+        """The record as a script call, for a caller that sends it in a pipeline with its own
+        commands (a job's finish): one round trip for both."""
         settings = grant.route.breaker
         outcome = breaker_outcome(
             error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
         )
-        reply = self._record(
-            args=[
+        return ScriptCall(
+            self._record,
+            [],
+            [
                 self._prefix,
                 grant.route.id,
                 grant.attempt_id,
@@ -205,8 +237,12 @@ class FleetRouter:
                 settings.cooldown_jitter,
                 int(settings.auth_cooldown_s * 1000),
                 grant.route.tpm or 0,
-            ]
+            ],
         )
+
+    @staticmethod
+    def transition_of(grant: Grant, reply: Sequence[object]) -> Transition | None:
+        """The breaker transition a RECORD_OUTCOME reply reports, if any."""
         change = _text(reply[0])
         if not change:
             return None
@@ -461,6 +497,23 @@ def read_route_status(
             )
         )
     return statuses
+
+
+def fleet_record_call(
+    router: Router,
+    grant: Grant,
+    *,
+    latency_s: float,
+    token_delta: int = 0,
+) -> ScriptCall | None:
+    """A success's record as a script call to send along with the job's finish, when the grant
+    came from the fleet and the fleet is in use; None when it must be recorded on its own."""
+    fleet = router.fleet if isinstance(router, FallbackRouter) else router
+    if grant.source != "fleet" or not isinstance(fleet, FleetRouter):
+        return None
+    if isinstance(router, FallbackRouter) and not router.using_fleet:
+        return None
+    return fleet.record_call(grant, error_class=None, latency_s=latency_s, token_delta=token_delta)
 
 
 def _probe_ttl_s(route: Route, hold_s: float) -> float:

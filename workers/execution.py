@@ -72,6 +72,9 @@ class ExecutionResult:
     unrecorded: list[Attempt] = field(default_factory=list)
     #: Set when the job should run again later (state QUEUED): every route is unavailable now.
     retry_in_s: float | None = None
+    #: The successful call's breaker record, left to the caller to send with the finish (one
+    #: round trip for both) when execute_job was asked to defer it.
+    deferred_record: DeferredRecord | None = None
 
     def outcome_fields(self) -> dict[str, Any]:
         """The job-record fields this execution decided (see CompletionResult)."""
@@ -92,6 +95,15 @@ class ExecutionResult:
                 deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens) if usage else None
             ),
         }
+
+
+@dataclass(frozen=True)
+class DeferredRecord:
+    """A success not yet recorded with the router."""
+
+    grant: Grant
+    latency_s: float
+    token_delta: int
 
 
 class _DeadlineReached(Exception):
@@ -190,6 +202,8 @@ class _Job:
     tokens: int
     log: _AttemptLog
     on_transition: Callable[[Transition], None]
+    defer_success: bool = False
+    deferred: DeferredRecord | None = None
 
 
 def execute_job(
@@ -210,6 +224,7 @@ def execute_job(
     sleep: Callable[[float], None] = time.sleep,
     short_wait_s: float = SHORT_WAIT_S,
     on_transition: Callable[[Transition], None] | None = None,
+    defer_success_record: bool = False,
 ) -> ExecutionResult:
     job = _Job(
         request,
@@ -224,7 +239,8 @@ def execute_job(
         deadline=clock() + (policy.deadline_s if deadline_s is None else deadline_s),
         tokens=prompt_tokens + (request.max_tokens or 0),
         log=_AttemptLog(record_attempts),
-        on_transition=on_transition or _log_transition,
+        on_transition=on_transition or log_transition,
+        defer_success=defer_success_record,
     )
     for planned in plan.skipped:
         job.log.explain((planned.deployment.id, planned.reason), _planned_skip(job, planned))
@@ -263,7 +279,11 @@ def execute_job(
             remaining = _after_failure(job, remaining, route, exc)
             continue
         return ExecutionResult(
-            JobState.SUCCEEDED, route=route, completion=completion, unrecorded=job.log.unrecorded()
+            JobState.SUCCEEDED,
+            route=route,
+            completion=completion,
+            unrecorded=job.log.unrecorded(),
+            deferred_record=job.deferred,
         )
     return _failed(*_final_error(policy, plan, last_error, out_of_time, redact), job.log)
 
@@ -338,15 +358,18 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         error = exc
     latency = job.clock() - started
     used = completion.usage.total_tokens if completion and completion.usage else job.tokens
-    transition = job.router.record(
-        grant,
-        error_class=error.error_class if error else None,
-        latency_s=latency,
-        retry_after_s=error.retry_after_s if error else None,
-        token_delta=used - job.tokens,
-    )
-    if transition is not None:
-        job.on_transition(transition)
+    if error is None and job.defer_success:
+        job.deferred = DeferredRecord(grant, latency, used - job.tokens)
+    else:
+        transition = job.router.record(
+            grant,
+            error_class=error.error_class if error else None,
+            latency_s=latency,
+            retry_after_s=error.retry_after_s if error else None,
+            token_delta=used - job.tokens,
+        )
+        if transition is not None:
+            job.on_transition(transition)
     job.log.add(_attempt(job, grant, started_at, latency, error))
     if error is not None:
         raise error
@@ -507,7 +530,7 @@ def _attempt(
     )
 
 
-def _log_transition(transition: Transition) -> None:
+def log_transition(transition: Transition) -> None:
     log.warning(
         "breaker %s: %s (now %s%s)",
         transition.route_id,

@@ -16,13 +16,16 @@ scripts live in workers.job_scripts; they also keep the ``due`` index that the r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import NoScriptError
 
+from routing.fleet import ScriptCall
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -229,18 +232,53 @@ class JobStore:
         attempts: list[Attempt],
     ) -> bool:
         """Record the outcome unless the job already finished; returns whether this call did."""
-        reply = self._finish(
-            keys=[self.keys.job(job_id), self.keys.attempts(job_id), self.keys.due],
-            args=[
-                state.value,
-                json.dumps(outcome, separators=(",", ":")),
-                self.ttl_s,
-                self.keys.done_channel(job_id),
-                job_id,
-                *(a.model_dump_json() for a in attempts),
-            ],
-        )
-        return int(reply[0]) == 1
+        recorded, _ = self.finish_with(job_id, state, outcome, attempts, riders=())
+        return recorded
+
+    def finish_with(
+        self,
+        job_id: str,
+        state: JobState,
+        outcome: dict[str, Any],
+        attempts: list[Attempt],
+        *,
+        riders: Sequence[ScriptCall],
+    ) -> tuple[bool, list[Any]]:
+        """``finish``, with other scripts on this Redis sent in the same round trip (the last
+        call's breaker record). Returns whether this call finished the job, and each rider's
+        reply (an exception object when that script failed: riders never fail the finish)."""
+        keys = [self.keys.job(job_id), self.keys.attempts(job_id), self.keys.due]
+        args = [
+            state.value,
+            json.dumps(outcome, separators=(",", ":")),
+            self.ttl_s,
+            self.keys.done_channel(job_id),
+            job_id,
+            *(a.model_dump_json() for a in attempts),
+        ]
+        if not riders:
+            return int(self._finish(keys=keys, args=args)[0]) == 1, []
+        # EVALSHA in a plain pipeline: redis-py's Script objects would add a SCRIPT EXISTS
+        # round trip to every pipeline; a script Redis does not have yet is sent again alone.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(self._finish.sha, len(keys), *keys, *args)
+        for rider in riders:
+            pipe.evalsha(rider.script.sha, len(rider.keys), *rider.keys, *rider.args)
+        replies = pipe.execute(raise_on_error=False)
+        finished = replies[0]
+        if isinstance(finished, NoScriptError):
+            finished = self._finish(keys=keys, args=args)
+        elif isinstance(finished, Exception):
+            raise finished
+        answers: list[Any] = []
+        for rider, reply in zip(riders, replies[1:], strict=True):
+            if isinstance(reply, NoScriptError):
+                try:
+                    reply = rider.script(keys=rider.keys, args=rider.args)
+                except redis.RedisError as exc:
+                    reply = exc
+            answers.append(reply)
+        return int(finished[0]) == 1, answers
 
     def pick_due(self, *, limit: int, recheck_s: float) -> list[tuple[str, str]]:
         """Jobs whose message must be sent again, each with why ('queued' or 'lease_expired');

@@ -18,7 +18,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
-from routing.fleet import FallbackRouter, FleetRouter, LocalRouter, Route, Router
+from routing.fleet import (
+    FallbackRouter,
+    FleetRouter,
+    LocalRouter,
+    Route,
+    Router,
+    ScriptCall,
+    fleet_record_call,
+)
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -29,7 +37,7 @@ from routing.models import (
 )
 from routing.planning import plan_candidates, routes_of
 from routing.tokens import estimate_prompt_tokens
-from workers.execution import ExecutionResult, execute_job
+from workers.execution import DeferredRecord, ExecutionResult, execute_job, log_transition
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import Claim, JobStore, redis_client
 from workers.leases import LeaseKeeper
@@ -78,6 +86,7 @@ class WorkerRuntime:
         adapters: dict[str, ProviderAdapter],
         redactor: Redactor,
         router: Router | None = None,
+        records_ride_the_finish: bool = False,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -87,6 +96,9 @@ class WorkerRuntime:
         self.adapters = adapters
         self.redact = redactor
         self.router: Router = router or LocalRouter()
+        #: The breaker lives on the job store's Redis: a successful call's record is sent in the
+        #: finish's round trip (3 round trips for a one-call job instead of 4).
+        self.records_ride_the_finish = records_ride_the_finish
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
 
     @classmethod
@@ -125,6 +137,7 @@ class WorkerRuntime:
             adapters=adapters,
             redactor=Redactor(secrets_of(settings, config)),
             router=router,
+            records_ride_the_finish=settings.breaker_redis_url in (None, settings.redis_url),
         )
 
     def close(self) -> None:
@@ -233,6 +246,7 @@ class WorkerRuntime:
                 default_retries=lambda route: self.adapters[route.id].default_retries,
                 redact=self.redact,
                 run=claim.runs,
+                defer_success_record=self.records_ride_the_finish,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
@@ -253,21 +267,64 @@ class WorkerRuntime:
         )
         return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=result.retry_in_s)
 
+    def _success_record(self, result: ExecutionResult) -> list[ScriptCall]:
+        """The deferred record of the job's successful call: as a rider on the finish when the
+        fleet takes it, otherwise recorded now (this process's breaker, or the fleet's on another
+        Redis)."""
+        deferred = result.deferred_record
+        if deferred is None:
+            return []
+        call = fleet_record_call(
+            self.router,
+            deferred.grant,
+            latency_s=deferred.latency_s,
+            token_delta=deferred.token_delta,
+        )
+        if call is not None:
+            return [call]
+        transition = self.router.record(
+            deferred.grant,
+            error_class=None,
+            latency_s=deferred.latency_s,
+            token_delta=deferred.token_delta,
+        )
+        if transition is not None:
+            log_transition(transition)
+        return []
+
+    def _log_record_reply(self, deferred: DeferredRecord, reply: Any) -> None:
+        if isinstance(reply, Exception):
+            # The call succeeded and its job is recorded; the fleet missed one success (its
+            # in-flight slot and any probe permit expire on their own).
+            log.warning("breaker %s: success not recorded (%s)", deferred.grant.route.id, reply)
+            return
+        transition = FleetRouter.transition_of(deferred.grant, reply)
+        if transition is not None:
+            log_transition(transition)
+
     def _finish(
         self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None
     ) -> TaskReport:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
         completion exists only in this process until it is written."""
         fields = result.outcome_fields()
+        riders = self._success_record(result)
         finishing = Retrying(
             retry=retry_if_exception_type(redis.RedisError),
             wait=wait_exponential_jitter(initial=0.2, max=5.0),
             stop=stop_after_delay(FINISH_PATIENCE_S),
             reraise=True,
         )
-        recorded = finishing(
-            self.store.finish, job_id, result.state, fields, [*(earlier or []), *result.unrecorded]
+        recorded, replies = finishing(
+            self.store.finish_with,
+            job_id,
+            result.state,
+            fields,
+            [*(earlier or []), *result.unrecorded],
+            riders=riders,
         )
+        if riders and result.deferred_record is not None:
+            self._log_record_reply(result.deferred_record, replies[0])
         summary: dict[str, Any] = {"job_id": job_id, "state": result.state.value}
         if result.route is not None:
             summary["deployment"] = result.route.deployment.id

@@ -102,6 +102,7 @@ class Run:
         clock=None,
         provider_retries=None,
         short_wait_s=2.0,
+        defer=False,
         **policy_fields,
     ):
         self.clock = clock or FakeClock()
@@ -131,6 +132,7 @@ class Run:
             now=self.clock.wall,
             sleep=self.clock.sleep,
             short_wait_s=short_wait_s,
+            defer_success_record=defer,
         )
 
     @property
@@ -402,3 +404,34 @@ def test_targets_the_plan_rules_out_are_explained_and_no_candidates_fails():
     assert run.result.error.error_class is ErrorClass.NO_CANDIDATES
     (skip,) = run.attempts
     assert (skip.outcome, skip.reason) == ("skipped", "over_budget")
+
+
+def test_a_deferred_success_is_left_to_the_finish_and_failures_are_recorded_at_once():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock, names=("primary",))
+    clock.sleep(31)  # the cool-down is over: the next call to the primary is a probe
+    run = Run(
+        {"secondary": [ServerError("500")], "primary": [OK]},
+        router=router,
+        clock=clock,
+        defer=True,
+        retries_per_target=0,
+    )
+    assert run.result.state is JobState.SUCCEEDED
+    secondary = router.state_of("secondary")
+    assert secondary is not None
+    assert secondary.consecutive == 1, "a failure is recorded at once: the next try depends on it"
+    deferred = run.result.deferred_record
+    assert deferred is not None
+    assert deferred.grant.route.id == "primary"
+    assert deferred.grant.probe
+    assert deferred.token_delta == 1500 - 10
+    primary = router.state_of("primary")
+    assert primary is not None
+    assert primary.state == "half_open", "the probe's success waits for the finish"
+    transition = router.record(
+        deferred.grant, error_class=None, latency_s=deferred.latency_s, token_delta=0
+    )
+    assert transition is not None
+    assert transition.change == "closed"

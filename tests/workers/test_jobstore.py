@@ -5,6 +5,7 @@ import time
 import pytest
 
 from routing.errors import ErrorClass
+from routing.fleet import ScriptCall
 from routing.keys import Keys
 from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
 from workers.jobstore import JobStore, redis_client
@@ -188,3 +189,32 @@ def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):
     assert client.zscore(store.keys.due, "done") is None, "finished jobs leave the index"
     assert client.hgetall(store.keys.reconciler_counts) == {"queued": "1", "lease_expired": "1"}
     client.close()
+
+
+def test_a_rider_script_shares_the_finish_round_trip(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "t", lease_s=5, max_runs=3)
+    marker = f"{store.keys.namespace}:rider"
+    rider = ScriptCall(
+        store.redis.register_script("return redis.call('INCR', KEYS[1])"), [marker], []
+    )
+    store.redis.script_flush()  # neither script is cached: each is sent again, alone
+    finished, replies = store.finish_with(
+        "job-1", JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider]
+    )
+    assert finished
+    assert replies == [1]
+    result = store.get("job-1")
+    assert result is not None
+    assert result.state is JobState.SUCCEEDED
+
+    store.create("job-2", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-2", "t", lease_s=5, max_runs=3)
+    failing = ScriptCall(store.redis.register_script("return redis.error_reply('no')"), [], [])
+    finished, replies = store.finish_with(
+        "job-2", JobState.SUCCEEDED, {"text": "ok"}, [], riders=[rider, failing]
+    )
+    assert finished, "a rider's failure never fails the finish"
+    assert replies[0] == 2
+    assert isinstance(replies[1], Exception)
+    store.redis.delete(marker)
