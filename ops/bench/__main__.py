@@ -1,10 +1,14 @@
-"""``python -m ops.bench overhead|throughput``: turnout against baselines from the same run.
+"""``python -m ops.bench overhead|throughput|routing|wasted``: turnout against baselines from the
+same run.
 
 overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
             worker, simulator), beside a raw httpx call to the same 0 ms simulator.
 throughput  N jobs queued, then drained by one worker process against a simulator that takes
             500 ms: jobs/s, calls in flight, worker CPU per job, peak RSS, beside the same worker
             configuration draining N Celery tasks that only sleep 500 ms (Celery's own floor).
+routing     what the fleet breaker and rate limits add to one attempt, beside a Redis PING.
+wasted      calls a fleet of workers sends to a provider that died, fleet breaker against
+            per-process breakers with the same thresholds (ops/bench/fleet.py).
 """
 
 from __future__ import annotations
@@ -309,6 +313,62 @@ def throughput(
     if "celery floor (sleep task)" in rows:
         ratio = rows["turnout jobs"]["jobs_s"] / rows["celery floor (sleep task)"]["jobs_s"]
         print(f"turnout / celery floor: {ratio:.2f}")
+
+
+@app.command()
+def routing(
+    attempts: Annotated[int, typer.Option(help="Attempts timed per router.")] = 5000,
+) -> None:
+    """Microseconds and Redis round trips routing adds per attempt."""
+    from ops.bench.fleet import routing_cost
+
+    row = routing_cost(attempts)
+    print(f"\nrouting cost per attempt (acquire + record, 3 routes), median of {attempts}")
+    print(f"{'Redis PING (baseline)':34}{row['ping_us']:8.0f} us")
+    print(f"{'fleet router, first route closed':34}{row['fleet_us']:8.0f} us")
+    print(f"{'fleet router, first route open':34}{row['fleet_past_open_us']:8.0f} us")
+    print(f"{'per-process router (fallback)':34}{row['local_us']:8.0f} us")
+    print(f"Redis round trips per attempt: {row['round_trips']:.2f}")
+    print(f"fleet / PING: {row['fleet_us'] / row['ping_us']:.1f}x")
+
+
+@app.command()
+def wasted(
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Threads per worker.")] = 8,
+    rate: Annotated[float, typer.Option(help="Jobs submitted per second.")] = 40,
+    after_s: Annotated[float, typer.Option(help="Seconds measured after the death.")] = 12,
+    cooldown_s: Annotated[float, typer.Option(help="Breaker cool-down (default 30).")] = 30,
+) -> None:
+    """Calls sent to a dead provider: fleet breaker against per-process breakers."""
+    from ops.bench.fleet import wasted_calls
+
+    rows = {
+        scope: wasted_calls(
+            scope=scope,
+            workers=workers,
+            concurrency=concurrency,
+            rate=rate,
+            after_s=after_s,
+            cooldown_s=cooldown_s,
+        )
+        for scope in ("fleet", "process")
+    }
+    print(
+        f"\n{workers} workers x {concurrency} threads, {rate:g} jobs/s, the primary dies and stays "
+        f"dead for {after_s:g}s; thresholds: 5 consecutive failures, cool-down {cooldown_s:g}s"
+    )
+    print(
+        f"{'breaker':20}{'wasted':>8}{'trip':>6}{'probes':>8}{'stopped after':>15}{'jobs ok':>10}"
+    )
+    for scope, row in rows.items():
+        name = "fleet (Redis)" if scope == "fleet" else "per-process"
+        print(
+            f"{name:20}{row['wasted']:8.0f}{row['trip']:6.0f}{row['probes']:8.0f}"
+            f"{row['stopped_after_s']:14.2f}s{row['succeeded']:>6.0f}/{row['jobs']:.0f}"
+        )
+    if rows["fleet"]["wasted"]:
+        print(f"per-process / fleet: {rows['process']['wasted'] / rows['fleet']['wasted']:.1f}x")
 
 
 def _celery_conf(bench: Bench) -> dict[str, Any]:
