@@ -140,19 +140,21 @@ def status(
             statuses = {s.route_id: s for s in read}
     except redis.RedisError as exc:
         err.print(f"[yellow]warning:[/] Redis unreachable ({exc}); breaker states unknown")
-    unknown = RouteStatus("", "unknown", "", None, None, 0)
-    rows = [(route, statuses.get(route.id, unknown)) for route in routes]
+    rows = [(route, statuses.get(route.id)) for route in routes]
     report: dict[str, Any] = {
         "deployments": [
             {
                 "id": route.id,
                 "provider": route.deployment.provider,
                 "model": route.deployment.model,
-                "state": found.state,
-                "reason": found.reason,
-                "until": found.until,
-                "latency_ms": found.latency_ms,
-                "in_flight": found.in_flight if found is not unknown else None,
+                "state": found.state if found else "unknown",
+                "reason": found.reason if found else "",
+                "open_until": found.open_until if found else None,
+                "cooling_until": found.cooling_until if found else None,
+                "latency_ms": found.latency_ms if found else None,
+                "calls": found.calls if found else None,
+                "error_rate": found.error_rate if found else None,
+                "in_flight": found.in_flight if found else None,
             }
             for route, found in rows
         ],
@@ -162,22 +164,34 @@ def status(
         out.print_json(json.dumps(report))
         return
     table = Table(title="Routes (fleet-wide breaker)")
-    for column in ("id", "provider", "model", "state", "latency", "in flight"):
+    for column in ("id", "provider", "model", "state", "latency", "errors", "in flight"):
         table.add_column(column)
     for route, found in rows:
-        state = found.state + (f" ({found.reason})" if found.reason else "")
-        if found.until:
-            state += f" until {time.strftime('%H:%M:%S', time.localtime(found.until))}"
-        latency = f"{found.latency_ms:.0f} ms" if found.latency_ms is not None else "-"
-        in_flight = str(found.in_flight) if found is not unknown else "?"
         deployment = route.deployment
         table.add_row(
-            *(escape(v) for v in (route.id, deployment.provider, deployment.model, state)),
-            latency,
-            in_flight,
+            *(escape(v) for v in (route.id, deployment.provider, deployment.model)),
+            escape(_describe_state(found)),
+            f"{found.latency_ms:.0f} ms" if found and found.latency_ms is not None else "-",
+            f"{found.failures}/{found.calls}" if found and found.calls else "-",
+            str(found.in_flight) if found else "?",
         )
     out.print(table)
     out.print(f"queue {keys.queue}: {queue_length if queue_length is not None else '?'} waiting")
+
+
+def _describe_state(found: RouteStatus | None) -> str:
+    if found is None:
+        return "unknown"
+    text = found.state + (f" ({found.reason})" if found.reason else "")
+    if found.open_until:
+        text += f" until {_clock(found.open_until)}"
+    if found.cooling_until:
+        text += f", cooling until {_clock(found.cooling_until)}"
+    return text
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def _print_attempts(attempts: list[Attempt]) -> None:

@@ -127,7 +127,8 @@ def breaker_outcome(
     if error_class is None:
         slow = settings.slow_call_s is not None and latency_s > settings.slow_call_s
         return Outcome.FAILURE if slow else Outcome.SUCCESS
-    if error_class is ErrorClass.RATE_LIMITED and retry_after_s is not None:
+    if error_class is ErrorClass.RATE_LIMITED and retry_after_s is not None and retry_after_s > 0:
+        # "Retry-After: 0" cools nothing: it is a rate limit like any other.
         return Outcome.COOL
     if error_class in _CREDENTIAL:
         return Outcome.CREDENTIAL
@@ -159,7 +160,8 @@ class Verdict:
     probe: bool = False
     #: why not: "open", "no_probe_permit" or "cooling"
     reason: str = ""
-    #: when it may allow again (for no_probe_permit: when the oldest permit expires)
+    #: when to look again: when it may allow again, or for no_probe_permit at most PROBE_POLL_S
+    #: from now (the probe usually answers long before its permit expires)
     retry_at: float | None = None
     #: why the breaker opened ("5 consecutive failures", "credential rejected", ...)
     why: str = ""
@@ -190,12 +192,16 @@ def allow(
     if state.state == "half_open":
         state.probes = {pid: until for pid, until in state.probes.items() if until > now}
         if len(state.probes) >= settings.half_open_permits:
-            return Verdict(False, reason="no_probe_permit", retry_at=min(state.probes.values()))
+            look_again = min(min(state.probes.values()), now + PROBE_POLL_S)
+            return Verdict(False, reason="no_probe_permit", retry_at=look_again)
         ttl = settings.probe_ttl_s if probe_ttl_s is None else probe_ttl_s
         state.probes[probe_id] = now + ttl
         return Verdict(True, probe=True)
     return Verdict(True)
 
+
+#: A route whose probe permits are taken is looked at again this soon (the Lua's PROBE_POLL).
+PROBE_POLL_S = 1.0
 
 #: A route down for days re-opens thousands of times; the cap is reached long before this.
 MAX_DOUBLINGS = 32

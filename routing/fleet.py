@@ -11,6 +11,7 @@ once Redis is back. Never "always closed", never a hang.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -136,6 +137,10 @@ class Router(Protocol):
         """Apply the call's outcome to its route; returns the breaker transition, if any."""
         ...
 
+    def release(self, grant: Grant) -> None:
+        """Give back a grant whose call never went out: its probe permit and in-flight slot."""
+        ...
+
 
 class FleetRouter:
     """The breaker, limits and statistics of every route, shared by every worker through Redis."""
@@ -170,12 +175,13 @@ class FleetRouter:
                 int(_probe_ttl_s(route, hold_s) * 1000),
             ]
         reply = self._acquire(args=args)
+        now = time.time()
         chosen, probe = int(reply[0]), bool(int(reply[1]))
         skips = [
             Skip(
                 routes[int(reply[i]) - 1],
                 _text(reply[i + 1]),
-                int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
+                now + int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
                 _text(reply[i + 3]),
             )
             for i in range(2, len(reply), 4)
@@ -209,13 +215,15 @@ class FleetRouter:
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        outcome: Outcome | None = None,
     ) -> ScriptCall:
         """The record as a script call, for a caller that sends it in a pipeline with its own
         commands (a job's finish): one round trip for both."""
         settings = grant.route.breaker
-        outcome = breaker_outcome(
-            error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
-        )
+        if outcome is None:
+            outcome = breaker_outcome(
+                error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
+            )
         return ScriptCall(
             self._record,
             [],
@@ -239,6 +247,10 @@ class FleetRouter:
                 grant.route.tpm or 0,
             ],
         )
+
+    def release(self, grant: Grant) -> None:
+        call = self.record_call(grant, error_class=None, latency_s=0.0, outcome=Outcome.IGNORE)
+        call.script(keys=call.keys, args=call.args)
 
     @staticmethod
     def transition_of(grant: Grant, reply: Sequence[object]) -> Transition | None:
@@ -282,7 +294,7 @@ class LocalRouter:
             now = self._clock()
             ordered = list(routes)
             if order == "latency":
-                ordered.sort(key=lambda r: self._route(r).latency_ms or 0.0)
+                ordered.sort(key=lambda r: self._latency_score(self._route(r), now))
             elif order == "inflight":
                 ordered.sort(key=lambda r: self._live_inflight(self._route(r), now))
             skips: list[Skip] = []
@@ -344,9 +356,30 @@ class LocalRouter:
                 return None
             return Transition(grant.route.id, change, state.breaker.state, state.breaker.reason)
 
+    def release(self, grant: Grant) -> None:
+        with self._lock:
+            state = self._route(grant.route)
+            state.inflight.pop(grant.attempt_id, None)
+            record(
+                state.breaker,
+                grant.route.breaker,
+                self._clock(),
+                Outcome.IGNORE,
+                probe_id=grant.attempt_id,
+                retry_after_s=None,
+                jitter=0.0,
+            )
+
     def state_of(self, route_id: str) -> BreakerState | None:
         local = self._routes.get(route_id)
         return local.breaker if local else None
+
+    @classmethod
+    def _latency_score(cls, state: _LocalRoute, now: float) -> float:
+        """Its average latency; a route never measured is tried once, not by every caller."""
+        if state.latency_ms is not None:
+            return state.latency_ms
+        return 0.0 if cls._live_inflight(state, now) == 0 else math.inf
 
     @staticmethod
     def _live_inflight(state: _LocalRoute, now: float) -> int:
@@ -387,14 +420,27 @@ class FallbackRouter:
         return time.monotonic() >= self._down_until
 
     def _fleet_failed(self, exc: Exception) -> None:
+        """Fall back for a while. An unreachable Redis is an expected incident; any other Redis
+        error (a script failing, say) is a bug, said as such, but still never fails a job."""
         with self._lock:
             if not self._degraded:
                 self._degraded = True
-                log.warning(
-                    "breaker Redis unreachable (%s): this worker uses its own per-process breaker "
-                    "until it answers again",
-                    type(exc).__name__,
+                unreachable = isinstance(
+                    exc, redis.ConnectionError | redis.TimeoutError | redis.ReadOnlyError
                 )
+                if unreachable:
+                    log.warning(
+                        "breaker Redis unreachable (%s): this worker uses its own per-process "
+                        "breaker until it answers again",
+                        type(exc).__name__,
+                    )
+                else:
+                    log.error(
+                        "breaker Redis failed (%s: %s): this worker uses its own per-process "
+                        "breaker until the fleet's works again",
+                        type(exc).__name__,
+                        exc,
+                    )
             self._down_until = time.monotonic() + self._retry_after_s
 
     def acquire(
@@ -447,22 +493,40 @@ class FallbackRouter:
             token_delta=token_delta,
         )
 
+    def release(self, grant: Grant) -> None:
+        if grant.source == "fleet":
+            try:
+                self.fleet.release(grant)
+                return
+            except redis.RedisError as exc:
+                self._fleet_failed(exc)
+        self.local.release(grant)
+
 
 @dataclass(frozen=True)
 class RouteStatus:
     """A route as the fleet sees it now, for operators (``turnout status``)."""
 
     route_id: str
-    #: closed, open, half_open (its cool-down is over: the next call is a probe) or cooling
-    #: (a Retry-After is running; the breaker itself may be closed)
+    #: closed, open, or half_open (its cool-down is over: the next call is a probe)
     state: str
     #: why it opened, when it is open or half-open
     reason: str
-    #: when it may take calls again (epoch seconds), when it is open or cooling
-    until: float | None
+    #: when it may be probed again (epoch seconds), when it is open
+    open_until: float | None
+    #: a Retry-After running (epoch seconds): the route takes no calls until then, whatever its
+    #: breaker's state
+    cooling_until: float | None
     #: average latency of its recent successful calls
     latency_ms: float | None
+    #: calls and failures in its breaker's recent window (emptied when it opens or closes)
+    calls: int
+    failures: int
     in_flight: int
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.calls if self.calls else None
 
 
 def read_route_status(
@@ -474,26 +538,31 @@ def read_route_status(
     for route_id in route_ids:
         pipe.hmget(f"{prefix}{route_id}", "state", "open_until", "cool_until", "reason", "lat")
         pipe.zcount(f"{prefix}{route_id}:inflight", int(now * 1000), "+inf")
+        pipe.hgetall(f"{prefix}{route_id}:window")
     replies = pipe.execute()
     statuses = []
     for index, route_id in enumerate(route_ids):
-        fields = [_text(v) if v is not None else None for v in replies[2 * index]]
-        state, open_until, cool_until, reason, lat = fields
+        fields, in_flight, window = replies[3 * index : 3 * index + 3]
+        state, open_until, cool_until, reason, lat = (
+            _text(v) if v is not None else None for v in fields
+        )
         open_at = int(open_until) / 1000 if open_until else None
         cool_at = int(cool_until) / 1000 if cool_until else None
-        shown, until = state or "closed", None
-        if shown == "open" and open_at is not None:
-            shown, until = ("open", open_at) if open_at > now else ("half_open", None)
-        if cool_at is not None and cool_at > now:
-            shown, until = "cooling", max(cool_at, until or 0.0)
+        shown = state or "closed"
+        if shown == "open" and open_at is not None and open_at <= now:
+            shown = "half_open"
+        counts = {_text(k): int(v) for k, v in window.items()}
         statuses.append(
             RouteStatus(
                 route_id,
                 shown,
-                (reason or "") if shown in ("open", "half_open") else "",
-                until,
+                (reason or "") if shown != "closed" else "",
+                open_at if shown == "open" else None,
+                cool_at if cool_at is not None and cool_at > now else None,
                 float(lat) if lat else None,
-                int(replies[2 * index + 1]),
+                sum(v for k, v in counts.items() if k.startswith("c")),
+                sum(v for k, v in counts.items() if k.startswith("f")),
+                int(in_flight),
             )
         )
     return statuses

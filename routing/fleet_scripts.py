@@ -24,11 +24,15 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 # ARGV[4] tokens the call is estimated to use, ARGV[5] in-flight TTL ms,
 # then 5 values per candidate route: id, rpm (0 none), tpm (0 none), half-open permits, probe TTL ms
 # -> {chosen (1-based index into the routes as given; 0 none), probe (0|1),
-#     then 4 values per route passed over: index, reason, retry_at ms (0 unknown), why it opened}
+#     then 4 values per route passed over: index, reason, ms until it may be available (relative,
+#     so a worker whose clock is off by seconds still waits the right time), why it opened}
+# A route whose probe permits are taken is looked at again after at most PROBE_POLL ms: the
+# probe usually answers long before its permit expires.
 # Reasons: 'cooling' (a Retry-After), 'open', 'no_probe_permit', 'rate_limited'.
 ACQUIRE_ROUTE = (
     _NOW
     + """
+local PROBE_POLL = 1000
 local prefix, attempt, order = ARGV[1], ARGV[2], ARGV[3]
 local need, inflight_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local routes = {}
@@ -39,11 +43,19 @@ end
 
 if order == 'latency' or order == 'inflight' then
   for _, r in ipairs(routes) do
+    redis.call('ZREMRANGEBYSCORE', prefix .. r.id .. ':inflight', '-inf', now)
+    local busy = redis.call('ZCARD', prefix .. r.id .. ':inflight')
     if order == 'latency' then
-      r.score = tonumber(redis.call('HGET', prefix .. r.id, 'lat') or '0')
+      local lat = redis.call('HGET', prefix .. r.id, 'lat')
+      if lat then
+        r.score = tonumber(lat)
+      elseif busy == 0 then
+        r.score = 0  -- never measured: try it once
+      else
+        r.score = math.huge  -- never measured, and a call is already finding out
+      end
     else
-      redis.call('ZREMRANGEBYSCORE', prefix .. r.id .. ':inflight', '-inf', now)
-      r.score = redis.call('ZCARD', prefix .. r.id .. ':inflight')
+      r.score = busy
     end
   end
   table.sort(routes, function(a, b)
@@ -79,7 +91,8 @@ for _, r in ipairs(routes) do
       redis.call('ZREMRANGEBYSCORE', key .. ':probes', '-inf', now)
       if redis.call('ZCARD', key .. ':probes') >= r.permits then
         local first = redis.call('ZRANGE', key .. ':probes', 0, 0, 'WITHSCORES')
-        reason, retry_at = 'no_probe_permit', tonumber(first[2] or '0')
+        reason = 'no_probe_permit'
+        retry_at = math.min(tonumber(first[2] or '0'), now + PROBE_POLL)
       else
         probe = 1
       end
@@ -105,7 +118,11 @@ for _, r in ipairs(routes) do
   if reason then
     out[#out + 1] = r.index
     out[#out + 1] = reason
-    out[#out + 1] = retry_at
+    if retry_at > 0 then
+      out[#out + 1] = math.max(retry_at - now, 1)
+    else
+      out[#out + 1] = 0
+    end
     out[#out + 1] = why
   else
     if r.rpm > 0 then

@@ -39,6 +39,16 @@ def max_job_deadline_s(settings: Settings) -> float:
     return settings.visibility_timeout_s - settings.lease_s - VISIBILITY_MARGIN_S
 
 
+def reschedule_countdown_s(settings: Settings, wait_s: float) -> float:
+    """The countdown of a job rescheduled to wait ``wait_s`` for a route.
+
+    A worker holds an ETA message unacknowledged until its countdown ends; near the visibility
+    timeout, Redis would hand it to a second worker meanwhile. A wait longer than a quarter of
+    the timeout is taken in steps: the job runs, finds every route still away, and waits again.
+    """
+    return max(0.0, min(wait_s, settings.visibility_timeout_s / 4))
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     keys = Keys(settings.namespace)
     visibility = settings.visibility_timeout_s

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,8 @@ log = logging.getLogger("turnout.breaker")
 MIN_ATTEMPT_S = 0.05
 #: Waiting for a route longer than this frees the worker slot: the job is rescheduled.
 SHORT_WAIT_S = 2.0
+#: Jobs waiting for the same route wake up to this much apart (and at most 10 % late).
+WAKE_JITTER_S = 0.25
 
 CallRoute = Callable[[Route, CompletionRequest, float], ProviderCompletion]
 
@@ -123,9 +126,14 @@ class _StopAfterRetries(stop_base):
     wait would leave no time for another attempt."""
 
     def __init__(
-        self, allowed: Callable[[ErrorClass], int], deadline: float, clock: Callable[[], float]
+        self,
+        allowed: Callable[[ErrorClass], int],
+        calls: Callable[[], int],
+        deadline: float,
+        clock: Callable[[], float],
     ) -> None:
         self.allowed = allowed
+        self.calls = calls
         self.deadline = deadline
         self.clock = clock
 
@@ -133,7 +141,7 @@ class _StopAfterRetries(stop_base):
         exc = state.outcome.exception() if state.outcome else None
         if not isinstance(exc, ProviderError):
             return True
-        if state.attempt_number >= self.allowed(exc.error_class):
+        if self.calls() >= self.allowed(exc.error_class):
             return True
         return self.clock() + state.upcoming_sleep + MIN_ATTEMPT_S >= self.deadline
 
@@ -181,6 +189,12 @@ class _AttemptLog:
             pending, self._pending = self._pending, []
             self._record(pending)
 
+    def flush_calls(self) -> None:
+        """Write what is held if it includes a call (worth keeping should this worker die during
+        the next one); targets passed over alone wait for the finish, saving a round trip."""
+        if any(attempt.outcome != "skipped" for attempt in self._pending):
+            self.flush()
+
     def unrecorded(self) -> list[Attempt]:
         return list(self._pending)
 
@@ -202,8 +216,11 @@ class _Job:
     tokens: int
     log: _AttemptLog
     on_transition: Callable[[Transition], None]
+    short_wait_s: float = SHORT_WAIT_S
     defer_success: bool = False
     deferred: DeferredRecord | None = None
+    #: calls made on each route during this run (retries and returns after a cool-down)
+    calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def execute_job(
@@ -240,6 +257,7 @@ def execute_job(
         tokens=prompt_tokens + (request.max_tokens or 0),
         log=_AttemptLog(record_attempts),
         on_transition=on_transition or log_transition,
+        short_wait_s=short_wait_s,
         defer_success=defer_success_record,
     )
     for planned in plan.skipped:
@@ -276,6 +294,8 @@ def execute_job(
                 exc.error_class is ErrorClass.CONTENT_POLICY and not policy.content_policy_fallback
             ):
                 return _failed(exc.error_class, redact(exc.message), job.log)
+            if _worth_waiting_for(job, route, exc):
+                continue  # it cools fleet-wide for its Retry-After: others first, then it again
             remaining = _after_failure(job, remaining, route, exc)
             continue
         return ExecutionResult(
@@ -294,28 +314,36 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
     grants = [grant]
 
     def attempt() -> ProviderCompletion:
-        job.log.flush()
-        current = grants.pop() if grants else _reacquire(job, route)
+        job.log.flush_calls()
         timeout = _attempt_timeout(job)
         if timeout < MIN_ATTEMPT_S:
+            if grants:
+                job.router.release(grants.pop())  # its probe permit must not wait for a TTL
             raise _DeadlineReached
+        current = grants.pop() if grants else _reacquire(job, route)
         return _call(job, current, timeout)
 
     def retryable(exc: BaseException) -> bool:
+        """Retried in place: a transient error, unless the provider asked for a wait longer than
+        a worker slot should be held (that one is waited for by trying others first)."""
+        in_place_s = min(job.policy.retry_after_max_s, job.short_wait_s)
         return (
             isinstance(exc, ProviderError)
             and exc.disposition is Disposition.RETRY_THEN_FAILOVER
-            and (exc.retry_after_s is None or exc.retry_after_s <= job.policy.retry_after_max_s)
+            and (exc.retry_after_s is None or exc.retry_after_s <= in_place_s)
         )
 
     retrying = Retrying(
         stop=_StopAfterRetries(
-            lambda error_class: _retries(job, route, error_class) + 1, job.deadline, job.clock
+            lambda error_class: _retries(job, route, error_class) + 1,
+            lambda: job.calls_on[route.id],
+            job.deadline,
+            job.clock,
         ),
         wait=_Backoff(job.policy),
         retry=retry_if_exception(retryable),
         sleep=sleep,
-        before_sleep=lambda _state: job.log.flush(),
+        before_sleep=lambda _state: job.log.flush_calls(),
         reraise=True,
     )
     completion: ProviderCompletion = retrying(attempt)
@@ -331,6 +359,18 @@ def _retries(job: _Job, route: Route, error_class: ErrorClass) -> int:
     if job.policy.retries_per_target is not None:
         return job.policy.retries_per_target
     return job.default_retries(route)
+
+
+def _worth_waiting_for(job: _Job, route: Route, exc: ProviderError) -> bool:
+    """A 429 whose Retry-After is too long to wait in place, yet within retry_after_max_s and
+    the route's retries: keep the route. The router reports it cooling until then, so the job
+    tries the others, or waits (rescheduled if long), and calls it again once it may."""
+    return (
+        exc.error_class is ErrorClass.RATE_LIMITED
+        and exc.retry_after_s is not None
+        and job.short_wait_s < exc.retry_after_s <= job.policy.retry_after_max_s
+        and job.calls_on[route.id] < _retries(job, route, ErrorClass.RATE_LIMITED) + 1
+    )
 
 
 def _attempt_timeout(job: _Job) -> float:
@@ -352,10 +392,14 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     started_at, started = job.now(), job.clock()
     error: ProviderError | None = None
     completion: ProviderCompletion | None = None
+    job.calls_on[route.id] += 1
     try:
         completion = job.call(route, job.request, timeout)
     except ProviderError as exc:
         error = exc
+    except BaseException:
+        job.router.release(grant)  # a bug or a shutdown: give back its permit and slot
+        raise
     latency = job.clock() - started
     used = completion.usage.total_tokens if completion and completion.usage else job.tokens
     if error is None and job.defer_success:
@@ -412,6 +456,8 @@ def _wait_for_a_route(
     """Every route is unavailable: wait for the earliest to return, reschedule, or fail."""
     returns = [s.retry_at for s in skips if s.retry_at is not None]
     wait = max(0.05, min(returns) - job.now()) if returns else short_wait_s
+    # Jobs waiting on one route would all wake at the same instant: spread them a little.
+    wait += random.uniform(0.0, min(WAKE_JITTER_S, wait * 0.1))
     reasons = "; ".join(f"{s.route.id}: {s.describe()}" for s in skips)
     if job.policy.on_all_unavailable == "fail":
         return _failed(
@@ -425,7 +471,7 @@ def _wait_for_a_route(
         )
     if wait > short_wait_s:
         return ExecutionResult(JobState.QUEUED, retry_in_s=wait, unrecorded=job.log.unrecorded())
-    job.log.flush()
+    job.log.flush_calls()
     sleep(wait)
     return None
 

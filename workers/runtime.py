@@ -37,6 +37,7 @@ from routing.models import (
 )
 from routing.planning import plan_candidates, routes_of
 from routing.tokens import estimate_prompt_tokens
+from workers.celery_config import reschedule_countdown_s
 from workers.execution import DeferredRecord, ExecutionResult, execute_job, log_transition
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import Claim, JobStore, redis_client
@@ -231,7 +232,12 @@ class WorkerRuntime:
                 unwritten.extend(attempts)
 
         try:
-            prompt_tokens = estimate_prompt_tokens(request.messages)
+            # Counted with the tokenizer of the job's first target (they differ by a few %).
+            targets = self.config.expand(policy.targets)
+            first = self.config.deployments.get(targets[0]) if targets else None
+            prompt_tokens = estimate_prompt_tokens(
+                request.messages, model=first.model if first else None
+            )
             return execute_job(
                 request,
                 policy,
@@ -257,15 +263,14 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Every route refuses the job for longer than a worker should wait: free the slot."""
         assert result.retry_in_s is not None
+        countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
         if attempts:
             self.store.append_attempts(job_id, attempts)
-        if not self.store.release(job_id, token, delay_s=result.retry_in_s):
+        if not self.store.release(job_id, token, delay_s=countdown):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
-        log.info(
-            "job %s: every target unavailable; rescheduled in %.1fs", job_id, result.retry_in_s
-        )
-        return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=result.retry_in_s)
+        log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
+        return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=countdown)
 
     def _success_record(self, result: ExecutionResult) -> list[ScriptCall]:
         """The deferred record of the job's successful call: as a rider on the finish when the

@@ -336,7 +336,7 @@ def test_every_target_dark_fails_at_once_or_waits_for_the_first_to_return(redis_
         routes = {row["id"]: row for row in json.loads(shown.stdout)["deployments"]}
         assert routes["primary"]["state"] == "open"
         assert routes["primary"]["reason"] == "1 consecutive failures"
-        assert routes["primary"]["until"] > time.time()
+        assert routes["primary"]["open_until"] > time.time()
 
         waiting = fleet.client.submit(
             "wait for one",

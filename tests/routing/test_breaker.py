@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from routing.breaker import (
+    PROBE_POLL_S,
     WINDOW_BUCKETS,
     BreakerOverrides,
     BreakerSettings,
@@ -96,7 +97,7 @@ def test_every_provider_error_class_has_its_outcome_decided():
     ("error_class", "retry_after_s", "expected"),
     [
         (ErrorClass.RATE_LIMITED, 20.0, Outcome.COOL),
-        (ErrorClass.RATE_LIMITED, 0.0, Outcome.COOL),
+        (ErrorClass.RATE_LIMITED, 0.0, Outcome.FAILURE),  # "Retry-After: 0" cools nothing
         (ErrorClass.OVERLOADED, 20.0, Outcome.FAILURE),
         (ErrorClass.SERVER_ERROR, 20.0, Outcome.FAILURE),
         (ErrorClass.AUTH, 20.0, Outcome.CREDENTIAL),
@@ -316,7 +317,9 @@ def test_half_open_grants_at_most_its_permits():
     assert allow(state, s, T0 + 2, "third").probe
     verdict = allow(state, s, T0 + 3, "fourth")
     assert (verdict.allowed, verdict.reason) == (False, "no_probe_permit")
-    assert verdict.retry_at == T0 + SETTINGS.probe_ttl_s, "when the oldest permit expires"
+    assert verdict.retry_at == T0 + 3 + PROBE_POLL_S, "look again soon: probes answer early"
+    expiring = allow(state, s, T0 + SETTINGS.probe_ttl_s - 0.5, "fifth")
+    assert expiring.retry_at == T0 + SETTINGS.probe_ttl_s, "or when the oldest permit expires"
 
 
 def test_an_expired_probe_permit_frees_its_slot():
@@ -339,7 +342,9 @@ def test_the_caller_may_hold_its_probe_longer_than_the_settings_say():
     state = BreakerState(state="open", open_until=T0, reopens=1)
     assert allow(state, SETTINGS, T0, "probe", probe_ttl_s=600).probe
     verdict = allow(state, SETTINGS, T0 + SETTINGS.probe_ttl_s, "next")
-    assert (verdict.allowed, verdict.retry_at) == (False, T0 + 600)
+    assert not verdict.allowed, "its permit holds past the settings' TTL"
+    assert allow(state, SETTINGS, T0 + 599, "next").reason == "no_probe_permit"
+    assert allow(state, SETTINGS, T0 + 600, "next").probe
 
 
 def test_only_a_probe_success_closes_half_open():

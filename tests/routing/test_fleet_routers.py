@@ -118,7 +118,9 @@ def test_a_probe_permit_outlives_its_call_however_short_the_probe_ttl(router):
     skip = refused(router, r)
     assert skip.reason == "no_probe_permit", "a second probe while the first may still answer"
     assert skip.retry_at is not None
-    assert skip.retry_at - time.time() > 30, "held for the call's timeout plus a margin"
+    assert 0 < skip.retry_at - time.time() <= 1.0, "looked at again soon: probes answer early"
+    time.sleep(1.0)
+    assert refused(router, r).reason == "no_probe_permit", "held for the call's timeout"
 
 
 def test_a_failed_probe_reopens_for_twice_as_long(router):
@@ -175,6 +177,35 @@ def test_the_rpm_limit_holds_and_says_when_a_token_returns(router):
     assert 0 < skip.retry_at - time.time() <= 30.1, "one token per 30 s at 2 rpm"
 
 
+def test_the_tpm_limit_takes_the_estimate_and_settles_with_the_real_usage(router):
+    r = route(tpm=1000)
+    first = router.acquire([r], order="given", tokens=600).grant
+    assert first is not None
+    skip = router.acquire([r], order="given", tokens=600).skips[0]
+    assert skip.reason == "rate_limited", "600 + 600 estimated tokens exceed 1000 per minute"
+    assert skip.retry_at is not None
+    assert 11 < skip.retry_at - time.time() <= 12.1, "200 tokens short at 1000/min: 12 s"
+    router.record(first, error_class=None, latency_s=0.1, token_delta=100 - 600)
+    second = router.acquire([r], order="given", tokens=600).grant
+    assert second is not None, "the call used 100 tokens, not 600: the rest came back"
+
+
+def test_each_key_of_a_pool_has_its_own_breaker_and_limits(router):
+    deployment = DeploymentConfig(
+        id="pooled", provider="openai", model="m", api_key_env=["POOL_KEY_A", "POOL_KEY_B"]
+    )
+    key_a = Route(deployment, "POOL_KEY_A", FAST, 60, None)
+    key_b = Route(deployment, "POOL_KEY_B", FAST, 1, None)
+    assert (key_a.id, key_b.id) == ("pooled/POOL_KEY_A", "pooled/POOL_KEY_B")
+    for _ in range(5):
+        call(router, key_a, ErrorClass.OVERLOADED)
+    acquired = router.acquire([key_a, key_b], order="given", tokens=10)
+    assert acquired.grant is not None
+    assert acquired.grant.route.id == "pooled/POOL_KEY_B", "key B is closed and has its token"
+    assert [(s.route.id, s.reason) for s in acquired.skips] == [("pooled/POOL_KEY_A", "open")]
+    assert refused(router, key_b).reason == "rate_limited", "and its own rpm"
+
+
 def test_the_first_available_route_is_taken_and_the_others_explained(router):
     down, up = route("down"), route("up")
     for _ in range(5):
@@ -224,3 +255,46 @@ def test_without_its_redis_the_router_falls_back_to_this_process_quickly(caplog)
     assert time.monotonic() - started < 2.0, "no call waits on the dead Redis"
     assert sum("per-process breaker" in m for m in caplog.messages) == 1, "said once"
     dead.close()
+
+
+def test_a_route_never_measured_is_tried_by_one_caller_at_a_time(router):
+    measured, fresh = route("measured"), route("fresh")
+    call(router, measured, latency=0.1)
+    first = router.acquire([measured, fresh], order="latency", tokens=10).grant
+    assert first is not None
+    assert first.route.id == "fresh", "an unmeasured route is tried"
+    second = router.acquire([measured, fresh], order="latency", tokens=10).grant
+    assert second is not None
+    assert second.route.id == "measured", "not by everyone while the first call finds out"
+
+
+def test_a_released_grant_gives_its_probe_permit_back(router):
+    r = route()
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    probe = router.acquire([r], order="given", tokens=10).grant
+    assert probe is not None
+    assert refused(router, r).reason == "no_probe_permit"
+    router.release(probe)
+    again = router.acquire([r], order="given", tokens=10).grant
+    assert again is not None
+    assert again.probe
+
+
+def test_a_failing_breaker_script_is_logged_as_a_failure_not_an_outage(
+    redis_url, namespace, caplog
+):
+    from routing.fleet import FallbackRouter
+
+    client = redis_client(redis_url)
+    fleet = FleetRouter(client, Keys(namespace).route_prefix)
+    fleet._acquire = client.register_script("return redis.error_reply('ERR a bug in the script')")
+    router = FallbackRouter(fleet, LocalRouter(), retry_after_s=60)
+    grant, _ = call(router, route())
+    assert grant.source == "local", "a job never fails because of the breaker"
+    assert any(
+        "breaker Redis failed (ResponseError" in r.message and r.levelname == "ERROR"
+        for r in caplog.records
+    )
+    client.close()

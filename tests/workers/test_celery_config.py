@@ -1,4 +1,9 @@
-from workers.celery_config import VISIBILITY_MARGIN_S, celery_config, max_job_deadline_s
+from workers.celery_config import (
+    VISIBILITY_MARGIN_S,
+    celery_config,
+    max_job_deadline_s,
+    reschedule_countdown_s,
+)
 from workers.settings import Settings
 
 
@@ -32,3 +37,9 @@ def test_celery_keys_and_queue_live_in_the_namespace():
     conf = celery_config(settings())
     assert conf["broker_transport_options"]["global_keyprefix"] == "ns1:"
     assert conf["task_default_queue"] == "jobs"
+
+
+def test_a_reschedule_countdown_stays_far_from_the_visibility_timeout():
+    s = settings(TURNOUT_VISIBILITY_TIMEOUT=900)
+    assert reschedule_countdown_s(s, 30) == 30
+    assert reschedule_countdown_s(s, 800) == 225, "taken in steps of a quarter"

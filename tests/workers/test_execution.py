@@ -381,7 +381,7 @@ def test_all_dark_with_wait_waits_briefly_or_frees_the_worker():
     later = Run({"primary": [OK], "secondary": [OK]}, router=router, clock=clock, deadline_s=300)
     assert later.result.state is JobState.QUEUED, "30 s is too long to hold a worker"
     assert later.result.retry_in_s is not None
-    assert 29 < later.result.retry_in_s <= 30.1
+    assert 29 < later.result.retry_in_s <= 30 + 0.25, "the cool-down, plus a little jitter"
     soon = Run(
         {"primary": [OK], "secondary": [OK]},
         router=router,
@@ -435,3 +435,86 @@ def test_a_deferred_success_is_left_to_the_finish_and_failures_are_recorded_at_o
     )
     assert transition is not None
     assert transition.change == "closed"
+
+
+def test_a_retry_after_too_long_to_wait_in_place_tries_the_others_first():
+    run = Run({"primary": [RateLimited("429", retry_after_s=5.0)], "secondary": [OK]})
+    assert run.result.state is JobState.SUCCEEDED
+    assert (run.providers.calls["primary"], run.clock.sleeps) == (1, []), "no slot held 5 s"
+    assert run.result.route is not None
+    assert run.result.route.deployment.id == "secondary"
+
+
+def test_a_lone_route_cooling_for_its_retry_after_is_called_again_once_it_may():
+    freed = Run({"primary": [RateLimited("429", retry_after_s=5.0), OK]})
+    assert freed.result.state is JobState.QUEUED, "5 s is too long to hold the slot"
+    assert freed.result.retry_in_s is not None
+    assert 4.8 <= freed.result.retry_in_s <= 5.3
+    waited = Run({"primary": [RateLimited("429", retry_after_s=5.0), OK]}, short_wait_s=10)
+    assert waited.result.state is JobState.SUCCEEDED
+    assert sum(waited.clock.sleeps) >= 4.8
+    assert waited.providers.calls["primary"] == 2
+    spent = Run(
+        {"primary": [RateLimited("429", retry_after_s=5.0)] * 3},
+        short_wait_s=10,
+        retries={"rate_limited": 1},
+    )
+    assert spent.result.error is not None
+    assert spent.result.error.error_class is ErrorClass.RATE_LIMITED
+    assert spent.providers.calls["primary"] == 2, "the route's retries bound the returns"
+
+
+def test_a_job_waiting_on_another_workers_probe_looks_again_within_a_second():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock, names=("primary",))
+    clock.sleep(31)
+    (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
+    probe = router.acquire([route], order="given", tokens=1).grant
+    assert probe is not None
+    assert probe.probe
+
+    def sleep_while_the_probe_answers(seconds):
+        clock.sleep(seconds)
+        router.record(probe, error_class=None, latency_s=0.5)
+
+    result = execute_job(
+        REQUEST,
+        RoutingPolicy(targets=["primary"], deadline_s=60),
+        plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG),
+        router=router,
+        call=ScriptedProviders(clock, {"primary": [OK]}),
+        record_attempts=lambda attempts: None,
+        clock=clock.monotonic,
+        now=clock.wall,
+        sleep=sleep_while_the_probe_answers,
+    )
+    assert result.state is JobState.SUCCEEDED, "not all_unavailable for the permit's 120 s TTL"
+    assert 1.0 <= clock.t - 31 <= 1.5
+
+
+def test_a_call_that_never_happened_gives_its_probe_permit_back():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock, names=("primary",))
+    clock.sleep(31)
+
+    def broken(route, request, timeout_s):
+        raise RuntimeError("a bug in an adapter")
+
+    with pytest.raises(RuntimeError):
+        execute_job(
+            REQUEST,
+            RoutingPolicy(targets=["primary"]),
+            plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG),
+            router=router,
+            call=broken,
+            record_attempts=lambda attempts: None,
+            clock=clock.monotonic,
+            now=clock.wall,
+            sleep=clock.sleep,
+        )
+    (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
+    again = router.acquire([route], order="given", tokens=1).grant
+    assert again is not None, "the permit came back at once, not after its TTL"
+    assert again.probe
