@@ -101,6 +101,17 @@ class ExecutionResult:
 
 
 @dataclass(frozen=True)
+class CallStarted:
+    """A provider call about to go out: what an operator's view of a running job shows."""
+
+    deployment: str
+    route_id: str
+    #: calls made in this run so far, this one included
+    attempt: int
+    run: int
+
+
+@dataclass(frozen=True)
 class DeferredRecord:
     """A success not yet recorded with the router."""
 
@@ -219,6 +230,7 @@ class _Job:
     short_wait_s: float = SHORT_WAIT_S
     defer_success: bool = False
     deferred: DeferredRecord | None = None
+    on_call: Callable[[CallStarted], None] | None = None
     #: calls made on each route during this run (retries and returns after a cool-down)
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -242,6 +254,7 @@ def execute_job(
     short_wait_s: float = SHORT_WAIT_S,
     on_transition: Callable[[Transition], None] | None = None,
     defer_success_record: bool = False,
+    on_call: Callable[[CallStarted], None] | None = None,
 ) -> ExecutionResult:
     job = _Job(
         request,
@@ -259,6 +272,7 @@ def execute_job(
         on_transition=on_transition or log_transition,
         short_wait_s=short_wait_s,
         defer_success=defer_success_record,
+        on_call=on_call,
     )
     for planned in plan.skipped:
         job.log.explain((planned.deployment.id, planned.reason), _planned_skip(job, planned))
@@ -393,6 +407,8 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     error: ProviderError | None = None
     completion: ProviderCompletion | None = None
     job.calls_on[route.id] += 1
+    if job.on_call is not None:
+        job.on_call(CallStarted(route.deployment.id, route.id, sum(job.calls_on.values()), job.run))
     try:
         completion = job.call(route, job.request, timeout)
     except ProviderError as exc:

@@ -10,6 +10,7 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,13 @@ from routing.models import (
 from routing.planning import plan_candidates, routes_of
 from routing.tokens import estimate_prompt_tokens
 from workers.celery_config import reschedule_countdown_s
-from workers.execution import DeferredRecord, ExecutionResult, execute_job, log_transition
+from workers.execution import (
+    CallStarted,
+    DeferredRecord,
+    ExecutionResult,
+    execute_job,
+    log_transition,
+)
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import Claim, JobStore, redis_client
 from workers.leases import LeaseKeeper
@@ -162,16 +169,18 @@ class WorkerRuntime:
                 status_code=reply.status,
             ) from None
 
-    def run_job(self, job_id: str) -> TaskReport:
+    def run_job(
+        self, job_id: str, *, on_call: Callable[[CallStarted], None] | None = None
+    ) -> TaskReport:
         """Run a job to its end, or say when to look again. Never loses the job: when its record
         is out of reach, the message is retried rather than acknowledged."""
         try:
-            return self._run_job(job_id)
+            return self._run_job(job_id, on_call)
         except redis.RedisError as exc:
             log.warning("job %s: Redis unreachable (%s); retrying the message", job_id, exc)
             return TaskReport(retry_in_s=REDIS_RETRY_S + random.uniform(0.0, REDIS_RETRY_S))
 
-    def _run_job(self, job_id: str) -> TaskReport:
+    def _run_job(self, job_id: str, on_call: Callable[[CallStarted], None] | None) -> TaskReport:
         token = uuid.uuid4().hex
         claim = self.store.claim(
             job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
@@ -211,14 +220,20 @@ class WorkerRuntime:
             assert claim.request is not None
             assert claim.policy is not None
             unwritten: list[Attempt] = []
-            result = self._execute(job_id, claim, unwritten)
+            result = self._execute(job_id, claim, unwritten, on_call)
             if result.retry_in_s is not None:
                 return self._reschedule(job_id, token, result, earlier=unwritten)
             return self._finish(job_id, result, earlier=unwritten)
         finally:
             self.leases.release(job_id)
 
-    def _execute(self, job_id: str, claim: Claim, unwritten: list[Attempt]) -> ExecutionResult:
+    def _execute(
+        self,
+        job_id: str,
+        claim: Claim,
+        unwritten: list[Attempt],
+        on_call: Callable[[CallStarted], None] | None = None,
+    ) -> ExecutionResult:
         request, policy = claim.request, claim.policy
         assert request is not None
         assert policy is not None
@@ -253,6 +268,7 @@ class WorkerRuntime:
                 redact=self.redact,
                 run=claim.runs,
                 defer_success_record=self.records_ride_the_finish,
+                on_call=on_call,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)

@@ -518,3 +518,28 @@ def test_a_call_that_never_happened_gives_its_probe_permit_back():
     again = router.acquire([route], order="given", tokens=1).grant
     assert again is not None, "the permit came back at once, not after its TTL"
     assert again.probe
+
+
+def test_each_call_is_announced_before_it_goes_out():
+    clock = FakeClock()
+    started = []
+    providers = ScriptedProviders(
+        clock, {"primary": [Overloaded("503"), Overloaded("503")], "secondary": [OK]}
+    )
+
+    def announce(call):
+        started.append((call.deployment, call.attempt, providers.calls[call.deployment]))
+
+    execute_job(
+        REQUEST,
+        RoutingPolicy(targets=["primary", "secondary"], retries_per_target=1, backoff_base_s=0),
+        plan_candidates(RoutingPolicy(targets=["primary", "secondary"]), CONFIG),
+        router=LocalRouter(clock=clock.wall),
+        call=providers,
+        record_attempts=lambda attempts: None,
+        clock=clock.monotonic,
+        now=clock.wall,
+        sleep=clock.sleep,
+        on_call=announce,
+    )
+    assert started == [("primary", 1, 0), ("primary", 2, 1), ("secondary", 3, 0)]
