@@ -16,15 +16,13 @@ import redis
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from ops import cli as ops_cli
-from routing.config import load_config
+from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
-from routing.fleet import RouteStatus, read_route_status
+from routing.fleet_admin import Action, operate_breaker
 from routing.keys import Keys
 from routing.models import Attempt, CompletionRequest, CompletionResult, JobState, Message
-from routing.planning import routes_of
 from workers.settings import Settings
 
 app = typer.Typer(
@@ -108,90 +106,107 @@ def show(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0,
 ) -> None:
-    """List every route (a deployment, or one key of its pool) with its breaker state as the
-    fleet sees it, its latency and calls in flight, and the queue length."""
+    """Every route (a deployment, or one key of its pool) as the fleet sees it: breaker state and
+    since when, last health check, p50/p95 latency and error rate over the last 5 minutes, calls
+    in flight, calls, tokens and cost today, rate-limit headroom; queue length and jobs by
+    state."""
+    from producers.fleet_view import as_json as view_json
+    from producers.fleet_view import as_tables, read_fleet
+
+    settings, config = _settings_and_config()
+
+    def read() -> Any:
+        try:
+            return read_fleet(settings, config)
+        except redis.RedisError as exc:
+            raise _fail(f"Redis unreachable: {exc}", code=1) from None
+
+    if as_json:
+        out.print_json(json.dumps(view_json(read())))
+        return
+    if not watch:
+        out.print(as_tables(read()))
+        return
+    from rich.live import Live
+
+    with Live(as_tables(read()), console=out, refresh_per_second=4) as live:
+        try:
+            while True:
+                time.sleep(every)
+                live.update(as_tables(read()))
+        except KeyboardInterrupt:
+            pass
+
+
+breaker_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Open, close or reset a route's fleet-wide breaker by hand (ID as turnout status lists).",
+)
+app.add_typer(breaker_app, name="breaker")
+
+
+@breaker_app.command("open")
+def breaker_open(
+    route_id: Annotated[str, typer.Argument(help="A route id from turnout status.")],
+    for_s: Annotated[float, typer.Option("--for", help="Seconds it stays open.")] = 3600.0,
+) -> None:
+    """Take a route out of rotation: jobs pass it over (then probes decide, as usual)."""
+    _operate(route_id, "open", for_s)
+
+
+@breaker_app.command("close")
+def breaker_close(
+    route_id: Annotated[str, typer.Argument(help="A route id from turnout status.")],
+) -> None:
+    """Put a route back in rotation now (the way back from failback: manual)."""
+    _operate(route_id, "close", 0)
+
+
+@breaker_app.command("reset")
+def breaker_reset(
+    route_id: Annotated[str, typer.Argument(help="A route id from turnout status.")],
+) -> None:
+    """Forget a route's breaker state (its statistics stay)."""
+    _operate(route_id, "reset", 0)
+
+
+def _operate(route_id: str, action: Action, for_s: float) -> None:
+    from producers.fleet_view import all_routes
+
+    settings, config = _settings_and_config()
+    known = [r.id for r in all_routes(config)]
+    if route_id not in known:
+        raise _fail(f"unknown route {route_id!r}; routes: {', '.join(known)}")
+    url = settings.breaker_redis_url or settings.redis_url
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as client:
+            keys = Keys(settings.namespace)
+            transition = operate_breaker(
+                client, keys.route_prefix, route_id, action, open_for_s=for_s
+            )
+    except redis.RedisError as exc:
+        raise _fail(f"Redis unreachable: {exc}", code=1) from None
+    from workers.alerts import process_source, sink_from_settings
+    from workers.announce import Announcer
+
+    sink = sink_from_settings(settings)
+    Announcer(sink, config, process_source("cli"))(transition)
+    sink.close(timeout_s=10.0)  # the alert goes out before the command returns
+    out.print(f"{route_id}: {transition.state} ({transition.reason})", highlight=False)
+
+
+def _settings_and_config() -> tuple[Settings, TurnoutConfig]:
     settings = Settings()
     try:
         if settings.config_path is None:
             raise ConfigError("TURNOUT_CONFIG is not set; fix: point it at the config YAML")
-        config = load_config(settings.config_path)
+        return settings, load_config(settings.config_path)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    keys = Keys(settings.namespace)
-    routes = [
-        route
-        for deployment in config.deployments.values()
-        for route in sorted(routes_of(deployment, config), key=lambda r: r.id)
-    ]
-    statuses: dict[str, RouteStatus] = {}
-    queue_length: int | None = None
-    try:
-        with redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
-        ) as client:
-            queue_length = int(client.llen(keys.prefix + keys.queue))
-        with redis.Redis.from_url(
-            settings.breaker_redis_url or settings.redis_url,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        ) as breaker:
-            read = read_route_status(breaker, keys.route_prefix, [r.id for r in routes])
-            statuses = {s.route_id: s for s in read}
-    except redis.RedisError as exc:
-        err.print(f"[yellow]warning:[/] Redis unreachable ({exc}); breaker states unknown")
-    rows = [(route, statuses.get(route.id)) for route in routes]
-    report: dict[str, Any] = {
-        "deployments": [
-            {
-                "id": route.id,
-                "provider": route.deployment.provider,
-                "model": route.deployment.model,
-                "state": found.state if found else "unknown",
-                "reason": found.reason if found else "",
-                "open_until": found.open_until if found else None,
-                "cooling_until": found.cooling_until if found else None,
-                "latency_ms": found.latency_ms if found else None,
-                "calls": found.calls if found else None,
-                "error_rate": found.error_rate if found else None,
-                "in_flight": found.in_flight if found else None,
-            }
-            for route, found in rows
-        ],
-        "queue": {"name": keys.queue, "length": queue_length},
-    }
-    if as_json:
-        out.print_json(json.dumps(report))
-        return
-    table = Table(title="Routes (fleet-wide breaker)")
-    for column in ("id", "provider", "model", "state", "latency", "errors", "in flight"):
-        table.add_column(column)
-    for route, found in rows:
-        deployment = route.deployment
-        table.add_row(
-            *(escape(v) for v in (route.id, deployment.provider, deployment.model)),
-            escape(_describe_state(found)),
-            f"{found.latency_ms:.0f} ms" if found and found.latency_ms is not None else "-",
-            f"{found.failures}/{found.calls}" if found and found.calls else "-",
-            str(found.in_flight) if found else "?",
-        )
-    out.print(table)
-    out.print(f"queue {keys.queue}: {queue_length if queue_length is not None else '?'} waiting")
-
-
-def _describe_state(found: RouteStatus | None) -> str:
-    if found is None:
-        return "unknown"
-    text = found.state + (f" ({found.reason})" if found.reason else "")
-    if found.open_until:
-        text += f" until {_clock(found.open_until)}"
-    if found.cooling_until:
-        text += f", cooling until {_clock(found.cooling_until)}"
-    return text
-
-
-def _clock(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def _print_attempts(attempts: list[Attempt]) -> None:

@@ -5,9 +5,11 @@ The fleet-wide breaker runs these same rules in Redis, in one Lua script per tra
 per-process breaker a worker falls back to when the breaker's Redis does not answer.
 
     closed ──(consecutive failures ≥ N, or failure rate ≥ R over the window with ≥ M calls)──► open
-    open ──(cool-down passed; a caller asks)──► half_open
+    open ──(cool-down passed; a caller or beat's health check asks)──► half_open
+        (with ``failback: manual`` it stays open until an operator closes it)
     half_open: a limited number of probe permits, fleet-wide, each expiring after a TTL;
-        probe success ──► closed (failback)    probe failure ──► open again, longer
+        K probe successes in a row ──► closed    probe failure ──► open again, longer
+    closed, its first success after a close ──► "failback": the route serves traffic again
 
 The cool-down doubles with each re-open (base x 2^(reopens-1)), with ±jitter, up to a cap, and the
 count of re-opens is forgotten once the route has stayed closed as long as the cap. What counts is
@@ -63,6 +65,12 @@ class BreakerSettings(BaseModel):
     #: Cool-down after an auth, permission or unknown-model error: a key does not fix itself
     #: in seconds; a probe after this (or an operator) closes it.
     auth_cooldown_s: float = Field(default=300.0, gt=0)
+    #: Probe successes in a row that close a half-open breaker: one answer from a provider that
+    #: is falling over proves little; two, apart in time, are hysteresis against flapping.
+    close_after: int = Field(default=2, ge=1)
+    #: ``auto``: probes (jobs' or beat's health checks) close it; ``manual``: it stays open past
+    #: its cool-down until ``turnout breaker close ID`` (health checks still report on it).
+    failback: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> BreakerSettings:
@@ -98,6 +106,8 @@ class BreakerOverrides(BaseModel):
     half_open_permits: int | None = Field(default=None, ge=1)
     probe_ttl_s: float | None = Field(default=None, gt=0)
     auth_cooldown_s: float | None = Field(default=None, gt=0)
+    close_after: int | None = Field(default=None, ge=1)
+    failback: Literal["auto", "manual"] | None = None
 
 
 class Outcome(StrEnum):
@@ -148,6 +158,12 @@ class BreakerState:
     closed_at: float = 0.0
     cool_until: float = 0.0
     reason: str = ""
+    #: when the state last changed
+    changed_at: float = 0.0
+    #: probe successes in a row while half-open
+    probe_successes: int = 0
+    #: closed by probes, and no call has succeeded on it since: the next success is the failback
+    failback_pending: bool = False
     #: probe id -> when its permit expires
     probes: dict[str, float] = field(default_factory=dict)
     #: window bucket index -> (calls, failures)
@@ -165,6 +181,8 @@ class Verdict:
     retry_at: float | None = None
     #: why the breaker opened ("5 consecutive failures", "credential rejected", ...)
     why: str = ""
+    #: this call to allow() moved the breaker from open to half-open
+    became_half_open: bool = False
 
 
 #: The window is counted in this many buckets.
@@ -184,19 +202,28 @@ def allow(
     settings'): the caller passes one longer than its call can take."""
     if state.cool_until > now:
         return Verdict(False, reason="cooling", retry_at=state.cool_until)
+    became_half_open = False
     if state.state == "open":
         if now < state.open_until:
             return Verdict(False, reason="open", retry_at=state.open_until, why=state.reason)
-        state.state = "half_open"
+        if settings.failback == "manual":
+            return Verdict(False, reason="open", why=f"{state.reason}; failback is manual")
+        state.state, state.changed_at, state.probe_successes = "half_open", now, 0
         state.probes.clear()
+        became_half_open = True
     if state.state == "half_open":
         state.probes = {pid: until for pid, until in state.probes.items() if until > now}
         if len(state.probes) >= settings.half_open_permits:
             look_again = min(min(state.probes.values()), now + PROBE_POLL_S)
-            return Verdict(False, reason="no_probe_permit", retry_at=look_again)
+            return Verdict(
+                False,
+                reason="no_probe_permit",
+                retry_at=look_again,
+                became_half_open=became_half_open,
+            )
         ttl = settings.probe_ttl_s if probe_ttl_s is None else probe_ttl_s
         state.probes[probe_id] = now + ttl
-        return Verdict(True, probe=True)
+        return Verdict(True, probe=True, became_half_open=became_half_open)
     return Verdict(True)
 
 
@@ -225,7 +252,7 @@ def record(
     jitter: float = 0.5,
 ) -> str | None:
     """Apply one call's outcome; returns the transition it caused ("opened", "closed",
-    "reopened", "cooled") or None."""
+    "reopened", "cooled", "failback") or None."""
     was_probe = state.probes.pop(probe_id, None) is not None
     if outcome is Outcome.IGNORE:
         return None
@@ -242,9 +269,16 @@ def record(
         _count(state, settings, now, failed=False)
         state.consecutive = 0
         if state.state == "half_open" and was_probe:
+            state.probe_successes += 1
+            if state.probe_successes < settings.close_after:
+                return None
             state.state, state.closed_at, state.reason = "closed", now, ""
+            state.changed_at, state.probe_successes, state.failback_pending = now, 0, True
             state.buckets.clear()
             return "closed"
+        if state.state == "closed" and state.failback_pending:
+            state.failback_pending = False
+            return "failback"
         return None
     # A failure.
     if state.state == "half_open":
@@ -285,6 +319,7 @@ def _open(
         else cooldown(settings, state.reopens, jitter)
     )
     state.state, state.open_until, state.reason = "open", now + wait, reason
+    state.changed_at, state.probe_successes, state.failback_pending = now, 0, False
     state.consecutive = 0
     state.probes.clear()
     state.buckets.clear()

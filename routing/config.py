@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from routing.breaker import BreakerOverrides, BreakerSettings
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.errors import ConfigError
+from routing.health import HealthOverrides, HealthSettings
 from routing.models import Identifier, RoutingPolicy
 from routing.prices import ModelInfo, model_info
 from routing.tokens import estimate_cost_usd
@@ -48,6 +49,8 @@ class DeploymentConfig(BaseModel):
     weight: float = Field(default=1.0, gt=0)
     #: This deployment's changes to the global breaker thresholds.
     breaker: BreakerOverrides | None = None
+    #: This deployment's changes to the global health checks.
+    health: HealthOverrides | None = None
     #: Speak another protocol the provider also serves (``ollama``: ``openai`` for its /v1).
     protocol: Protocol | None = None
 
@@ -114,6 +117,8 @@ class _ConfigFile(BaseModel):
     policies: dict[Identifier, RoutingPolicy] = Field(default_factory=dict)
     #: Breaker thresholds for every deployment (each may override them).
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    #: Beat's health checks of every deployment (each may override them).
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
 
 @dataclass(frozen=True)
@@ -142,12 +147,14 @@ class TurnoutConfig:
         *,
         aliases: dict[str, list[str]] | None = None,
         breaker: BreakerSettings | None = None,
+        health: HealthSettings | None = None,
         source: str = "<config>",
     ) -> None:
         self.deployments: dict[str, DeploymentConfig] = {d.id: d for d in deployments}
         self.policies: dict[str, RoutingPolicy] = dict(policies or {})
         self.aliases: dict[str, list[str]] = dict(aliases or {})
         self.breaker = breaker or BreakerSettings()
+        self.health = health or HealthSettings()
         self.source = source
 
     def deployment(self, deployment_id: str) -> DeploymentConfig:
@@ -167,6 +174,9 @@ class TurnoutConfig:
 
     def breaker_for(self, deployment: DeploymentConfig) -> BreakerSettings:
         return self.breaker.merged(deployment.breaker)
+
+    def health_for(self, deployment: DeploymentConfig) -> HealthSettings:
+        return self.health.merged(deployment.health)
 
     def check_credentials(self, is_set: Callable[[str], bool]) -> None:
         """Raise ConfigError naming every deployment whose required variables are unset."""
@@ -241,6 +251,7 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         parsed.policies,
         aliases=parsed.aliases,
         breaker=parsed.breaker,
+        health=parsed.health,
         source=source,
     )
 
@@ -339,8 +350,13 @@ _FIELD_HINTS = {
     "deployments": sorted(DeploymentConfig.model_fields),
     "policies": sorted(RoutingPolicy.model_fields),
     "breaker": sorted(BreakerSettings.model_fields),
+    "health": sorted(HealthSettings.model_fields),
     "": sorted(_ConfigFile.model_fields),
 }
+
+
+#: Keys people look for on a policy that live on the breaker (one per route, fleet-wide).
+_BREAKER_NOT_POLICY = {"failback", "close_after"}
 
 
 def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
@@ -353,6 +369,14 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
             key = str(location[-1])
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            if section == "policies" and key in _BREAKER_NOT_POLICY:
+                yield ConfigProblem(
+                    path,
+                    f"{key!r} is a breaker setting, not a policy's",
+                    "move it to breaker: (all deployments) or to a deployment's breaker:; a "
+                    "route's breaker is shared by every policy that uses it",
+                )
+                continue
             yield ConfigProblem(
                 path,
                 f"unknown key {key!r}",

@@ -10,6 +10,7 @@ once Redis is back. Never "always closed", never a hang.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import random
@@ -99,11 +100,33 @@ class ScriptCall:
 class Acquisition:
     grant: Grant | None
     skips: list[Skip] = field(default_factory=list)
+    #: routes this acquisition moved from open to half-open (change "half_open")
+    transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a call cost, for the statistics (status, metrics): tokens from its usage, and the
+    cost at the deployment's prices (None when unknown)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+
+#: Upper bounds (seconds) of the latency histogram buckets the fleet counts calls in; the last
+#: bucket (index len) is everything slower.
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def latency_bucket(latency_s: float) -> int:
+    return bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)
 
 
 @dataclass(frozen=True)
 class Transition:
-    """A breaker changing state because of a call: worth a log line (and, later, an alert)."""
+    """A breaker changing state: opened, reopened, half_open, closed, failback (the first
+    success after a close), cooled (a Retry-After). Worth a log line and an alert."""
 
     route_id: str
     change: str
@@ -133,8 +156,12 @@ class Router(Protocol):
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
     ) -> Transition | None:
-        """Apply the call's outcome to its route; returns the breaker transition, if any."""
+        """Apply the call's outcome to its route; returns the breaker transition, if any.
+        ``is_call`` False: a health check standing in as a probe (moves the breaker, not the
+        route's latency or statistics)."""
         ...
 
     def release(self, grant: Grant) -> None:
@@ -173,10 +200,15 @@ class FleetRouter:
                 route.tpm or 0,
                 route.breaker.half_open_permits,
                 int(_probe_ttl_s(route, hold_s) * 1000),
+                1 if route.breaker.failback == "manual" else 0,
             ]
         reply = self._acquire(args=args)
         now = time.time()
-        chosen, probe = int(reply[0]), bool(int(reply[1]))
+        chosen, probe, half_opened = int(reply[0]), bool(int(reply[1])), int(reply[2])
+        transitions = [
+            Transition(routes[int(index) - 1].id, "half_open", "half_open", "cool-down over")
+            for index in reply[3 : 3 + half_opened]
+        ]
         skips = [
             Skip(
                 routes[int(reply[i]) - 1],
@@ -184,10 +216,10 @@ class FleetRouter:
                 now + int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
                 _text(reply[i + 3]),
             )
-            for i in range(2, len(reply), 4)
+            for i in range(3 + half_opened, len(reply), 4)
         ]
         grant = Grant(routes[chosen - 1], attempt_id, probe, "fleet") if chosen else None
-        return Acquisition(grant, skips)
+        return Acquisition(grant, skips, transitions)
 
     def record(
         self,
@@ -197,6 +229,8 @@ class FleetRouter:
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
     ) -> Transition | None:
         call = self.record_call(
             grant,
@@ -204,6 +238,8 @@ class FleetRouter:
             latency_s=latency_s,
             retry_after_s=retry_after_s,
             token_delta=token_delta,
+            spent=spent,
+            is_call=is_call,
         )
         return self.transition_of(grant, call.script(keys=call.keys, args=call.args))
 
@@ -215,6 +251,8 @@ class FleetRouter:
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
         outcome: Outcome | None = None,
     ) -> ScriptCall:
         """The record as a script call, for a caller that sends it in a pipeline with its own
@@ -245,11 +283,20 @@ class FleetRouter:
                 settings.cooldown_jitter,
                 int(settings.auth_cooldown_s * 1000),
                 grant.route.tpm or 0,
+                settings.close_after,
+                1 if is_call else 0,
+                error_class.value if error_class is not None else "",
+                latency_bucket(latency_s),
+                spent.prompt_tokens if spent else 0,
+                spent.completion_tokens if spent else 0,
+                repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
             ],
         )
 
     def release(self, grant: Grant) -> None:
-        call = self.record_call(grant, error_class=None, latency_s=0.0, outcome=Outcome.IGNORE)
+        call = self.record_call(
+            grant, error_class=None, latency_s=0.0, is_call=False, outcome=Outcome.IGNORE
+        )
         call.script(keys=call.keys, args=call.args)
 
     @staticmethod
@@ -298,6 +345,7 @@ class LocalRouter:
             elif order == "inflight":
                 ordered.sort(key=lambda r: self._live_inflight(self._route(r), now))
             skips: list[Skip] = []
+            transitions: list[Transition] = []
             for route in ordered:
                 state = self._route(route)
                 verdict = allow(
@@ -307,6 +355,10 @@ class LocalRouter:
                     attempt_id,
                     probe_ttl_s=_probe_ttl_s(route, hold_s),
                 )
+                if verdict.became_half_open:
+                    transitions.append(
+                        Transition(route.id, "half_open", "half_open", "cool-down over")
+                    )
                 if not verdict.allowed:
                     skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
                     continue
@@ -316,8 +368,9 @@ class LocalRouter:
                     skips.append(Skip(route, "rate_limited", limited))
                     continue
                 state.inflight[attempt_id] = now + hold_s + HOLD_MARGIN_S
-                return Acquisition(Grant(route, attempt_id, verdict.probe, "local"), skips)
-            return Acquisition(None, skips)
+                grant = Grant(route, attempt_id, verdict.probe, "local")
+                return Acquisition(grant, skips, transitions)
+            return Acquisition(None, skips, transitions)
 
     def record(
         self,
@@ -327,6 +380,8 @@ class LocalRouter:
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
     ) -> Transition | None:
         settings = grant.route.breaker
         outcome = breaker_outcome(
@@ -335,7 +390,7 @@ class LocalRouter:
         with self._lock:
             state = self._route(grant.route)
             state.inflight.pop(grant.attempt_id, None)
-            if outcome is Outcome.SUCCESS:
+            if outcome is Outcome.SUCCESS and is_call:
                 ms = latency_s * 1000
                 state.latency_ms = (
                     ms if state.latency_ms is None else state.latency_ms * 0.8 + ms * 0.2
@@ -473,6 +528,8 @@ class FallbackRouter:
         latency_s: float,
         retry_after_s: float | None = None,
         token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
     ) -> Transition | None:
         if grant.source == "fleet":
             try:
@@ -482,6 +539,8 @@ class FallbackRouter:
                     latency_s=latency_s,
                     retry_after_s=retry_after_s,
                     token_delta=token_delta,
+                    spent=spent,
+                    is_call=is_call,
                 )
             except redis.RedisError as exc:
                 self._fleet_failed(exc)
@@ -491,6 +550,8 @@ class FallbackRouter:
             latency_s=latency_s,
             retry_after_s=retry_after_s,
             token_delta=token_delta,
+            spent=spent,
+            is_call=is_call,
         )
 
     def release(self, grant: Grant) -> None:
@@ -503,77 +564,13 @@ class FallbackRouter:
         self.local.release(grant)
 
 
-@dataclass(frozen=True)
-class RouteStatus:
-    """A route as the fleet sees it now, for operators (``turnout status``)."""
-
-    route_id: str
-    #: closed, open, or half_open (its cool-down is over: the next call is a probe)
-    state: str
-    #: why it opened, when it is open or half-open
-    reason: str
-    #: when it may be probed again (epoch seconds), when it is open
-    open_until: float | None
-    #: a Retry-After running (epoch seconds): the route takes no calls until then, whatever its
-    #: breaker's state
-    cooling_until: float | None
-    #: average latency of its recent successful calls
-    latency_ms: float | None
-    #: calls and failures in its breaker's recent window (emptied when it opens or closes)
-    calls: int
-    failures: int
-    in_flight: int
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.failures / self.calls if self.calls else None
-
-
-def read_route_status(
-    client: redis.Redis, prefix: str, route_ids: Sequence[str]
-) -> list[RouteStatus]:
-    """Every route's fleet state in one pipelined round trip; reads only, changes nothing."""
-    now = time.time()
-    pipe = client.pipeline(transaction=False)
-    for route_id in route_ids:
-        pipe.hmget(f"{prefix}{route_id}", "state", "open_until", "cool_until", "reason", "lat")
-        pipe.zcount(f"{prefix}{route_id}:inflight", int(now * 1000), "+inf")
-        pipe.hgetall(f"{prefix}{route_id}:window")
-    replies = pipe.execute()
-    statuses = []
-    for index, route_id in enumerate(route_ids):
-        fields, in_flight, window = replies[3 * index : 3 * index + 3]
-        state, open_until, cool_until, reason, lat = (
-            _text(v) if v is not None else None for v in fields
-        )
-        open_at = int(open_until) / 1000 if open_until else None
-        cool_at = int(cool_until) / 1000 if cool_until else None
-        shown = state or "closed"
-        if shown == "open" and open_at is not None and open_at <= now:
-            shown = "half_open"
-        counts = {_text(k): int(v) for k, v in window.items()}
-        statuses.append(
-            RouteStatus(
-                route_id,
-                shown,
-                (reason or "") if shown != "closed" else "",
-                open_at if shown == "open" else None,
-                cool_at if cool_at is not None and cool_at > now else None,
-                float(lat) if lat else None,
-                sum(v for k, v in counts.items() if k.startswith("c")),
-                sum(v for k, v in counts.items() if k.startswith("f")),
-                int(in_flight),
-            )
-        )
-    return statuses
-
-
 def fleet_record_call(
     router: Router,
     grant: Grant,
     *,
     latency_s: float,
     token_delta: int = 0,
+    spent: Spent | None = None,
 ) -> ScriptCall | None:
     """A success's record as a script call to send along with the job's finish, when the grant
     came from the fleet and the fleet is in use; None when it must be recorded on its own."""
@@ -582,7 +579,9 @@ def fleet_record_call(
         return None
     if isinstance(router, FallbackRouter) and not router.using_fleet:
         return None
-    return fleet.record_call(grant, error_class=None, latency_s=latency_s, token_delta=token_delta)
+    return fleet.record_call(
+        grant, error_class=None, latency_s=latency_s, token_delta=token_delta, spent=spent
+    )
 
 
 def _probe_ttl_s(route: Route, hold_s: float) -> float:

@@ -22,12 +22,17 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 
 # ARGV[1] key prefix, ARGV[2] attempt id, ARGV[3] order: 'given' | 'latency' | 'inflight',
 # ARGV[4] tokens the call is estimated to use, ARGV[5] in-flight TTL ms,
-# then 5 values per candidate route: id, rpm (0 none), tpm (0 none), half-open permits, probe TTL ms
+# then 6 values per candidate route: id, rpm (0 none), tpm (0 none), half-open permits,
+# probe TTL ms, manual failback (0|1)
 # -> {chosen (1-based index into the routes as given; 0 none), probe (0|1),
+#     H, then the H indexes of routes this call moved from open to half-open,
 #     then 4 values per route passed over: index, reason, ms until it may be available (relative,
-#     so a worker whose clock is off by seconds still waits the right time), why it opened}
-# A route whose probe permits are taken is looked at again after at most PROBE_POLL ms: the
-# probe usually answers long before its permit expires.
+#     so a worker whose clock is off by seconds still waits the right time; 0: not on its own),
+#     why it opened}
+# Routes whose health checks fail (beat's, 'health' = 'failing') go after the healthy ones: not
+# chosen while a healthy one can be, still tried when none can. A route whose probe permits are
+# taken is looked at again after at most PROBE_POLL ms: the probe usually answers long before its
+# permit expires. With manual failback an open route stays open past its cool-down.
 # Reasons: 'cooling' (a Retry-After), 'open', 'no_probe_permit', 'rate_limited'.
 ACQUIRE_ROUTE = (
     _NOW
@@ -36,17 +41,21 @@ local PROBE_POLL = 1000
 local prefix, attempt, order = ARGV[1], ARGV[2], ARGV[3]
 local need, inflight_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local routes = {}
-for i = 6, #ARGV, 5 do
+for i = 6, #ARGV, 6 do
   routes[#routes + 1] = {index = #routes + 1, id = ARGV[i], rpm = tonumber(ARGV[i + 1]),
-    tpm = tonumber(ARGV[i + 2]), permits = tonumber(ARGV[i + 3]), probe_ttl = tonumber(ARGV[i + 4])}
+    tpm = tonumber(ARGV[i + 2]), permits = tonumber(ARGV[i + 3]),
+    probe_ttl = tonumber(ARGV[i + 4]), manual = ARGV[i + 5] == '1'}
 end
 
-if order == 'latency' or order == 'inflight' then
-  for _, r in ipairs(routes) do
-    redis.call('ZREMRANGEBYSCORE', prefix .. r.id .. ':inflight', '-inf', now)
-    local busy = redis.call('ZCARD', prefix .. r.id .. ':inflight')
+for _, r in ipairs(routes) do
+  local key = prefix .. r.id
+  r.failing = redis.call('HGET', key, 'health') == 'failing'
+  r.score = 0
+  if order == 'latency' or order == 'inflight' then
+    redis.call('ZREMRANGEBYSCORE', key .. ':inflight', '-inf', now)
+    local busy = redis.call('ZCARD', key .. ':inflight')
     if order == 'latency' then
-      local lat = redis.call('HGET', prefix .. r.id, 'lat')
+      local lat = redis.call('HGET', key, 'lat')
       if lat then
         r.score = tonumber(lat)
       elseif busy == 0 then
@@ -58,11 +67,12 @@ if order == 'latency' or order == 'inflight' then
       r.score = busy
     end
   end
-  table.sort(routes, function(a, b)
-    if a.score == b.score then return a.index < b.index end
-    return a.score < b.score
-  end)
 end
+table.sort(routes, function(a, b)
+  if a.failing ~= b.failing then return b.failing end
+  if a.score ~= b.score then return a.score < b.score end
+  return a.index < b.index
+end)
 
 local function refill(tokens, since, per_minute)
   if not tokens then return per_minute end
@@ -70,7 +80,8 @@ local function refill(tokens, since, per_minute)
   return math.min(per_minute, grown)
 end
 
-local out = {0, 0}
+local half_opened, skips = {}, {}
+local chosen, chosen_probe = 0, 0
 for _, r in ipairs(routes) do
   local key = prefix .. r.id
   local b = redis.call('HMGET', key, 'state', 'open_until', 'cool_until', 'reason')
@@ -81,11 +92,14 @@ for _, r in ipairs(routes) do
     reason, retry_at = 'cooling', cool_until
   elseif state == 'open' and now < open_until then
     reason, retry_at, why = 'open', open_until, b[4] or ''
+  elseif state == 'open' and r.manual then
+    reason, why = 'open', (b[4] or '') .. '; failback is manual'
   else
     if state == 'open' then
-      redis.call('HSET', key, 'state', 'half_open')
+      redis.call('HSET', key, 'state', 'half_open', 'changed_at', now, 'probe_ok', 0)
       redis.call('DEL', key .. ':probes')
       state = 'half_open'
+      half_opened[#half_opened + 1] = r.index
     end
     if state == 'half_open' then
       redis.call('ZREMRANGEBYSCORE', key .. ':probes', '-inf', now)
@@ -116,14 +130,14 @@ for _, r in ipairs(routes) do
     end
   end
   if reason then
-    out[#out + 1] = r.index
-    out[#out + 1] = reason
+    skips[#skips + 1] = r.index
+    skips[#skips + 1] = reason
     if retry_at > 0 then
-      out[#out + 1] = math.max(retry_at - now, 1)
+      skips[#skips + 1] = math.max(retry_at - now, 1)
     else
-      out[#out + 1] = 0
+      skips[#skips + 1] = 0
     end
-    out[#out + 1] = why
+    skips[#skips + 1] = why
   else
     if r.rpm > 0 then
       redis.call('HSET', key, 'rpm_tokens', tostring(rpm_left - 1), 'rpm_ts', now)
@@ -133,10 +147,13 @@ for _, r in ipairs(routes) do
     end
     if probe == 1 then redis.call('ZADD', key .. ':probes', now + r.probe_ttl, attempt) end
     redis.call('ZADD', key .. ':inflight', now + inflight_ttl, attempt)
-    out[1], out[2] = r.index, probe
-    return out
+    chosen, chosen_probe = r.index, probe
+    break
   end
 end
+local out = {chosen, chosen_probe, #half_opened}
+for _, index in ipairs(half_opened) do out[#out + 1] = index end
+for _, value in ipairs(skips) do out[#out + 1] = value end
 return out
 """
 )
@@ -147,8 +164,16 @@ return out
 # ARGV[8] jitter in [0, 1), then the route's settings: ARGV[9] consecutive failures,
 # ARGV[10] failure rate, ARGV[11] window ms, ARGV[12] min calls, ARGV[13] cool-down ms,
 # ARGV[14] cool-down cap ms, ARGV[15] cool-down jitter share, ARGV[16] auth cool-down ms,
-# ARGV[17] tpm (0 none)
-# -> {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled'), state, reason, open_until ms}
+# ARGV[17] tpm (0 none), ARGV[18] probe successes that close,
+# then what the statistics count: ARGV[19] 1 for a provider call (0: a health check or a grant
+# given back), ARGV[20] error class ('' for a success), ARGV[21] latency bucket index,
+# ARGV[22] prompt tokens, ARGV[23] completion tokens, ARGV[24] cost in USD ('' unknown)
+# -> {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state, reason,
+#     open_until ms}
+# Statistics (read by turnout status and the exporter, never by the rules): per minute
+# <route>:m:<minute> (calls, errors, latency buckets b<i>; kept 10 minutes), per UTC day
+# <route>:d:<day> (calls, errors, tokens, cost; kept 3 days) and since the start <route>:totals
+# (calls, err:<class>, b<i>, lat_sum, tokens, cost).
 RECORD_OUTCOME = (
     _NOW
     + """
@@ -159,6 +184,7 @@ local max_consecutive, max_rate = tonumber(ARGV[9]), tonumber(ARGV[10])
 local window, min_calls = tonumber(ARGV[11]), tonumber(ARGV[12])
 local cooldown, cooldown_max = tonumber(ARGV[13]), tonumber(ARGV[14])
 local jitter_share, auth_cooldown, tpm = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local close_after, is_call, error_class = tonumber(ARGV[18]), ARGV[19] == '1', ARGV[20]
 local key = prefix .. route
 
 redis.call('ZREM', key .. ':inflight', attempt)
@@ -170,8 +196,37 @@ if tpm > 0 and token_delta ~= 0 then
   end
 end
 
+if is_call then
+  local prompt, completion, cost = tonumber(ARGV[22]), tonumber(ARGV[23]), ARGV[24]
+  local bucket = 'b' .. ARGV[21]
+  local m = key .. ':m:' .. math.floor(now / 60000)
+  local d = key .. ':d:' .. math.floor(now / 86400000)
+  local t = key .. ':totals'
+  for _, h in ipairs({m, d, t}) do redis.call('HINCRBY', h, 'calls', 1) end
+  redis.call('HINCRBY', m, bucket, 1)
+  redis.call('HINCRBY', t, bucket, 1)
+  redis.call('HINCRBYFLOAT', t, 'lat_sum', latency / 1000)
+  if error_class ~= '' then
+    redis.call('HINCRBY', m, 'errors', 1)
+    redis.call('HINCRBY', d, 'errors', 1)
+    redis.call('HINCRBY', t, 'err:' .. error_class, 1)
+  end
+  if prompt + completion > 0 then
+    for _, h in ipairs({d, t}) do
+      redis.call('HINCRBY', h, 'prompt_tokens', prompt)
+      redis.call('HINCRBY', h, 'completion_tokens', completion)
+    end
+  end
+  if cost ~= '' then
+    redis.call('HINCRBYFLOAT', d, 'cost', cost)
+    redis.call('HINCRBYFLOAT', t, 'cost', cost)
+  end
+  redis.call('PEXPIRE', m, 600000)
+  redis.call('PEXPIRE', d, 3 * 86400000)
+end
+
 local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
-                     'reason', 'lat', 'cool_until')
+                     'reason', 'lat', 'cool_until', 'probe_ok', 'failback')
 local state = b[1] or 'closed'
 local open_until, reopens = tonumber(b[2] or '0'), tonumber(b[3] or '0')
 local closed_at, consecutive = tonumber(b[4] or '0'), tonumber(b[5] or '0')
@@ -193,7 +248,8 @@ local function open(why, fixed)
     wait = base * (1 + jitter_share * (2 * jitter - 1))
   end
   redis.call('HSET', key, 'state', 'open', 'open_until', math.floor(now + wait),
-             'reopens', reopens, 'reason', why, 'consecutive', 0, 'opened_at', now)
+             'reopens', reopens, 'reason', why, 'consecutive', 0, 'opened_at', now,
+             'changed_at', now, 'probe_ok', 0, 'failback', 0)
   redis.call('DEL', key .. ':probes', key .. ':window')
   return result(transition)
 end
@@ -235,17 +291,29 @@ if outcome == 'credential' then
   return open('credential rejected', auth_cooldown)
 end
 if outcome == 'success' then
-  if b[7] then
-    redis.call('HSET', key, 'lat', tostring(tonumber(b[7]) * 0.8 + latency * 0.2))
-  else
-    redis.call('HSET', key, 'lat', tostring(latency))
+  if is_call then
+    if b[7] then
+      redis.call('HSET', key, 'lat', tostring(tonumber(b[7]) * 0.8 + latency * 0.2))
+    else
+      redis.call('HSET', key, 'lat', tostring(latency))
+    end
   end
   count(false)
   redis.call('HSET', key, 'consecutive', 0)
   if state == 'half_open' and was_probe then
-    redis.call('HSET', key, 'state', 'closed', 'closed_at', now, 'reason', '')
+    local ok = tonumber(b[9] or '0') + 1
+    if ok < close_after then
+      redis.call('HSET', key, 'probe_ok', ok)
+      return result('')
+    end
+    redis.call('HSET', key, 'state', 'closed', 'closed_at', now, 'reason', '', 'changed_at', now,
+               'probe_ok', 0, 'failback', 1)
     redis.call('DEL', key .. ':window')
     return result('closed')
+  end
+  if state == 'closed' and b[10] == '1' then
+    redis.call('HSET', key, 'failback', 0)
+    return result('failback')
   end
   return result('')
 end

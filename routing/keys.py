@@ -42,6 +42,12 @@ class Keys:
         return f"{self.namespace}:jobs:due"
 
     @property
+    def job_counts(self) -> str:
+        """Hash: jobs queued and running now; ``<this>:<UTC day number>`` hashes count the jobs
+        created, succeeded and failed that day (kept three days)."""
+        return f"{self.namespace}:jobs:counts"
+
+    @property
     def reconciler_counts(self) -> str:
         """Hash: how many messages the reconciler re-sent, by reason."""
         return f"{self.namespace}:reconciler"

@@ -41,7 +41,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from routing.errors import Disposition, ErrorClass, ProviderError
-from routing.fleet import Grant, Route, Router, Skip, Transition
+from routing.fleet import Grant, Route, Router, Skip, Spent, Transition
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -118,6 +118,7 @@ class DeferredRecord:
     grant: Grant
     latency_s: float
     token_delta: int
+    spent: Spent | None = None
 
 
 class _DeadlineReached(Exception):
@@ -286,6 +287,8 @@ def execute_job(
         acquired = router.acquire(
             remaining, order=plan.order, tokens=job.tokens, hold_s=_attempt_timeout(job)
         )
+        for transition in acquired.transitions:
+            job.on_transition(transition)
         _explain(job, acquired.skips)
         if acquired.grant is None:
             waited = _wait_for_a_route(job, acquired.skips, sleep, short_wait_s)
@@ -396,6 +399,8 @@ def _reacquire(job: _Job, route: Route) -> Grant:
     acquired = job.router.acquire(
         [route], order="given", tokens=job.tokens, hold_s=_attempt_timeout(job)
     )
+    for transition in acquired.transitions:
+        job.on_transition(transition)
     if acquired.grant is None:
         raise _RouteUnavailable(acquired.skips)
     return acquired.grant
@@ -417,9 +422,19 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         job.router.release(grant)  # a bug or a shutdown: give back its permit and slot
         raise
     latency = job.clock() - started
-    used = completion.usage.total_tokens if completion and completion.usage else job.tokens
+    usage = completion.usage if completion else None
+    used = usage.total_tokens if usage else job.tokens
+    spent = (
+        Spent(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            route.deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens),
+        )
+        if usage
+        else None
+    )
     if error is None and job.defer_success:
-        job.deferred = DeferredRecord(grant, latency, used - job.tokens)
+        job.deferred = DeferredRecord(grant, latency, used - job.tokens, spent)
     else:
         transition = job.router.record(
             grant,
@@ -427,6 +442,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
             latency_s=latency,
             retry_after_s=error.retry_after_s if error else None,
             token_delta=used - job.tokens,
+            spent=spent,
         )
         if transition is not None:
             job.on_transition(transition)

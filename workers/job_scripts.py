@@ -11,18 +11,24 @@ from __future__ import annotations
 _NOW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local function count_today(counts, what)
+  local day = counts .. ':' .. math.floor(now / 86400000)
+  redis.call('HINCRBY', day, what, 1)
+  redis.call('PEXPIRE', day, 3 * 86400000)
+end
 """
 
-# KEYS[1] job hash, KEYS[2] due index, KEYS[3] idempotency key (absent when the job has none)
+# KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts, KEYS[4] idempotency key (absent when
+# the job has none)
 # ARGV[1] job id, ARGV[2] request json, ARGV[3] policy json, ARGV[4] ttl seconds,
 # ARGV[5] requeue delay ms, ARGV[6] the policy's deadline ms (counted from the first claim)
 # -> {1, job_id} created | {0, existing_job_id} the idempotency key already named a job
 CREATE_JOB = (
     """
-if KEYS[3] then
-  local existing = redis.call('GET', KEYS[3])
+if KEYS[4] then
+  local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[4])
 end
 """
     + _NOW
@@ -31,11 +37,13 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'request', ARGV[2], 'policy', ARG
            'created_at', now, 'updated_at', now, 'runs', 0, 'deadline_ms', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'queued', 1)
+count_today(KEYS[3], 'created')
 return {1, ARGV[1]}
 """
 )
 
-# KEYS[1] job hash, KEYS[2] due index
+# KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts
 # ARGV[1] lease token, ARGV[2] lease ms, ARGV[3] max runs, ARGV[4] job id
 # -> {'claimed', request, policy, runs, deadline remaining ms} | {'missing'}
 #    | {'finished', state} | {'leased', remaining_ms} | {'exhausted', runs}
@@ -59,6 +67,10 @@ local taken_over = state == 'running'
 local runs = tonumber(redis.call('HGET', KEYS[1], 'runs') or '0')
 if runs >= tonumber(ARGV[3]) then return {'exhausted', runs} end
 runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
+if not taken_over then
+  redis.call('HINCRBY', KEYS[3], 'queued', -1)
+  redis.call('HINCRBY', KEYS[3], 'running', 1)
+end
 local lease_until = now + tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
            'lease_until', lease_until, 'started_at', now, 'updated_at', now)
@@ -96,7 +108,7 @@ return renewed
 """
 )
 
-# KEYS[1] job hash, KEYS[2] attempt list, KEYS[3] due index
+# KEYS[1] job hash, KEYS[2] attempt list, KEYS[3] due index, KEYS[4] job counts
 # ARGV[1] final state, ARGV[2] outcome json, ARGV[3] ttl seconds, ARGV[4] done channel,
 # ARGV[5] job id, ARGV[6..] attempts to append (they happened, whoever wins)
 # -> {1} recorded | {0, state} the job had already finished (a duplicate run) | {-1} no record
@@ -114,6 +126,8 @@ if state == 'succeeded' or state == 'failed' then return {0, state} end
 """
     + _NOW
     + """
+redis.call('HINCRBY', KEYS[4], state, -1)
+count_today(KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'finished_at', now,
            'updated_at', now)
 redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
@@ -123,7 +137,7 @@ return {1}
 """
 )
 
-# KEYS[1] job hash, KEYS[2] due index
+# KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts
 # ARGV[1] lease token, ARGV[2] job id, ARGV[3] delay ms
 # -> 1 released | 0 not ours (finished, or re-claimed after our lease expired)
 # A job every route refuses for now goes back to the queue, its worker slot freed; this run does
@@ -136,6 +150,8 @@ if job[1] ~= 'running' or job[2] ~= ARGV[1] then return 0 end
     + _NOW
     + """
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', now)
+redis.call('HINCRBY', KEYS[3], 'running', -1)
+redis.call('HINCRBY', KEYS[3], 'queued', 1)
 redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
 redis.call('HINCRBY', KEYS[1], 'runs', -1)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]) * 2 + 1000, ARGV[2])

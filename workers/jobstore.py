@@ -16,6 +16,7 @@ scripts live in workers.job_scripts; they also keep the ``due`` index that the r
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -146,7 +147,7 @@ def _create_args(
     ttl_s: int,
     requeue_after_s: float,
 ) -> tuple[list[str], list[str]]:
-    return [keys.job(job_id), keys.due, *_idempotency_keys(keys, request)], [
+    return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)], [
         job_id,
         request.model_dump_json(),
         policy.model_dump_json(),
@@ -189,11 +190,12 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(self.keys.due, job_id)
         pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
+        pipe.hincrby(self.keys.job_counts, "queued", -1)
         pipe.execute()
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
-            keys=[self.keys.job(job_id), self.keys.due],
+            keys=[self.keys.job(job_id), self.keys.due, self.keys.job_counts],
             args=[token, int(lease_s * 1000), max_runs, job_id],
         )
         return parse_claim(reply)
@@ -219,7 +221,7 @@ class JobStore:
         """Give a running job back to the queue for later (every route refuses it for now)."""
         return bool(
             self._release(
-                keys=[self.keys.job(job_id), self.keys.due],
+                keys=[self.keys.job(job_id), self.keys.due, self.keys.job_counts],
                 args=[token, job_id, int(delay_s * 1000)],
             )
         )
@@ -247,7 +249,12 @@ class JobStore:
         """``finish``, with other scripts on this Redis sent in the same round trip (the last
         call's breaker record). Returns whether this call finished the job, and each rider's
         reply (an exception object when that script failed: riders never fail the finish)."""
-        keys = [self.keys.job(job_id), self.keys.attempts(job_id), self.keys.due]
+        keys = [
+            self.keys.job(job_id),
+            self.keys.attempts(job_id),
+            self.keys.due,
+            self.keys.job_counts,
+        ]
         args = [
             state.value,
             json.dumps(outcome, separators=(",", ":")),
@@ -279,6 +286,16 @@ class JobStore:
                     reply = exc
             answers.append(reply)
         return int(finished[0]) == 1, answers
+
+    def counts(self) -> dict[str, int]:
+        """Jobs queued and running now, and created, succeeded and failed today (UTC)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job_counts)
+        pipe.hgetall(f"{self.keys.job_counts}:{int(time.time() // 86400)}")
+        now, today = pipe.execute()
+        found = {**_decoded(today), **_decoded(now)}
+        names = ("queued", "running", "created", "succeeded", "failed")
+        return {name: max(0, int(found.get(name, 0))) for name in names}
 
     def pick_due(self, *, limit: int, recheck_s: float) -> list[tuple[str, str]]:
         """Jobs whose message must be sent again, each with why ('queued' or 'lease_expired');
@@ -329,6 +346,7 @@ class AsyncJobStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.keys.due, job_id)
             pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
+            pipe.hincrby(self.keys.job_counts, "queued", -1)
             await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -98,12 +99,17 @@ def install_log_redaction(redactor: Redactor, logger: logging.Logger | None = No
 
 def secrets_of(settings: Settings, config: TurnoutConfig | None) -> list[str]:
     """Every secret a worker may hold: each SecretStr setting (API keys, AWS secret and session
-    token) and the values of the key variables the config names."""
+    token, the alert webhook URL) and the values of the key variables the config names."""
     found = [
         value.get_secret_value()
         for name in type(settings).model_fields
         if isinstance(value := getattr(settings, name), SecretStr)
     ]
+    if settings.alert_webhook is not None:
+        # The whole URL is above; its path and query alone carry the token too (a Slack webhook's
+        # path is its credential), and a log line may show only those.
+        parts = urlsplit(settings.alert_webhook.get_secret_value())
+        found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
     for deployment in config.deployments.values() if config else ():
         if deployment.key_env and (value := settings.value_of(deployment.key_env)):
             found.append(value)

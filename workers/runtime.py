@@ -26,6 +26,7 @@ from routing.fleet import (
     Route,
     Router,
     ScriptCall,
+    Transition,
     fleet_record_call,
 )
 from routing.keys import Keys
@@ -38,6 +39,8 @@ from routing.models import (
 )
 from routing.planning import plan_candidates, routes_of
 from routing.tokens import estimate_prompt_tokens
+from workers.alerts import AlertSink, process_source, sink_from_settings
+from workers.announce import Announcer
 from workers.celery_config import reschedule_countdown_s
 from workers.execution import (
     CallStarted,
@@ -46,6 +49,7 @@ from workers.execution import (
     execute_job,
     log_transition,
 )
+from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.jobstore import Claim, JobStore, redis_client
 from workers.leases import LeaseKeeper
@@ -95,6 +99,9 @@ class WorkerRuntime:
         redactor: Redactor,
         router: Router | None = None,
         records_ride_the_finish: bool = False,
+        health: HealthChecker | None = None,
+        announce: Callable[[Transition], None] = log_transition,
+        alerts: AlertSink | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -107,6 +114,11 @@ class WorkerRuntime:
         #: The breaker lives on the job store's Redis: a successful call's record is sent in the
         #: finish's round trip (3 round trips for a one-call job instead of 4).
         self.records_ride_the_finish = records_ride_the_finish
+        #: Beat's health checks, run by the health_check task (None: not on this stack).
+        self.health = health
+        #: Breaker transitions this process sees: logged, and alerted (workers.announce).
+        self.announce = announce
+        self.alerts = alerts
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
 
     @classmethod
@@ -126,9 +138,8 @@ class WorkerRuntime:
             socket_timeout_s=settings.breaker_timeout_s,
             connect_timeout_s=settings.breaker_timeout_s,
         )
-        router = FallbackRouter(
-            FleetRouter(breaker_redis, Keys(settings.namespace).route_prefix), LocalRouter()
-        )
+        prefix = Keys(settings.namespace).route_prefix
+        router = FallbackRouter(FleetRouter(breaker_redis, prefix), LocalRouter())
         store = JobStore(
             # One connection per thread, and some for the lease keeper and redeliveries.
             redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
@@ -137,20 +148,39 @@ class WorkerRuntime:
             requeue_after_s=settings.requeue_after_s,
         )
         transport = HttpcoreTransport(connect_timeout_s=settings.connect_timeout_s)
+        redactor = Redactor(secrets_of(settings, config))
+        alerts = sink_from_settings(settings, redact=redactor)
+        announce = Announcer(alerts, config, process_source("worker"))
+        health = HealthChecker(
+            config,
+            [r for d in config.deployments.values() for r in routes_of(d, config)],
+            adapters=adapters,
+            transport=transport,
+            router=router,
+            client=breaker_redis,
+            prefix=prefix,
+            redact=redactor,
+            on_transition=announce,
+        )
         return cls(
             settings,
             config,
             store=store,
             transport=transport,
             adapters=adapters,
-            redactor=Redactor(secrets_of(settings, config)),
+            redactor=redactor,
             router=router,
             records_ride_the_finish=settings.breaker_redis_url in (None, settings.redis_url),
+            health=health,
+            announce=announce,
+            alerts=alerts,
         )
 
     def close(self) -> None:
         self.leases.stop()
         self.transport.close()
+        if self.alerts is not None:
+            self.alerts.close()
 
     def call_route(
         self, route: Route, request: CompletionRequest, timeout_s: float
@@ -268,6 +298,7 @@ class WorkerRuntime:
                 redact=self.redact,
                 run=claim.runs,
                 defer_success_record=self.records_ride_the_finish,
+                on_transition=self.announce,
                 on_call=on_call,
             )
         except Exception as exc:
@@ -300,6 +331,7 @@ class WorkerRuntime:
             deferred.grant,
             latency_s=deferred.latency_s,
             token_delta=deferred.token_delta,
+            spent=deferred.spent,
         )
         if call is not None:
             return [call]
@@ -308,9 +340,10 @@ class WorkerRuntime:
             error_class=None,
             latency_s=deferred.latency_s,
             token_delta=deferred.token_delta,
+            spent=deferred.spent,
         )
         if transition is not None:
-            log_transition(transition)
+            self.announce(transition)
         return []
 
     def _log_record_reply(self, deferred: DeferredRecord, reply: Any) -> None:
@@ -321,7 +354,7 @@ class WorkerRuntime:
             return
         transition = FleetRouter.transition_of(deferred.grant, reply)
         if transition is not None:
-            log_transition(transition)
+            self.announce(transition)
 
     def _finish(
         self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None

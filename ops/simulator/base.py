@@ -179,6 +179,9 @@ class ProviderSimulator(ABC):
         stats = self.state.stats
         denied = self.authenticate(incoming)
         if kind == "probe":
+            stats.probe_requests += 1
+            if denied is None and self.state.faults.down:
+                return self.error(self.state.faults.fail_status, self.state.faults)
             return denied or self.probe(incoming)
         stats.chat_requests += 1
         stats.in_flight += 1
@@ -200,7 +203,7 @@ class ProviderSimulator(ABC):
                 return None
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            if self.state.should_fail():
+            if faults.down or self.state.should_fail():
                 return self.error(faults.fail_status, faults)
             if faults.malformed:
                 return self.malformed()

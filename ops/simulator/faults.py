@@ -26,6 +26,10 @@ class Faults:
     hang: bool = False
     #: Answer 200 with a body that is not a chat completion.
     malformed: bool = False
+    #: Down, not just failing: every request, the credential probe included, gets
+    #: ``fail_status`` (fail_rate leaves the probe alone, as an overloaded provider's models
+    #: list usually still answers).
+    down: bool = False
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         allowed = {f.name for f in fields(self)}
@@ -47,6 +51,8 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     chat_requests: int = 0
+    #: Credential probes (models lists and the like): health checks land here.
+    probe_requests: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
     started_at: float = field(default_factory=time.time)
@@ -60,6 +66,7 @@ class Stats:
             "requests": dict(self.requests),
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "chat_requests": self.chat_requests,
+            "probe_requests": self.probe_requests,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
             "recent": list(self.recent),

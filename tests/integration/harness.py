@@ -81,6 +81,7 @@ def write_config(
     *,
     policy: dict[str, Any] | None = None,
     breaker: dict[str, Any] | None = None,
+    health: dict[str, Any] | None = None,
     deployments: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """One openai-protocol deployment per simulator (``deployments`` adds fields to them by
@@ -114,6 +115,8 @@ def write_config(
     }
     if breaker:
         config["breaker"] = breaker
+    if health:
+        config["health"] = health
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -32,6 +32,7 @@ SETTINGS = BreakerSettings(
     half_open_permits=1,
     probe_ttl_s=120,
     auth_cooldown_s=500,
+    close_after=1,  # one probe success closes, unless a test says otherwise
 )
 #: A clock reading on a window bucket's edge (the window's tenths are 6 s wide).
 T0 = 600_000.0
@@ -488,3 +489,47 @@ def test_the_edges_of_the_valid_ranges_are_accepted():
     }
     assert BreakerSettings.model_validate(edges).model_dump(include=set(edges)) == edges
     assert BreakerOverrides.model_validate(edges).model_dump(include=set(edges)) == edges
+
+
+# Closing after K probe successes, failback, manual failback
+
+
+def test_k_probe_successes_in_a_row_close_and_a_failure_between_starts_again():
+    s = settings(close_after=2)
+    state = half_open(s=s)
+    assert succeed(state, T0 + 1, s, probe_id="probe") is None, "one success proves little"
+    assert state.state == "half_open"
+    assert allow(state, s, T0 + 2, "second").probe, "its permit is back for the next probe"
+    assert fail(state, T0 + 3, s, probe_id="second") == "reopened"
+    state.open_until = T0 + 4
+    assert allow(state, s, T0 + 4, "third").probe
+    assert succeed(state, T0 + 5, s, probe_id="third") is None, "the count started again"
+    assert allow(state, s, T0 + 6, "fourth").probe
+    assert succeed(state, T0 + 7, s, probe_id="fourth") == "closed"
+    assert (state.state, state.changed_at) == ("closed", T0 + 7)
+
+
+def test_the_first_success_after_a_close_is_the_failback():
+    state = half_open()
+    assert succeed(state, T0 + 1, probe_id="probe") == "closed"
+    assert allow(state, SETTINGS, T0 + 2, "job").allowed
+    assert succeed(state, T0 + 3, probe_id="job") == "failback", "traffic is back on the route"
+    assert allow(state, SETTINGS, T0 + 4, "next").allowed
+    assert succeed(state, T0 + 5, probe_id="next") is None, "said once"
+
+
+def test_manual_failback_keeps_the_route_open_past_its_cool_down():
+    s = settings(failback="manual")
+    state = BreakerState(state="open", open_until=T0, reopens=1, reason="5 consecutive failures")
+    verdict = allow(state, s, T0 + 3600, "probe")
+    assert (verdict.allowed, verdict.reason, verdict.retry_at) == (False, "open", None)
+    assert "failback is manual" in verdict.why
+    assert state.state == "open"
+
+
+def test_allow_says_when_it_moved_the_breaker_to_half_open():
+    state = BreakerState(state="open", open_until=T0, reopens=1)
+    first = allow(state, SETTINGS, T0, "probe")
+    assert (first.probe, first.became_half_open) == (True, True)
+    second = allow(state, SETTINGS, T0 + 1, "next")
+    assert (second.allowed, second.became_half_open) == (False, False)

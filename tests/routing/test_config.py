@@ -55,6 +55,30 @@ def test_unknown_key_names_its_path_and_a_fix(tmp_path):
     assert "did you mean 'rpm'?" in message
 
 
+def test_failback_on_a_policy_points_to_the_breaker(tmp_path):
+    message = problems(tmp_path, VALID + "    failback: manual\n")
+    assert "policies.default.failback: 'failback' is a breaker setting" in message
+    assert "move it to breaker:" in message
+
+
+def test_health_and_failback_settings_load_with_per_deployment_overrides(tmp_path):
+    text = VALID.replace(
+        "    rpm: 500\n",
+        "    rpm: 500\n    health: {probe: completion}\n    breaker: {failback: manual}\n",
+    )
+    config = load_config(
+        write(tmp_path, text + "health: {every_s: 5}\nbreaker: {close_after: 3}\n")
+    )
+    main, backup = config.deployment("openai-main"), config.deployment("groq-backup")
+    assert (config.health_for(main).probe, config.health_for(main).every_s) == ("completion", 5)
+    assert config.health_for(backup).probe == "credential"
+    assert (config.breaker_for(main).failback, config.breaker_for(main).close_after) == (
+        "manual",
+        3,
+    )
+    assert config.breaker_for(backup).failback == "auto"
+
+
 def test_unknown_provider_suggests_the_closest(tmp_path):
     message = problems(tmp_path, VALID.replace("provider: openai", "provider: opneai"))
     assert "deployments[0].provider: unknown provider 'opneai'" in message

@@ -4,11 +4,12 @@ process's own (routing.breaker in Python). One table of scenarios, the same verd
 import time
 
 import pytest
+import redis
 
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, LocalRouter, Route
+from routing.fleet import FleetRouter, LocalRouter, Route, Spent, latency_bucket
 from routing.keys import Keys
 from workers.jobstore import redis_client
 
@@ -23,6 +24,7 @@ FAST = BreakerSettings(
     half_open_permits=1,
     probe_ttl_s=5,
     auth_cooldown_s=0.6,
+    close_after=1,
 )
 
 
@@ -298,3 +300,85 @@ def test_a_failing_breaker_script_is_logged_as_a_failure_not_an_outage(
         for r in caplog.records
     )
     client.close()
+
+
+def test_two_probe_successes_close_and_the_next_success_is_the_failback(router):
+    r = route(settings=FAST.model_copy(update={"close_after": 2}))
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    acquired = router.acquire([r], order="given", tokens=10)
+    assert [(t.route_id, t.change) for t in acquired.transitions] == [("primary", "half_open")]
+    assert acquired.grant is not None
+    assert router.record(acquired.grant, error_class=None, latency_s=0.01) is None
+    second = router.acquire([r], order="given", tokens=10)
+    assert second.transitions == [], "moved to half-open once"
+    assert second.grant is not None
+    assert second.grant.probe, "still half-open: the second success is a probe too"
+    closed = router.record(second.grant, error_class=None, latency_s=0.01)
+    assert closed is not None
+    assert closed.change == "closed"
+    failback = call(router, r)[1]
+    assert failback is not None
+    assert failback.change == "failback"
+    assert call(router, r)[1] is None
+
+
+def test_with_manual_failback_an_open_route_waits_for_an_operator(router):
+    r = route(settings=FAST.model_copy(update={"failback": "manual"}))
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    skip = refused(router, r)
+    assert (skip.reason, skip.retry_at) == ("open", None)
+    assert "failback is manual" in skip.why
+
+
+@pytest.fixture
+def fleet(redis_url, namespace):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield FleetRouter(client, Keys(namespace).route_prefix), client, Keys(namespace).route_prefix
+    client.close()
+
+
+def test_a_route_failing_its_health_checks_goes_last_but_is_never_ruled_out(fleet):
+    router, client, prefix = fleet
+    sick, well = route("sick"), route("well")
+    client.hset(f"{prefix}sick", "health", "failing")
+    chosen = router.acquire([sick, well], order="given", tokens=10).grant
+    assert chosen is not None
+    assert chosen.route.id == "well", "a healthy alternative comes first"
+    client.hset(f"{prefix}well", "health", "failing")
+    chosen = router.acquire([sick, well], order="given", tokens=10).grant
+    assert chosen is not None
+    assert chosen.route.id == "sick", "all unhealthy: still tried, in the given order"
+
+
+def test_every_call_is_counted_for_status_and_metrics(fleet):
+    router, client, prefix = fleet
+    r = route()
+    grant = router.acquire([r], order="given", tokens=10).grant
+    assert grant is not None
+    router.record(grant, error_class=None, latency_s=0.3, spent=Spent(1000, 200, 0.0015))
+    grant = router.acquire([r], order="given", tokens=10).grant
+    assert grant is not None
+    router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=2.0)
+    totals = client.hgetall(f"{prefix}primary:totals")
+    assert totals["calls"] == "2"
+    assert totals["err:overloaded"] == "1"
+    assert (totals["prompt_tokens"], totals["completion_tokens"]) == ("1000", "200")
+    assert float(totals["cost"]) == pytest.approx(0.0015)
+    assert float(totals["lat_sum"]) == pytest.approx(2.3)
+    assert totals[f"b{latency_bucket(0.3)}"] == "1"
+    assert totals[f"b{latency_bucket(2.0)}"] == "1"
+    minutes = [k for k in client.scan_iter(match=f"{prefix}primary:m:*")]
+    days = [k for k in client.scan_iter(match=f"{prefix}primary:d:*")]
+    assert len(days) == 1
+    assert sum(int(client.hget(m, "calls") or 0) for m in minutes) == 2
+    assert sum(int(client.hget(m, "errors") or 0) for m in minutes) == 1
+    assert client.hget(days[0], "calls") == "2"
+    assert 0 < client.pttl(minutes[0]) <= 600_000, "minutes are kept ten minutes"
+    released = router.acquire([r], order="given", tokens=10).grant
+    assert released is not None
+    router.release(released)
+    assert client.hget(f"{prefix}primary:totals", "calls") == "2", "a grant given back is no call"

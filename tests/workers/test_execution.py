@@ -43,7 +43,12 @@ CONFIG = parse_config(
             {"id": "secondary", "provider": "groq", "model": "llama", "context_window": 4000},
             {"id": "large", "provider": "mistral", "model": "big", "context_window": 128000},
         ],
-        "breaker": {"consecutive_failures": 3, "cooldown_s": 30, "cooldown_jitter": 0},
+        "breaker": {
+            "consecutive_failures": 3,
+            "cooldown_s": 30,
+            "cooldown_jitter": 0,
+            "close_after": 1,
+        },
     }
 )
 REQUEST = CompletionRequest.from_prompt("hi")

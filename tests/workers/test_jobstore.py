@@ -218,3 +218,33 @@ def test_a_rider_script_shares_the_finish_round_trip(store):
     assert replies[0] == 2
     assert isinstance(replies[1], Exception)
     store.redis.delete(marker)
+
+
+def test_jobs_are_counted_by_state(store):
+    request = CompletionRequest.from_prompt("hi")
+    for job_id in ("job-1", "job-2", "job-3"):
+        store.create(job_id, request, POLICY)
+    assert store.counts() == {
+        "queued": 3,
+        "running": 0,
+        "created": 3,
+        "succeeded": 0,
+        "failed": 0,
+    }
+    store.claim("job-1", "t1", lease_s=5, max_runs=3)
+    store.claim("job-2", "t2", lease_s=5, max_runs=3)
+    store.release("job-2", "t2", delay_s=1)
+    store.claim("job-3", "t3", lease_s=0.1, max_runs=3)
+    time.sleep(0.2)
+    store.claim("job-3", "t3b", lease_s=5, max_runs=3)  # taken over: still one running
+    assert (store.counts()["queued"], store.counts()["running"]) == (1, 2)
+    store.finish("job-1", JobState.SUCCEEDED, {"text": "ok"}, [])
+    store.finish("job-3", JobState.FAILED, {"error": None}, [])
+    store.finish("job-3", JobState.SUCCEEDED, {"text": "late"}, [])  # a duplicate run: no count
+    assert store.counts() == {
+        "queued": 1,
+        "running": 0,
+        "created": 3,
+        "succeeded": 1,
+        "failed": 1,
+    }

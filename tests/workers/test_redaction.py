@@ -83,3 +83,15 @@ def test_every_secret_setting_is_known(monkeypatch, tmp_path):
         "custom-key-0123456789",
     ):
         assert secret in found
+
+
+def test_the_alert_webhook_and_its_token_path_are_secrets(monkeypatch, tmp_path):
+    from workers.redaction import secrets_of
+    from workers.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    url = "https://hooks.slack.com/services/T0/B0/sEcReT-t0ken"
+    monkeypatch.setenv("TURNOUT_ALERT_WEBHOOK", url)
+    redact = Redactor(secrets_of(Settings(), None))
+    assert redact(f"POST {url} failed") == f"POST {REDACTED} failed"
+    assert "sEcReT" not in redact("POST /services/T0/B0/sEcReT-t0ken HTTP/1.1")

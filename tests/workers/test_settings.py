@@ -44,3 +44,14 @@ def test_values_lose_stray_whitespace_such_as_a_secret_files_newline(clean_env, 
     settings = Settings()
     assert settings.value_of("OPENAI_API_KEY") == "sk-test-abcdefgh"
     assert settings.value_of("MY_KEY_2") == "custom-0123456789"
+
+
+def test_the_alert_webhook_is_a_secret_and_blank_means_unset(clean_env):
+    url = "https://hooks.slack.com/services/T0/B0/sEcReT-t0ken"
+    clean_env.setenv("TURNOUT_ALERT_WEBHOOK", f"{url}\n")
+    settings = Settings()
+    assert settings.alert_webhook is not None
+    assert settings.alert_webhook.get_secret_value() == url
+    assert "sEcReT" not in repr(settings)
+    clean_env.setenv("TURNOUT_ALERT_WEBHOOK", " ")
+    assert Settings().alert_webhook is None

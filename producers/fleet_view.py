@@ -1,0 +1,182 @@
+"""``turnout status``: the fleet at a glance, read from Redis (one round trip per Redis), as JSON
+or as rich tables. Reading and rendering are separate so either can be tested alone."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+
+from routing.config import TurnoutConfig
+from routing.fleet import Route
+from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
+from routing.keys import Keys
+from routing.planning import routes_of
+from workers.jobstore import JobStore
+from workers.settings import Settings
+
+
+@dataclass(frozen=True)
+class FleetView:
+    routes: list[RouteStatus]
+    #: queued, running now; created, succeeded, failed today
+    jobs: dict[str, int]
+    queue: str
+    queue_length: int
+    read_at: float
+
+
+def all_routes(config: TurnoutConfig) -> list[Route]:
+    """Every route of the config: each deployment, or each key of its pool, by id."""
+    return [
+        route
+        for deployment in config.deployments.values()
+        for route in sorted(routes_of(deployment, config), key=lambda r: r.id)
+    ]
+
+
+def read_fleet(settings: Settings, config: TurnoutConfig) -> FleetView:
+    keys = Keys(settings.namespace)
+    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    with redis.Redis.from_url(settings.redis_url, **timeouts) as client:
+        queue_length = int(client.llen(keys.prefix + keys.queue))
+        jobs = JobStore(client, keys, ttl_s=settings.job_ttl_s).counts()
+    breaker_url = settings.breaker_redis_url or settings.redis_url
+    with redis.Redis.from_url(breaker_url, **timeouts) as client:
+        routes = read_route_status(client, keys.route_prefix, all_routes(config))
+    return FleetView(routes, jobs, keys.queue, queue_length, time.time())
+
+
+def as_json(view: FleetView) -> dict[str, Any]:
+    return {
+        "deployments": [_route_json(r) for r in view.routes],
+        "queues": {view.queue: view.queue_length},
+        "jobs": view.jobs,
+        "read_at": view.read_at,
+    }
+
+
+def _route_json(r: RouteStatus) -> dict[str, Any]:
+    return {
+        "id": r.route_id,
+        "deployment": r.deployment,
+        "provider": r.provider,
+        "model": r.model,
+        "state": r.state,
+        "since": r.since,
+        "reason": r.reason,
+        "open_until": r.open_until,
+        "cooling_until": r.cooling_until,
+        "health": {
+            "state": r.health.state,
+            "ok": r.health.ok,
+            "checked_at": r.health.checked_at,
+            "latency_ms": r.health.latency_ms,
+            "error_class": r.health.error_class,
+            "detail": r.health.detail,
+        },
+        "recent": {
+            "minutes": RECENT_MINUTES,
+            "calls": r.calls_recent,
+            "errors": r.errors_recent,
+            "error_rate": r.error_rate,
+            "p50_ms": r.p50_ms,
+            "p95_ms": r.p95_ms,
+        },
+        "in_flight": r.in_flight,
+        "today": {
+            "calls": int(r.today.get("calls", 0)),
+            "errors": int(r.today.get("errors", 0)),
+            "prompt_tokens": int(r.today.get("prompt_tokens", 0)),
+            "completion_tokens": int(r.today.get("completion_tokens", 0)),
+            "cost_usd": round(r.today.get("cost", 0.0), 6),
+        },
+        "headroom": {"rpm": r.rpm_left, "tpm": r.tpm_left},
+    }
+
+
+def as_tables(view: FleetView) -> Group:
+    routes = Table(title=f"Routes (fleet-wide; latency and errors over {RECENT_MINUTES} min)")
+    for column in ("id", "state", "health", "p50/p95", "errors", "in flight", "today", "headroom"):
+        routes.add_column(column)
+    for r in view.routes:
+        routes.add_row(
+            escape(f"{r.route_id}\n{r.provider}/{r.model}"),
+            escape(_state(r, view.read_at)),
+            escape(_health(r, view.read_at)),
+            _latency(r),
+            f"{r.error_rate:.0%} of {r.calls_recent}" if r.error_rate is not None else "-",
+            str(r.in_flight),
+            escape(_today(r)),
+            escape(_headroom(r)),
+        )
+    jobs = Table(title="Jobs")
+    for column in ("queue", "waiting", "queued", "running", "today: created / ok / failed"):
+        jobs.add_column(column)
+    j = view.jobs
+    jobs.add_row(
+        view.queue,
+        str(view.queue_length),
+        str(j["queued"]),
+        str(j["running"]),
+        f"{j['created']} / {j['succeeded']} / {j['failed']}",
+    )
+    return Group(routes, jobs)
+
+
+def _ago(at: float | None, now: float) -> str:
+    if at is None:
+        return "never"
+    seconds = max(0.0, now - at)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def _state(r: RouteStatus, now: float) -> str:
+    text = r.state
+    if r.reason:
+        text += f" ({r.reason})"
+    if r.since is not None:
+        text += f"\nsince {_ago(r.since, now)}"
+    if r.open_until is not None:
+        text += f", until {time.strftime('%H:%M:%S', time.localtime(r.open_until))}"
+    if r.cooling_until is not None:
+        text += f"\ncooling {r.cooling_until - now:.0f}s (Retry-After)"
+    return text
+
+
+def _health(r: RouteStatus, now: float) -> str:
+    h = r.health
+    if h.state == "unknown":
+        return "not checked"
+    last = "ok" if h.ok else (h.error_class or "failed")
+    return f"{h.state}\nlast {last} {_ago(h.checked_at, now)}"
+
+
+def _latency(r: RouteStatus) -> str:
+    if r.p50_ms is None or r.p95_ms is None:
+        return "-"
+    return f"≤{r.p50_ms:.0f} / ≤{r.p95_ms:.0f} ms"
+
+
+def _today(r: RouteStatus) -> str:
+    calls = int(r.today.get("calls", 0))
+    tokens = int(r.today.get("prompt_tokens", 0) + r.today.get("completion_tokens", 0))
+    return f"{calls} calls, {tokens} tok\n${r.today.get('cost', 0.0):.4f}"
+
+
+def _headroom(r: RouteStatus) -> str:
+    parts = []
+    if r.rpm_left is not None:
+        parts.append(f"rpm {r.rpm_left:.0f}")
+    if r.tpm_left is not None:
+        parts.append(f"tpm {r.tpm_left:.0f}")
+    return ", ".join(parts) or "no limit"

@@ -1,0 +1,186 @@
+"""What the fleet knows about each route, read from Redis for operators: ``turnout status`` and
+the Prometheus exporter. Reads only; one pipelined round trip for every route.
+
+The numbers come from what RECORD_OUTCOME and the health checks keep (routing.fleet_scripts,
+routing.health_scripts): the breaker hash, the last health check, per-minute counters and latency
+histograms (kept ten minutes), per-day counters (kept three days) and totals since the start.
+Latency percentiles are estimated from the histogram: the upper bound of the bucket the
+percentile falls in (conservative: never better than it was).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from routing.fleet import LATENCY_BUCKETS_S, Route
+
+#: The window of the status's latency percentiles and error rate.
+RECENT_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class Health:
+    #: 'ok', 'failing', or 'unknown' (never checked)
+    state: str
+    ok: bool | None = None
+    checked_at: float | None = None
+    latency_ms: float | None = None
+    error_class: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RouteStatus:
+    route_id: str
+    deployment: str
+    provider: str
+    model: str
+    #: closed, open, or half_open (its cool-down is over: the next call is a probe)
+    state: str
+    #: when the breaker last changed state (None: never)
+    since: float | None
+    #: why it opened, when it is open or half-open
+    reason: str
+    #: when it may be probed again, when it is open
+    open_until: float | None
+    #: a Retry-After running: no calls until then, whatever the breaker's state
+    cooling_until: float | None
+    health: Health
+    #: over the last RECENT_MINUTES
+    calls_recent: int
+    errors_recent: int
+    p50_ms: float | None
+    p95_ms: float | None
+    in_flight: int
+    #: since midnight UTC
+    today: dict[str, float] = field(default_factory=dict)
+    #: tokens left in the rate-limit buckets now (None: no limit)
+    rpm_left: float | None = None
+    tpm_left: float | None = None
+    #: totals since the start, by name (calls, err:<class>, b<i>, lat_sum, tokens, cost)
+    totals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors_recent / self.calls_recent if self.calls_recent else None
+
+
+def read_route_status(
+    client: redis.Redis, prefix: str, routes: Sequence[Route]
+) -> list[RouteStatus]:
+    now = time.time()
+    minute, day = int(now // 60), int(now // 86400)
+    pipe = client.pipeline(transaction=False)
+    for route in routes:
+        key = f"{prefix}{route.id}"
+        pipe.hgetall(key)
+        pipe.hgetall(f"{key}:health")
+        pipe.zcount(f"{key}:inflight", int(now * 1000), "+inf")
+        pipe.hgetall(f"{key}:d:{day}")
+        pipe.hgetall(f"{key}:totals")
+        for back in range(RECENT_MINUTES):
+            pipe.hgetall(f"{key}:m:{minute - back}")
+    replies = pipe.execute()
+    per_route = 5 + RECENT_MINUTES
+    return [
+        _status(route, replies[i * per_route : (i + 1) * per_route], now)
+        for i, route in enumerate(routes)
+    ]
+
+
+def percentile_ms(buckets: dict[int, int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket the q-th share of calls falls in; beyond the last
+    bound, the last bound (the truth is "slower than that")."""
+    total = sum(buckets.values())
+    if total == 0:
+        return None
+    rank, seen = q * total, 0
+    for index in range(len(LATENCY_BUCKETS_S) + 1):
+        seen += buckets.get(index, 0)
+        if seen >= rank:
+            return LATENCY_BUCKETS_S[min(index, len(LATENCY_BUCKETS_S) - 1)] * 1000
+    return LATENCY_BUCKETS_S[-1] * 1000
+
+
+def _status(route: Route, replies: list[Any], now: float) -> RouteStatus:
+    breaker, health, today, totals = (_decoded(replies[i]) for i in (0, 1, 3, 4))
+    in_flight = int(replies[2])
+    minutes = [_decoded(r) for r in replies[5:]]
+    state = breaker.get("state", "closed")
+    open_until = _seconds(breaker.get("open_until"))
+    if state == "open" and open_until is not None and open_until <= now:
+        manual = route.breaker.failback == "manual"
+        state = "open" if manual else "half_open"
+    cool = _seconds(breaker.get("cool_until"))
+    histogram: dict[int, int] = {}
+    calls = errors = 0
+    for counts in minutes:
+        calls += int(counts.get("calls", 0))
+        errors += int(counts.get("errors", 0))
+        for name, value in counts.items():
+            if name.startswith("b"):
+                histogram[int(name[1:])] = histogram.get(int(name[1:]), 0) + int(value)
+    return RouteStatus(
+        route_id=route.id,
+        deployment=route.deployment.id,
+        provider=route.deployment.provider,
+        model=route.deployment.model,
+        state=state,
+        since=_seconds(breaker.get("changed_at")),
+        reason=breaker.get("reason", "") if state != "closed" else "",
+        open_until=open_until if state == "open" and route.breaker.failback == "auto" else None,
+        cooling_until=cool if cool is not None and cool > now else None,
+        health=_health(breaker, health),
+        calls_recent=calls,
+        errors_recent=errors,
+        p50_ms=percentile_ms(histogram, 0.5),
+        p95_ms=percentile_ms(histogram, 0.95),
+        in_flight=in_flight,
+        today={k: float(v) for k, v in today.items()},
+        rpm_left=_bucket_left(breaker, "rpm", route.rpm, now),
+        tpm_left=_bucket_left(breaker, "tpm", route.tpm, now),
+        totals={k: float(v) for k, v in totals.items()},
+    )
+
+
+def _health(breaker: dict[str, str], last: dict[str, str]) -> Health:
+    if not last:
+        return Health("unknown")
+    return Health(
+        breaker.get("health", "ok"),
+        ok=last.get("ok") == "1",
+        checked_at=_seconds(last.get("checked_at")),
+        latency_ms=float(last["latency_ms"]) if last.get("latency_ms") else None,
+        error_class=last.get("error_class") or None,
+        detail=last.get("detail", ""),
+    )
+
+
+def _bucket_left(
+    breaker: dict[str, str], name: str, per_minute: int | None, now: float
+) -> float | None:
+    """The bucket's tokens now, refilled as ACQUIRE_ROUTE would (full when never used)."""
+    if not per_minute:
+        return None
+    tokens, since = breaker.get(f"{name}_tokens"), breaker.get(f"{name}_ts")
+    if tokens is None or since is None:
+        return float(per_minute)
+    grown = float(tokens) + (now * 1000 - int(since)) * per_minute / 60000
+    return max(0.0, min(float(per_minute), grown))
+
+
+def _seconds(ms: str | None) -> float | None:
+    return int(float(ms)) / 1000 if ms else None
+
+
+def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in fields.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

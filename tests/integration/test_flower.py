@@ -1,0 +1,238 @@
+"""Flower started for real on the stack's broker: it lists jobs as ``turnout.run_job``, shows a
+running job's current call, never shows a prompt, a completion or a key, and wants its password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ops.simulator.openai_sim import mask_key
+from ops.simulator.server import LOOPBACK, free_port
+from producers.client import Client
+from routing.models import JobState
+from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
+from workers.celery_config import RUN_JOB_TASK
+
+#: Long enough to see every job mid-call, short enough to keep the test quick.
+SECONDARY_LATENCY_MS = 3000
+
+
+class Flower:
+    """``celery -A workers.app flower`` with basic auth, as ops.localstack starts it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.user, self.password = "ops", secrets.token_urlsafe(12)
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.app",
+                    "flower",
+                    f"--address={LOOPBACK}",
+                    f"--port={self.port}",
+                    f"--basic-auth={self.user}:{self.password}",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        #: Every body Flower answered with, for the leak checks.
+        self.seen: list[str] = []
+
+    def request(self, path: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+        user, password = auth or (self.user, self.password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(
+            f"http://{LOOPBACK}:{self.port}{path}", headers={"Authorization": f"Basic {token}"}
+        )
+        return self._open(request)
+
+    def anonymous(self, path: str) -> int:
+        return self._open(urllib.request.Request(f"http://{LOOPBACK}:{self.port}{path}"))[0]
+
+    def _open(self, request: urllib.request.Request) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                body = response.read().decode(errors="replace")
+                self.seen.append(body)
+                return response.status, body
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def api(self, path: str) -> Any:
+        status, body = self.request(path)
+        assert status == 200, f"GET {path}: {status} {body[:200]}"
+        return json.loads(body)
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        status, body = self.request(f"/api/task/info/{task_id}")
+        if status == 404:
+            return None
+        assert status == 200, f"task info {task_id}: {status} {body[:200]}"
+        info: dict[str, Any] = json.loads(body)
+        return info
+
+    def answers(self) -> bool:
+        try:
+            return self.anonymous("/healthcheck") == 200
+        except OSError:  # not listening yet
+            return False
+
+    def wait_ready(self, timeout_s: float = 20) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Flower did not start:\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def poll(probe: Callable[[], Any], timeout_s: float) -> Any:
+    """What ``probe`` returns once it is truthy; None if it never is within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if found := probe():
+            return found
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout_s: float) -> Any:
+    found = poll(probe, timeout_s)
+    assert found, f"gave up waiting for {what} after {timeout_s:g}s"
+    return found
+
+
+def listening(flower: Flower, client: Client) -> None:
+    """Flower answers HTTP before its event receiver is subscribed: a job it saw end proves
+    it hears the worker."""
+
+    def warm_up_seen() -> bool:
+        handle = client.submit("warm up")
+        handle.wait(timeout=15)
+        return bool(poll(lambda: (flower.task(handle.job_id) or {}).get("state") == "SUCCESS", 2))
+
+    wait_for(warm_up_seen, "Flower to receive task events", timeout_s=20)
+
+
+def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
+    redis_url, namespace, tmp_path
+):
+    # Canaries are made here, never written down: the primary fails every call, so each job is
+    # retried once there and then served by the slow secondary, its third call.
+    primary_key = f"sk-canary-{secrets.token_hex(16)}"
+    secondary_key = f"sk-canary-{secrets.token_hex(16)}"
+    primary = Sim("primary", key=primary_key, fail_rate=1.0, fail_status=503)
+    secondary = Sim("secondary", key=secondary_key)
+    config = write_config(
+        tmp_path / "turnout.yaml",
+        [primary, secondary],
+        breaker={"consecutive_failures": 100, "min_calls": 100},
+    )
+    env = stack_env(redis_url, namespace, config, [primary, secondary])
+    token = f"flowertoken{secrets.token_hex(8)}"
+    prompts = [f"Summarise {token} part {n}" for n in range(3)]
+
+    flower = Flower(env, tmp_path / "flower.log")
+    worker = Worker(env, tmp_path / "worker.log")
+    client = Client(settings=settings_for(env))
+    try:
+        worker.start()
+        flower.wait_ready()
+        listening(flower, client)
+
+        secondary.set_faults(latency_ms=SECONDARY_LATENCY_MS)
+        handles = [client.submit(prompt) for prompt in prompts]
+        ids = [handle.job_id for handle in handles]
+
+        # Mid-call, each job shows the custom state, the deployment it is calling and which call.
+        calling: dict[str, dict[str, Any]] = {}
+
+        def all_calling() -> bool:
+            for job_id in ids:
+                info = flower.task(job_id)
+                if info and info["state"] == "CALLING" and "secondary" in info["result"]:
+                    calling[job_id] = info
+            return len(calling) == len(ids)
+
+        wait_for(all_calling, "every job to show the CALLING state", timeout_s=10)
+        for info in calling.values():
+            assert info["name"] == RUN_JOB_TASK
+            assert info["result"] == "calling secondary: attempt 3, run 1"
+        # What the worker runs, as Flower inspects it (the task lists come with a worker's name).
+        hostname = calling[ids[0]]["worker"]
+        inspected = wait_for(
+            lambda: flower.api(f"/api/workers?refresh=1&workername={hostname}").get(hostname),
+            "Flower to inspect the worker",
+            timeout_s=SECONDARY_LATENCY_MS / 1000,
+        )
+        assert {task["id"] for task in inspected["active"]} & set(ids), "inspected mid-call"
+        flower.request(f"/task/{ids[0]}")  # the page a person sees
+
+        results = [handle.wait(timeout=15) for handle in handles]
+        assert [r.state for r in results] == [JobState.SUCCEEDED] * 3
+        assert {r.deployment for r in results} == {"secondary"}
+
+        def all_succeeded() -> list[dict[str, Any]] | None:
+            infos = [flower.task(job_id) or {} for job_id in ids]
+            return infos if all(i.get("state") == "SUCCESS" for i in infos) else None
+
+        for info in wait_for(all_succeeded, "Flower to see every job succeed", timeout_s=5):
+            assert info["name"] == RUN_JOB_TASK
+            assert "'state': 'succeeded'" in info["result"], "the job's small summary"
+            assert info["args"] == repr(info["uuid"]), "the message carries the job id only"
+        listed = flower.api(f"/api/tasks?taskname={RUN_JOB_TASK}")
+        assert set(ids) <= set(listed)
+        assert {listed[job_id]["name"] for job_id in ids} == {RUN_JOB_TASK}
+        assert hostname in flower.api("/api/workers?refresh=1")
+        flower.request(f"/task/{ids[0]}")
+
+        assert flower.anonymous("/api/tasks") == 401
+        assert flower.anonymous(f"/api/task/info/{ids[0]}") == 401
+        assert flower.anonymous("/api/workers") == 401
+        assert flower.request("/api/tasks", auth=(flower.user, "wrong"))[0] == 401
+    finally:
+        client.close()
+        flower.stop()
+        worker.stop()
+        primary.stop()
+        secondary.stop()
+
+    completions = [r.text or "" for r in results]
+    assert all(token in text for text in completions), "the simulator echoes the prompt"
+    # The completion without the prompt it echoes: "secondary (sim-model) answers 1a2b3c4d".
+    answers = [text.split(":", 1)[0] for text in completions]
+    secrets_ = [primary_key, secondary_key, mask_key(primary_key), mask_key(secondary_key)]
+    everything = "\n".join(flower.seen)
+    assert all(job_id in everything for job_id in ids), "the answers checked are about the jobs"
+    for needle in [token, *prompts, *completions, *answers, *secrets_]:
+        assert needle not in everything, f"{needle[:16]}... appeared in Flower's answers"

@@ -1,0 +1,117 @@
+"""What operators read about the fleet (turnout status, the exporter), and their breaker
+actions, against a real Redis."""
+
+import time
+
+import pytest
+import redis
+
+from routing.breaker import BreakerSettings
+from routing.config import DeploymentConfig
+from routing.errors import ErrorClass
+from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Route, Spent
+from routing.fleet_admin import operate_breaker
+from routing.fleet_status import percentile_ms, read_route_status
+from routing.health_scripts import RECORD_HEALTH
+from routing.keys import Keys
+
+SETTINGS = BreakerSettings(consecutive_failures=2, cooldown_s=60, cooldown_jitter=0)
+
+
+def route(name="primary", **settings):
+    deployment = DeploymentConfig(id=name, provider="openai", model="gpt-4o-mini")
+    return Route(deployment, "OPENAI_API_KEY", SETTINGS.model_copy(update=settings), 60, 10_000)
+
+
+@pytest.fixture
+def fleet(redis_url, namespace):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    prefix = Keys(namespace).route_prefix
+    yield FleetRouter(client, prefix), client, prefix
+    client.close()
+
+
+def called(router, r, error=None, latency=0.2, spent=None, tokens=100):
+    grant = router.acquire([r], order="given", tokens=tokens).grant
+    assert grant is not None
+    return router.record(grant, error_class=error, latency_s=latency, spent=spent)
+
+
+def test_percentiles_are_the_upper_bound_of_their_bucket():
+    assert percentile_ms({}, 0.5) is None
+    one_each = {0: 1, 4: 1}  # one call under 50 ms, one between 0.5 and 1 s
+    assert percentile_ms(one_each, 0.5) == 50
+    assert percentile_ms(one_each, 0.95) == 1000
+    slowest = {len(LATENCY_BUCKETS_S): 3}
+    assert percentile_ms(slowest, 0.5) == LATENCY_BUCKETS_S[-1] * 1000, "slower than the last"
+
+
+def test_a_route_never_used_reads_closed_unchecked_and_full(fleet):
+    _, client, prefix = fleet
+    (status,) = read_route_status(client, prefix, [route()])
+    assert (status.state, status.since, status.health.state) == ("closed", None, "unknown")
+    assert (status.calls_recent, status.error_rate, status.p50_ms) == (0, None, None)
+    assert (status.rpm_left, status.tpm_left) == (60, 10_000)
+
+
+def test_calls_errors_latency_tokens_cost_and_headroom(fleet):
+    router, client, prefix = fleet
+    r = route()
+    for _ in range(3):
+        called(router, r, latency=0.2, spent=Spent(1000, 500, 0.001))
+    called(router, r, ErrorClass.SERVER_ERROR, latency=3.0)
+    (status,) = read_route_status(client, prefix, [r])
+    assert (status.calls_recent, status.errors_recent) == (4, 1)
+    assert status.error_rate == pytest.approx(0.25)
+    assert (status.p50_ms, status.p95_ms) == (250, 5000)
+    assert status.today["calls"] == 4
+    assert status.today["prompt_tokens"] == 3000
+    assert status.today["cost"] == pytest.approx(0.003)
+    assert status.totals["err:server_error"] == 1
+    assert status.rpm_left is not None
+    assert 55 <= status.rpm_left <= 56.1, "four calls took four of 60 tokens"
+    assert status.tpm_left is not None
+    assert status.tpm_left < 10_000
+
+
+def test_an_open_route_says_why_since_when_and_until_when(fleet):
+    router, client, prefix = fleet
+    r = route()
+    called(router, r, ErrorClass.OVERLOADED)
+    called(router, r, ErrorClass.OVERLOADED)
+    (status,) = read_route_status(client, prefix, [r])
+    assert (status.state, status.reason) == ("open", "2 consecutive failures")
+    assert status.since is not None
+    assert abs(status.since - time.time()) < 5
+    assert status.open_until is not None
+    assert 55 < status.open_until - time.time() <= 60
+
+
+def test_the_last_health_check_is_shown(fleet):
+    _, client, prefix = fleet
+    script = client.register_script(RECORD_HEALTH)
+    script(args=[prefix, "primary", 0, 12.5, "auth", "401 from openai", 0, 1])
+    (status,) = read_route_status(client, prefix, [route()])
+    assert status.health.state == "failing"
+    assert (status.health.ok, status.health.error_class) == (False, "auth")
+    assert status.health.latency_ms == 12.5
+
+
+def test_operators_open_close_and_reset_a_breaker(fleet):
+    router, client, prefix = fleet
+    r = route()
+    opened = operate_breaker(client, prefix, "primary", "open", open_for_s=600)
+    assert (opened.change, opened.state) == ("forced_open", "open")
+    skip = router.acquire([r], order="given", tokens=1).skips[0]
+    assert skip.describe() == "open (opened by an operator)"
+    closed = operate_breaker(client, prefix, "primary", "close")
+    assert (closed.change, closed.reason) == ("forced_closed", "by an operator (was open)")
+    failback = called(router, r)
+    assert failback is not None
+    assert failback.change == "failback", "the first success after a close is the failback"
+    called(router, r, ErrorClass.OVERLOADED)
+    operate_breaker(client, prefix, "primary", "reset")
+    called(router, r, ErrorClass.OVERLOADED)
+    (status,) = read_route_status(client, prefix, [r])
+    assert status.state == "closed", "reset forgot the first failure: one in a row, not two"
+    assert status.calls_recent == 3, "but not the statistics"

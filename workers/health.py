@@ -1,0 +1,168 @@
+"""Beat's health checks (routing.health says what they mean): which routes are due, checking
+them, and what their results do to routing and to the breaker.
+
+A check of a route whose breaker is open past its cool-down (or half-open) takes the route's
+half-open probe permit, like a job would, and records its outcome on the breaker: ``close_after``
+good checks in a row close it and jobs return to the route (failback), one bad check re-opens it
+for longer. Other checks only record health. Every check's result is kept in Redis for
+``turnout status`` and the exporter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import redis
+
+from routing.config import TurnoutConfig
+from routing.errors import ErrorClass, InvalidResponse, ProviderError
+from routing.fleet import Grant, Route, Router, Transition
+from routing.health import HealthSettings
+from routing.health_scripts import CLAIM_HEALTH_CHECKS, RECORD_HEALTH
+from routing.models import CompletionRequest
+from workers.http import HttpTransport
+from workers.providers.base import ProviderAdapter
+
+log = logging.getLogger("turnout.health")
+
+#: Checks run at once by one health_check task.
+PARALLEL_CHECKS = 8
+#: The request of a ``probe: completion`` check.
+PING = CompletionRequest.from_prompt("ping", max_tokens=1)
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    route_id: str
+    ok: bool
+    latency_ms: float
+    error_class: ErrorClass | None
+    detail: str
+    #: the check was the route's half-open probe (its outcome moved the breaker)
+    probe: bool
+    #: the route's health after this check: 'ok' or 'failing'
+    health: str
+
+
+class HealthChecker:
+    def __init__(
+        self,
+        config: TurnoutConfig,
+        routes: Sequence[Route],
+        *,
+        adapters: Mapping[str, ProviderAdapter],
+        transport: HttpTransport,
+        router: Router,
+        client: redis.Redis,
+        prefix: str,
+        redact: Callable[[str], str],
+        on_transition: Callable[[Transition], None],
+    ) -> None:
+        self.config = config
+        self.routes = [r for r in routes if config.health_for(r.deployment).enabled]
+        self.adapters = adapters
+        self.transport = transport
+        self.router = router
+        self.client = client
+        self.prefix = prefix
+        self.redact = redact
+        self.on_transition = on_transition
+        self._claim = client.register_script(CLAIM_HEALTH_CHECKS)
+        self._record = client.register_script(RECORD_HEALTH)
+
+    def settings_of(self, route: Route) -> HealthSettings:
+        return self.config.health_for(route.deployment)
+
+    def claim_due(self) -> list[Route]:
+        """The routes this caller checks now: each route once per interval, fleet-wide."""
+        if not self.routes:
+            return []
+        args: list[str | int] = [self.prefix]
+        for route in self.routes:
+            args += [route.id, int(self.settings_of(route).every_s * 1000)]
+        claimed = self._claim(args=args)
+        return [self.routes[int(index) - 1] for index in claimed]
+
+    def run(self) -> list[HealthResult]:
+        """Check every route that is due; returns what was found."""
+        due = self.claim_due()
+        if not due:
+            return []
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_CHECKS, len(due))) as pool:
+            return list(pool.map(self.check, due))
+
+    def check(self, route: Route) -> HealthResult:
+        settings = self.settings_of(route)
+        grant = self._probe_permit(route, settings)
+        started = time.monotonic()
+        error: ProviderError | None = None
+        try:
+            self._send(route, settings)
+        except ProviderError as exc:
+            error = exc
+        except Exception as exc:  # a check that cannot even be built (a bad key file, say)
+            error = InvalidResponse(f"{type(exc).__name__}: {exc}")
+        latency_s = time.monotonic() - started
+        if grant is not None:
+            transition = self.router.record(
+                grant,
+                error_class=error.error_class if error else None,
+                latency_s=latency_s,
+                retry_after_s=error.retry_after_s if error else None,
+                is_call=False,
+            )
+            if transition is not None:
+                self.on_transition(transition)
+        detail = self.redact(error.message)[:300] if error else ""
+        health, _fails, changed = self._record(
+            args=[
+                self.prefix,
+                route.id,
+                0 if error else 1,
+                round(latency_s * 1000, 1),
+                error.error_class.value if error else "",
+                detail,
+                1 if grant is not None else 0,
+                settings.failing_after,
+            ]
+        )
+        health = health.decode() if isinstance(health, bytes) else str(health)
+        if int(changed):
+            log.warning("health %s: now %s%s", route.id, health, f" ({detail})" if detail else "")
+        return HealthResult(
+            route.id,
+            error is None,
+            round(latency_s * 1000, 1),
+            error.error_class if error else None,
+            detail,
+            grant is not None,
+            health,
+        )
+
+    def _probe_permit(self, route: Route, settings: HealthSettings) -> Grant | None:
+        """The route's half-open probe permit when its breaker is open past its cool-down (the
+        acquire script decides; a route still cooling gives none)."""
+        state = self.client.hget(f"{self.prefix}{route.id}", "state")
+        if state is None or (state.decode() if isinstance(state, bytes) else state) == "closed":
+            return None
+        acquired = self.router.acquire([route], order="given", tokens=0, hold_s=settings.timeout_s)
+        for transition in acquired.transitions:
+            self.on_transition(transition)
+        grant = acquired.grant
+        if grant is not None and not grant.probe:
+            self.router.release(grant)  # it closed meanwhile: a plain check then
+            return None
+        return grant
+
+    def _send(self, route: Route, settings: HealthSettings) -> None:
+        adapter = self.adapters[route.id]
+        if settings.probe == "completion":
+            reply = self.transport.send(adapter.build_call(PING), timeout_s=settings.timeout_s)
+            adapter.parse_reply(reply)
+        else:
+            reply = self.transport.send(adapter.build_probe(), timeout_s=settings.timeout_s)
+            adapter.read_probe(reply)
