@@ -26,8 +26,8 @@ class FleetView:
     routes: list[RouteStatus]
     #: queued, running now; created, succeeded, failed today
     jobs: dict[str, int]
-    queue: str
-    queue_length: int
+    #: messages waiting in each Celery queue: jobs, and beat's control queue
+    queues: dict[str, int]
     read_at: float
 
 
@@ -44,18 +44,22 @@ def read_fleet(settings: Settings, config: TurnoutConfig) -> FleetView:
     keys = Keys(settings.namespace)
     timeouts = {"socket_connect_timeout": 2, "socket_timeout": 5}
     with redis.Redis.from_url(settings.redis_url, **timeouts) as client:
-        queue_length = int(client.llen(keys.prefix + keys.queue))
+        names = (keys.queue, keys.control_queue)
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(keys.prefix + name)
+            queues = {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
         jobs = JobStore(client, keys, ttl_s=settings.job_ttl_s).counts()
     breaker_url = settings.breaker_redis_url or settings.redis_url
     with redis.Redis.from_url(breaker_url, **timeouts) as client:
         routes = read_route_status(client, keys.route_prefix, all_routes(config))
-    return FleetView(routes, jobs, keys.queue, queue_length, time.time())
+    return FleetView(routes, jobs, queues, time.time())
 
 
 def as_json(view: FleetView) -> dict[str, Any]:
     return {
         "deployments": [_route_json(r) for r in view.routes],
-        "queues": {view.queue: view.queue_length},
+        "queues": view.queues,
         "jobs": view.jobs,
         "read_at": view.read_at,
     }
@@ -69,7 +73,7 @@ def _route_json(r: RouteStatus) -> dict[str, Any]:
         "model": r.model,
         "state": r.state,
         "since": r.since,
-        "reason": r.reason,
+        "reason": r.reason or None,
         "open_until": r.open_until,
         "cooling_until": r.cooling_until,
         "health": {
@@ -116,12 +120,11 @@ def as_tables(view: FleetView) -> Group:
             escape(_headroom(r)),
         )
     jobs = Table(title="Jobs")
-    for column in ("queue", "waiting", "queued", "running", "today: created / ok / failed"):
+    for column in ("messages waiting", "queued", "running", "today: created / ok / failed"):
         jobs.add_column(column)
     j = view.jobs
     jobs.add_row(
-        view.queue,
-        str(view.queue_length),
+        "\n".join(f"{name}: {length}" for name, length in view.queues.items()),
         str(j["queued"]),
         str(j["running"]),
         f"{j['created']} / {j['succeeded']} / {j['failed']}",

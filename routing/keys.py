@@ -24,6 +24,12 @@ class Keys:
         """The Celery queue of run_job messages (stored as ``<prefix>jobs`` in Redis)."""
         return "jobs"
 
+    @property
+    def control_queue(self) -> str:
+        """The Celery queue of beat's tasks (health checks, the reconciler), stored as
+        ``<prefix>control``: its own queue so they never wait behind a backlog of jobs."""
+        return "control"
+
     def job(self, job_id: str) -> str:
         """Hash: the job record (state, request, policy, lease, outcome)."""
         return f"{self.namespace}:job:{job_id}"

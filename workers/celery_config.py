@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
 from routing.keys import Keys
 from workers.settings import Settings
@@ -80,6 +81,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "visibility_timeout": visibility,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": keys.queue,
+        # Beat's tasks have a queue of their own, which every worker also consumes (kombu takes
+        # its queues in turn): in the jobs queue a tick would wait behind the whole backlog and
+        # expire, so no health check, failback probe or reconcile would run while one drains.
+        "task_queues": [_queue(keys.queue), _queue(keys.control_queue)],
+        "task_routes": {
+            HEALTH_CHECK_TASK: {"queue": keys.control_queue},
+            RECONCILE_TASK: {"queue": keys.control_queue},
+        },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -118,6 +127,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "timezone": "UTC",
     }
+
+
+def _queue(name: str) -> Queue:
+    """A queue as Celery declares its default one: a direct exchange of the same name."""
+    return Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
 
 
 def create_app(settings: Settings | None = None, *, with_tasks: bool = False) -> Celery:

@@ -175,3 +175,24 @@ def test_two_beats_check_each_deployment_once_per_interval(redis_url, namespace,
     print(f"\ntwo beats, {elapsed:.1f}s, checks every {HEALTH['every_s']}s: {checks}")
     for count in checks:
         assert elapsed / HEALTH["every_s"] - 2 <= count <= elapsed / HEALTH["every_s"] + 1
+
+
+def test_health_checks_run_while_a_backlog_of_jobs_waits(redis_url, namespace, tmp_path):
+    with (
+        stack(redis_url, namespace, tmp_path, beats=1) as (primary, secondary, env, _),
+        redis.Redis.from_url(redis_url) as client,
+        Client(settings=settings_for(env)) as producer,
+    ):
+        primary.set_faults(latency_ms=500)  # 4 worker threads: 8 jobs a second
+        handles = [producer.submit(f"backlog {n}") for n in range(60)]
+        queue = f"{Keys(namespace).prefix}{Keys(namespace).queue}"
+        time.sleep(1)  # the backlog is in and beat's ticks land behind it
+        before = secondary.stats()["probe_requests"]
+        time.sleep(3)
+        waiting = client.llen(queue)
+        checks = secondary.stats()["probe_requests"] - before
+        results = [h.wait(timeout=60) for h in handles]
+    print(f"\n{checks} checks of the secondary in 3 s while {waiting} job messages waited")
+    assert waiting > 10, "the backlog was still there"
+    assert checks >= 2, "beat's checks do not wait behind the jobs"
+    assert {r.state for r in results} == {JobState.SUCCEEDED}

@@ -59,6 +59,17 @@ def test_beat_reconciles_and_ticks_the_health_checks_and_drops_stale_ticks():
     assert celery_config(settings())["beat_schedule"]["turnout-health-check"]["schedule"] == 5
 
 
+def test_beats_tasks_have_their_own_queue_that_every_worker_consumes():
+    from workers.celery_config import create_app
+
+    app = create_app(settings())
+    assert list(app.amqp.queues) == ["jobs", "control"], "a worker consumes both"
+    route = app.amqp.router.route
+    assert route({}, HEALTH_CHECK_TASK)["queue"].name == "control"
+    assert route({}, RECONCILE_TASK)["queue"].name == "control"
+    assert route({}, "turnout.run_job")["queue"].name == "jobs"
+
+
 def test_task_events_are_on_unless_turned_off():
     on = celery_config(settings())
     assert on["worker_send_task_events"] is True
