@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ops import cli as ops_cli
+from ops import exporter as ops_exporter
 from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
 from routing.fleet_admin import Action, operate_breaker
@@ -257,6 +258,7 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
 app.command("simulate")(ops_cli.simulate)
 app.command("up")(ops_cli.up)
 app.command("demo")(ops_cli.demo)
+app.command("exporter")(ops_exporter.exporter)
 app.add_typer(ops_cli.providers_app, name="providers")
 
 

@@ -1,5 +1,6 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine (none runs here)."""
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -11,8 +12,16 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
-def test_the_four_services_exist():
-    assert set(SERVICES) == {"redis", "worker", "beat", "flower"}
+CORE = {"redis", "worker", "beat", "flower"}
+MONITORING = {"exporter", "prometheus", "grafana"}
+
+
+def test_the_four_services_exist_and_monitoring_is_a_profile():
+    assert set(SERVICES) == CORE | MONITORING
+    for name in CORE:
+        assert "profiles" not in SERVICES[name], f"{name} runs on a plain `docker compose up`"
+    for name in MONITORING:
+        assert SERVICES[name]["profiles"] == ["monitoring"], name
 
 
 def test_redis_keeps_jobs_and_never_evicts_them():
@@ -43,6 +52,76 @@ def test_flower_requires_basic_auth_and_listens_on_loopback_only():
     assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
     assert all(port.startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
     assert "ports" not in SERVICES["redis"], "Redis is not published"
+
+
+def test_the_exporter_serves_the_fleet_from_the_compose_redis_without_provider_keys():
+    exporter, worker = SERVICES["exporter"], SERVICES["worker"]
+    assert exporter["command"] == ["turnout", "exporter", "--port", "9464", "--host", "0.0.0.0"]
+    assert (exporter["build"], exporter["image"]) == (worker["build"], worker["image"])
+    assert exporter["volumes"] == worker["volumes"], "the same config file"
+    for name in ("REDIS_URL", "TURNOUT_CONFIG"):
+        assert exporter["environment"][name] == worker["environment"][name]
+    assert exporter["environment"]["TURNOUT_NAMESPACE"] == "${TURNOUT_NAMESPACE:-turnout}"
+    assert exporter["env_file"] == [], "it never calls a provider: no .env, no keys"
+    assert exporter["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_monitoring_ports_are_on_loopback_and_match_the_scrape_config():
+    expected = {"exporter": "9464", "prometheus": "9090", "grafana": "3000"}
+    for name, port in expected.items():
+        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    scrape = yaml.safe_load((ROOT / "ops/monitoring/prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in scrape["scrape_configs"]
+    }
+    assert targets["turnout"] == ["exporter:9464"]
+    assert targets["flower"] == ["flower:5555"]
+
+
+def test_prometheus_and_grafana_mount_the_shipped_files():
+    for name in ("prometheus", "grafana"):
+        for volume in SERVICES[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is missing"
+                assert volume.endswith(":ro"), volume
+    assert (
+        "./ops/monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in (SERVICES["prometheus"]["volumes"])
+    )
+    assert SERVICES["grafana"]["depends_on"] == ["prometheus"]
+    assert SERVICES["prometheus"]["depends_on"] == ["exporter"]
+
+
+def test_prometheus_gets_flowers_credentials_as_files(tmp_path):
+    """The entrypoint's shell, run here with sh: the first user:password pair, split."""
+    entrypoint = SERVICES["prometheus"]["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    script = (
+        entrypoint[2]
+        .replace("$$", "$")  # compose's escape
+        .replace("/tmp/flower", str(tmp_path / "flower"))
+        .replace("/bin/prometheus", "echo")
+    )
+    env = {"PATH": "/usr/bin:/bin", "FLOWER_BASIC_AUTH": "ops:s3cr:et,other:pw"}
+    done = subprocess.run(
+        ["sh", "-c", script, "prometheus", "--config.file=x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "--config.file=x", "Prometheus gets the command's arguments"
+    assert (tmp_path / "flower/username").read_text() == "ops"
+    assert (tmp_path / "flower/password").read_text() == "s3cr:et"
+    assert (tmp_path / "flower/password").stat().st_mode & 0o077 == 0, "only its owner reads it"
+    scrape = yaml.safe_load((ROOT / "ops/monitoring/prometheus.yml").read_text())
+    (flower,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "flower"]
+    assert flower["basic_auth"] == {
+        "username_file": "/tmp/flower/username",
+        "password_file": "/tmp/flower/password",
+    }
+    assert "FLOWER_BASIC_AUTH:?" in SERVICES["prometheus"]["environment"]["FLOWER_BASIC_AUTH"]
 
 
 def test_the_worker_is_given_time_to_finish_its_jobs_on_stop():

@@ -1,0 +1,454 @@
+"""``turnout exporter``: the fleet's metrics for Prometheus, read from Redis on every scrape.
+
+Workers keep their statistics in Redis (routing.fleet_scripts' RECORD_OUTCOME, the job counts of
+workers.job_scripts), so one exporter is right however many workers run, and a worker that dies
+takes nothing with it. Each scrape is one pipelined round trip to the jobs' Redis (queue length,
+job counts, reconciler counts) and one to the breakers' (every route: routing.fleet_status; the
+same Redis unless TURNOUT_BREAKER_REDIS_URL names another); no value is kept between scrapes.
+When a Redis does not answer, the scrape says ``turnout_up 0`` and nothing else: an absent series
+is honest, a stale one is not.
+
+Label ``route`` is a route id (a deployment, or ``<deployment>/<KEY_VARIABLE>`` for one key of a
+pool), with its ``deployment`` and ``provider``. Counters are totals since the route's statistics
+began (they reset only when its Redis keys are deleted, which rate() and increase() take as a
+counter reset). Run one exporter per Prometheus: two behind one job double every sum.
+
+The registry holds this collector only: no process_* or python_* metrics, which would describe
+the exporter rather than the fleet (Prometheus' own ``up`` and scrape_duration_seconds cover the
+exporter's health).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Annotated, Literal
+
+import redis
+import typer
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from rich.console import Console
+from rich.markup import escape
+
+from producers.fleet_view import all_routes
+from routing.config import TurnoutConfig, load_config
+from routing.errors import ConfigError, ErrorClass
+from routing.fleet import LATENCY_BUCKETS_S, Route
+from routing.fleet_status import RouteStatus, read_route_status
+from routing.keys import Keys
+from workers.settings import Settings
+
+log = logging.getLogger("turnout.exporter")
+
+#: Labels of every per-route family.
+ROUTE_LABELS = ("route", "deployment", "provider")
+#: The classes a provider call can fail with (the job-level ones never reach a route).
+PROVIDER_ERROR_CLASSES = tuple(
+    c.value
+    for c in ErrorClass
+    if c
+    not in {
+        ErrorClass.DEADLINE_EXCEEDED,
+        ErrorClass.NO_CANDIDATES,
+        ErrorClass.ALL_UNAVAILABLE,
+        ErrorClass.WORKER_LOST,
+        ErrorClass.INTERNAL,
+    }
+)
+BREAKER_STATES = ("closed", "open", "half_open")
+JOB_STATES_NOW = ("queued", "running")
+JOB_STATES_TODAY = ("created", "succeeded", "failed")
+RECONCILE_REASONS = ("queued", "lease_expired")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family the exporter serves: its name as exposed, type, labels and meaning."""
+
+    name: str
+    kind: Literal["counter", "gauge", "histogram"]
+    labels: tuple[str, ...]
+    help: str
+
+    @property
+    def sample_names(self) -> tuple[str, ...]:
+        """The names of its samples in the exposition (what PromQL queries)."""
+        if self.kind == "histogram":
+            return tuple(f"{self.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+        return (self.name,)
+
+
+#: Every family, by name. The README's metrics table and the dashboard test read this.
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "turnout_up",
+            "gauge",
+            (),
+            "1: this scrape read every Redis turnout uses; 0: one did not answer, and no other "
+            "turnout metric is exposed.",
+        ),
+        Family(
+            "turnout_route_info",
+            "gauge",
+            (*ROUTE_LABELS, "model"),
+            "Always 1: each route (a deployment, or one key of its pool) and its model.",
+        ),
+        Family(
+            "turnout_provider_requests_total",
+            "counter",
+            ROUTE_LABELS,
+            "Provider calls on the route, fleet-wide, failures included (health checks not).",
+        ),
+        Family(
+            "turnout_provider_errors_total",
+            "counter",
+            (*ROUTE_LABELS, "class"),
+            "Failed provider calls on the route, by error class.",
+        ),
+        Family(
+            "turnout_provider_latency_seconds",
+            "histogram",
+            ROUTE_LABELS,
+            "Provider call latency, connect to last byte, failures included.",
+        ),
+        Family(
+            "turnout_provider_tokens_total",
+            "counter",
+            (*ROUTE_LABELS, "kind"),
+            "Tokens the provider reported, by kind (prompt, completion).",
+        ),
+        Family(
+            "turnout_provider_cost_usd_total",
+            "counter",
+            ROUTE_LABELS,
+            "USD spent at the deployment's prices (calls at an unknown price add nothing).",
+        ),
+        Family(
+            "turnout_breaker_state",
+            "gauge",
+            (*ROUTE_LABELS, "state"),
+            "1 for the fleet-wide breaker's state (closed, open, half_open), 0 for the others. "
+            "half_open: its cool-down is over and the next call is a probe.",
+        ),
+        Family(
+            "turnout_route_healthy",
+            "gauge",
+            ROUTE_LABELS,
+            "1: the route's health checks pass; 0: they fail (other routes go first). Absent: "
+            "never checked.",
+        ),
+        Family(
+            "turnout_route_health_checked_timestamp_seconds",
+            "gauge",
+            ROUTE_LABELS,
+            "When the route's last health check ran (Unix time). Absent: never checked.",
+        ),
+        Family(
+            "turnout_route_in_flight",
+            "gauge",
+            ROUTE_LABELS,
+            "Calls in flight on the route, fleet-wide.",
+        ),
+        Family(
+            "turnout_rate_limit_headroom",
+            "gauge",
+            (*ROUTE_LABELS, "kind"),
+            "Requests (kind rpm) or tokens (tpm) the route's fleet-wide limit allows now; only "
+            "for routes with that limit.",
+        ),
+        Family(
+            "turnout_rate_limit_per_minute",
+            "gauge",
+            (*ROUTE_LABELS, "kind"),
+            "The route's configured fleet-wide limit (rpm, tpm); only for routes with one.",
+        ),
+        Family(
+            "turnout_queue_length",
+            "gauge",
+            ("queue",),
+            "Messages waiting in the Celery queue, not yet taken by a worker.",
+        ),
+        Family(
+            "turnout_jobs",
+            "gauge",
+            ("state",),
+            "Jobs queued or running now, from the job records.",
+        ),
+        Family(
+            "turnout_jobs_today",
+            "gauge",
+            ("state",),
+            "Jobs created, succeeded and failed since 00:00 UTC; back to 0 at midnight UTC "
+            "(increase() takes that as a counter reset).",
+        ),
+        Family(
+            "turnout_reconciler_resent_total",
+            "counter",
+            ("reason",),
+            "Run messages the reconciler sent again: queued (a lost message), lease_expired (a "
+            "dead worker's job).",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FleetReading:
+    """What one scrape read: every route (with its config), the queues and the job counts."""
+
+    routes: list[tuple[Route, RouteStatus]]
+    queues: dict[str, int]
+    jobs_now: dict[str, int]
+    jobs_today: dict[str, int]
+    reconciler: dict[str, int] = field(default_factory=dict)
+
+
+def families_of(reading: FleetReading) -> list[Metric]:
+    """The metric families of a reading (no I/O), turnout_up included."""
+    made = {name: _new(family) for name, family in FAMILIES.items()}
+    add = partial(_add, made)
+    add("turnout_up", [], 1)
+    for route, status in reading.routes:
+        _add_route(made, route, status)
+    for queue, length in sorted(reading.queues.items()):
+        add("turnout_queue_length", [queue], length)
+    for state in JOB_STATES_NOW:
+        add("turnout_jobs", [state], reading.jobs_now.get(state, 0))
+    for state in JOB_STATES_TODAY:
+        add("turnout_jobs_today", [state], reading.jobs_today.get(state, 0))
+    for reason in sorted({*RECONCILE_REASONS, *reading.reconciler}):
+        add("turnout_reconciler_resent_total", [reason], reading.reconciler.get(reason, 0))
+    return list(made.values())
+
+
+def down_families() -> list[Metric]:
+    """A scrape whose Redis did not answer: turnout_up 0, and nothing that could be stale."""
+    made = {"turnout_up": _new(FAMILIES["turnout_up"])}
+    _add(made, "turnout_up", [], 0)
+    return list(made.values())
+
+
+_Made = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+
+
+def _new(family: Family) -> _Made:
+    labels = list(family.labels)
+    if family.kind == "counter":
+        return CounterMetricFamily(family.name, family.help, labels=labels)
+    if family.kind == "histogram":
+        return HistogramMetricFamily(family.name, family.help, labels=labels)
+    return GaugeMetricFamily(family.name, family.help, labels=labels)
+
+
+def _add(made: dict[str, _Made], name: str, labels: Sequence[str], value: float) -> None:
+    family = made[name]
+    assert not isinstance(family, HistogramMetricFamily), name
+    family.add_metric(labels, value)
+
+
+def _add_route(made: dict[str, _Made], route: Route, status: RouteStatus) -> None:
+    labels = [status.route_id, status.deployment, status.provider]
+    totals = status.totals
+
+    def add(name: str, value: float, *extra: str) -> None:
+        _add(made, name, [*labels, *extra], value)
+
+    add("turnout_route_info", 1, status.model)
+    add("turnout_provider_requests_total", totals.get("calls", 0))
+    seen = {name[4:] for name in totals if name.startswith("err:")}
+    for error_class in sorted({*PROVIDER_ERROR_CLASSES, *seen}):
+        add("turnout_provider_errors_total", totals.get(f"err:{error_class}", 0), error_class)
+    histogram = made["turnout_provider_latency_seconds"]
+    assert isinstance(histogram, HistogramMetricFamily)
+    histogram.add_metric(labels, latency_buckets(totals), totals.get("lat_sum", 0.0))
+    add("turnout_provider_tokens_total", totals.get("prompt_tokens", 0), "prompt")
+    add("turnout_provider_tokens_total", totals.get("completion_tokens", 0), "completion")
+    add("turnout_provider_cost_usd_total", totals.get("cost", 0.0))
+    for state in BREAKER_STATES:
+        add("turnout_breaker_state", 1 if status.state == state else 0, state)
+    if status.health.state != "unknown":
+        add("turnout_route_healthy", 1 if status.health.state == "ok" else 0)
+    if status.health.checked_at is not None:
+        add("turnout_route_health_checked_timestamp_seconds", status.health.checked_at)
+    add("turnout_route_in_flight", status.in_flight)
+    for kind, limit, left in (
+        ("rpm", route.rpm, status.rpm_left),
+        ("tpm", route.tpm, status.tpm_left),
+    ):
+        if limit and left is not None:
+            add("turnout_rate_limit_headroom", left, kind)
+            add("turnout_rate_limit_per_minute", limit, kind)
+
+
+def latency_buckets(totals: dict[str, float]) -> list[tuple[str, float]]:
+    """Prometheus' cumulative ``le`` buckets from the per-bucket counts ``b<i>`` the fleet keeps
+    (bucket i holds the calls at most LATENCY_BUCKETS_S[i] and slower than the bound before;
+    the last index, everything slower)."""
+    buckets: list[tuple[str, float]] = []
+    seen = 0.0
+    for index, bound in enumerate(LATENCY_BUCKETS_S):
+        seen += totals.get(f"b{index}", 0)
+        buckets.append((repr(float(bound)), seen))  # 0.05, 1.0: Go's spelling
+    seen += totals.get(f"b{len(LATENCY_BUCKETS_S)}", 0)
+    buckets.append(("+Inf", seen))
+    return buckets
+
+
+class FleetCollector(Collector):
+    """A prometheus-client collector that reads the fleet from Redis on every scrape."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: TurnoutConfig,
+        *,
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._keys = Keys(settings.namespace)
+        self._routes = all_routes(config)
+        options = {
+            "socket_connect_timeout": connect_timeout_s,
+            "socket_timeout": timeout_s,
+            "decode_responses": True,
+        }
+        self._jobs = redis.Redis.from_url(settings.redis_url, **options)
+        breaker_url = settings.breaker_redis_url or settings.redis_url
+        self._breakers = (
+            self._jobs
+            if breaker_url == settings.redis_url
+            else redis.Redis.from_url(breaker_url, **options)
+        )
+        self._was_up: bool | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        """The families, without samples and without Redis (the registry learns the names)."""
+        for family in FAMILIES.values():
+            yield _new(family)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            reading = self.read()
+        except redis.RedisError as exc:
+            self._note(up=False, why=f"{type(exc).__name__}: {exc}")
+            yield from down_families()
+            return
+        except Exception:  # a scrape never fails: say down, and log why for a human
+            log.exception("reading the fleet failed")
+            self._was_up = False
+            yield from down_families()
+            return
+        self._note(up=True)
+        yield from families_of(reading)
+
+    def read(self) -> FleetReading:
+        """One pipelined round trip to each Redis; raises redis.RedisError when one fails."""
+        keys = self._keys
+        pipe = self._jobs.pipeline(transaction=False)
+        queues = (keys.queue, keys.control_queue)
+        for queue in queues:
+            pipe.llen(keys.prefix + queue)
+        pipe.hgetall(keys.job_counts)
+        pipe.hgetall(f"{keys.job_counts}:{int(time.time() // 86400)}")
+        pipe.hgetall(keys.reconciler_counts)
+        *lengths, now, today, reconciler = pipe.execute()
+        statuses = read_route_status(self._breakers, keys.route_prefix, self._routes)
+        return FleetReading(
+            routes=list(zip(self._routes, statuses, strict=True)),
+            queues={queue: int(n) for queue, n in zip(queues, lengths, strict=True)},
+            jobs_now=_counts(now, JOB_STATES_NOW),
+            jobs_today=_counts(today, JOB_STATES_TODAY),
+            reconciler=_counts(reconciler, ()),
+        )
+
+    def close(self) -> None:
+        self._jobs.close()
+        if self._breakers is not self._jobs:
+            self._breakers.close()
+
+    def _note(self, *, up: bool, why: str = "") -> None:
+        """Log when Redis stops or starts answering, not on every scrape in between."""
+        if up and self._was_up is False:
+            log.info("Redis answers again")
+        elif not up and self._was_up is not False:
+            log.warning("Redis did not answer; scrapes say turnout_up 0 until it does (%s)", why)
+        self._was_up = up
+
+
+def _counts(fields: dict[str, str], names: Sequence[str]) -> dict[str, int]:
+    """Integer counts by name: ``names`` always (0 when absent), and any other field found.
+    Counts below 0 (a decrement racing a delete) read as 0."""
+    return {name: max(0, int(float(fields.get(name, 0)))) for name in {*names, *fields}}
+
+
+def exporter_registry(collector: Collector) -> CollectorRegistry:
+    """A registry holding only ``collector`` (see the module docstring for why)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def serve_exporter(
+    settings: Settings, config: TurnoutConfig, port: int, host: str = "127.0.0.1"
+) -> None:
+    """Serve /metrics on host:port until SIGTERM or Ctrl-C (then stop serving and return)."""
+    collector = FleetCollector(settings, config)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=exporter_registry(collector))
+    except OSError:
+        collector.close()
+        raise
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # As PID 1 in a container, SIGTERM's default action is ignored: handle it.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("serving the fleet's metrics on http://%s:%d/metrics", host, server.server_port)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        collector.close()
+
+
+def exporter(
+    port: Annotated[int, typer.Option(help="Port to serve /metrics on.")] = 9464,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 only inside a container).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the fleet's Prometheus metrics: requests, errors, latency, tokens and cost per
+    route, breaker state, health, queue length and jobs by state, read from Redis on every
+    scrape (one exporter is right for any number of workers)."""
+    console = Console(stderr=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    try:
+        if settings.config_path is None:
+            raise ConfigError("TURNOUT_CONFIG is not set; fix: point it at the config YAML")
+        config = load_config(settings.config_path)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        serve_exporter(settings, config, port, host)
+    except OSError as exc:  # the port is taken, or the address is not ours
+        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {escape(str(exc))}")
+        raise typer.Exit(1) from None
