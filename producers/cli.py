@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import redis
@@ -140,6 +141,70 @@ def status(
                 live.update(as_tables(read()))
         except KeyboardInterrupt:
             pass
+
+
+@app.command()
+def batch(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT.jsonl", help="OpenAI Batch API lines, or plain ones.")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="OUTPUT.jsonl", help="Appended; failures go beside it."
+        ),
+    ],
+    policy: Annotated[
+        str | None,
+        typer.Option(help="A policy, deployment or alias for every line (else each body's model)."),
+    ] = None,
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Jobs submitted and not yet finished, at most.")
+    ] = 32,
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first invalid line (before anything is enqueued).")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Run lines in OUTPUT.errors.jsonl again, as new jobs.")
+    ] = False,
+) -> None:
+    """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
+    resumable (run it again to finish an interrupted run; nothing runs twice)."""
+    from producers.batch import BatchInputError, run_batch, summary_line, summary_table
+    from producers.client import Client, SubmitError
+
+    if not input_path.is_file():
+        raise _fail(f"no input file {input_path}")
+    try:
+        client = Client()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        outcome = run_batch(
+            client,
+            input_path,
+            output,
+            policy=policy,
+            max_in_flight=max_in_flight,
+            strict=strict,
+            retry_failed=retry_failed,
+            console=err,
+        )
+    except BatchInputError as exc:
+        raise _fail(str(exc)) from None
+    except (SubmitError, redis.RedisError) as exc:
+        raise _fail(
+            f"{exc}; what was written is kept: run the same command again", code=1
+        ) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: what was written is kept; run the same command again to finish")
+        raise typer.Exit(130) from None
+    finally:
+        client.close()
+    out.print(summary_table(outcome))
+    out.print(summary_line(outcome), highlight=False, soft_wrap=True)
+    if not outcome.clean:
+        raise typer.Exit(1)
 
 
 breaker_app = typer.Typer(

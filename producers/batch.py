@@ -1,0 +1,380 @@
+"""``turnout batch``: a JSONL file of completions through the queue, resumable and crash-safe.
+
+Everything is checked before anything is enqueued (duplicate custom_ids stop the run; an invalid
+line is reported with its number and skipped, or stops the run with ``--strict``). Then at most
+``max_in_flight`` jobs are out at once; each result is appended to its file and flushed as it
+arrives. A run that dies (killed, Ctrl-C, a lost machine) is run again with the same command:
+lines already written are skipped, and each remaining line submits with an idempotency key
+derived from the line and the output file, so a job the dead run had submitted is waited for,
+not run again. Lines go out in input order and are written in the order they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from producers.batch_lines import (
+    BatchItem,
+    LineProblem,
+    as_jsonl,
+    duplicate_custom_ids,
+    error_line,
+    idempotency_key,
+    output_line,
+    parse_line,
+    written_lines,
+)
+from producers.client import Client
+from routing.errors import InvalidRequest, TurnoutError
+from routing.models import CompletionResult, JobState
+
+
+class BatchInputError(TurnoutError):
+    """The input cannot run at all (duplicate custom_ids, an invalid line under --strict)."""
+
+
+def errors_path(output: Path) -> Path:
+    """``out.jsonl`` -> ``out.errors.jsonl``."""
+    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(f"{stem}.errors.jsonl")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    #: Valid lines to run now, in input order.
+    todo: list[BatchItem]
+    problems: list[LineProblem]
+    #: Valid lines an earlier run wrote to the output (succeeded).
+    succeeded_before: int
+    #: Valid lines an earlier run wrote to the errors file only, and not run again now.
+    failed_before: int
+    lines: int
+
+    @property
+    def done_before(self) -> int:
+        return self.succeeded_before + self.failed_before
+
+
+def plan_batch(
+    client: Client,
+    input_path: Path,
+    output: Path,
+    *,
+    policy: str | None,
+    strict: bool,
+    retry_failed: bool = False,
+) -> BatchPlan:
+    """Read and check the whole input, and what earlier runs wrote; enqueue nothing. Lines in
+    the output are done; lines only in the errors file are done too, unless ``retry_failed``."""
+    parsed: list[BatchItem | LineProblem] = []
+    with input_path.open(encoding="utf-8") as lines:
+        for line_no, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            entry = parse_line(text, line_no, client.config, policy=policy)
+            if isinstance(entry, BatchItem):
+                entry = _checked(client, entry)
+            if strict and isinstance(entry, LineProblem):
+                raise BatchInputError(f"{entry} (--strict: nothing was enqueued)")
+            parsed.append(entry)
+    duplicates = duplicate_custom_ids(parsed)
+    if duplicates:
+        raise BatchInputError(
+            "duplicate custom_id: " + "; ".join(duplicates) + " (nothing was enqueued)"
+        )
+    succeeded = set(dict(_read_lines(output)))
+    failed = dict(_read_lines(errors_path(output)))  # the last failure of each custom_id
+    items = [entry for entry in parsed if isinstance(entry, BatchItem)]
+    todo, failed_before = [], 0
+    for item in items:
+        if item.custom_id in succeeded:
+            continue
+        if item.custom_id in failed:
+            if not retry_failed:
+                failed_before += 1
+                continue
+            item = replace(item, retry_of=failed[item.custom_id] or "unknown")
+        todo.append(item)
+    return BatchPlan(
+        todo=todo,
+        problems=[entry for entry in parsed if isinstance(entry, LineProblem)],
+        succeeded_before=sum(1 for item in items if item.custom_id in succeeded),
+        failed_before=failed_before,
+        lines=len(parsed),
+    )
+
+
+def _checked(client: Client, item: BatchItem) -> BatchItem | LineProblem:
+    """What the client would refuse at submit (an unknown target, a deadline too long)."""
+    try:
+        client.prepare(item.request, policy=item.route.policy, targets=_targets(item))
+    except InvalidRequest as exc:
+        return LineProblem(item.line_no, str(exc), item.custom_id)
+    return item
+
+
+def _targets(item: BatchItem) -> list[str] | None:
+    return list(item.route.targets) or None
+
+
+def _read_lines(path: Path) -> list[tuple[str, str | None]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return list(written_lines(lines))
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class DeploymentTally:
+    jobs: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else None
+
+
+@dataclass
+class BatchTally:
+    """What this run did, for the progress bar and the summary."""
+
+    succeeded: int = 0
+    failed: int = 0
+    cost_usd: float = 0.0
+    by_deployment: dict[str, DeploymentTally] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def count(self, result: CompletionResult) -> None:
+        if result.state is JobState.SUCCEEDED:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        self.cost_usd += result.cost_usd or 0.0
+        if result.deployment is None:
+            return
+        tally = self.by_deployment.setdefault(result.deployment, DeploymentTally())
+        tally.jobs += 1
+        tally.cost_usd += result.cost_usd or 0.0
+        if result.usage is not None:
+            tally.prompt_tokens += result.usage.prompt_tokens
+            tally.completion_tokens += result.usage.completion_tokens
+        served = [a for a in result.attempts if a.outcome == "ok"]
+        if served:
+            tally.latencies_ms.append(served[-1].latency_ms)
+
+
+class BatchFiles:
+    """The output and errors files, appended one whole line at a time and flushed per line."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.errors = errors_path(output)
+        self._out = _open_for_append(self.output)
+        self._err = _open_for_append(self.errors)
+
+    def write(self, custom_id: str, result: CompletionResult) -> None:
+        if result.state is JobState.SUCCEEDED:
+            _append(self._out, as_jsonl(output_line(custom_id, result)))
+        else:
+            _append(self._err, as_jsonl(error_line(custom_id, result)))
+
+    def close(self) -> None:
+        for handle in (self._out, self._err):
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+
+
+def _open_for_append(path: Path) -> IO[str]:
+    """Append mode, after cutting a line a killed run left half-written (its custom_id was
+    not counted as done, so the line is written again whole)."""
+    if path.exists():
+        with path.open("rb+") as raw:
+            data = raw.read()
+            if data and not data.endswith(b"\n"):
+                raw.truncate(data.rfind(b"\n") + 1)
+    return path.open("a", encoding="utf-8")
+
+
+def _append(handle: IO[str], line: str) -> None:
+    handle.write(line)
+    handle.flush()
+
+
+async def run_items(
+    client: Client,
+    items: list[BatchItem],
+    files: BatchFiles,
+    *,
+    max_in_flight: int,
+    on_result: Callable[[CompletionResult], None],
+) -> None:
+    """Submit ``items`` in order with at most ``max_in_flight`` unfinished, writing each result
+    as it arrives. A submit that fails (Redis down) ends the run: what was written stays."""
+    identity = str(files.output.resolve())
+    window = asyncio.Semaphore(max_in_flight)
+    running: set[asyncio.Task[None]] = set()
+    failure: list[BaseException] = []
+
+    async def one(item: BatchItem) -> None:
+        try:
+            request = item.request.model_copy(
+                update={"idempotency_key": idempotency_key(item, identity)}
+            )
+            handle = await client.asubmit(request, policy=item.route.policy, targets=_targets(item))
+            result = await handle.wait()
+            files.write(item.custom_id, result)
+            on_result(result)
+        except BaseException as exc:
+            failure.append(exc)
+            raise
+        finally:
+            window.release()
+
+    try:
+        for item in items:
+            await window.acquire()
+            if failure:
+                break
+            task = asyncio.create_task(one(item))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        await client.aclose()
+    if failure:
+        raise failure[0]
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    plan: BatchPlan
+    tally: BatchTally
+    output: Path
+    errors: Path
+
+    @property
+    def clean(self) -> bool:
+        """Every line is in the output: none failed, now or before, none invalid."""
+        return self.tally.failed == 0 and self.plan.failed_before == 0 and not self.plan.problems
+
+
+def run_batch(
+    client: Client,
+    input_path: Path,
+    output: Path,
+    *,
+    policy: str | None,
+    max_in_flight: int,
+    strict: bool,
+    retry_failed: bool,
+    console: Console,
+) -> BatchOutcome:
+    """Plan, report the invalid lines, run the rest with a progress bar; BatchInputError when
+    the input cannot run."""
+    plan = plan_batch(
+        client, input_path, output, policy=policy, strict=strict, retry_failed=retry_failed
+    )
+    for problem in plan.problems:
+        console.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    if plan.done_before:
+        console.print(
+            f"skipped {plan.succeeded_before} line(s) already in {escape(output.name)}"
+            + (
+                f" and {plan.failed_before} in {escape(errors_path(output).name)}"
+                " (--retry-failed runs those again)"
+                if plan.failed_before
+                else ""
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    tally = BatchTally()
+    files = BatchFiles(output)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed[/]"),
+        TextColumn("{task.fields[rate]:.1f} jobs/s"),
+        TimeRemainingColumn(),
+        TextColumn("${task.fields[cost]:.4f}"),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        bar = progress.add_task("batch", total=len(plan.todo), failed=0, rate=0.0, cost=0.0)
+
+        def advance(result: CompletionResult) -> None:
+            tally.count(result)
+            progress.update(
+                bar, advance=1, failed=tally.failed, rate=tally.rate(), cost=tally.cost_usd
+            )
+
+        try:
+            asyncio.run(
+                run_items(client, plan.todo, files, max_in_flight=max_in_flight, on_result=advance)
+            )
+        finally:
+            files.close()
+    return BatchOutcome(plan, tally, files.output, files.errors)
+
+
+def summary_table(outcome: BatchOutcome) -> Table:
+    """Per deployment that served this run's jobs: jobs, tokens, cost, p50 latency."""
+    table = Table(title="This run, by deployment")
+    for column in ("deployment", "jobs", "prompt tok", "completion tok", "cost $", "p50 ms"):
+        table.add_column(column, justify="left" if column == "deployment" else "right")
+    for name, tally in sorted(outcome.tally.by_deployment.items()):
+        table.add_row(
+            escape(name),
+            str(tally.jobs),
+            str(tally.prompt_tokens),
+            str(tally.completion_tokens),
+            f"{tally.cost_usd:.4f}",
+            f"{tally.p50_ms:.0f}" if tally.p50_ms is not None else "-",
+        )
+    return table
+
+
+def summary_line(outcome: BatchOutcome) -> str:
+    t, plan = outcome.tally, outcome.plan
+    return (
+        f"{plan.lines} lines: {t.succeeded} succeeded, {t.failed} failed"
+        f" (in {outcome.errors.name}), {plan.done_before} done before"
+        f" ({plan.failed_before} of them failed), {len(plan.problems)} invalid; ${t.cost_usd:.4f}"
+    )

@@ -1,0 +1,202 @@
+"""The lines of ``turnout batch``: what an input line may say, what an output line says, and what
+a previous run already wrote. Pure: the runner (producers.batch) does the I/O.
+
+Input, one JSON object per line, in either shape:
+
+* OpenAI's Batch API: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions",
+  "body": {chat completion request}}``, so a file prepared for OpenAI runs unchanged;
+* plain: ``{"custom_id", "messages": [...], ...}``: the body's fields beside the custom_id.
+
+A body's ``model`` names a policy, a deployment or an alias of the config (producers.
+openai_format); ``--policy`` names one for every line instead; a plain line with neither runs on
+the ``default`` policy.
+
+Output is OpenAI's Batch output format: succeeded lines in the output file, failed ones in
+``<output>.errors.jsonl`` with their error class and attempt log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from producers.openai_format import (
+    ChatCompletionRequest,
+    Route,
+    chat_completion,
+    describe,
+    failed_job_body,
+    route_of,
+)
+from routing.config import TurnoutConfig
+from routing.errors import InvalidRequest
+from routing.models import CompletionRequest, CompletionResult
+
+CHAT_COMPLETIONS_URL = "/v1/chat/completions"
+MAX_CUSTOM_ID_CHARS = 512
+DEFAULT_POLICY = "default"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """A valid input line, ready to submit."""
+
+    line_no: int
+    custom_id: str
+    request: CompletionRequest
+    route: Route
+    #: The job id of this line's last failure, when it runs again (``--retry-failed``).
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line_no: int
+    message: str
+    custom_id: str | None = None
+
+    def __str__(self) -> str:
+        named = f" (custom_id {self.custom_id!r})" if self.custom_id is not None else ""
+        return f"line {self.line_no}{named}: {self.message}"
+
+
+def parse_line(
+    text: str, line_no: int, config: TurnoutConfig, *, policy: str | None
+) -> BatchItem | LineProblem:
+    """One input line as an item, or what is wrong with it (with its number)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineProblem(line_no, f"not JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(data, dict):
+        return LineProblem(line_no, f"a line is a JSON object, not {type(data).__name__}")
+    custom_id = data.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id.strip():
+        return LineProblem(line_no, "custom_id: a non-empty string is required")
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
+        return LineProblem(line_no, f"custom_id: longer than {MAX_CUSTOM_ID_CHARS} characters")
+    try:
+        body = _body_of(data)
+        if policy is None:
+            body.setdefault("model", DEFAULT_POLICY)
+        else:
+            body["model"] = policy  # --policy names the route of every line
+        chat = ChatCompletionRequest.model_validate(body)
+        return BatchItem(
+            line_no, custom_id, chat.to_completion_request(), route_of(config, chat.model)
+        )
+    except ValidationError as exc:
+        return LineProblem(line_no, describe(exc), custom_id)
+    except InvalidRequest as exc:
+        return LineProblem(line_no, str(exc), custom_id)
+
+
+def _body_of(data: dict[str, Any]) -> dict[str, Any]:
+    if not {"body", "method", "url"} & data.keys():
+        return {k: v for k, v in data.items() if k != "custom_id"}
+    extra = sorted(data.keys() - {"custom_id", "method", "url", "body"})
+    if extra:
+        raise InvalidRequest(f"unknown field{'s' if len(extra) > 1 else ''}: {', '.join(extra)}")
+    if data.get("method") != "POST":
+        raise InvalidRequest(f"method: only POST is supported, got {data.get('method')!r}")
+    if data.get("url") != CHAT_COMPLETIONS_URL:
+        raise InvalidRequest(
+            f"url: only {CHAT_COMPLETIONS_URL} is supported, got {data.get('url')!r}"
+        )
+    body = data.get("body")
+    if not isinstance(body, dict):
+        raise InvalidRequest("body: a JSON object (the chat completion request) is required")
+    return dict(body)
+
+
+def duplicate_custom_ids(items: Iterable[BatchItem | LineProblem]) -> list[str]:
+    """Each custom_id used on more than one line: ``'q1' on lines 3, 17``."""
+    lines: dict[str, list[int]] = {}
+    for item in items:
+        if item.custom_id is not None:
+            lines.setdefault(item.custom_id, []).append(item.line_no)
+    return [
+        f"{custom_id!r} on lines {', '.join(map(str, numbers))}"
+        for custom_id, numbers in lines.items()
+        if len(numbers) > 1
+    ]
+
+
+def idempotency_key(item: BatchItem, output_identity: str) -> str:
+    """The same line run again into the same output names the same job, so a rerun after a crash
+    waits for the jobs the first run submitted instead of running them twice; a changed request,
+    another output file, or a retry of a failed line (salted with the failed job) is a new job."""
+    material = json.dumps(
+        {
+            "output": output_identity,
+            "retry_of": item.retry_of,
+            "custom_id": item.custom_id,
+            "request": item.request.model_dump(mode="json", exclude={"idempotency_key"}),
+            "policy": item.route.policy,
+            "targets": list(item.route.targets),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "batch-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def output_line(custom_id: str, result: CompletionResult) -> dict[str, Any]:
+    """A succeeded job in OpenAI's Batch output format."""
+    return {
+        "id": _request_id(result),
+        "custom_id": custom_id,
+        "response": {
+            "status_code": 200,
+            "request_id": result.job_id,
+            "body": chat_completion(result),
+        },
+        "error": None,
+    }
+
+
+def error_line(custom_id: str, result: CompletionResult) -> dict[str, Any]:
+    """A failed job as OpenAI writes a failed request, plus turnout's class and attempt log."""
+    status, body = failed_job_body(result)
+    error = body["error"]
+    return {
+        "id": _request_id(result),
+        "custom_id": custom_id,
+        "response": {"status_code": status, "request_id": result.job_id, "body": body},
+        "error": {
+            "code": result.error.error_class.value if result.error else "internal",
+            "message": error["message"],
+        },
+        "attempts": [a.model_dump(mode="json") for a in result.attempts],
+    }
+
+
+def _request_id(result: CompletionResult) -> str:
+    return "batch_req_" + result.job_id.replace("-", "")
+
+
+def as_jsonl(line: dict[str, Any]) -> str:
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def written_lines(lines: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """``(custom_id, job id)`` of each line a previous run wrote (complete lines only)."""
+    for text in lines:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash: its job is looked up again
+        custom_id = data.get("custom_id") if isinstance(data, dict) else None
+        if not isinstance(custom_id, str):
+            continue
+        response = data.get("response")
+        job_id = response.get("request_id") if isinstance(response, dict) else None
+        yield custom_id, job_id if isinstance(job_id, str) else None
