@@ -1,5 +1,5 @@
-"""``python -m ops.bench overhead|throughput|routing|wasted``: turnout against baselines from the
-same run.
+"""``python -m ops.bench overhead|throughput|routing|wasted|batch``: turnout against baselines
+from the same run.
 
 overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
             worker, simulator), beside a raw httpx call to the same 0 ms simulator.
@@ -9,6 +9,8 @@ throughput  N jobs queued, then drained by one worker process against a simulato
 routing     what the fleet breaker and rate limits add to one attempt, beside a Redis PING.
 wasted      calls a fleet of workers sends to a provider that died, fleet breaker against
             per-process breakers with the same thresholds (ops/bench/fleet.py).
+batch       turnout batch (a JSONL file in, results appended) against the bare asyncio client
+            submitting the same jobs with the same in-flight window to the same worker.
 """
 
 from __future__ import annotations
@@ -369,6 +371,69 @@ def wasted(
         )
     if rows["fleet"]["wasted"]:
         print(f"per-process / fleet: {rows['process']['wasted'] / rows['fleet']['wasted']:.1f}x")
+
+
+@app.command()
+def batch(
+    jobs: Annotated[int, typer.Option(help="Lines (and bare client jobs).")] = 2000,
+    window: Annotated[int, typer.Option(help="Jobs in flight (--max-in-flight).")] = 64,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 50,
+) -> None:
+    """turnout batch against the bare asyncio client with the same window, same worker."""
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from producers.batch import run_batch
+    from producers.client import Client
+
+    async def bare(client: Client) -> None:
+        slots = asyncio.Semaphore(window)
+
+        async def one(n: int) -> None:
+            async with slots:
+                await (await client.asubmit(f"bare {n}")).wait()
+
+        await asyncio.gather(*(one(n) for n in range(jobs)))
+        await client.aclose()
+
+    with bench_stack(latency_ms, concurrency=window) as bench, worker(bench, "workers.app", window):
+        lines = bench.workdir / "in.jsonl"
+        lines.write_text(
+            "".join(
+                json.dumps(
+                    {"custom_id": f"q{n}", "messages": [{"role": "user", "content": f"b {n}"}]}
+                )
+                + "\n"
+                for n in range(jobs)
+            )
+        )
+        with Client(settings=bench.settings()) as client:
+            client.complete("warm up", timeout=60)
+            started = time.perf_counter()
+            asyncio.run(bare(client))
+            bare_s = time.perf_counter() - started
+            started = time.perf_counter()
+            outcome = run_batch(
+                client,
+                lines,
+                bench.workdir / "out.jsonl",
+                policy=None,
+                max_in_flight=window,
+                strict=False,
+                retry_failed=False,
+                console=Console(file=io.StringIO()),
+            )
+            batch_s = time.perf_counter() - started
+    assert outcome.tally.succeeded == jobs, outcome.tally
+    print(
+        f"\n{jobs} jobs, {window} in flight, one worker x {window} threads, "
+        f"{latency_ms:g} ms provider"
+    )
+    print(f"{'bare asyncio client (baseline)':34}{jobs / bare_s:8.0f} jobs/s")
+    print(f"{'turnout batch (parse, write, fsync)':34}{jobs / batch_s:8.0f} jobs/s")
+    print(f"batch / bare: {bare_s / batch_s:.2f}")
 
 
 def _celery_conf(bench: Bench) -> dict[str, Any]:
