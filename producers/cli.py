@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from ops import cli as ops_cli
 from ops import exporter as ops_exporter
+from producers.http_front import serve as http_serve
 from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
 from routing.fleet_admin import Action, operate_breaker
@@ -324,6 +325,7 @@ app.command("simulate")(ops_cli.simulate)
 app.command("up")(ops_cli.up)
 app.command("demo")(ops_cli.demo)
 app.command("exporter")(ops_exporter.exporter)
+app.command("serve")(http_serve)
 app.add_typer(ops_cli.providers_app, name="providers")
 
 

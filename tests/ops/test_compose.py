@@ -12,11 +12,11 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
-CORE = {"redis", "worker", "beat", "flower"}
+CORE = {"redis", "worker", "beat", "flower", "api"}
 MONITORING = {"exporter", "prometheus", "grafana"}
 
 
-def test_the_four_services_exist_and_monitoring_is_a_profile():
+def test_the_core_services_exist_and_monitoring_is_a_profile():
     assert set(SERVICES) == CORE | MONITORING
     for name in CORE:
         assert "profiles" not in SERVICES[name], f"{name} runs on a plain `docker compose up`"
@@ -64,6 +64,16 @@ def test_the_exporter_serves_the_fleet_from_the_compose_redis_without_provider_k
     assert exporter["environment"]["TURNOUT_NAMESPACE"] == "${TURNOUT_NAMESPACE:-turnout}"
     assert exporter["env_file"] == [], "it never calls a provider: no .env, no keys"
     assert exporter["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_http_front_needs_caller_tokens_and_holds_no_provider_key():
+    api, worker = SERVICES["api"], SERVICES["worker"]
+    assert api["command"] == ["turnout", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["env_file"] == [], "a producer: no .env, no provider keys"
+    assert api["environment"]["TURNOUT_API_TOKENS"].startswith("${TURNOUT_API_TOKENS:?")
+    assert api["volumes"] == worker["volumes"], "the same config file"
+    assert api["ports"] == ["127.0.0.1:8000:8000"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
 
 
 def test_monitoring_ports_are_on_loopback_and_match_the_scrape_config():

@@ -55,3 +55,36 @@ def test_the_alert_webhook_is_a_secret_and_blank_means_unset(clean_env):
     assert "sEcReT" not in repr(settings)
     clean_env.setenv("TURNOUT_ALERT_WEBHOOK", " ")
     assert Settings().alert_webhook is None
+
+
+def test_serve_settings_have_safe_defaults(clean_env):
+    for name in ("TURNOUT_API_TOKENS", "TURNOUT_SERVE_TIMEOUT", "TURNOUT_SERVE_MAX_BODY"):
+        clean_env.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.api_tokens is None, "no token unless configured: serve then refuses to start"
+    assert settings.serve_timeout_s == 60.0
+    assert settings.serve_max_body_bytes == 8 * 1024 * 1024
+
+
+def test_serve_settings_from_the_environment(clean_env):
+    tokens = "first-token-0123456789,second-token-0123456789"
+    clean_env.setenv("TURNOUT_API_TOKENS", f"{tokens}\n")
+    clean_env.setenv("TURNOUT_SERVE_TIMEOUT", "2.5")
+    clean_env.setenv("TURNOUT_SERVE_MAX_BODY", "65536")
+    settings = Settings()
+    assert settings.api_tokens is not None
+    assert settings.api_tokens.get_secret_value() == tokens
+    assert "first-token" not in repr(settings), "tokens are SecretStr"
+    assert (settings.serve_timeout_s, settings.serve_max_body_bytes) == (2.5, 65536)
+    clean_env.setenv("TURNOUT_API_TOKENS", "  ")
+    assert Settings().api_tokens is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TURNOUT_SERVE_TIMEOUT", "0"), ("TURNOUT_SERVE_MAX_BODY", "100")],
+)
+def test_serve_settings_refuse_unusable_values(clean_env, name, value):
+    clean_env.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        Settings()

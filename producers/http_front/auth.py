@@ -1,0 +1,114 @@
+"""Bearer tokens for ``turnout serve``: who may submit jobs that spend the providers' keys.
+
+Tokens come from TURNOUT_API_TOKENS (comma-separated, so one can be rotated out while its
+successor is already in use). They are held only as SHA-256 digests, and a presented token is
+compared with every one of them by ``hmac.compare_digest``, always all of them: neither the
+time an answer takes nor its text says how close a guess was, how long a token is, or which
+token matched. A token is never logged and never repeated in an answer.
+
+The check is an ASGI middleware, outside FastAPI's routing, so it runs before anything reads
+the body: a caller without a token gets its 401 whatever it sends, and cannot make the server
+buffer or parse a byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from producers.http_front.errors import unauthorized
+from routing.errors import ConfigError
+from workers.settings import Settings
+
+#: Shorter tokens can be guessed; ``secrets.token_urlsafe(32)`` gives 43 characters.
+MIN_TOKEN_CHARS = 16
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries as is, commas aside
+_MAKE_ONE = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def parse_tokens(raw: str) -> list[str]:
+    """The tokens of a TURNOUT_API_TOKENS value; ConfigError naming the bad ones by position,
+    never by value."""
+    tokens = [token.strip() for token in raw.split(",")]
+    tokens = [token for token in tokens if token]
+    problems = []
+    for number, token in enumerate(tokens, 1):
+        where = f"token {number} of {len(tokens)}"
+        if not _TOKEN.match(token):
+            problems.append(f"{where} has spaces or characters outside printable ASCII")
+        elif len(token) < MIN_TOKEN_CHARS:
+            problems.append(f"{where} has {len(token)} characters, fewer than {MIN_TOKEN_CHARS}")
+    if problems:
+        raise ConfigError(f"TURNOUT_API_TOKENS: {'; '.join(problems)}; fix: {_MAKE_ONE}")
+    return tokens
+
+
+class BearerTokens:
+    """The tokens callers may present."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._digests = tuple(_digest(token.encode()) for token in tokens)
+        if not self._digests:
+            raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {_MAKE_ONE}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BearerTokens | None:
+        """None when TURNOUT_API_TOKENS is unset or blank."""
+        if settings.api_tokens is None:
+            return None
+        tokens = parse_tokens(settings.api_tokens.get_secret_value())
+        return cls(tokens) if tokens else None
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def accepts(self, presented: bytes) -> bool:
+        """Whether ``presented`` is one of the tokens, in time independent of which, if any."""
+        digest = _digest(presented)
+        matched = False
+        for known in self._digests:
+            matched |= hmac.compare_digest(digest, known)
+        return matched
+
+    def __repr__(self) -> str:
+        return f"BearerTokens(<{len(self._digests)} tokens>)"
+
+
+def _digest(token: bytes) -> bytes:
+    # Equal-length digests: compare_digest then leaks nothing about a token's length either.
+    return hashlib.sha256(token).digest()
+
+
+def bearer_credentials(authorization: bytes | None) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (scheme in any case)."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(b" ")
+    credentials = credentials.strip()
+    if scheme.lower() != b"bearer" or not credentials:
+        return None
+    return credentials
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request outside ``public_paths`` needs a token."""
+
+    def __init__(self, app: ASGIApp, *, tokens: BearerTokens, public_paths: Iterable[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])  # header names arrive lower-cased
+        presented = bearer_credentials(headers.get(b"authorization"))
+        if presented is None or not self.tokens.accepts(presented):
+            await unauthorized(token_sent=presented is not None).response()(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,326 @@
+"""Every answer of ``turnout serve`` that is not a success: OpenAI's error shape, right status.
+
+OpenAI's SDKs read ``{"error": {"message", "type", "param", "code"}}`` and the status into
+their exceptions (400 BadRequestError, 401 AuthenticationError, 404 NotFoundError, ...), so a
+caller's existing error handling keeps working. Nothing here answers with a traceback, a Redis
+address or a token: what went wrong inside is logged, the caller gets what it can act on.
+
+=======  =====================  ======================  ===========================================
+status   type                   code                    when
+=======  =====================  ======================  ===========================================
+400      invalid_request_error  invalid_json            the body is not JSON
+400      invalid_request_error  invalid_value           a field is wrong (``param`` names it)
+400      invalid_request_error  invalid_request         the producer refused it (``stream: true``,
+                                                        a deadline the stack cannot honour, ...)
+401      invalid_request_error  invalid_api_key         no bearer token, or not one of ours
+404      invalid_request_error  model_not_found         ``model`` names no policy, deployment, alias
+404      invalid_request_error  job_not_found           no such job (never submitted, or expired)
+404      invalid_request_error  unknown_url             no such path
+405      invalid_request_error  method_not_allowed      the path takes other methods (``Allow``)
+413      invalid_request_error  request_too_large       the body is over TURNOUT_SERVE_MAX_BODY
+500      server_error           internal_error          a bug; the log has the traceback
+503      service_unavailable    queue_unavailable       Redis does not answer
+504      timeout_error          job_pending             the job outlived TURNOUT_SERVE_TIMEOUT
+=======  =====================  ======================  ===========================================
+
+A job that ran and failed is answered by ``openai_format.failed_job_body`` (its error class
+decides: 400, 429, 502, 503, 504 or 500), with ``x-should-retry: false``: OpenAI's SDKs would
+otherwise retry its 429 or 5xx, running the whole policy turnout has just run out. A 504
+``job_pending`` leaves the job running; it says ``x-should-retry: true`` only to a request
+with an Idempotency-Key, whose retry waits for the same job rather than starting another.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from producers.client import SubmitError
+from producers.openai_format import ChatCompletionRequest, ErrorType, UnknownModel, error_body
+from routing.errors import InvalidRequest
+
+log = logging.getLogger("turnout.serve")
+
+#: A message naming more problems than this is cut short ("and N more").
+MAX_PROBLEMS = 20
+#: OpenAI's SDKs obey this header over their own rule (which retries 408, 409, 429 and 5xx).
+SHOULD_RETRY = "x-should-retry"
+#: The fields a chat completion request may carry (for "unknown field" messages).
+REQUEST_FIELDS = tuple(ChatCompletionRequest.model_fields)
+
+
+class ApiError(Exception):
+    """An answer in OpenAI's error shape; raised by handlers, sent by ``install``'s handler."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        type_: ErrorType = "invalid_request_error",
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        turnout: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type_
+        self.param = param
+        self.headers = dict(headers or {})
+        self.turnout = dict(turnout) if turnout is not None else None
+
+    def body(self) -> dict[str, Any]:
+        body = error_body(self.message, self.type, code=self.code, param=self.param)
+        if self.turnout is not None:
+            body["turnout"] = self.turnout
+        return body
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+# --- the errors, by what happened ---------------------------------------------------------------
+
+
+def unauthorized(*, token_sent: bool) -> ApiError:
+    """OpenAI's 401. The token is never repeated back, not even masked."""
+    how = (
+        "the bearer token is not one this server accepts"
+        if token_sent
+        else "no bearer token was sent (header 'Authorization: Bearer <token>')"
+    )
+    return ApiError(
+        401,
+        f"Incorrect API key provided: {how}. Ask this server's operator for a token from "
+        "its TURNOUT_API_TOKENS.",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def body_too_large(limit: int, declared: int | None = None) -> ApiError:
+    size = f"{declared} bytes" if declared is not None else f"over {limit} bytes"
+    return ApiError(
+        413,
+        f"The request body is too large ({size}); this server reads at most {limit} bytes "
+        "(TURNOUT_SERVE_MAX_BODY).",
+        code="request_too_large",
+        # The rest of the body is never read: the connection cannot be reused.
+        headers={"Connection": "close"},
+    )
+
+
+def unknown_model(exc: UnknownModel) -> ApiError:
+    return ApiError(404, str(exc), code="model_not_found", param="model")
+
+
+def job_not_found(job_id: str) -> ApiError:
+    return ApiError(
+        404,
+        f"No job '{job_id}': it was never submitted here, or it expired (TURNOUT_JOB_TTL).",
+        code="job_not_found",
+    )
+
+
+def job_pending(job_id: str, timeout_s: float, *, keyed: bool) -> ApiError:
+    """The wait ran out; the job runs on. OpenAI's SDKs retry a 504 unless ``x-should-retry``
+    says no: a retry with the same Idempotency-Key (``keyed``) waits for this job again, one
+    without would start a second job, so only the first is invited."""
+    url = job_url(job_id)
+    hint = (
+        "a retry with the same Idempotency-Key waits for it again"
+        if keyed
+        else "send an Idempotency-Key to be able to wait for it again by retrying"
+    )
+    return ApiError(
+        504,
+        f"Job {job_id} did not finish within {timeout_s:g}s and is still running; "
+        f"GET {url} for its result ({hint}).",
+        code="job_pending",
+        type_="timeout_error",
+        headers={SHOULD_RETRY: "true" if keyed else "false"},
+        turnout={"job_id": job_id, "url": url},
+    )
+
+
+def queue_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "The job queue (Redis) does not answer; nothing was lost or started. Try again shortly.",
+        code="queue_unavailable",
+        type_="service_unavailable",
+    )
+
+
+def internal_error() -> ApiError:
+    return ApiError(
+        500,
+        "The server failed to answer this request (a bug, logged on the server). A job it "
+        "submitted, if any, still runs.",
+        code="internal_error",
+        type_="server_error",
+    )
+
+
+def job_url(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+# --- pure mappings ------------------------------------------------------------------------------
+
+
+def validation_failure(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    """FastAPI's validation errors (its 422) as OpenAI's 400: ``param`` is the first field at
+    fault, the message names every problem (``messages.0.role: ...; max_tokens: ...``)."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            loc = error.get("loc", ())
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            why = (error.get("ctx") or {}).get("error", "invalid JSON")
+            return ApiError(
+                400,
+                f"We could not parse the JSON body of your request: {why}{at}.",
+                code="invalid_json",
+            )
+    problems: list[str] = []
+    params: list[str] = []
+    for error in errors:
+        path = field_path(error.get("loc", ()))
+        problem = f"{path or 'body'}: {_explain(error, path)}"
+        if problem not in problems:
+            problems.append(problem)
+        if path:
+            params.append(path)
+    if len(problems) > MAX_PROBLEMS:
+        problems[MAX_PROBLEMS:] = [f"and {len(problems) - MAX_PROBLEMS} more problems"]
+    return ApiError(
+        400,
+        "; ".join(problems) or "invalid request",
+        code="invalid_value",
+        param=params[0] if params else None,
+    )
+
+
+#: Parts of a pydantic error location that name a member of a union (``str``,
+#: ``list[TextPart]``, ``function-after[...]``), not a field.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal)$|[\[\]()-]")
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """Where the request is wrong: ``("body", "messages", 0, "content", "str")`` ->
+    ``messages.0.content`` (without where it came from or which member of a union was tried);
+    ``("header", "Idempotency-Key")`` -> ``Idempotency-Key``."""
+    parts = list(loc)
+    if parts and parts[0] in ("header", "path", "query"):
+        return ".".join(str(part) for part in parts[1:])
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    kept: list[str] = []
+    for part in parts:
+        if isinstance(part, str) and _UNION_TAG.search(part):
+            break
+        kept.append(str(part))
+    return ".".join(kept)
+
+
+def _explain(error: Mapping[str, Any], path: str) -> str:
+    kind = error.get("type")
+    if kind == "extra_forbidden":
+        if "." not in path:
+            return f"unknown field (a request may carry {', '.join(REQUEST_FIELDS)})"
+        return "unknown field"
+    if kind in ("model_attributes_type", "dict_type") and not path:
+        return "the body must be a JSON object, sent with Content-Type: application/json"
+    return str(error.get("msg", "invalid"))
+
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*):\s")
+
+
+def param_of(message: str) -> str | None:
+    """The field an InvalidRequest's message opens with (``stream: ...``), if it names one of
+    the request's fields; None for a message about the request as a whole."""
+    match = _FIELD_PREFIX.match(message)
+    if match and match.group(1).split(".")[0] in REQUEST_FIELDS:
+        return match.group(1)
+    return None
+
+
+def http_failure(status: int, method: str, path: str, headers: Mapping[str, str]) -> ApiError:
+    """Starlette's own answers (no route, wrong method) in OpenAI's shape."""
+    if status == 404:
+        return ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+    if status == 405:
+        allowed = headers.get("Allow") or headers.get("allow") or ""
+        return ApiError(
+            405,
+            f"Method {method} is not allowed for {path}; it takes {allowed or 'other methods'}.",
+            code="method_not_allowed",
+            headers=headers,
+        )
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return ApiError(
+        status,
+        f"{phrase} ({method} {path})",
+        code=phrase.lower().replace(" ", "_").replace("-", "_"),
+        type_="invalid_request_error" if status < 500 else "server_error",
+        headers=headers,
+    )
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:
+    """Route every exception to an answer in OpenAI's shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_failure(exc.errors()).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        failure = http_failure(
+            exc.status_code, request.method, request.url.path, dict(exc.headers or {})
+        )
+        return failure.response()
+
+    @app.exception_handler(UnknownModel)
+    async def _unknown_model(_: Request, exc: UnknownModel) -> JSONResponse:
+        return unknown_model(exc).response()
+
+    @app.exception_handler(InvalidRequest)
+    async def _refused(_: Request, exc: InvalidRequest) -> JSONResponse:
+        message = str(exc)
+        return ApiError(400, message, code="invalid_request", param=param_of(message)).response()
+
+    async def _queue_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: the queue does not answer: %s", request.method, request.url.path, exc)
+        return queue_unavailable().response()
+
+    app.add_exception_handler(SubmitError, _queue_down)
+    app.add_exception_handler(redis.RedisError, _queue_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        # Starlette re-raises after answering, so the server's log has the traceback.
+        return internal_error().response()
