@@ -12,13 +12,13 @@ not run again. Lines go out in input order and are written in the order they fin
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,8 +37,8 @@ from producers.batch_lines import (
     written_lines,
 )
 from producers.client import Client
-from routing.errors import InvalidRequest, TurnoutError
-from routing.models import CompletionResult, JobState
+from routing.errors import ErrorClass, InvalidRequest, TurnoutError
+from routing.models import CompletionResult, JobError, JobState
 
 
 class BatchInputError(TurnoutError):
@@ -78,12 +78,23 @@ def plan_batch(
 ) -> BatchPlan:
     """Read and check the whole input, and what earlier runs wrote; enqueue nothing. Lines in
     the output are done; lines only in the errors file are done too, unless ``retry_failed``."""
+    same = {output.resolve(), errors_path(output).resolve()} & {input_path.resolve()}
+    if same:
+        raise BatchInputError(f"the output would overwrite the input {input_path}")
     parsed: list[BatchItem | LineProblem] = []
-    with input_path.open(encoding="utf-8") as lines:
-        for line_no, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            entry = parse_line(text, line_no, client.config, policy=policy)
+    with input_path.open("rb") as lines:
+        for line_no, raw in enumerate(lines, start=1):
+            try:
+                # Per line, so a bad byte names its line; a BOM (Windows editors) is not JSON.
+                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                entry: BatchItem | LineProblem = LineProblem(
+                    line_no, f"not UTF-8 (byte {exc.start + 1})"
+                )
+            else:
+                if not text.strip():
+                    continue
+                entry = parse_line(text, line_no, client.config, policy=policy)
             if isinstance(entry, BatchItem):
                 entry = _checked(client, entry)
             if strict and isinstance(entry, LineProblem):
@@ -105,7 +116,7 @@ def plan_batch(
             if not retry_failed:
                 failed_before += 1
                 continue
-            item = replace(item, retry_of=failed[item.custom_id] or "unknown")
+            item = replace(item, retry_of=failed[item.custom_id])
         todo.append(item)
     return BatchPlan(
         todo=todo,
@@ -129,7 +140,7 @@ def _targets(item: BatchItem) -> list[str] | None:
     return list(item.route.targets) or None
 
 
-def _read_lines(path: Path) -> list[tuple[str, str | None]]:
+def _read_lines(path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     with path.open(encoding="utf-8", errors="replace") as lines:
@@ -190,7 +201,9 @@ class BatchTally:
 
 
 class BatchFiles:
-    """The output and errors files, appended one whole line at a time and flushed per line."""
+    """The output and errors files. Each line goes out in one ``write`` to a file opened
+    O_APPEND: a kill leaves whole lines and at most one cut-off last line, which has no newline
+    and so does not count as written (producers.batch_lines.written_lines) and is cut here."""
 
     def __init__(self, output: Path) -> None:
         self.output = output
@@ -205,26 +218,63 @@ class BatchFiles:
             _append(self._err, as_jsonl(error_line(custom_id, result)))
 
     def close(self) -> None:
-        for handle in (self._out, self._err):
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+        for fd in (self._out, self._err):
+            os.fsync(fd)
+            os.close(fd)
 
 
-def _open_for_append(path: Path) -> IO[str]:
-    """Append mode, after cutting a line a killed run left half-written (its custom_id was
-    not counted as done, so the line is written again whole)."""
-    if path.exists():
-        with path.open("rb+") as raw:
-            data = raw.read()
-            if data and not data.endswith(b"\n"):
-                raw.truncate(data.rfind(b"\n") + 1)
-    return path.open("a", encoding="utf-8")
+def _open_for_append(path: Path) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    size = os.fstat(fd).st_size
+    if size:
+        # Cut a line a killed run left without its newline, back to the last whole line.
+        with path.open("rb") as raw:
+            tail_start = max(0, size - 65536)
+            while True:
+                raw.seek(tail_start)
+                tail = raw.read(size - tail_start)
+                if tail.endswith(b"\n"):
+                    break
+                cut = tail.rfind(b"\n")
+                if cut >= 0 or tail_start == 0:
+                    os.ftruncate(fd, tail_start + cut + 1)
+                    break
+                tail_start = max(0, tail_start - 65536)
+    return fd
 
 
-def _append(handle: IO[str], line: str) -> None:
-    handle.write(line)
-    handle.flush()
+def _append(fd: int, line: str) -> None:
+    data = line.encode("utf-8")
+    while data:  # a regular file takes it in one write; a full disk raises
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+class OutputLock:
+    """One run per output at a time: two would both append every line they wait for. An
+    advisory lock on ``OUTPUT.lock``, which the kernel drops when its holder dies."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output.with_name(output.name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BatchInputError(
+                f"another turnout batch is writing {self.path.name[: -len('.lock')]}; "
+                "wait for it, or stop it, then run this again"
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
 
 
 async def run_items(
@@ -248,7 +298,17 @@ async def run_items(
                 update={"idempotency_key": idempotency_key(item, identity)}
             )
             handle = await client.asubmit(request, policy=item.route.policy, targets=_targets(item))
-            result = await handle.wait()
+            try:
+                result = await handle.wait()
+            except InvalidRequest as exc:  # its record is gone (evicted from Redis)
+                result = CompletionResult(
+                    job_id=handle.job_id,
+                    state=JobState.FAILED,
+                    error=JobError(
+                        error_class=ErrorClass.INTERNAL,
+                        message=f"{exc}; --retry-failed runs the line again as a new job",
+                    ),
+                )
             files.write(item.custom_id, result)
             on_result(result)
         except BaseException as exc:
@@ -306,6 +366,30 @@ def run_batch(
 ) -> BatchOutcome:
     """Plan, report the invalid lines, run the rest with a progress bar; BatchInputError when
     the input cannot run."""
+    with OutputLock(output):
+        return _run_locked(
+            client,
+            input_path,
+            output,
+            policy=policy,
+            max_in_flight=max_in_flight,
+            strict=strict,
+            retry_failed=retry_failed,
+            console=console,
+        )
+
+
+def _run_locked(
+    client: Client,
+    input_path: Path,
+    output: Path,
+    *,
+    policy: str | None,
+    max_in_flight: int,
+    strict: bool,
+    retry_failed: bool,
+    console: Console,
+) -> BatchOutcome:
     plan = plan_batch(
         client, input_path, output, policy=policy, strict=strict, retry_failed=retry_failed
     )

@@ -80,6 +80,8 @@ def parse_line(
         return LineProblem(line_no, "custom_id: a non-empty string is required")
     if len(custom_id) > MAX_CUSTOM_ID_CHARS:
         return LineProblem(line_no, f"custom_id: longer than {MAX_CUSTOM_ID_CHARS} characters")
+    if not custom_id.isprintable() or _has_surrogates(custom_id):
+        return LineProblem(line_no, "custom_id: control characters or unpaired surrogates")
     try:
         body = _body_of(data)
         if policy is None:
@@ -112,6 +114,14 @@ def _body_of(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("body: a JSON object (the chat completion request) is required")
     return dict(body)
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def duplicate_custom_ids(items: Iterable[BatchItem | LineProblem]) -> list[str]:
@@ -184,19 +194,27 @@ def _request_id(result: CompletionResult) -> str:
 
 
 def as_jsonl(line: dict[str, Any]) -> str:
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+    """One line, UTF-8 as is; escaped to ASCII only when the text has unpaired surrogates
+    (JSON allows them escaped; UTF-8 cannot carry them)."""
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    if _has_surrogates(text):
+        text = json.dumps(line, separators=(",", ":"))
+    return text + "\n"
 
 
-def written_lines(lines: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-    """``(custom_id, job id)`` of each line a previous run wrote (complete lines only)."""
+def written_lines(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(custom_id, job id)`` of each line a previous run wrote: whole lines (a newline ends
+    each) in the output format, whose job id is the response's request_id."""
     for text in lines:
+        if not text.endswith("\n"):
+            continue  # cut short by a kill: its job is looked up again, the line rewritten
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            continue  # a line cut short by a crash: its job is looked up again
-        custom_id = data.get("custom_id") if isinstance(data, dict) else None
-        if not isinstance(custom_id, str):
             continue
-        response = data.get("response")
+        if not isinstance(data, dict):
+            continue
+        custom_id, response = data.get("custom_id"), data.get("response")
         job_id = response.get("request_id") if isinstance(response, dict) else None
-        yield custom_id, job_id if isinstance(job_id, str) else None
+        if isinstance(custom_id, str) and isinstance(job_id, str):
+            yield custom_id, job_id

@@ -193,7 +193,7 @@ def batch(
         )
     except BatchInputError as exc:
         raise _fail(str(exc)) from None
-    except (SubmitError, redis.RedisError) as exc:
+    except (SubmitError, redis.RedisError, OSError, TurnoutError) as exc:
         raise _fail(
             f"{exc}; what was written is kept: run the same command again", code=1
         ) from None

@@ -225,6 +225,10 @@ class Client:
     def ajob(self, job_id: str) -> AsyncJobHandle:
         return AsyncJobHandle(self, job_id)
 
+    async def aping(self) -> None:
+        """Raise unless Redis answers a PING (on this loop's connections: no thread)."""
+        await self._parts().client.ping()
+
     def _parts(self) -> _AsyncParts:
         """redis.asyncio connections belong to one event loop: one set per loop. Sets whose
         loop has closed (``asyncio.run`` called again and again) are dropped."""

@@ -26,6 +26,7 @@ from routing.models import (
 
 #: Text that is not blank: what a provider accepts as a message.
 NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+StopText = Annotated[str, StringConstraints(min_length=1)]
 
 
 class TextPart(BaseModel):
@@ -61,7 +62,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, gt=0, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: NonBlank | Annotated[list[NonBlank], Field(min_length=1, max_length=4)] | None = None
+    #: Stop sequences may be whitespace ("\n\n" is a common one), never empty.
+    stop: StopText | Annotated[list[StopText], Field(min_length=1, max_length=4)] | None = None
     #: One choice per job; accepted so SDKs that send ``n: 1`` work.
     n: Literal[1] | None = None
     #: Streaming is not built: ``true`` is refused with a clear 400.

@@ -1,4 +1,4 @@
-"""``python -m ops.bench overhead|throughput|routing|wasted|batch``: turnout against baselines
+"""``python -m ops.bench overhead|throughput|routing|wasted|batch|serve``: turnout against baselines
 from the same run.
 
 overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
@@ -11,6 +11,8 @@ wasted      calls a fleet of workers sends to a provider that died, fleet breake
             per-process breakers with the same thresholds (ops/bench/fleet.py).
 batch       turnout batch (a JSONL file in, results appended) against the bare asyncio client
             submitting the same jobs with the same in-flight window to the same worker.
+serve       a chat completion through turnout serve over HTTP against the bare client's
+            submit-and-wait, one at a time, same worker.
 """
 
 from __future__ import annotations
@@ -434,6 +436,69 @@ def batch(
     print(f"{'bare asyncio client (baseline)':34}{jobs / bare_s:8.0f} jobs/s")
     print(f"{'turnout batch (parse, write, fsync)':34}{jobs / batch_s:8.0f} jobs/s")
     print(f"batch / bare: {bare_s / batch_s:.2f}")
+
+
+@app.command()
+def serve(
+    requests: Annotated[
+        int, typer.Option(help="Sequential requests (and bare client jobs).")
+    ] = 300,
+) -> None:
+    """turnout serve's cost: a chat completion over HTTP against the bare client's submit-wait."""
+    from producers.client import Client
+
+    token = secrets.token_urlsafe(32)
+    with bench_stack(0, concurrency=8) as bench, worker(bench, "workers.app", 8):
+        port = free_port()
+        log = (bench.workdir / "serve.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "producers.cli", "serve", "--port", str(port)],
+            env={**bench.env, "TURNOUT_API_TOKENS": token},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://{LOOPBACK}:{port}"
+            with httpx.Client(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if http.get(f"{url}/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"turnout serve did not start: see {bench.workdir}")
+                    time.sleep(0.1)
+                body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+                via_http: list[float] = []
+                for n in range(requests + 20):
+                    started = time.perf_counter()
+                    answer = http.post(f"{url}/v1/chat/completions", json=body)
+                    via_http.append(time.perf_counter() - started)
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"request {n}: {answer.status_code} {answer.text}")
+            bare: list[float] = []
+            with Client(settings=bench.settings()) as client:
+                for n in range(requests + 20):
+                    started = time.perf_counter()
+                    client.complete(f"serve {n}", timeout=60)
+                    bare.append(time.perf_counter() - started)
+        finally:
+            process.terminate()
+            process.wait(30)
+            log.close()
+    http_ms = [s * 1000 for s in via_http[20:]]
+    bare_ms = [s * 1000 for s in bare[20:]]
+    print(f"\n{requests} sequential chat completions, 0 ms simulator, one worker")
+    print(f"{'':34}{'median ms':>12}{'p99 ms':>10}")
+    for name, values in (
+        ("bare client submit->result", bare_ms),
+        ("turnout serve over HTTP", http_ms),
+    ):
+        print(f"{name:34}{statistics.median(values):12.2f}{pct(values, 0.99):10.2f}")
+    over, under = statistics.median(http_ms), statistics.median(bare_ms)
+    print(f"serve / bare: {over / under:.2f} (+{over - under:.2f} ms per request)")
 
 
 def _celery_conf(bench: Bench) -> dict[str, Any]:

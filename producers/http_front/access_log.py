@@ -39,7 +39,7 @@ class AccessLog:
             raise
         finally:
             log.info(
-                "%s %s %s %.0f ms",
+                "%s %r %s %.0f ms",  # %r: a path cannot forge a log line
                 scope["method"],
                 scope["path"],
                 status or "-",

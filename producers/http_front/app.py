@@ -11,13 +11,16 @@ when it stops.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Security
+import redis
+from fastapi import FastAPI, Header, Path, Request, Security
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
@@ -25,7 +28,7 @@ from fastapi.security import HTTPBearer
 from producers.client import AsyncJobHandle, Client
 from producers.http_front import errors
 from producers.http_front.access_log import AccessLog
-from producers.http_front.auth import BearerAuth, BearerTokens
+from producers.http_front.auth import CALLER, BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.schemas import ChatCompletion, ErrorBody, Health, JobView
 from producers.openai_format import (
@@ -40,6 +43,8 @@ from workers.settings import Settings
 
 log = logging.getLogger("turnout.serve")
 
+#: What a job id looks like (producers.client makes uuid4s).
+JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: A health check gets this long for Redis's PING.
 HEALTH_TIMEOUT_S = 3.0
 
@@ -135,11 +140,15 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
     secured = [] if tokens is None else [Security(bearer)]
     auth_errors = () if tokens is None else (401,)
 
-    async def submit(body: ChatCompletionRequest, idempotency_key: str | None) -> AsyncJobHandle:
+    async def submit(
+        request: Request, body: ChatCompletionRequest, idempotency_key: str | None
+    ) -> AsyncJobHandle:
         route = route_of(client.config, body.model)
-        request = body.to_completion_request(idempotency_key)
+        completion = body.to_completion_request(
+            scoped_key(idempotency_key, getattr(request.state, CALLER, ""), body)
+        )
         return await client.asubmit(
-            request, policy=route.policy, targets=list(route.targets) or None
+            completion, policy=route.policy, targets=list(route.targets) or None
         )
 
     @app.post(
@@ -154,18 +163,20 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
         },
     )
     async def chat_completions(
-        body: ChatCompletionRequest, idempotency_key: IdempotencyKey = None
+        request: Request, body: ChatCompletionRequest, idempotency_key: IdempotencyKey = None
     ) -> JSONResponse:
         """Submit the request as a job and wait for it, up to TURNOUT_SERVE_TIMEOUT: its
         ``chat.completion``, or its error with the status its error class maps to. A job still
         running then is answered 504 with its id, and keeps running."""
-        handle = await submit(body, idempotency_key)
+        handle = await submit(request, body, idempotency_key)
+        keyed = idempotency_key is not None
         try:
             result = await handle.wait(timeout_s)
         except JobTimeout:
-            raise errors.job_pending(
-                handle.job_id, timeout_s, keyed=idempotency_key is not None
-            ) from None
+            raise errors.job_pending(handle.job_id, timeout_s, keyed=keyed) from None
+        except redis.RedisError as exc:
+            log.warning("job %s: Redis stopped answering the wait: %s", handle.job_id, exc)
+            raise errors.job_unreadable(handle.job_id, keyed=keyed) from None
         status, answer = job_answer(result)
         if result.state is JobState.FAILED:
             # turnout already retried and failed over as the policy says; an SDK's retry would
@@ -193,11 +204,15 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
         },
     )
     async def submit_job(
-        body: ChatCompletionRequest, idempotency_key: IdempotencyKey = None
+        request: Request, body: ChatCompletionRequest, idempotency_key: IdempotencyKey = None
     ) -> JSONResponse:
         """The body of ``POST /v1/chat/completions``; answers at once with the job."""
-        handle = await submit(body, idempotency_key)
-        view = job_view(await handle.result())
+        handle = await submit(request, body, idempotency_key)
+        try:
+            view = job_view(await handle.result())
+        except redis.RedisError as exc:
+            log.warning("job %s: Redis stopped answering: %s", handle.job_id, exc)
+            raise errors.job_unreadable(handle.job_id, keyed=idempotency_key is not None) from None
         return JSONResponse(view, status_code=202, headers={"Location": view["url"]})
 
     @app.get(
@@ -212,6 +227,8 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
         },
     )
     async def get_job(job_id: JobId) -> JSONResponse:
+        if not JOB_ID.fullmatch(job_id):  # never a Redis key of something else
+            raise errors.job_not_found(job_id)
         try:
             result = await client.ajob(job_id).result()
         except InvalidRequest:
@@ -230,7 +247,7 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
     )
     async def healthz() -> JSONResponse:
         try:
-            await asyncio.wait_for(asyncio.to_thread(client.store.redis.ping), HEALTH_TIMEOUT_S)
+            await asyncio.wait_for(client.aping(), HEALTH_TIMEOUT_S)
         except Exception as exc:
             log.warning("health check: Redis does not answer: %s", type(exc).__name__)
             return errors.queue_unavailable().response()
@@ -245,6 +262,16 @@ def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> 
     app.add_middleware(AccessLog)
     _document(app, example_model=models(client)[0])
     return app
+
+
+def scoped_key(header: str | None, caller: str, body: ChatCompletionRequest) -> str | None:
+    """The job's idempotency key for a request's Idempotency-Key: scoped to the caller's token
+    (two callers' "1" are two jobs, never one's answer to the other) and to the body (the same
+    key with another request is another job, not the old answer)."""
+    if header is None:
+        return None
+    material = "\0".join(("http", caller, header, body.model_dump_json()))
+    return "http-" + hashlib.sha256(material.encode()).hexdigest()
 
 
 def _version() -> str:

@@ -24,6 +24,8 @@ from producers.http_front.errors import unauthorized
 from routing.errors import ConfigError
 from workers.settings import Settings
 
+#: The request state field holding the caller's identity (a digest of its token).
+CALLER = "caller"
 #: Shorter tokens can be guessed; ``secrets.token_urlsafe(32)`` gives 43 characters.
 MIN_TOKEN_CHARS = 16
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries as is, commas aside
@@ -111,4 +113,6 @@ class BearerAuth:
         if presented is None or not self.tokens.accepts(presented):
             await unauthorized(token_sent=presented is not None).response()(scope, receive, send)
             return
+        # Who is calling, as a digest (never the token): idempotency keys are scoped to it.
+        scope.setdefault("state", {})[CALLER] = _digest(presented).hex()
         await self.app(scope, receive, send)

@@ -19,7 +19,8 @@ status   type                   code                    when
 405      invalid_request_error  method_not_allowed      the path takes other methods (``Allow``)
 413      invalid_request_error  request_too_large       the body is over TURNOUT_SERVE_MAX_BODY
 500      server_error           internal_error          a bug; the log has the traceback
-503      service_unavailable    queue_unavailable       Redis does not answer
+503      service_unavailable    queue_unavailable       Redis does not answer (nothing submitted)
+503      service_unavailable    job_unreadable          Redis stopped answering after the submit
 504      timeout_error          job_pending             the job outlived TURNOUT_SERVE_TIMEOUT
 =======  =====================  ======================  ===========================================
 
@@ -164,6 +165,21 @@ def queue_unavailable() -> ApiError:
     )
 
 
+def job_unreadable(job_id: str, *, keyed: bool) -> ApiError:
+    """The job was submitted, then Redis stopped answering the wait. Not "nothing started":
+    the job runs on, so an SDK's automatic retry without an Idempotency-Key would run it twice."""
+    url = job_url(job_id)
+    return ApiError(
+        503,
+        f"Job {job_id} was submitted and runs on, but the job queue (Redis) stopped answering "
+        f"while it was waited for; GET {url} for its result.",
+        code="job_unreadable",
+        type_="service_unavailable",
+        headers={SHOULD_RETRY: "true" if keyed else "false"},
+        turnout={"job_id": job_id, "url": url},
+    )
+
+
 def internal_error() -> ApiError:
     return ApiError(
         500,
@@ -171,6 +187,8 @@ def internal_error() -> ApiError:
         "submitted, if any, still runs.",
         code="internal_error",
         type_="server_error",
+        # A retry could submit the job a second time.
+        headers={SHOULD_RETRY: "false"},
     )
 
 

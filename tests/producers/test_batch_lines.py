@@ -8,6 +8,7 @@ import pytest
 from producers.batch_lines import (
     BatchItem,
     LineProblem,
+    as_jsonl,
     duplicate_custom_ids,
     error_line,
     idempotency_key,
@@ -202,10 +203,29 @@ def test_a_failed_line_carries_its_class_and_attempts():
     assert [a["outcome"] for a in line["attempts"]] == ["bad_request"]
 
 
-def test_a_line_cut_short_is_not_counted_as_written():
+def test_only_whole_output_lines_count_as_written():
     lines = [
         '{"custom_id": "a", "response": {"request_id": "j1"}}\n',
-        '{"custom_id": "b"}\n',
-        '{"custom_id": "c", "response": {"request_id": "j3"',
+        '{"custom_id": "b"}\n',  # an input line, say: not the output format
+        "not json\n",
+        # A whole object a kill left without its newline: the line is written again.
+        '{"custom_id": "c", "response": {"request_id": "j3"}}',
     ]
-    assert list(written_lines(lines)) == [("a", "j1"), ("b", None)]
+    assert list(written_lines(lines)) == [("a", "j1")]
+
+
+def test_custom_ids_and_texts_that_utf8_cannot_carry():
+    line = '{"custom_id": "q\\udc80", "messages": [{"role": "user", "content": "x"}]}'
+    problem = parse_line(line, 3, CONFIG, policy=None)
+    assert isinstance(problem, LineProblem)
+    assert "unpaired surrogates" in problem.message
+    escaped = as_jsonl({"custom_id": "a", "text": "half \udc80 of a pair", "word": "café"})
+    assert escaped.encode("utf-8")
+    assert json.loads(escaped)["text"] == "half \udc80 of a pair"
+    assert "café" in as_jsonl({"word": "café"}), "UTF-8 as is when it can be"
+
+
+def test_whitespace_stop_sequences_are_allowed():
+    item = parse({"custom_id": "a", "messages": MESSAGES, "stop": ["\n\n", " "]})
+    assert isinstance(item, BatchItem)
+    assert item.request.stop == ["\n\n", " "]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -380,5 +381,5 @@ def test_redis_down_is_503_on_submit_and_health(redis_url):
             assert response.status_code == 503, response.text
             assert response.json()["error"]["code"] == "queue_unavailable"
             assert "127.0.0.1" not in response.text, "no internals in the answer"
-        read = http.get("/v1/jobs/x", headers={"Authorization": f"Bearer {token}"})
+        read = http.get(f"/v1/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"})
         assert read.status_code == 503
