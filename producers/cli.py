@@ -33,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped for the source: markdown joins their lines into paragraphs.
+    rich_markup_mode="markdown",
 )
 out = Console()
 err = Console(stderr=True)
