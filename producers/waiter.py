@@ -19,6 +19,7 @@ import redis
 import redis.asyncio as aioredis
 
 from routing.keys import Keys
+from routing.redis_text import as_text
 
 log = logging.getLogger("turnout.producer")
 
@@ -105,7 +106,7 @@ class CompletionListener:
                 continue
             if message is None:
                 continue
-            channel = _text(message.get("channel"))
+            channel = as_text(message.get("channel"))
             if message["type"] == "subscribe":
                 confirmation = self._confirmations.get(channel)
                 if confirmation is not None and not confirmation.done():
@@ -123,7 +124,3 @@ class CompletionListener:
         if self._pubsub is not None:
             with contextlib.suppress(redis.RedisError):
                 await self._pubsub.aclose()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

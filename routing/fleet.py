@@ -35,6 +35,7 @@ from routing.breaker import (
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
 from routing.fleet_scripts import ACQUIRE_ROUTE, RECORD_OUTCOME
+from routing.redis_text import as_text
 
 log = logging.getLogger("turnout.breaker")
 
@@ -212,9 +213,9 @@ class FleetRouter:
         skips = [
             Skip(
                 routes[int(reply[i]) - 1],
-                _text(reply[i + 1]),
+                as_text(reply[i + 1]),
                 now + int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
-                _text(reply[i + 3]),
+                as_text(reply[i + 3]),
             )
             for i in range(3 + half_opened, len(reply), 4)
         ]
@@ -302,10 +303,10 @@ class FleetRouter:
     @staticmethod
     def transition_of(grant: Grant, reply: Sequence[object]) -> Transition | None:
         """The breaker transition a RECORD_OUTCOME reply reports, if any."""
-        change = _text(reply[0])
+        change = as_text(reply[0])
         if not change:
             return None
-        return Transition(grant.route.id, change, _text(reply[1]), _text(reply[2]))
+        return Transition(grant.route.id, change, as_text(reply[1]), as_text(reply[2]))
 
 
 @dataclass
@@ -586,7 +587,3 @@ def fleet_record_call(
 
 def _probe_ttl_s(route: Route, hold_s: float) -> float:
     return max(route.breaker.probe_ttl_s, hold_s + HOLD_MARGIN_S)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

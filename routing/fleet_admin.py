@@ -13,14 +13,16 @@ from typing import Literal
 import redis
 
 from routing.fleet import Transition
+from routing.fleet_scripts import REDIS_NOW
+from routing.redis_text import as_text
 
 Action = Literal["open", "close", "reset"]
 
 # ARGV[1] key prefix, ARGV[2] route id, ARGV[3] action, ARGV[4] ms an 'open' lasts
 # -> the state before
-ADMIN_BREAKER = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+ADMIN_BREAKER = (
+    REDIS_NOW
+    + """
 local key = ARGV[1] .. ARGV[2]
 local before = redis.call('HGET', key, 'state') or 'closed'
 local action = ARGV[3]
@@ -38,6 +40,7 @@ end
 redis.call('DEL', key .. ':probes', key .. ':window')
 return before
 """
+)
 
 _CHANGES = {"open": ("forced_open", "open"), "close": ("forced_closed", "closed")}
 
@@ -47,6 +50,6 @@ def operate_breaker(
 ) -> Transition:
     """Apply an operator's action; returns it as a transition (for the log and the alert)."""
     before = client.eval(ADMIN_BREAKER, 0, prefix, route_id, action, int(open_for_s * 1000))
-    was = before.decode() if isinstance(before, bytes) else str(before)
+    was = as_text(before)
     change, state = _CHANGES.get(action, ("reset", "closed"))
     return Transition(route_id, change, state, f"by an operator (was {was})")

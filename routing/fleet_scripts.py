@@ -15,7 +15,8 @@ Route keys are built from ARGV (undeclared keys): right on one Redis, not on a C
 
 from __future__ import annotations
 
-_NOW = """
+#: ``now``: Redis's clock in ms, so every worker and beat agree on time.
+REDIS_NOW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
@@ -35,7 +36,7 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 # permit expires. With manual failback an open route stays open past its cool-down.
 # Reasons: 'cooling' (a Retry-After), 'open', 'no_probe_permit', 'rate_limited'.
 ACQUIRE_ROUTE = (
-    _NOW
+    REDIS_NOW
     + """
 local PROBE_POLL = 1000
 local prefix, attempt, order = ARGV[1], ARGV[2], ARGV[3]
@@ -168,14 +169,13 @@ return out
 # then what the statistics count: ARGV[19] 1 for a provider call (0: a health check or a grant
 # given back), ARGV[20] error class ('' for a success), ARGV[21] latency bucket index,
 # ARGV[22] prompt tokens, ARGV[23] completion tokens, ARGV[24] cost in USD ('' unknown)
-# -> {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state, reason,
-#     open_until ms}
+# -> {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state, reason}
 # Statistics (read by turnout status and the exporter, never by the rules): per minute
 # <route>:m:<minute> (calls, errors, latency buckets b<i>; kept 10 minutes), per UTC day
 # <route>:d:<day> (calls, errors, tokens, cost; kept 3 days) and since the start <route>:totals
 # (calls, err:<class>, b<i>, lat_sum, tokens, cost).
 RECORD_OUTCOME = (
-    _NOW
+    REDIS_NOW
     + """
 local prefix, route, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local latency, retry_after = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -233,8 +233,8 @@ local closed_at, consecutive = tonumber(b[4] or '0'), tonumber(b[5] or '0')
 local reason = b[6] or ''
 
 local function result(transition)
-  local now_state = redis.call('HMGET', key, 'state', 'reason', 'open_until')
-  return {transition, now_state[1] or 'closed', now_state[2] or '', tonumber(now_state[3] or '0')}
+  local now_state = redis.call('HMGET', key, 'state', 'reason')
+  return {transition, now_state[1] or 'closed', now_state[2] or ''}
 end
 
 local function open(why, fixed)

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from routing.fleet import LATENCY_BUCKETS_S, Route
+from routing.redis_text import decoded
 
 #: The window of the status's latency percentiles and error rate.
 RECENT_MINUTES = 5
@@ -108,9 +109,9 @@ def percentile_ms(buckets: dict[int, int], q: float) -> float | None:
 
 
 def _status(route: Route, replies: list[Any], now: float) -> RouteStatus:
-    breaker, health, today, totals = (_decoded(replies[i]) for i in (0, 1, 3, 4))
+    breaker, health, today, totals = (decoded(replies[i]) for i in (0, 1, 3, 4))
     in_flight = int(replies[2])
-    minutes = [_decoded(r) for r in replies[5:]]
+    minutes = [decoded(r) for r in replies[5:]]
     state = breaker.get("state", "closed")
     open_until = _seconds(breaker.get("open_until"))
     if state == "open" and open_until is not None and open_until <= now:
@@ -176,11 +177,3 @@ def _bucket_left(
 
 def _seconds(ms: str | None) -> float | None:
     return int(float(ms)) / 1000 if ms else None
-
-
-def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in fields.items()}
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

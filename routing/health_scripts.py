@@ -8,12 +8,14 @@ Per route (``<prefix><route id>``):
 
 from __future__ import annotations
 
+from routing.fleet_scripts import REDIS_NOW
+
 # ARGV[1] key prefix, then 2 values per route: id, every ms
 # -> the 1-based indexes of the routes this caller is to check now: the first to ask in each
 #    route's interval, fleet-wide. Two beats, or a beat restarted mid-interval, check once.
-CLAIM_HEALTH_CHECKS = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+CLAIM_HEALTH_CHECKS = (
+    REDIS_NOW
+    + """
 local claimed = {}
 for i = 2, #ARGV, 2 do
   local every = tonumber(ARGV[i + 1])
@@ -25,14 +27,15 @@ for i = 2, #ARGV, 2 do
 end
 return claimed
 """
+)
 
 # ARGV[1] key prefix, ARGV[2] route id, ARGV[3] ok (1|0), ARGV[4] latency ms,
 # ARGV[5] error class ('' when ok), ARGV[6] detail, ARGV[7] probe (1: it was the half-open
 # probe), ARGV[8] failed checks in a row that make the route 'failing'
 # -> {health ('ok' | 'failing'), failed checks in a row, changed (1 when health flipped)}
-RECORD_HEALTH = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+RECORD_HEALTH = (
+    REDIS_NOW
+    + """
 local key = ARGV[1] .. ARGV[2]
 local ok = ARGV[3] == '1'
 local before = redis.call('HGET', key, 'health') or 'ok'
@@ -49,3 +52,4 @@ local changed = 0
 if health ~= before then changed = 1 end
 return {health, fails, changed}
 """
+)

@@ -105,7 +105,6 @@ class CallStarted:
     """A provider call about to go out: what an operator's view of a running job shows."""
 
     deployment: str
-    route_id: str
     #: calls made in this run so far, this one included
     attempt: int
     run: int
@@ -413,7 +412,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     completion: ProviderCompletion | None = None
     job.calls_on[route.id] += 1
     if job.on_call is not None:
-        job.on_call(CallStarted(route.deployment.id, route.id, sum(job.calls_on.values()), job.run))
+        job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
         completion = job.call(route, job.request, timeout)
     except ProviderError as exc:

@@ -24,6 +24,7 @@ from routing.fleet import Grant, Route, Router, Transition
 from routing.health import HealthSettings
 from routing.health_scripts import CLAIM_HEALTH_CHECKS, RECORD_HEALTH
 from routing.models import CompletionRequest
+from routing.redis_text import as_text
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
 
@@ -130,7 +131,7 @@ class HealthChecker:
                 settings.failing_after,
             ]
         )
-        health = health.decode() if isinstance(health, bytes) else str(health)
+        health = as_text(health)
         if int(changed):
             log.warning("health %s: now %s%s", route.id, health, f" ({detail})" if detail else "")
         return HealthResult(
@@ -147,7 +148,7 @@ class HealthChecker:
         """The route's half-open probe permit when its breaker is open past its cool-down (the
         acquire script decides; a route still cooling gives none)."""
         state = self.client.hget(f"{self.prefix}{route.id}", "state")
-        if state is None or (state.decode() if isinstance(state, bytes) else state) == "closed":
+        if state is None or as_text(state) == "closed":
             return None
         acquired = self.router.acquire([route], order="given", tokens=0, hold_s=settings.timeout_s)
         for transition in acquired.transitions:

@@ -8,7 +8,8 @@ state change is one Lua script, so concurrent workers and producers never see ha
     renew    (worker)                        extends the leases a live worker holds
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
 
-A worker's hot path is two round trips: claim before the provider call, finish after it. The
+A job's own record costs a worker two round trips: claim before the provider call, finish after
+it (the breaker's record of a success rides the finish; routing adds one per attempt). The
 scripts live in workers.job_scripts; they also keep the ``due`` index that the reconciler
 (``pick_due``) reads to re-send the messages of jobs that were lost on their way.
 """
@@ -35,6 +36,7 @@ from routing.models import (
     JobState,
     RoutingPolicy,
 )
+from routing.redis_text import as_text, decoded
 from workers.job_scripts import (
     CLAIM_JOB,
     CREATE_JOB,
@@ -84,12 +86,8 @@ class Claim:
     deadline_left_s: float | None = None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def parse_claim(reply: list[Any]) -> Claim:
-    status = _text(reply[0])
+    status = as_text(reply[0])
     if status == "claimed":
         try:
             request = CompletionRequest.model_validate_json(reply[1])
@@ -104,7 +102,7 @@ def parse_claim(reply: list[Any]) -> Claim:
             deadline_left_s=int(reply[4]) / 1000,
         )
     if status == "finished":
-        return Claim("finished", state=JobState(_text(reply[1])))
+        return Claim("finished", state=JobState(as_text(reply[1])))
     if status == "leased":
         return Claim("leased", lease_remaining_s=int(reply[1]) / 1000)
     if status == "exhausted":
@@ -183,7 +181,7 @@ class JobStore:
             self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
         )
         created, existing = self._create(keys=job_keys, args=args)
-        return _text(existing), bool(created)
+        return as_text(existing), bool(created)
 
     def delete(self, job_id: str, request: CompletionRequest) -> None:
         """Undo a create whose Celery message could not be sent."""
@@ -293,7 +291,7 @@ class JobStore:
         pipe.hgetall(self.keys.job_counts)
         pipe.hgetall(f"{self.keys.job_counts}:{int(time.time() // 86400)}")
         now, today = pipe.execute()
-        found = {**_decoded(today), **_decoded(now)}
+        found = {**decoded(today), **decoded(now)}
         names = ("queued", "running", "created", "succeeded", "failed")
         return {name: max(0, int(found.get(name, 0))) for name in names}
 
@@ -304,12 +302,12 @@ class JobStore:
             keys=[self.keys.due, self.keys.reconciler_counts],
             args=[self.keys.job(""), limit, int(recheck_s * 1000)],
         )
-        texts = [_text(item) for item in flat]
+        texts = [as_text(item) for item in flat]
         return list(zip(texts[::2], texts[1::2], strict=True))
 
     def state(self, job_id: str) -> JobState | None:
         value = self.redis.hget(self.keys.job(job_id), "state")
-        return JobState(_text(value)) if value is not None else None
+        return JobState(as_text(value)) if value is not None else None
 
     def get(self, job_id: str) -> CompletionResult | None:
         pipe = self.redis.pipeline(transaction=False)
@@ -318,7 +316,7 @@ class JobStore:
         fields, attempts = pipe.execute()
         if not fields:
             return None
-        return result_from_record(job_id, _decoded(fields), [_text(a) for a in attempts])
+        return result_from_record(job_id, decoded(fields), [as_text(a) for a in attempts])
 
 
 class AsyncJobStore:
@@ -340,7 +338,7 @@ class AsyncJobStore:
             self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
         )
         created, existing = await self._create(keys=job_keys, args=args)
-        return _text(existing), bool(created)
+        return as_text(existing), bool(created)
 
     async def delete(self, job_id: str, request: CompletionRequest) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -351,7 +349,7 @@ class AsyncJobStore:
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")
-        return JobState(_text(value)) if value is not None else None
+        return JobState(as_text(value)) if value is not None else None
 
     async def get(self, job_id: str) -> CompletionResult | None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -360,8 +358,4 @@ class AsyncJobStore:
             fields, attempts = await pipe.execute()
         if not fields:
             return None
-        return result_from_record(job_id, _decoded(fields), [_text(a) for a in attempts])
-
-
-def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in fields.items()}
+        return result_from_record(job_id, decoded(fields), [as_text(a) for a in attempts])

@@ -98,7 +98,7 @@ def test_a_call_shows_as_the_calling_state_with_its_deployment_and_attempt():
 
     event("task-received", name=RUN_JOB_TASK, args="'job-1'", kwargs="{}")
     event("task-started")
-    event(CALLING_EVENT, **calling_fields(CallStarted("openai-main", "openai-main", 2, 1)))
+    event(CALLING_EVENT, **calling_fields(CallStarted("openai-main", 2, 1)))
     task = state.tasks["job-1"]
     assert task.state == "CALLING"
     assert (task.deployment, task.attempt, task.run) == ("openai-main", 2, 1)
@@ -122,7 +122,7 @@ def test_calls_are_announced_only_when_task_events_are_on():
     from workers.execution import CallStarted
     from workers.tasks import CALLING_EVENT, call_announcer
 
-    call = CallStarted("openai-main", "openai-main", 1, 1)
+    call = CallStarted("openai-main", 1, 1)
     sent = []
 
     def send_event(type_, **fields):
@@ -143,9 +143,7 @@ def test_an_announcement_that_cannot_go_out_never_fails_the_job():
     def broker_down(type_, **fields):
         raise ConnectionError("Redis is away")
 
-    call_announcer(fake_task(events=True, send_event=broker_down))(
-        CallStarted("openai-main", "openai-main", 1, 1)
-    )
+    call_announcer(fake_task(events=True, send_event=broker_down))(CallStarted("openai-main", 1, 1))
 
 
 def test_in_a_worker_calls_go_out_through_its_own_event_dispatcher(monkeypatch):
@@ -161,8 +159,8 @@ def test_in_a_worker_calls_go_out_through_its_own_event_dispatcher(monkeypatch):
         raise AssertionError("Task.send_event builds a dispatcher per call")
 
     tasks.call_announcer(fake_task(events=False, send_event=not_this_way))(
-        CallStarted("openai-main", "openai-main", 3, 2)
+        CallStarted("openai-main", 3, 2)
     )
     assert through_worker == [
-        {"uuid": "job-1", **tasks.calling_fields(CallStarted("openai-main", "openai-main", 3, 2))}
+        {"uuid": "job-1", **tasks.calling_fields(CallStarted("openai-main", 3, 2))}
     ]
