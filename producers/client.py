@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from producers.openai_format import invalid
 from producers.waiter import CompletionListener
 from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, TurnoutError
@@ -59,15 +60,7 @@ def as_request(request: RequestLike) -> CompletionRequest:
             return CompletionRequest.from_prompt(request)
         return CompletionRequest.model_validate(dict(request))
     except ValidationError as exc:
-        raise InvalidRequest(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "request"
-        problems.append(f"{where}: {error['msg']}")
-    return "invalid completion request: " + "; ".join(problems)
+        raise invalid(exc, prefix="invalid completion request: ") from None
 
 
 class Client:

@@ -8,7 +8,9 @@ that comes back names the model and the provider that really served it.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -82,7 +84,7 @@ class ChatCompletionRequest(BaseModel):
         """The provider-neutral request; InvalidRequest (with the field) if it is not one."""
         if self.stream:
             raise InvalidRequest(
-                "stream: streaming is not supported by turnout; send stream: false"
+                "stream: streaming is not supported by turnout; send stream: false", param="stream"
             )
         try:
             return CompletionRequest(
@@ -95,7 +97,7 @@ class ChatCompletionRequest(BaseModel):
                 idempotency_key=idempotency_key,
             )
         except ValidationError as exc:
-            raise InvalidRequest(describe(exc)) from None
+            raise invalid(exc) from None
 
 
 def _message(message: ChatMessage) -> Message:
@@ -107,11 +109,37 @@ def _message(message: ChatMessage) -> Message:
 
 def describe(exc: ValidationError) -> str:
     """One line naming every bad field: ``messages.0.content: ...; max_tokens: ...``."""
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "body"
-        problems.append(f"{where}: {error['msg']}")
-    return "; ".join(problems)
+    return "; ".join(
+        f"{field_path(error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()
+    )
+
+
+def invalid(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+    """A validation failure as the producer's refusal, naming the first field at fault."""
+    paths = [path for error in exc.errors() if (path := field_path(error["loc"]))]
+    return InvalidRequest(prefix + describe(exc), param=paths[0] if paths else None)
+
+
+#: Parts of a pydantic error location that name a member of a union (``str``,
+#: ``list[TextPart]``, ``function-after[...]``), not a field.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal)$|[\[\]()-]")
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """Where the request is wrong: ``("body", "messages", 0, "content", "str")`` ->
+    ``messages.0.content`` (without where it came from or which member of a union was tried);
+    ``("header", "Idempotency-Key")`` -> ``Idempotency-Key``."""
+    parts = list(loc)
+    if parts and parts[0] in ("header", "path", "query"):
+        return ".".join(str(part) for part in parts[1:])
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    kept: list[str] = []
+    for part in parts:
+        if isinstance(part, str) and _UNION_TAG.search(part):
+            break
+        kept.append(str(part))
+    return ".".join(kept)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,12 @@ class TurnoutError(Exception):
 
 
 class InvalidRequest(TurnoutError, ValueError):
-    """The caller's input is wrong; nothing was enqueued."""
+    """The caller's input is wrong; nothing was enqueued. ``param`` names the field at fault
+    (``messages.0.content``, ``stream``), when one is: the HTTP front answers with it."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ConfigError(TurnoutError):

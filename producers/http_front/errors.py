@@ -34,7 +34,6 @@ with an Idempotency-Key, whose retry waits for the same job rather than starting
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -46,7 +45,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producers.client import SubmitError
-from producers.openai_format import ChatCompletionRequest, ErrorType, UnknownModel, error_body
+from producers.openai_format import (
+    ChatCompletionRequest,
+    ErrorType,
+    UnknownModel,
+    error_body,
+    field_path,
+)
 from routing.errors import InvalidRequest
 
 log = logging.getLogger("turnout.serve")
@@ -231,28 +236,6 @@ def validation_failure(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     )
 
 
-#: Parts of a pydantic error location that name a member of a union (``str``,
-#: ``list[TextPart]``, ``function-after[...]``), not a field.
-_UNION_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal)$|[\[\]()-]")
-
-
-def field_path(loc: Sequence[Any]) -> str:
-    """Where the request is wrong: ``("body", "messages", 0, "content", "str")`` ->
-    ``messages.0.content`` (without where it came from or which member of a union was tried);
-    ``("header", "Idempotency-Key")`` -> ``Idempotency-Key``."""
-    parts = list(loc)
-    if parts and parts[0] in ("header", "path", "query"):
-        return ".".join(str(part) for part in parts[1:])
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    kept: list[str] = []
-    for part in parts:
-        if isinstance(part, str) and _UNION_TAG.search(part):
-            break
-        kept.append(str(part))
-    return ".".join(kept)
-
-
 def _explain(error: Mapping[str, Any], path: str) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
@@ -262,18 +245,6 @@ def _explain(error: Mapping[str, Any], path: str) -> str:
     if kind in ("model_attributes_type", "dict_type") and not path:
         return "the body must be a JSON object, sent with Content-Type: application/json"
     return str(error.get("msg", "invalid"))
-
-
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*):\s")
-
-
-def param_of(message: str) -> str | None:
-    """The field an InvalidRequest's message opens with (``stream: ...``), if it names one of
-    the request's fields; None for a message about the request as a whole."""
-    match = _FIELD_PREFIX.match(message)
-    if match and match.group(1).split(".")[0] in REQUEST_FIELDS:
-        return match.group(1)
-    return None
 
 
 def http_failure(status: int, method: str, path: str, headers: Mapping[str, str]) -> ApiError:
@@ -329,7 +300,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
     async def _refused(_: Request, exc: InvalidRequest) -> JSONResponse:
         message = str(exc)
-        return ApiError(400, message, code="invalid_request", param=param_of(message)).response()
+        return ApiError(400, message, code="invalid_request", param=exc.param).response()
 
     async def _queue_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: the queue does not answer: %s", request.method, request.url.path, exc)

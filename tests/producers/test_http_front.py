@@ -15,15 +15,17 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from ops.simulator.server import free_port
-from producers.client import Client
+from producers.client import Client, as_request
 from producers.http_front import errors
 from producers.http_front.app import create_app, job_answer, job_view
 from producers.http_front.auth import BearerTokens, bearer_credentials, parse_tokens
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.schemas import ChatCompletion, ErrorBody, JobView
+from producers.openai_format import ChatCompletionRequest
 from routing.config import parse_config
-from routing.errors import ConfigError, ErrorClass
+from routing.errors import ConfigError, ErrorClass, InvalidRequest
 from routing.models import Attempt, CompletionResult, JobError, JobState, Usage
+from routing.policies import resolve_policy
 from workers.settings import Settings
 
 CONFIG = parse_config(
@@ -163,18 +165,25 @@ def test_malformed_json_and_a_body_that_is_no_object():
     assert "Content-Type: application/json" in raw.message
 
 
-@pytest.mark.parametrize(
-    ("message", "param"),
-    [
-        ("stream: streaming is not supported by turnout", "stream"),
-        ("messages.0.content: blank", "messages.0.content"),
-        ("unknown policy 'x'; policies in a.yaml: default", None),
-        ("deadline_s 900 is longer than this stack allows", None),
-        ("idempotency_key: too long", None),  # not a field of the OpenAI request
-    ],
-)
-def test_the_param_of_a_producers_refusal(message, param):
-    assert errors.param_of(message) == param
+def test_the_param_of_a_producers_refusal():
+    """The field a refusal names travels with it (InvalidRequest.param), never parsed back out
+    of its message."""
+
+    def refusal(**fields: Any) -> InvalidRequest:
+        body = {"model": "default", "messages": [{"role": "user", "content": "Hi"}], **fields}
+        with pytest.raises(InvalidRequest) as caught:
+            ChatCompletionRequest.model_validate(body).to_completion_request()
+        return caught.value
+
+    assert refusal(stream=True).param == "stream"
+    system_only = refusal(messages=[{"role": "system", "content": "only"}])
+    assert system_only.param is None, "about the request as a whole"
+    with pytest.raises(InvalidRequest) as caught:
+        as_request({"messages": [{"role": "user", "content": " "}]})
+    assert caught.value.param == "messages.0.content"
+    with pytest.raises(InvalidRequest) as caught:
+        resolve_policy(CONFIG, "nope")
+    assert caught.value.param is None
 
 
 def test_starlettes_own_answers_keep_their_status_and_headers():
