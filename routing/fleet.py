@@ -39,7 +39,10 @@ from routing.redis_text import as_text
 
 log = logging.getLogger("turnout.breaker")
 
-Order = Literal["given", "latency", "inflight"]
+#: How candidates are ordered: as given, by measured latency, by calls in flight; ``probes``:
+#: as given, and only for a half-open probe (a closed route is passed over as 'closed', taking
+#: nothing: what a health check of an open breaker asks).
+Order = Literal["given", "latency", "inflight", "probes"]
 #: A call in flight is forgotten this long after it can have ended (its worker died without
 #: recording it); a probe permit is held at least this much longer than its call can take, so a
 #: slow probe never lets a second one through.
@@ -76,7 +79,7 @@ class Grant:
 @dataclass(frozen=True)
 class Skip:
     route: Route
-    #: 'cooling', 'open', 'no_probe_permit' or 'rate_limited'
+    #: 'cooling', 'open', 'no_probe_permit', 'rate_limited' (or 'closed', with order 'probes')
     reason: str
     #: when the route may be available again (epoch seconds), if known
     retry_at: float | None
@@ -362,6 +365,9 @@ class LocalRouter:
                     )
                 if not verdict.allowed:
                     skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
+                    continue
+                if order == "probes" and not verdict.probe:
+                    skips.append(Skip(route, "closed", None))
                     continue
                 limited = self._take_tokens(state, route, now, tokens)
                 if limited is not None:

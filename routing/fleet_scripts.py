@@ -21,7 +21,8 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
-# ARGV[1] key prefix, ARGV[2] attempt id, ARGV[3] order: 'given' | 'latency' | 'inflight',
+# ARGV[1] key prefix, ARGV[2] attempt id, ARGV[3] order: 'given' | 'latency' | 'inflight' |
+# 'probes' (as given, half-open probes only: a closed route is passed over as 'closed'),
 # ARGV[4] tokens the call is estimated to use, ARGV[5] in-flight TTL ms,
 # then 6 values per candidate route: id, rpm (0 none), tpm (0 none), half-open permits,
 # probe TTL ms, manual failback (0|1)
@@ -112,6 +113,9 @@ for _, r in ipairs(routes) do
         probe = 1
       end
     end
+  end
+  if not reason and probe == 0 and order == 'probes' then
+    reason = 'closed'
   end
   local rpm_left, tpm_left, cost
   if not reason then

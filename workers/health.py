@@ -145,19 +145,13 @@ class HealthChecker:
         )
 
     def _probe_permit(self, route: Route, settings: HealthSettings) -> Grant | None:
-        """The route's half-open probe permit when its breaker is open past its cool-down (the
-        acquire script decides; a route still cooling gives none)."""
-        state = self.client.hget(f"{self.prefix}{route.id}", "state")
-        if state is None or as_text(state) == "closed":
-            return None
-        acquired = self.router.acquire([route], order="given", tokens=0, hold_s=settings.timeout_s)
+        """The route's half-open probe permit when its breaker is open past its cool-down; None
+        for a closed route (it takes nothing) or one still cooling. One round trip, through the
+        same router jobs use (its per-process fallback included)."""
+        acquired = self.router.acquire([route], order="probes", tokens=0, hold_s=settings.timeout_s)
         for transition in acquired.transitions:
             self.on_transition(transition)
-        grant = acquired.grant
-        if grant is not None and not grant.probe:
-            self.router.release(grant)  # it closed meanwhile: a plain check then
-            return None
-        return grant
+        return acquired.grant
 
     def _send(self, route: Route, settings: HealthSettings) -> None:
         adapter = self.adapters[route.id]

@@ -334,6 +334,24 @@ def test_with_manual_failback_an_open_route_waits_for_an_operator(router):
     assert "failback is manual" in skip.why
 
 
+def test_a_probes_only_acquire_takes_nothing_from_a_closed_route(router):
+    closed = route("closed", rpm=1)
+    acquired = router.acquire([closed], order="probes", tokens=0)
+    assert acquired.grant is None
+    assert [(s.reason, s.retry_at) for s in acquired.skips] == [("closed", None)]
+    assert call(router, closed)[0].probe is False, "its one rpm token was still there"
+
+    tripped = route("tripped")
+    for _ in range(5):
+        call(router, tripped, ErrorClass.OVERLOADED)
+    assert router.acquire([tripped], order="probes", tokens=0).skips[0].reason == "open"
+    time.sleep(0.35)
+    probing = router.acquire([tripped], order="probes", tokens=0)
+    assert probing.grant is not None
+    assert probing.grant.probe
+    assert [t.change for t in probing.transitions] == ["half_open"]
+
+
 @pytest.fixture
 def fleet(redis_url, namespace):
     client = redis.Redis.from_url(redis_url, decode_responses=True)
