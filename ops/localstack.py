@@ -27,6 +27,12 @@ from ops.simulator.server import LOOPBACK, free_port
 from workers.settings import Settings
 
 
+def flower_args(port: int, user: str, password: str) -> list[str]:
+    """Flower's arguments after ``celery -A workers.app``: the stack's broker, loopback only,
+    behind basic auth (the integration test starts it with these very arguments)."""
+    return ["flower", f"--address={LOOPBACK}", f"--port={port}", f"--basic-auth={user}:{password}"]
+
+
 @dataclass(frozen=True)
 class SimulatorSpec:
     """A simulated provider and the deployment that points at it."""
@@ -115,13 +121,7 @@ class LocalStack:
                 )
             if self.with_flower:
                 self._spawn(
-                    "flower",
-                    [
-                        "flower",
-                        f"--address={LOOPBACK}",
-                        f"--port={self.flower_port}",
-                        f"--basic-auth={self.flower_user}:{self.flower_password}",
-                    ],
+                    "flower", flower_args(self.flower_port, self.flower_user, self.flower_password)
                 )
         except BaseException:
             self.stop()

@@ -108,9 +108,10 @@ def plan_batch(
     succeeded = set(dict(_read_lines(output)))
     failed = dict(_read_lines(errors_path(output)))  # the last failure of each custom_id
     items = [entry for entry in parsed if isinstance(entry, BatchItem)]
-    todo, failed_before = [], 0
+    todo, succeeded_before, failed_before = [], 0, 0
     for item in items:
         if item.custom_id in succeeded:
+            succeeded_before += 1
             continue
         if item.custom_id in failed:
             if not retry_failed:
@@ -121,7 +122,7 @@ def plan_batch(
     return BatchPlan(
         todo=todo,
         problems=[entry for entry in parsed if isinstance(entry, LineProblem)],
-        succeeded_before=sum(1 for item in items if item.custom_id in succeeded),
+        succeeded_before=succeeded_before,
         failed_before=failed_before,
         lines=len(parsed),
     )
@@ -366,76 +367,57 @@ def run_batch(
 ) -> BatchOutcome:
     """Plan, report the invalid lines, run the rest with a progress bar; BatchInputError when
     the input cannot run."""
-    with OutputLock(output):
-        return _run_locked(
-            client,
-            input_path,
-            output,
-            policy=policy,
-            max_in_flight=max_in_flight,
-            strict=strict,
-            retry_failed=retry_failed,
+    with OutputLock(output):  # one run per output at a time
+        plan = plan_batch(
+            client, input_path, output, policy=policy, strict=strict, retry_failed=retry_failed
+        )
+        for problem in plan.problems:
+            console.print(
+                f"[yellow]skipped[/] {escape(str(problem))}", highlight=False, soft_wrap=True
+            )
+        if plan.done_before:
+            console.print(
+                f"skipped {plan.succeeded_before} line(s) already in {escape(output.name)}"
+                + (
+                    f" and {plan.failed_before} in {escape(errors_path(output).name)}"
+                    " (--retry-failed runs those again)"
+                    if plan.failed_before
+                    else ""
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+        tally = BatchTally()
+        files = BatchFiles(output)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed[/]"),
+            TextColumn("{task.fields[rate]:.1f} jobs/s"),
+            TimeRemainingColumn(),
+            TextColumn("${task.fields[cost]:.4f}"),
             console=console,
+            transient=False,
         )
+        with progress:
+            bar = progress.add_task("batch", total=len(plan.todo), failed=0, rate=0.0, cost=0.0)
 
+            def advance(result: CompletionResult) -> None:
+                tally.count(result)
+                progress.update(
+                    bar, advance=1, failed=tally.failed, rate=tally.rate(), cost=tally.cost_usd
+                )
 
-def _run_locked(
-    client: Client,
-    input_path: Path,
-    output: Path,
-    *,
-    policy: str | None,
-    max_in_flight: int,
-    strict: bool,
-    retry_failed: bool,
-    console: Console,
-) -> BatchOutcome:
-    plan = plan_batch(
-        client, input_path, output, policy=policy, strict=strict, retry_failed=retry_failed
-    )
-    for problem in plan.problems:
-        console.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
-    if plan.done_before:
-        console.print(
-            f"skipped {plan.succeeded_before} line(s) already in {escape(output.name)}"
-            + (
-                f" and {plan.failed_before} in {escape(errors_path(output).name)}"
-                " (--retry-failed runs those again)"
-                if plan.failed_before
-                else ""
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
-    tally = BatchTally()
-    files = BatchFiles(output)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[red]{task.fields[failed]} failed[/]"),
-        TextColumn("{task.fields[rate]:.1f} jobs/s"),
-        TimeRemainingColumn(),
-        TextColumn("${task.fields[cost]:.4f}"),
-        console=console,
-        transient=False,
-    )
-    with progress:
-        bar = progress.add_task("batch", total=len(plan.todo), failed=0, rate=0.0, cost=0.0)
-
-        def advance(result: CompletionResult) -> None:
-            tally.count(result)
-            progress.update(
-                bar, advance=1, failed=tally.failed, rate=tally.rate(), cost=tally.cost_usd
-            )
-
-        try:
-            asyncio.run(
-                run_items(client, plan.todo, files, max_in_flight=max_in_flight, on_result=advance)
-            )
-        finally:
-            files.close()
-    return BatchOutcome(plan, tally, files.output, files.errors)
+            try:
+                asyncio.run(
+                    run_items(
+                        client, plan.todo, files, max_in_flight=max_in_flight, on_result=advance
+                    )
+                )
+            finally:
+                files.close()
+        return BatchOutcome(plan, tally, files.output, files.errors)
 
 
 def summary_table(outcome: BatchOutcome) -> Table:

@@ -10,26 +10,19 @@ import os
 
 import pytest
 
-from tests.integration.conftest import Stack, make_stack, tear_down
+# The integration tests' module-wide stack and its per-test reset, as they are.
+from tests.integration.conftest import Stack, live, stack
 
-
-@pytest.fixture(scope="module")
-def stack(redis_url, tmp_path_factory):
-    running = make_stack(redis_url, tmp_path_factory.mktemp("stack"), worker=True)
-    yield running
-    tear_down(running)
+__all__ = ["live", "stack", "stack_env"]
 
 
 @pytest.fixture
-def stack_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+def stack_env(live: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     """The stack, its simulators and breakers reset, and this process's env pointing at it."""
-    stack.primary.reset()
-    stack.secondary.reset()
-    stack.reset_routes()
     for name in list(os.environ):
         if name.startswith("TURNOUT_"):
             monkeypatch.delenv(name)
-    for name, value in stack.env.items():
+    for name, value in live.env.items():
         if name.startswith(("TURNOUT_", "REDIS_URL")):
             monkeypatch.setenv(name, value)
-    return stack
+    return live

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ops.localstack import flower_args
 from ops.simulator.openai_sim import mask_key
 from ops.simulator.server import LOOPBACK, free_port
 from producers.client import Client
@@ -29,7 +30,7 @@ SECONDARY_LATENCY_MS = 3000
 
 
 class Flower:
-    """``celery -A workers.app flower`` with basic auth, as ops.localstack starts it."""
+    """``celery -A workers.app flower`` with ops.localstack's arguments for it."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
@@ -43,10 +44,7 @@ class Flower:
                     "celery",
                     "-A",
                     "workers.app",
-                    "flower",
-                    f"--address={LOOPBACK}",
-                    f"--port={self.port}",
-                    f"--basic-auth={self.user}:{self.password}",
+                    *flower_args(self.port, self.user, self.password),
                 ],
                 env=env,
                 stdout=log,

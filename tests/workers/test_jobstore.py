@@ -3,6 +3,7 @@
 import time
 
 import pytest
+import redis
 
 from routing.errors import ErrorClass
 from routing.fleet import ScriptCall
@@ -218,6 +219,43 @@ def test_a_rider_script_shares_the_finish_round_trip(store):
     assert replies[0] == 2
     assert isinstance(replies[1], Exception)
     store.redis.delete(marker)
+
+
+class CountingConnection(redis.Connection):
+    """Counts what goes out on the wire: a pipeline is one send."""
+
+    sends = 0
+
+    def send_packed_command(self, command, check_health=True):
+        CountingConnection.sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_with_its_scripts_cached_a_finish_and_its_rider_are_one_round_trip(store, redis_url):
+    counted = redis.Redis(
+        connection_pool=redis.ConnectionPool.from_url(
+            redis_url, connection_class=CountingConnection, decode_responses=True
+        )
+    )
+    try:
+        counting = JobStore(counted, store.keys, ttl_s=600)
+        marker = f"{store.keys.namespace}:rider"
+        rider = ScriptCall(
+            counted.register_script("return redis.call('INCR', KEYS[1])"), [marker], []
+        )
+        for job_id in ("warm", "job"):  # the first run loads the scripts into Redis
+            counting.create(job_id, CompletionRequest.from_prompt("hi"), POLICY)
+            counting.claim(job_id, "t", lease_s=5, max_runs=3)
+            before = CountingConnection.sends
+            finished, replies = counting.finish_with(
+                job_id, JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider]
+            )
+            assert finished
+        assert replies == [2]
+        assert CountingConnection.sends - before == 1, "the rider rode the finish"
+        counted.delete(marker)
+    finally:
+        counted.close()
 
 
 def test_jobs_are_counted_by_state(store):
