@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -363,7 +362,7 @@ class FleetCollector(Collector):
         for queue in queues:
             pipe.llen(keys.prefix + queue)
         pipe.hgetall(keys.job_counts)
-        pipe.hgetall(f"{keys.job_counts}:{int(time.time() // 86400)}")
+        pipe.hgetall(keys.job_counts_today())
         pipe.hgetall(keys.reconciler_counts)
         *lengths, now, today, reconciler = pipe.execute()
         statuses = read_route_status(self._breakers, keys.route_prefix, self._routes)

@@ -7,6 +7,7 @@ messages) carry the same prefix through kombu's ``global_keyprefix``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
@@ -52,6 +53,11 @@ class Keys:
         """Hash: jobs queued and running now; ``<this>:<UTC day number>`` hashes count the jobs
         created, succeeded and failed that day (kept three days)."""
         return f"{self.namespace}:jobs:counts"
+
+    def job_counts_today(self) -> str:
+        """Hash: the jobs created, succeeded and failed today (the UTC day of ``job_counts``'
+        scripts, which write ``<job_counts>:<day number>``)."""
+        return f"{self.job_counts}:{int(time.time() // 86400)}"
 
     @property
     def reconciler_counts(self) -> str:

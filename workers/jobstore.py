@@ -17,7 +17,6 @@ scripts live in workers.job_scripts; they also keep the ``due`` index that the r
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -289,7 +288,7 @@ class JobStore:
         """Jobs queued and running now, and created, succeeded and failed today (UTC)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.job_counts)
-        pipe.hgetall(f"{self.keys.job_counts}:{int(time.time() // 86400)}")
+        pipe.hgetall(self.keys.job_counts_today())
         now, today = pipe.execute()
         found = {**decoded(today), **decoded(now)}
         names = ("queued", "running", "created", "succeeded", "failed")
