@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
@@ -45,6 +46,9 @@ T = TypeVar("T")
 SOCKET_TIMEOUT_S = 10.0
 #: Redis connections a client may hold; callers beyond it wait for one rather than fail.
 MAX_CONNECTIONS = 128
+
+
+log = logging.getLogger("turnout.client")
 
 
 class SubmitError(TurnoutError):
@@ -124,7 +128,8 @@ class Client:
         """Validate and enqueue a job; returns at once with a handle to it.
 
         A request with an ``idempotency_key`` seen before returns the handle of the job that
-        key already names, and enqueues nothing.
+        key already names; if that job is still queued its message is sent again (see
+        ``_republish``), and nothing else is enqueued.
         """
         completion, routing = self.prepare(request, policy=policy, targets=targets)
         job_id = str(uuid.uuid4())
@@ -138,6 +143,8 @@ class Client:
             except Exception as exc:
                 self.store.delete(job_id, completion)
                 raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
+        elif self.store.state(job_id) is JobState.QUEUED:
+            self._republish(job_id)
         return JobHandle(self, job_id)
 
     def complete(
@@ -166,6 +173,17 @@ class Client:
             queue=self.keys.queue,
             argsrepr=repr(job_id),
         )
+
+    def _republish(self, job_id: str) -> None:
+        """Send a queued job's message again, for a repeated idempotency key. The producer that
+        stored the job may have died before sending its message (the usual reason a key is
+        repeated); without this the job waits for the reconciler (TURNOUT_REQUEUE_AFTER). A
+        spare message is harmless: it finds the job claimed or finished and does nothing. Best
+        effort: the job exists whatever happens here."""
+        try:
+            self._publish(job_id)
+        except Exception as exc:
+            log.warning("job %s: its message could not be sent again: %s", job_id, exc)
 
     def _wait_sync(self, job_id: str, timeout: float | None) -> bool:
         with self._lock:
@@ -199,6 +217,8 @@ class Client:
             except Exception as exc:
                 await parts.store.delete(job_id, completion)
                 raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
+        elif await parts.store.state(job_id) is JobState.QUEUED:
+            await asyncio.to_thread(self._republish, job_id)
         return AsyncJobHandle(self, job_id)
 
     async def acomplete(

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 
 from routing.models import JobState
 from tests.integration.conftest import run_cli
@@ -84,6 +85,40 @@ def test_an_idempotency_key_runs_one_job(live):
         assert first.job_id == second.job_id
         first.wait(30)
     assert live.primary.chat_requests() == 1
+
+
+def test_a_repeated_key_sends_the_message_a_dead_producer_never_sent(live):
+    """A producer that died between storing its job and sending the message leaves a queued
+    job with no message (and no beat runs here to re-send it): the retry with the same key
+    gets the job done, and only once."""
+    request = {"messages": [{"role": "user", "content": "lost message"}], "idempotency_key": "k-2"}
+    with live.client() as client:
+        completion, policy = client.prepare(request)
+        job_id, created = client.store.create(str(uuid.uuid4()), completion, policy)
+        assert created
+        assert live.queue_length() == 0, "stored, never sent"
+        retried = client.submit(request)
+        assert retried.job_id == job_id
+        assert retried.wait(30).state is JobState.SUCCEEDED
+        assert client.submit(request).job_id == job_id, "a finished job is not sent again"
+    assert live.primary.chat_requests() == 1
+
+
+def test_the_asyncio_client_sends_a_lost_message_again_too(live):
+    request = {"messages": [{"role": "user", "content": "lost, async"}], "idempotency_key": "k-3"}
+
+    async def retry(client):
+        handle = await client.asubmit(request)
+        result = await handle.wait(30)
+        await client.aclose()
+        return handle.job_id, result
+
+    with live.client() as client:
+        completion, policy = client.prepare(request)
+        job_id, _ = client.store.create(str(uuid.uuid4()), completion, policy)
+        retried_id, result = asyncio.run(retry(client))
+    assert retried_id == job_id
+    assert result.state is JobState.SUCCEEDED
 
 
 def test_the_asyncio_client_never_blocks_the_event_loop(live):
