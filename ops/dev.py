@@ -9,10 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _shown(step: list[str]) -> str:
+    """A step as one would type it: ``mypy .`` rather than the venv's python path."""
+    if step[0] == sys.executable:
+        step = step[2:]
+    return " ".join([Path(step[0]).name, *step[1:]])
 
 
 def run_checks(extra_pytest_args: list[str]) -> int:
@@ -20,13 +28,15 @@ def run_checks(extra_pytest_args: list[str]) -> int:
         [sys.executable, "-m", "ruff", "check", "."],
         [sys.executable, "-m", "ruff", "format", "--check", "."],
         [sys.executable, "-m", "mypy", "."],
+        # The layers contract in pyproject.toml ([tool.importlinter]).
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
         [sys.executable, "-m", "pytest", *extra_pytest_args],
     ]
     for step in steps:
-        print(f"\n$ {' '.join(step[2:])}", flush=True)
+        print(f"\n$ {_shown(step)}", flush=True)
         code = subprocess.call(step)
         if code != 0:
-            print(f"\nFAILED: {' '.join(step[2:])} (exit {code})", flush=True)
+            print(f"\nFAILED: {_shown(step)} (exit {code})", flush=True)
             return code
     print("\nall checks passed", flush=True)
     return 0
@@ -45,7 +55,7 @@ def test(extra_pytest_args: list[str]) -> int:
 
 
 def demo(args: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", "producers.cli", "demo", *args])
+    return subprocess.call([sys.executable, "-m", "ops.cli", "demo", *args])
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """``turnout exporter``: the fleet's metrics for Prometheus, read from Redis on every scrape.
 
 Workers keep their statistics in Redis (routing.fleet_scripts' RECORD_OUTCOME, the job counts of
-workers.job_scripts), so one exporter is right however many workers run, and a worker that dies
+routing.job_scripts), so one exporter is right however many workers run, and a worker that dies
 takes nothing with it. Each scrape is one pipelined round trip to the jobs' Redis (queue length,
 job counts, reconciler counts) and one to the breakers' (every route: routing.fleet_status; the
 same Redis unless TURNOUT_BREAKER_REDIS_URL names another); no value is kept between scrapes.
@@ -38,16 +38,14 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from rich.console import Console
-from rich.markup import escape
 
-from producers.fleet_view import all_routes
-from routing.config import TurnoutConfig, load_config
-from routing.errors import ConfigError, ErrorClass
+from ops.fleet_view import all_routes
+from routing.config import TurnoutConfig
+from routing.errors import ErrorClass
 from routing.fleet import LATENCY_BUCKETS_S, Route
 from routing.fleet_status import RouteStatus, read_route_status
 from routing.keys import Keys
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 log = logging.getLogger("turnout.exporter")
 
@@ -312,7 +310,7 @@ class FleetCollector(Collector):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CoreSettings,
         config: TurnoutConfig,
         *,
         connect_timeout_s: float = 2.0,
@@ -402,7 +400,7 @@ def exporter_registry(collector: Collector) -> CollectorRegistry:
 
 
 def serve_exporter(
-    settings: Settings, config: TurnoutConfig, port: int, host: str = "127.0.0.1"
+    settings: CoreSettings, config: TurnoutConfig, port: int, host: str = "127.0.0.1"
 ) -> None:
     """Serve /metrics on host:port until SIGTERM or Ctrl-C (then stop serving and return)."""
     collector = FleetCollector(settings, config)
@@ -436,18 +434,11 @@ def exporter(
     """Serve the fleet's Prometheus metrics: requests, errors, latency, tokens and cost per
     route, breaker state, health, queue length and jobs by state, read from Redis on every
     scrape (one exporter is right for any number of workers)."""
-    console = Console(stderr=True)
+    from producers.cli_support import fail, settings_and_config
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings()
-    try:
-        if settings.config_path is None:
-            raise ConfigError("TURNOUT_CONFIG is not set; fix: point it at the config YAML")
-        config = load_config(settings.config_path)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    settings, config = settings_and_config()
     try:
         serve_exporter(settings, config, port, host)
     except OSError as exc:  # the port is taken, or the address is not ours
-        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        raise fail(f"cannot listen on {host}:{port}: {exc}", code=1) from None

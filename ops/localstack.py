@@ -24,7 +24,7 @@ import yaml
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.simulator.server import LOOPBACK, free_port
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 
 def flower_args(port: int, user: str, password: str) -> list[str]:
@@ -71,7 +71,7 @@ class LocalStack:
         workdir: Path | None = None,
         backoff_base_s: float = 0.2,
     ) -> None:
-        self.settings = Settings()
+        self.settings = CoreSettings()
         self.namespace = namespace or f"turnout-{secrets.token_hex(3)}"
         self.simulators = tuple(
             SimulatorSpec(s.name, s.latency_ms, s.model, s.port or free_port()) for s in simulators
@@ -158,8 +158,8 @@ class LocalStack:
             "TURNOUT_NAMESPACE": self.namespace,
         }
 
-    def client_settings(self) -> Settings:
-        return Settings(
+    def client_settings(self) -> CoreSettings:
+        return CoreSettings(
             REDIS_URL=self.redis_url,
             TURNOUT_CONFIG=self.config_path,
             TURNOUT_NAMESPACE=self.namespace,

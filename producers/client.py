@@ -29,14 +29,14 @@ from pydantic import ValidationError
 
 from producers.openai_format import invalid
 from producers.waiter import CompletionListener
+from routing.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
 from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, TurnoutError
+from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
 from routing.policies import resolve_policy
-from workers.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
-from workers.jobstore import AsyncJobStore, JobStore, redis_client
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 RequestLike = CompletionRequest | Mapping[str, Any] | str
 PolicyLike = str | RoutingPolicy | dict[str, Any] | None
@@ -73,10 +73,10 @@ class Client:
     def __init__(
         self,
         *,
-        settings: Settings | None = None,
+        settings: CoreSettings | None = None,
         config: TurnoutConfig | str | Path | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or CoreSettings()
         self.keys = Keys(self.settings.namespace)
         self.config = self._load_config(config)
         self.store = JobStore(

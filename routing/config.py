@@ -203,6 +203,17 @@ class TurnoutConfig:
             raise config_error(self.source, problems)
 
 
+def load_configured(config_path: Path | None) -> TurnoutConfig:
+    """The config that TURNOUT_CONFIG names (``CoreSettings.config_path``), for every process
+    that reads it from the environment: the one place that says what to do when it is unset."""
+    if config_path is None:
+        raise ConfigError(
+            "TURNOUT_CONFIG is not set; fix: point it at the YAML file of deployments and "
+            "policies (see README.md)"
+        )
+    return load_config(config_path)
+
+
 def load_config(path: str | Path) -> TurnoutConfig:
     """Read and validate a config file; raise ConfigError with every problem found."""
     source = str(path)

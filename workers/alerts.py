@@ -50,7 +50,7 @@ from workers.providers.retry_headers import parse_retry_after
 from workers.redaction import Redactor, secrets_of
 
 if TYPE_CHECKING:
-    from workers.settings import Settings
+    from workers.settings import WorkerSettings
 
 __all__ = [
     "AlertSink",
@@ -406,7 +406,7 @@ class AlertSink:
 
 
 def sink_from_settings(
-    settings: Settings, *, redact: Callable[[str], str] | None = None
+    settings: WorkerSettings, *, redact: Callable[[str], str] | None = None
 ) -> AlertSink:
     """The process's sink: posting to TURNOUT_ALERT_WEBHOOK when set, logging only otherwise
     (also when the variable holds no http(s) URL, which is reported once, without its value).

@@ -1,8 +1,9 @@
 """The Celery app of workers, beat and Flower: ``celery -A workers.app worker|beat|flower``.
 
-Producers do not import this module: they build their own app with
-``workers.celery_config.create_app`` and send ``turnout.run_job`` by name, so they never load
-the tasks, the provider adapters or any credential.
+Producers do not import this module (nor anything in workers/: an import-linter contract says
+so): they build their own app with ``routing.celery_config.create_app`` and send
+``turnout.run_job`` by name, so they never load the tasks, the provider adapters or any
+credential.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 
 from celery import signals
 
-from workers.celery_config import create_app
-from workers.settings import Settings
+from routing.celery_config import create_app
+from workers.settings import WorkerSettings
 
-app = create_app(with_tasks=True)
+app = create_app(WorkerSettings(), include=["workers.tasks"])
 
 
 #: sysexits.h EX_CONFIG: what a supervisor should read as "fix the configuration".
@@ -34,7 +35,7 @@ def _check_config_before_consuming(**_: Any) -> None:
     from workers.runtime import load_worker_config
 
     try:
-        load_worker_config(Settings())
+        load_worker_config(WorkerSettings())
     except ConfigError as exc:
         sys.stderr.write(f"turnout worker: cannot start: {exc}\n")
         raise SystemExit(EXIT_CONFIG) from None

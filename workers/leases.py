@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from workers.jobstore import JobStore
+from routing.jobstore import JobStore
 
 log = logging.getLogger("turnout.leases")
 

@@ -6,10 +6,10 @@ import contextlib
 import logging
 
 from workers.redaction import Redactor, install_log_redaction, secrets_of
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 
-def known_secrets(settings: Settings) -> list[str]:
+def known_secrets(settings: WorkerSettings) -> list[str]:
     """What the worker's logs must never show (workers.redaction.secrets_of), for the config
     TURNOUT_CONFIG names, if it can be read."""
     config = None
@@ -24,7 +24,7 @@ def known_secrets(settings: Settings) -> list[str]:
 
 
 def configure_worker_logging(logger: logging.Logger) -> None:
-    install_log_redaction(Redactor(known_secrets(Settings())), logger)
+    install_log_redaction(Redactor(known_secrets(WorkerSettings())), logger)
     # httpx logs every request at INFO; a busy worker has better things to write.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from workers.jobstore import JobStore
+from routing.jobstore import JobStore
 
 log = logging.getLogger("turnout.reconciler")
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from routing.config import TurnoutConfig
-    from workers.settings import Settings
+    from workers.settings import WorkerSettings
 
 REDACTED = "[redacted]"
 #: Shortest value treated as a secret: shorter ones would redact ordinary words.
@@ -97,7 +97,7 @@ def install_log_redaction(redactor: Redactor, logger: logging.Logger | None = No
             handler.addFilter(RedactingFilter(redactor))
 
 
-def secrets_of(settings: Settings, config: TurnoutConfig | None) -> list[str]:
+def secrets_of(settings: WorkerSettings, config: TurnoutConfig | None) -> list[str]:
     """Every secret a worker may hold: each SecretStr setting (API keys, AWS secret and session
     token, the alert webhook URL) and the values of the key variables the config names."""
     found = [

@@ -17,8 +17,9 @@ from typing import Any
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from routing.config import TurnoutConfig, load_config
-from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
+from routing.celery_config import reschedule_countdown_s
+from routing.config import TurnoutConfig, load_configured
+from routing.errors import ErrorClass, InvalidResponse, ProviderError
 from routing.fleet import (
     FallbackRouter,
     FleetRouter,
@@ -29,6 +30,7 @@ from routing.fleet import (
     Transition,
     fleet_record_call,
 )
+from routing.jobstore import Claim, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -41,7 +43,6 @@ from routing.planning import plan_candidates, routes_of
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
-from workers.celery_config import reschedule_countdown_s
 from workers.execution import (
     CallStarted,
     DeferredRecord,
@@ -51,12 +52,11 @@ from workers.execution import (
 )
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
-from workers.jobstore import Claim, JobStore, redis_client
 from workers.leases import LeaseKeeper
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor, secrets_of
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 log = logging.getLogger("turnout.worker")
 
@@ -75,14 +75,9 @@ class TaskReport:
     retry_in_s: float | None = None
 
 
-def load_worker_config(settings: Settings) -> TurnoutConfig:
+def load_worker_config(settings: WorkerSettings) -> TurnoutConfig:
     """The config a worker runs with: valid, and with every required key variable set."""
-    if settings.config_path is None:
-        raise ConfigError(
-            "TURNOUT_CONFIG is not set; fix: point it at the YAML file of deployments and "
-            "policies (see README.md)"
-        )
-    config = load_config(settings.config_path)
+    config = load_configured(settings.config_path)
     config.check_credentials(settings.is_set)
     return config
 
@@ -90,7 +85,7 @@ def load_worker_config(settings: Settings) -> TurnoutConfig:
 class WorkerRuntime:
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         config: TurnoutConfig,
         *,
         store: JobStore,
@@ -122,8 +117,8 @@ class WorkerRuntime:
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
 
     @classmethod
-    def build(cls, settings: Settings | None = None) -> WorkerRuntime:
-        settings = settings or Settings()
+    def build(cls, settings: WorkerSettings | None = None) -> WorkerRuntime:
+        settings = settings or WorkerSettings()
         config = load_worker_config(settings)
         adapters = {
             route.id: build_adapter(

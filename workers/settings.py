@@ -1,8 +1,9 @@
-"""Settings from the environment and ``.env``: one field per setting, named as its owner names it.
+"""A worker's settings: the core ones (routing.settings) and every provider credential.
 
-Provider variables keep the providers' own names (OPENAI_API_KEY, GROQ_API_KEY, ...); turnout's
-own knobs are TURNOUT_*. API keys are ``SecretStr``: their repr is masked, and they are only
-unwrapped at the moment a request header is built.
+One field per setting, named as its owner names it: provider variables keep the providers' own
+names (OPENAI_API_KEY, GROQ_API_KEY, ...); turnout's own knobs are TURNOUT_*. API keys are
+``SecretStr``: their repr is masked, and they are only unwrapped at the moment a request header
+is built.
 """
 
 from __future__ import annotations
@@ -13,73 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
 
-ENV_FILE = ".env"
+from routing.settings import ENV_FILE, CoreSettings
 
 
 def _env(name: str) -> Any:
     return Field(default=None, validation_alias=AliasChoices(name, name.lower()))
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+class WorkerSettings(CoreSettings):
+    """A worker's (and beat's) settings: the core ones, the provider credentials, alerts.
 
-    # --- where things are -------------------------------------------------------------------
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
-    config_path: Path | None = Field(default=None, validation_alias="TURNOUT_CONFIG")
-    #: Prefix of every Redis key and queue, so several stacks (or test runs) share one Redis.
-    namespace: str = Field(
-        default="turnout", validation_alias="TURNOUT_NAMESPACE", pattern=r"^[A-Za-z0-9_.-]+$"
-    )
-
-    # --- delivery guarantees ----------------------------------------------------------------
-    #: Seconds before Redis hands an unacknowledged message to another worker. Must exceed the
-    #: longest job (lease + deadline); producers refuse deadlines that would not fit.
-    visibility_timeout_s: int = Field(
-        default=3600, ge=10, validation_alias="TURNOUT_VISIBILITY_TIMEOUT"
-    )
-    #: A running job's lease; its worker renews it every third of this. A dead worker's jobs
-    #: become claimable again this long after it died.
-    lease_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_LEASE_S")
-    #: Runs of one job before it is failed as poison (each redelivery after a crash is a run).
-    max_runs: int = Field(default=5, ge=1, validation_alias="TURNOUT_MAX_RUNS")
-    #: How long finished job records stay readable.
-    job_ttl_s: int = Field(default=7 * 86_400, ge=60, validation_alias="TURNOUT_JOB_TTL")
-    #: Beat runs the reconciler this often: it re-sends the messages of jobs that were lost on
-    #: their way (a producer that died between storing a job and sending its message, a worker
-    #: that died holding it).
-    reconcile_every_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_RECONCILE_EVERY")
-    #: A job still queued this long is presumed to have lost its message and gets another one
-    #: (in a backlog deeper than this, the extra message finds the job done and does nothing).
-    requeue_after_s: float = Field(default=600.0, gt=0, validation_alias="TURNOUT_REQUEUE_AFTER")
-    #: Beat sends a health_check task this often; each claims the routes whose check is due
-    #: (their ``health.every_s``, fleet-wide), so this is the granularity of every interval:
-    #: keep it at or below the shortest ``every_s`` in the config.
-    health_tick_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_HEALTH_TICK")
-    #: kombu's sweep for unacknowledged messages past the visibility timeout: every
-    #: interval x throttle seconds (kombu's defaults are 10 x 10).
-    unacked_restore_interval_s: float = Field(
-        default=10, gt=0, validation_alias="TURNOUT_RESTORE_INTERVAL"
-    )
-    unacked_restore_throttle: int = Field(
-        default=6, ge=1, validation_alias="TURNOUT_RESTORE_THROTTLE"
-    )
-
-    # --- the fleet-wide breaker -----------------------------------------------------------------
-    #: Where breakers and rate limits live (default: REDIS_URL). A separate instance keeps a
-    #: broker incident from taking the fleet's breaker state with it.
-    breaker_redis_url: str | None = Field(
-        default=None, validation_alias="TURNOUT_BREAKER_REDIS_URL"
-    )
-    #: The breaker's Redis gets this long per operation; past it the worker falls back to its own
-    #: per-process breaker (a breaker that hangs is worse than none).
-    breaker_timeout_s: float = Field(
-        default=0.25, gt=0, le=10, validation_alias="TURNOUT_BREAKER_TIMEOUT"
-    )
+    Only worker-side code builds this class; producers build ``CoreSettings`` or
+    ``producers.settings.ProducerSettings``, which have no credential fields.
+    """
 
     # --- alerts -----------------------------------------------------------------------------
     #: Where breaker transitions are POSTed as JSON with a ``text`` field (a Slack incoming
@@ -88,31 +37,7 @@ class Settings(BaseSettings):
     alert_webhook: SecretStr | None = Field(default=None, validation_alias="TURNOUT_ALERT_WEBHOOK")
 
     # --- worker -----------------------------------------------------------------------------
-    worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")
-    #: Task events, what Flower shows: producers announce each job's message (task-sent), workers
-    #: each state change and each provider call (task-calling). Each is a Redis PUBLISH of about
-    #: 0.7 KB that nothing stores, five per job. Measured here (ops.bench): +1.2 ms submit to
-    #: result (3.9 -> 5.1 ms median), +0.6 ms worker CPU per job, one worker's throughput at 400
-    #: threads 292 -> 240 jobs/s. Off, a worker still sends its own when started with -E or
-    #: while a Flower runs (Flower turns them on every 5 s): the cost is paid while watched.
-    task_events: bool = Field(default=True, validation_alias="TURNOUT_TASK_EVENTS")
-
-    # --- turnout serve ------------------------------------------------------------------------
-    #: Bearer tokens callers of ``turnout serve`` send, comma-separated (several, so one can be
-    #: rotated out while the next is already in use). Unset, serve refuses to start without
-    #: ``--no-auth``. A secret: never logged, never echoed in an answer.
-    api_tokens: SecretStr | None = Field(default=None, validation_alias="TURNOUT_API_TOKENS")
-    #: How long ``POST /v1/chat/completions`` waits for its job; a job still running then is
-    #: answered 504 with its id, and keeps running (``GET /v1/jobs/{id}`` has its result).
-    serve_timeout_s: float = Field(
-        default=60.0, gt=0, le=3600, validation_alias="TURNOUT_SERVE_TIMEOUT"
-    )
-    #: Largest request body serve reads, in bytes; a larger one is answered 413 unread. 8 MiB
-    #: holds the longest request the producer accepts (4 million characters) in ASCII JSON.
-    serve_max_body_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, validation_alias="TURNOUT_SERVE_MAX_BODY"
-    )
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol
@@ -191,15 +116,6 @@ class Settings(BaseSettings):
     cohere_api_key: SecretStr | None = _env("COHERE_API_KEY")
     cohere_base_url: str | None = _env("COHERE_BASE_URL")
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _trimmed_blank_is_unset(cls, value: object) -> object:
-        """``OPENAI_API_KEY=`` means "not set", not "the empty key"; and a value read from a
-        file (a Kubernetes secret) loses its trailing newline, which no header may carry."""
-        if isinstance(value, str):
-            return value.strip() or None
-        return value
-
     @cached_property
     def _dotenv(self) -> dict[str, str | None]:
         return dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
@@ -233,6 +149,6 @@ def _env_names(alias: object) -> list[str]:
 #: Variable name -> the Settings field that reads it.
 _FIELD_BY_ENV: dict[str, str] = {
     env: name
-    for name, info in Settings.model_fields.items()
+    for name, info in WorkerSettings.model_fields.items()
     for env in _env_names(info.validation_alias)
 }

@@ -8,8 +8,8 @@ from typing import Any
 
 from celery import Task, signals
 
+from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
 from workers.app import app
-from workers.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
 from workers.execution import CallStarted
 from workers.reconciler import reconcile_due
 from workers.runtime import get_runtime

@@ -55,9 +55,9 @@ class Bench:
     workdir: Path
 
     def settings(self) -> Any:
-        from workers.settings import Settings
+        from workers.settings import WorkerSettings
 
-        return Settings.model_validate(
+        return WorkerSettings.model_validate(
             {k: v for k, v in self.env.items() if k.startswith(("TURNOUT_", "REDIS_URL"))}
         )
 
@@ -452,7 +452,7 @@ def serve(
         port = free_port()
         log = (bench.workdir / "serve.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "producers.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ops.cli", "serve", "--port", str(port)],
             env={**bench.env, "TURNOUT_API_TOKENS": token},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -502,7 +502,7 @@ def serve(
 
 
 def _celery_conf(bench: Bench) -> dict[str, Any]:
-    from workers.celery_config import celery_config
+    from routing.celery_config import celery_config
 
     return celery_config(bench.settings())
 

@@ -201,7 +201,7 @@ def wasted_calls(
 ) -> dict[str, float]:
     """Jobs at ``rate`` per second; the primary dies ``before_s`` in; count what it receives."""
     from producers.client import Client
-    from workers.settings import Settings
+    from workers.settings import WorkerSettings
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     embedded = None if redis_answers(url) else EmbeddedRedis().start()
@@ -211,7 +211,7 @@ def wasted_calls(
         env = {**stack.env, "TURNOUT_NAMESPACE": namespace}
         if scope == "process":
             env["TURNOUT_BREAKER_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-        settings = Settings.model_validate(
+        settings = WorkerSettings.model_validate(
             {k: v for k, v in env.items() if k.startswith(("TURNOUT_", "REDIS_URL"))}
         )
         processes = _start_workers(env, workers, stack.workdir)

@@ -7,12 +7,14 @@ import time
 
 import redis
 
-from workers.celery_config import create_app
-from workers.settings import Settings
+from routing.celery_config import create_app
+from workers.settings import WorkerSettings
 
 app = create_app()
 _redis = redis.Redis(
-    connection_pool=redis.BlockingConnectionPool.from_url(Settings().redis_url, max_connections=512)
+    connection_pool=redis.BlockingConnectionPool.from_url(
+        WorkerSettings().redis_url, max_connections=512
+    )
 )
 
 

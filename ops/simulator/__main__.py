@@ -1,5 +1,5 @@
 """``python -m ops.simulator``: the same as ``turnout simulate``."""
 
-from ops.cli import simulate_main
+from ops.stack_commands import simulate_main
 
 simulate_main()

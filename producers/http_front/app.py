@@ -37,9 +37,9 @@ from producers.openai_format import (
     failed_job_body,
     route_of,
 )
+from producers.settings import ProducerSettings
 from routing.errors import ConfigError, InvalidRequest, JobTimeout
 from routing.models import CompletionResult, JobState
-from workers.settings import Settings
 
 log = logging.getLogger("turnout.serve")
 
@@ -88,7 +88,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
 
 
-def create_app(client: Client, settings: Settings, *, no_auth: bool = False) -> FastAPI:
+def create_app(client: Client, settings: ProducerSettings, *, no_auth: bool = False) -> FastAPI:
     """The app, with bearer auth from ``settings.api_tokens``: ConfigError when none are set
     (unless ``no_auth``) or when some are but ``no_auth`` asks for none."""
     tokens = BearerTokens.from_settings(settings)

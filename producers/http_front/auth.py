@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producers.http_front.errors import unauthorized
+from producers.settings import ProducerSettings
 from routing.errors import ConfigError
-from workers.settings import Settings
 
 #: The request state field holding the caller's identity (a digest of its token).
 CALLER = "caller"
@@ -58,7 +58,7 @@ class BearerTokens:
             raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {_MAKE_ONE}")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BearerTokens | None:
+    def from_settings(cls, settings: ProducerSettings) -> BearerTokens | None:
         """None when TURNOUT_API_TOKENS is unset or blank."""
         if settings.api_tokens is None:
             return None

@@ -12,11 +12,11 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from producers.cli_support import err, fail
+from producers.settings import ProducerSettings
 from routing.errors import ConfigError
-from workers.settings import Settings
 
 log = logging.getLogger("turnout.serve")
 
@@ -42,7 +42,6 @@ def serve(
     any OpenAI SDK at http://HOST:PORT/v1 with a token from TURNOUT_API_TOKENS. Also
     /v1/jobs (submit without waiting, read a job), /healthz, and the OpenAPI document at
     /openapi.json (docs at /docs). One process; run more behind a load balancer to scale."""
-    console = Console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Imported here: `turnout` loads this module for every command, FastAPI only for this one.
     import uvicorn
@@ -50,20 +49,18 @@ def serve(
     from producers.client import Client
     from producers.http_front.app import create_app
 
-    settings = Settings()
+    settings = ProducerSettings()
     try:
         client = Client(settings=settings)
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     try:
         app = create_app(client, settings, no_auth=no_auth)
     except ConfigError as exc:
         client.close()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     if no_auth:
-        console.print(
+        err.print(
             f"[bold red]WARNING: authentication is OFF (--no-auth). Anyone who can reach "
             f"{escape(host)}:{port} can submit jobs on your providers' keys.[/]",
             highlight=False,

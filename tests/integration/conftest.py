@@ -13,8 +13,8 @@ import redis
 
 from producers.client import Client
 from routing.keys import Keys
+from routing.settings import CoreSettings
 from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
-from workers.settings import Settings
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Stack:
     worker: Worker | None
     redis_url: str
 
-    def settings(self) -> Settings:
+    def settings(self) -> CoreSettings:
         return settings_for(self.env)
 
     def settings_keys(self) -> Keys:

@@ -21,7 +21,7 @@ import yaml
 
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 #: Short enough to redeliver a killed worker's job within a test, long enough for the jobs.
 FAST_DELIVERY_ENV = {
@@ -146,9 +146,9 @@ def stack_env(
     return env
 
 
-def settings_for(env: dict[str, str]) -> Settings:
+def settings_for(env: dict[str, str]) -> CoreSettings:
     """The producer's settings for a stack's environment (and nothing from this process's)."""
-    return Settings.model_validate(
+    return CoreSettings.model_validate(
         {k: v for k, v in env.items() if k.startswith(("TURNOUT_", "REDIS_URL"))}
     )
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops.fleet_view import all_routes
 from ops.simulator.server import LOOPBACK, free_port
-from producers.fleet_view import all_routes
 from routing.config import load_config
 from routing.fleet import LATENCY_BUCKETS_S, latency_bucket
 from routing.fleet_status import read_route_status

@@ -21,9 +21,9 @@ from ops.localstack import flower_args
 from ops.simulator.openai_sim import mask_key
 from ops.simulator.server import LOOPBACK, free_port
 from producers.client import Client
+from routing.celery_config import RUN_JOB_TASK
 from routing.models import JobState
 from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
-from workers.celery_config import RUN_JOB_TASK
 
 #: Long enough to see every job mid-call, short enough to keep the test quick.
 SECONDARY_LATENCY_MS = 3000

@@ -16,16 +16,16 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.exporter import FAMILIES, PROVIDER_ERROR_CLASSES, FleetCollector, exporter_registry
-from producers.fleet_view import all_routes
+from ops.fleet_view import all_routes
 from routing.config import parse_config
 from routing.errors import ErrorClass
 from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Spent
 from routing.fleet_admin import operate_breaker
 from routing.health_scripts import RECORD_HEALTH
+from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, JobState, RoutingPolicy
-from workers.jobstore import JobStore, redis_client
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 MONITORING = Path(__file__).resolve().parents[2] / "ops" / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "turnout.json"
@@ -54,8 +54,8 @@ CONFIG = parse_config(
 )
 
 
-def settings(redis_url: str, namespace: str, **extra: str) -> Settings:
-    return Settings.model_validate(
+def settings(redis_url: str, namespace: str, **extra: str) -> CoreSettings:
+    return CoreSettings.model_validate(
         {"REDIS_URL": redis_url, "TURNOUT_NAMESPACE": namespace, **extra}
     )
 

@@ -7,9 +7,9 @@ import pytest
 
 from producers.batch import BatchFiles, BatchInputError, OutputLock, errors_path, plan_batch
 from producers.client import Client
+from producers.settings import ProducerSettings
 from routing.config import parse_config
 from routing.models import CompletionResult, JobState
-from workers.settings import Settings
 
 CONFIG = parse_config(
     {
@@ -23,7 +23,7 @@ LINE = {"custom_id": "a", "messages": [{"role": "user", "content": "Hi"}]}
 @pytest.fixture
 def client():
     # Nothing here talks to Redis: planning only validates against the config.
-    made = Client(settings=Settings(REDIS_URL="redis://127.0.0.1:1/0"), config=CONFIG)
+    made = Client(settings=ProducerSettings(REDIS_URL="redis://127.0.0.1:1/0"), config=CONFIG)
     yield made
     made.close()
 

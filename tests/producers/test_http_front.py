@@ -22,11 +22,11 @@ from producers.http_front.auth import BearerTokens, bearer_credentials, parse_to
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.schemas import ChatCompletion, ErrorBody, JobView
 from producers.openai_format import ChatCompletionRequest
+from producers.settings import ProducerSettings
 from routing.config import parse_config
 from routing.errors import ConfigError, ErrorClass, InvalidRequest
 from routing.models import Attempt, CompletionResult, JobError, JobState, Usage
 from routing.policies import resolve_policy
-from workers.settings import Settings
 
 CONFIG = parse_config(
     {
@@ -41,11 +41,13 @@ CONFIG = parse_config(
 )
 
 
-def settings(**env: str) -> Settings:
-    return Settings.model_validate({"TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}", **env})
+def settings(**env: str) -> ProducerSettings:
+    return ProducerSettings.model_validate(
+        {"TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}", **env}
+    )
 
 
-def app_for(redis_url: str, **env: str) -> tuple[Any, Settings]:
+def app_for(redis_url: str, **env: str) -> tuple[Any, ProducerSettings]:
     configured = settings(REDIS_URL=redis_url, **env)
     return create_app(Client(settings=configured, config=CONFIG), configured), configured
 

@@ -20,7 +20,7 @@ def idle(redis_url, tmp_path):
 
 def finish(stack, job_id):
     """Play the worker's part: claim and finish the job the way a worker does."""
-    from workers.jobstore import JobStore, redis_client
+    from routing.jobstore import JobStore, redis_client
 
     store = JobStore(redis_client(stack.redis_url), stack.settings_keys(), ttl_s=600)
     assert store.claim(job_id, "t", lease_s=5, max_runs=3).status == "claimed"

@@ -1,7 +1,7 @@
 """Running a provider adapter against its simulator over real HTTP on 127.0.0.1.
 
 Shared by the per-protocol wire tests (tests/providers) and the SDK conformance tests
-(tests/conformance). Settings come only from what a test passes: never from this process's
+(tests/conformance). WorkerSettings come only from what a test passes: never from this process's
 environment or a .env file, so a developer's real keys cannot leak into a test.
 """
 
@@ -26,12 +26,12 @@ from routing.models import CompletionRequest, ProviderCompletion
 from workers.http import HttpcoreTransport
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 TRANSPORT = HttpcoreTransport(connect_timeout_s=2.0)
 
 
-class IsolatedSettings(Settings):
+class IsolatedSettings(WorkerSettings):
     @classmethod
     def settings_customise_sources(
         cls,
@@ -44,8 +44,8 @@ class IsolatedSettings(Settings):
         return (init_settings,)
 
 
-def settings(**env: str) -> Settings:
-    """Settings from exactly these variables, e.g. ``settings(ANTHROPIC_API_KEY="...")``."""
+def settings(**env: str) -> WorkerSettings:
+    """WorkerSettings from exactly these variables, e.g. ``settings(ANTHROPIC_API_KEY="...")``."""
     return IsolatedSettings.model_validate(env)
 
 
@@ -75,7 +75,7 @@ def recent(server: ServerThread) -> list[dict[str, Any]]:
 
 
 def adapter_for(
-    provider: str, model: str, env: Settings, *, base_url: str | None = None, **fields: Any
+    provider: str, model: str, env: WorkerSettings, *, base_url: str | None = None, **fields: Any
 ) -> ProviderAdapter:
     deployment = DeploymentConfig(
         id=f"{provider}-test", provider=provider, model=model, base_url=base_url, **fields

@@ -10,8 +10,8 @@ from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
 from routing.fleet import FleetRouter, LocalRouter, Route, Spent, latency_bucket
+from routing.jobstore import redis_client
 from routing.keys import Keys
-from workers.jobstore import redis_client
 
 FAST = BreakerSettings(
     consecutive_failures=5,

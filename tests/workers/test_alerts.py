@@ -12,7 +12,7 @@ import pytest
 
 from ops.simulator.server import free_port
 from workers.alerts import AlertSink, AlertStats, BreakerEvent, EventName, sink_from_settings
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: The shape of a Slack webhook path: the last segment is the token.
 SECRET_PATH = "/services/T0TEST/B0TEST/sEcReT-t0ken-do-not-log"
@@ -283,7 +283,7 @@ def test_long_reasons_are_clipped_and_keys_in_them_are_redacted(webhook, sinks):
 def test_sink_from_settings_posts_to_the_configured_webhook(webhook, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TURNOUT_ALERT_WEBHOOK", webhook.url)
-    sink = sink_from_settings(Settings())
+    sink = sink_from_settings(WorkerSettings())
     try:
         sink.emit(event("failback", state="closed"))
     finally:
@@ -291,12 +291,12 @@ def test_sink_from_settings_posts_to_the_configured_webhook(webhook, monkeypatch
     assert [body["event"] for body in webhook.bodies] == ["failback"]
 
     monkeypatch.setenv("TURNOUT_ALERT_WEBHOOK", " ")
-    assert not sink_from_settings(Settings()).webhook_set
+    assert not sink_from_settings(WorkerSettings()).webhook_set
 
 
 def test_sink_from_settings_logs_only_when_the_url_is_not_http(monkeypatch, tmp_path, caplog):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TURNOUT_ALERT_WEBHOOK", "slack-token-not-a-url")
-    sink = sink_from_settings(Settings())
+    sink = sink_from_settings(WorkerSettings())
     assert not sink.webhook_set
     assert all("slack-token" not in r.getMessage() for r in caplog.records)

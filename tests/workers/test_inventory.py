@@ -3,7 +3,7 @@
 import pytest
 
 from workers.providers.inventory import inventory, mask
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def settings(monkeypatch, tmp_path):
 def rows(monkeypatch, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return {row.name: row for row in inventory(Settings())}
+    return {row.name: row for row in inventory(WorkerSettings())}
 
 
 def test_a_provider_is_enabled_only_with_all_its_variables(settings):

@@ -63,7 +63,7 @@ def test_aws_session_tokens_and_keys_with_stray_whitespace_are_scrubbed():
 def test_every_secret_setting_is_known(monkeypatch, tmp_path):
     from routing.config import parse_config
     from workers.redaction import secrets_of
-    from workers.settings import Settings
+    from workers.settings import WorkerSettings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789")
@@ -76,7 +76,7 @@ def test_every_secret_setting_is_known(monkeypatch, tmp_path):
             ]
         }
     )
-    found = secrets_of(Settings(), config)
+    found = secrets_of(WorkerSettings(), config)
     for secret in (
         "aws-secret-0123456789",
         "aws-session-token-0123456789",
@@ -87,11 +87,11 @@ def test_every_secret_setting_is_known(monkeypatch, tmp_path):
 
 def test_the_alert_webhook_and_its_token_path_are_secrets(monkeypatch, tmp_path):
     from workers.redaction import secrets_of
-    from workers.settings import Settings
+    from workers.settings import WorkerSettings
 
     monkeypatch.chdir(tmp_path)
     url = "https://hooks.slack.com/services/T0/B0/sEcReT-t0ken"
     monkeypatch.setenv("TURNOUT_ALERT_WEBHOOK", url)
-    redact = Redactor(secrets_of(Settings(), None))
+    redact = Redactor(secrets_of(WorkerSettings(), None))
     assert redact(f"POST {url} failed") == f"POST {REDACTED} failed"
     assert "sEcReT" not in redact("POST /services/T0/B0/sEcReT-t0ken HTTP/1.1")

@@ -61,7 +61,7 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 API_VERSION = "2023-06-01"
 #: The 1M-token context window beta (anthropic SDK ``AnthropicBetaParam``), sent when
@@ -140,7 +140,9 @@ class AnthropicAdapter:
         self._betas = tuple(betas)
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> AnthropicAdapter:
+    def from_settings(
+        cls, deployment: DeploymentConfig, settings: WorkerSettings
+    ) -> AnthropicAdapter:
         return cls(
             deployment,
             base_url=deployment_base_url(deployment, settings),

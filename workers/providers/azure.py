@@ -49,7 +49,7 @@ from workers.providers.openai_compat import (
     error_details,
     parse_chat_completion,
 )
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: The ``AZURE_API_VERSION`` value that selects the v1 API.
 V1 = "v1"
@@ -95,7 +95,9 @@ class AzureOpenAIAdapter:
             self.probe_url = f"{self.endpoint}/openai/models?{query}"
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> AzureOpenAIAdapter:
+    def from_settings(
+        cls, deployment: DeploymentConfig, settings: WorkerSettings
+    ) -> AzureOpenAIAdapter:
         endpoint = deployment_base_url(deployment, settings)
         if not endpoint:
             raise ConfigError(

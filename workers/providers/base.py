@@ -12,7 +12,7 @@ from routing.catalog import resolve_base_url
 from routing.config import DeploymentConfig
 from routing.models import CompletionRequest, ProviderCompletion
 from workers.http import HttpCall, HttpReply
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 USER_AGENT = "turnout/0.1"
 
@@ -41,17 +41,19 @@ class ProviderAdapter(Protocol):
 
 
 class AdapterFactory(Protocol):
-    def __call__(self, deployment: DeploymentConfig, settings: Settings) -> ProviderAdapter: ...
+    def __call__(
+        self, deployment: DeploymentConfig, settings: WorkerSettings
+    ) -> ProviderAdapter: ...
 
 
-def deployment_base_url(deployment: DeploymentConfig, settings: Settings) -> str:
+def deployment_base_url(deployment: DeploymentConfig, settings: WorkerSettings) -> str:
     """The deployment's ``base_url``, else its provider's base-URL variable, else the default."""
     spec = deployment.spec
     from_env = settings.value_of(spec.base_url_env) if spec.base_url_env else None
     return resolve_base_url(spec, deployment.base_url, from_env)
 
 
-def deployment_key(deployment: DeploymentConfig, settings: Settings) -> SecretStr | None:
+def deployment_key(deployment: DeploymentConfig, settings: WorkerSettings) -> SecretStr | None:
     """The deployment's API key, still wrapped: it is unwrapped only into a request header."""
     key = settings.value_of(deployment.key_env) if deployment.key_env else None
     return SecretStr(key) if key else None

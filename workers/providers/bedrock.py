@@ -48,7 +48,7 @@ from workers.providers.anthropic import DEFAULT_MAX_TOKENS, anthropic_body, pars
 from workers.providers.base import USER_AGENT
 from workers.providers.bedrock_errors import classify_error
 from workers.providers.reading import read_json, sane_counts, snippet, token_count
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: The SigV4 service name of both bedrock-runtime and the bedrock control plane.
 SIGNING_NAME = "bedrock"
@@ -95,7 +95,9 @@ class BedrockAdapter:
         self._session_token = session_token
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> BedrockAdapter:
+    def from_settings(
+        cls, deployment: DeploymentConfig, settings: WorkerSettings
+    ) -> BedrockAdapter:
         """A deployment's ``base_url`` serves both APIs (a simulator, a proxy); otherwise each has
         its own override variable, as in the AWS SDKs, and then its regional endpoint."""
         region = settings.aws_default_region

@@ -59,7 +59,7 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import bearer_headers, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: The cohere SDK's default ``max_retries`` (``cohere/base_client.py``).
 DEFAULT_RETRIES = 2
@@ -101,7 +101,7 @@ class CohereAdapter:
         self._api_key = api_key
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> CohereAdapter:
+    def from_settings(cls, deployment: DeploymentConfig, settings: WorkerSettings) -> CohereAdapter:
         return cls(
             deployment,
             base_url=deployment_base_url(deployment, settings),

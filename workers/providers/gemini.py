@@ -29,7 +29,7 @@ from workers.providers.genai_wire import (
 )
 from workers.providers.google_auth import AccessTokenCache, credentials_loader
 from workers.providers.reading import read_json, snippet
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 
 class _GenerateContentAdapter:
@@ -83,7 +83,7 @@ class GeminiAdapter(_GenerateContentAdapter):
         self._api_key = api_key
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> GeminiAdapter:
+    def from_settings(cls, deployment: DeploymentConfig, settings: WorkerSettings) -> GeminiAdapter:
         return cls(
             deployment,
             base_url=deployment_base_url(deployment, settings),
@@ -165,7 +165,7 @@ class VertexAdapter(_GenerateContentAdapter):
         self._sent = threading.local()
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> VertexAdapter:
+    def from_settings(cls, deployment: DeploymentConfig, settings: WorkerSettings) -> VertexAdapter:
         project, location = settings.google_cloud_project, settings.google_cloud_location
         if not project or not location:
             raise ConfigError(

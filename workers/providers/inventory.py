@@ -19,7 +19,7 @@ from routing.errors import ErrorClass, ProviderError
 from workers.http import HttpTransport
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: A model to name in a probe that needs one (Vertex counts tokens for a model).
 PROBE_MODELS = {"vertex": "gemini-2.5-flash", "gemini": "gemini-2.5-flash"}
@@ -48,7 +48,7 @@ class ProviderStatus:
         return asdict(self)
 
 
-def inventory(settings: Settings) -> list[ProviderStatus]:
+def inventory(settings: WorkerSettings) -> list[ProviderStatus]:
     rows = []
     for spec in PROVIDERS.values():
         missing = [env for env in spec.enable_envs if not settings.is_set(env)]
@@ -96,7 +96,7 @@ def probe_deployment(spec: ProviderSpec, config: TurnoutConfig | None) -> Deploy
 
 def probe(
     spec: ProviderSpec,
-    settings: Settings,
+    settings: WorkerSettings,
     transport: HttpTransport,
     *,
     config: TurnoutConfig | None = None,
@@ -122,7 +122,7 @@ def probe(
 
 
 def check_enabled(
-    settings: Settings,
+    settings: WorkerSettings,
     transport: HttpTransport,
     *,
     config: TurnoutConfig | None = None,
@@ -149,7 +149,7 @@ def check_enabled(
         return [future.result() for future in futures]
 
 
-def hint(spec: ProviderSpec, settings: Settings, status: ProbeStatus) -> str:
+def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> str:
     """One line an operator can act on."""
     if status == "ok":
         return ""

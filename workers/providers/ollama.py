@@ -56,7 +56,7 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import bearer_headers, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: Retries on one Ollama deployment when the policy names none (the ollama SDK has no retry).
 DEFAULT_RETRIES = 2
@@ -90,7 +90,7 @@ class OllamaAdapter:
         self._api_key = api_key
 
     @classmethod
-    def from_settings(cls, deployment: DeploymentConfig, settings: Settings) -> OllamaAdapter:
+    def from_settings(cls, deployment: DeploymentConfig, settings: WorkerSettings) -> OllamaAdapter:
         return cls(
             deployment,
             base_url=deployment_base_url(deployment, settings),

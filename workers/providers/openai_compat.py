@@ -33,7 +33,7 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -79,7 +79,7 @@ class OpenAICompatibleAdapter:
 
     @classmethod
     def from_settings(
-        cls, deployment: DeploymentConfig, settings: Settings
+        cls, deployment: DeploymentConfig, settings: WorkerSettings
     ) -> OpenAICompatibleAdapter:
         spec = deployment.spec
         base_url = deployment_base_url(deployment, settings)

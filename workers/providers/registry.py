@@ -11,7 +11,7 @@ from typing import cast
 from routing.catalog import Protocol
 from routing.config import DeploymentConfig
 from workers.providers.base import AdapterFactory, ProviderAdapter
-from workers.settings import Settings
+from workers.settings import WorkerSettings
 
 #: protocol -> "module:callable(deployment, settings) -> ProviderAdapter"
 ADAPTERS: dict[Protocol, str] = {
@@ -34,5 +34,5 @@ def adapter_factory(protocol: Protocol) -> AdapterFactory:
     return cast(AdapterFactory, target)
 
 
-def build_adapter(deployment: DeploymentConfig, settings: Settings) -> ProviderAdapter:
+def build_adapter(deployment: DeploymentConfig, settings: WorkerSettings) -> ProviderAdapter:
     return adapter_factory(deployment.wire_protocol)(deployment, settings)

@@ -10,7 +10,7 @@ state change is one Lua script, so concurrent workers and producers never see ha
 
 A job's own record costs a worker two round trips: claim before the provider call, finish after
 it (the breaker's record of a success rides the finish; routing adds one per attempt). The
-scripts live in workers.job_scripts; they also keep the ``due`` index that the reconciler
+scripts live in routing.job_scripts; they also keep the ``due`` index that the reconciler
 (``pick_due``) reads to re-send the messages of jobs that were lost on their way.
 """
 
@@ -27,6 +27,14 @@ from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
 from routing.fleet import ScriptCall
+from routing.job_scripts import (
+    CLAIM_JOB,
+    CREATE_JOB,
+    FINISH_JOB,
+    RECONCILE_DUE,
+    RELEASE_JOB,
+    RENEW_LEASES,
+)
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -36,14 +44,6 @@ from routing.models import (
     RoutingPolicy,
 )
 from routing.redis_text import as_text, decoded
-from workers.job_scripts import (
-    CLAIM_JOB,
-    CREATE_JOB,
-    FINISH_JOB,
-    RECONCILE_DUE,
-    RELEASE_JOB,
-    RENEW_LEASES,
-)
 
 
 def redis_client(

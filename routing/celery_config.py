@@ -1,4 +1,4 @@
-"""Celery's configuration, derived from Settings: at-least-once delivery on Redis.
+"""Celery's configuration, derived from CoreSettings: at-least-once delivery on Redis.
 
 What loses or duplicates jobs on Celery + Redis, and why each line is here, is in
 ../shared/celery-reliability.md §1:
@@ -17,13 +17,14 @@ What loses or duplicates jobs on Celery + Redis, and why each line is here, is i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from routing.keys import Keys
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 RUN_JOB_TASK = "turnout.run_job"
 RECONCILE_TASK = "turnout.reconcile"
@@ -33,7 +34,7 @@ HEALTH_CHECK_TASK = "turnout.health_check"
 VISIBILITY_MARGIN_S = 5.0
 
 
-def max_job_deadline_s(settings: Settings) -> float:
+def max_job_deadline_s(settings: CoreSettings) -> float:
     """The longest ``deadline_s`` a producer may submit on this stack.
 
     Redis redelivers an unacknowledged message after the visibility timeout, to any worker. A
@@ -44,7 +45,7 @@ def max_job_deadline_s(settings: Settings) -> float:
     return settings.visibility_timeout_s - settings.lease_s - VISIBILITY_MARGIN_S
 
 
-def reschedule_countdown_s(settings: Settings, wait_s: float) -> float:
+def reschedule_countdown_s(settings: CoreSettings, wait_s: float) -> float:
     """The countdown of a job rescheduled to wait ``wait_s`` for a route.
 
     A worker holds an ETA message unacknowledged until its countdown ends; near the visibility
@@ -54,7 +55,7 @@ def reschedule_countdown_s(settings: Settings, wait_s: float) -> float:
     return max(0.0, min(wait_s, settings.visibility_timeout_s / 4))
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
+def celery_config(settings: CoreSettings) -> dict[str, Any]:
     keys = Keys(settings.namespace)
     visibility = settings.visibility_timeout_s
     broker_options = {
@@ -66,12 +67,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "retry_on_timeout": True,
         "unacked_restore_interval": settings.unacked_restore_interval_s,
         "unacked_restore_throttle": settings.unacked_restore_throttle,
-        # Acks come from the pool's threads: room for all of them (workers.broker blocks beyond).
+        # Acks come from the pool's threads: room for all of them (routing.broker blocks beyond).
         "max_connections": settings.worker_concurrency + 32,
     }
     return {
         "broker_url": settings.redis_url,
-        "broker_transport": "workers.broker:Transport",
+        "broker_transport": "routing.broker:Transport",
         "result_backend": settings.redis_url,
         "broker_transport_options": broker_options,
         "result_backend_transport_options": {
@@ -134,8 +135,9 @@ def _queue(name: str) -> Queue:
     return Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
 
 
-def create_app(settings: Settings | None = None, *, with_tasks: bool = False) -> Celery:
-    """A Celery app on ``settings``; ``with_tasks`` only for the worker's own app."""
-    app = Celery("turnout", include=["workers.tasks"] if with_tasks else [])
-    app.conf.update(celery_config(settings or Settings()))
+def create_app(settings: CoreSettings | None = None, *, include: Sequence[str] = ()) -> Celery:
+    """A Celery app on ``settings``. A producer's app names no task module: it sends tasks by
+    name (``RUN_JOB_TASK``); the worker's own app (workers.app) includes its tasks."""
+    app = Celery("turnout", include=list(include))
+    app.conf.update(celery_config(settings or CoreSettings()))
     return app

@@ -1,7 +1,7 @@
 import time
 from types import SimpleNamespace
 
-from workers.celery_config import (
+from routing.celery_config import (
     HEALTH_CHECK_TASK,
     RECONCILE_TASK,
     VISIBILITY_MARGIN_S,
@@ -9,11 +9,11 @@ from workers.celery_config import (
     max_job_deadline_s,
     reschedule_countdown_s,
 )
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 
 def settings(**values):
-    return Settings(REDIS_URL="redis://127.0.0.1:6379/3", TURNOUT_NAMESPACE="ns1", **values)
+    return CoreSettings(REDIS_URL="redis://127.0.0.1:6379/3", TURNOUT_NAMESPACE="ns1", **values)
 
 
 def test_at_least_once_delivery():
@@ -60,7 +60,7 @@ def test_beat_reconciles_and_ticks_the_health_checks_and_drops_stale_ticks():
 
 
 def test_beats_tasks_have_their_own_queue_that_every_worker_consumes():
-    from workers.celery_config import create_app
+    from routing.celery_config import create_app
 
     app = create_app(settings())
     assert list(app.amqp.queues) == ["jobs", "control"], "a worker consumes both"
@@ -85,7 +85,7 @@ def test_task_events_are_on_unless_turned_off():
 def test_a_call_shows_as_the_calling_state_with_its_deployment_and_attempt():
     from celery.events.state import State
 
-    from workers.celery_config import RUN_JOB_TASK
+    from routing.celery_config import RUN_JOB_TASK
     from workers.execution import CallStarted
     from workers.tasks import CALLING_EVENT, calling_fields
 

@@ -7,9 +7,9 @@ import redis
 
 from routing.errors import ErrorClass
 from routing.fleet import ScriptCall
+from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
-from workers.jobstore import JobStore, redis_client
 
 POLICY = RoutingPolicy(targets=["a"])
 
@@ -144,28 +144,6 @@ def test_the_first_finish_wins_and_publishes(store):
     assert messages[1]["data"] == "succeeded"
     assert store.claim("job-1", "t2", lease_s=5, max_runs=3).status == "finished"
     pubsub.close()
-
-
-def test_a_worker_that_cannot_reach_redis_retries_instead_of_losing_the_job(tmp_path):
-    from ops.simulator.server import free_port
-    from routing.config import parse_config
-    from workers.http import HttpcoreTransport
-    from workers.redaction import Redactor
-    from workers.runtime import WorkerRuntime
-    from workers.settings import Settings
-
-    unreachable = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=1)
-    runtime = WorkerRuntime(
-        Settings(),
-        parse_config({"deployments": [{"id": "a", "provider": "ollama", "model": "m"}]}),
-        store=JobStore(unreachable, Keys("t"), ttl_s=60),
-        transport=HttpcoreTransport(),
-        adapters={},
-        redactor=Redactor(),
-    )
-    report = runtime.run_job("job-1")
-    assert report.retry_in_s is not None
-    assert 0 < report.retry_in_s < Settings().visibility_timeout_s
 
 
 def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):

@@ -1,11 +1,11 @@
-"""workers.broker: kombu's Redis channel on a blocking pool, one reused client."""
+"""routing.broker: kombu's Redis channel on a blocking pool, one reused client."""
 
 import threading
 from typing import cast
 
 from kombu.connection import Connection
 
-from workers.broker import Channel, Transport
+from routing.broker import Channel, Transport
 
 
 def test_hundreds_of_threads_acking_at_once_never_fail_for_lack_of_connections(

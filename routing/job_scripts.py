@@ -1,4 +1,4 @@
-"""The Lua scripts behind every job-record transition (workers.jobstore runs them).
+"""The Lua scripts behind every job-record transition (routing.jobstore runs them).
 
 Each script is one atomic step; each reads the time from Redis (``TIME``), never from a
 worker's clock. Besides the job hash and its attempt list, the scripts keep one index:

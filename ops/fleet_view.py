@@ -15,10 +15,10 @@ from rich.table import Table
 from routing.config import TurnoutConfig
 from routing.fleet import Route
 from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
+from routing.jobstore import JobStore
 from routing.keys import Keys
 from routing.planning import routes_of
-from workers.jobstore import JobStore
-from workers.settings import Settings
+from routing.settings import CoreSettings
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def all_routes(config: TurnoutConfig) -> list[Route]:
     ]
 
 
-def read_fleet(settings: Settings, config: TurnoutConfig) -> FleetView:
+def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
     keys = Keys(settings.namespace)
     timeouts = {"socket_connect_timeout": 2, "socket_timeout": 5}
     with redis.Redis.from_url(settings.redis_url, **timeouts) as client:

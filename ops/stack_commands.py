@@ -1,0 +1,109 @@
+"""The local stack's commands: ``turnout simulate``, ``turnout up`` and ``turnout demo``."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ops.simulator import Faults
+from ops.simulator.server import LOOPBACK, serve
+
+console = Console(stderr=True)
+
+
+def simulate(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9101,
+    protocol: Annotated[str, typer.Option(help="Wire protocol to speak.")] = "openai",
+    name: Annotated[str, typer.Option(help="Name shown in replies.")] = "sim",
+    model: Annotated[list[str] | None, typer.Option(help="Models listed by /v1/models.")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
+    fail_rate: Annotated[float, typer.Option(help="Share of requests that fail (0-1).")] = 0.0,
+    fail_status: Annotated[int, typer.Option(help="Status of failed requests.")] = 503,
+    retry_after: Annotated[
+        float | None, typer.Option(help="retry-after seconds sent with failures.")
+    ] = None,
+    hang: Annotated[bool, typer.Option(help="Accept requests and never answer.")] = False,
+    malformed: Annotated[bool, typer.Option(help="Answer 200 with a broken body.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed for fail-rate draws.")] = None,
+) -> None:
+    """Run a simulated provider on 127.0.0.1, checking the key in TURNOUT_SIM_API_KEY.
+
+    Protocols: openai, azure, anthropic, gemini, vertex, bedrock, cohere, ollama. Faults can
+    be changed while it runs: POST /_sim/faults with a JSON object such as
+    {"fail_rate": 1, "fail_status": 503}; GET /_sim/state shows faults and request counts.
+    """
+    from ops.simulator.registry import SIMULATORS, simulator_class
+
+    if protocol not in SIMULATORS:
+        raise typer.BadParameter(f"no simulator for {protocol!r}; have: {', '.join(SIMULATORS)}")
+    faults = Faults(
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        fail_status=fail_status,
+        retry_after_s=retry_after,
+        hang=hang,
+        malformed=malformed,
+    )
+    try:
+        faults.updated({})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    app = simulator_class(protocol)(
+        name=name,
+        api_key=os.environ.get("TURNOUT_SIM_API_KEY") or None,
+        faults=faults,
+        models=model or None,
+        seed=seed,
+    )
+    console.print(f"[bold]{name}[/] ({protocol}) on http://{LOOPBACK}:{port}")
+    serve(app, port=port)
+
+
+def simulate_main() -> None:
+    typer.run(simulate)
+
+
+def up(
+    worker_concurrency: Annotated[int, typer.Option(help="Threads of the worker.")] = 8,
+    flower_port: Annotated[int, typer.Option(help="Flower's port on 127.0.0.1.")] = 5555,
+) -> None:
+    """Start the local stack (Redis if none answers, two simulated providers, a worker, beat
+    and Flower) and keep it running until Ctrl-C, which stops everything it started."""
+    from ops.localstack import LocalStack
+
+    stack = LocalStack(worker_concurrency=worker_concurrency, flower_port=flower_port)
+    with console.status("starting the local stack"):
+        stack.start()
+    try:
+        stack.wait_for_worker()
+        say = partial(console.print, soft_wrap=True, highlight=False)
+        say("[green]turnout is up.[/] In another shell:")
+        for name, value in stack.public_env().items():
+            say(f"  export {name}={value}")
+        say('  turnout submit --prompt "Hello" --wait')
+        say(
+            f"Flower: http://{LOOPBACK}:{stack.flower_port} "
+            f"(user {stack.flower_user}, password {stack.flower_password})"
+        )
+        say(f"Logs: {stack.workdir}   Ctrl-C stops everything.")
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+def demo(
+    jobs: Annotated[int, typer.Option(help="Jobs in the batch.")] = 16,
+) -> None:
+    """Run a small batch across two simulated providers, kill the primary midway, and show
+    which deployment served each job."""
+    from ops.demo import run_demo
+
+    raise typer.Exit(run_demo(jobs=jobs, console=Console()))
