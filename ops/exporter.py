@@ -1,10 +1,12 @@
 """``turnout exporter``: the fleet's metrics for Prometheus, read from Redis on every scrape.
 
-Workers keep their statistics in Redis (routing.fleet_scripts' RECORD_OUTCOME, the job counts of
-routing.job_scripts), so one exporter is right however many workers run, and a worker that dies
-takes nothing with it. Each scrape is one pipelined round trip to the jobs' Redis (queue length,
-job counts, reconciler counts) and one to the breakers' (every route: routing.fleet_status; the
-same Redis unless TURNOUT_BREAKER_REDIS_URL names another); no value is kept between scrapes.
+Workers keep their statistics in Redis (record_outcome.lua's, and the job counts of the job
+scripts), so one exporter is right however many workers run, and a worker that dies takes nothing
+with it. Each scrape asks each Redis its clock (the day and minute buckets are those of Redis's
+clock, as the scripts count them), then makes one pipelined round trip to the jobs' Redis (queue
+length, job counts, reconciler counts) and one to the breakers' (every route:
+routing.fleet_status; the same Redis unless TURNOUT_BREAKER_REDIS_URL names another); no value is
+kept between scrapes.
 When a Redis does not answer, the scrape says ``turnout_up 0`` and nothing else: an absent series
 is honest, a stale one is not.
 
@@ -45,6 +47,7 @@ from routing.errors import ErrorClass
 from routing.fleet import LATENCY_BUCKETS_S, Route
 from routing.fleet_status import RouteStatus, read_route_status
 from routing.keys import Keys
+from routing.redis_clock import redis_time
 from routing.settings import CoreSettings
 
 log = logging.getLogger("turnout.exporter")
@@ -353,14 +356,16 @@ class FleetCollector(Collector):
         yield from families_of(reading)
 
     def read(self) -> FleetReading:
-        """One pipelined round trip to each Redis; raises redis.RedisError when one fails."""
+        """Each Redis's clock, then one pipelined round trip to each; raises redis.RedisError
+        when one fails."""
         keys = self._keys
+        day = redis_time(self._jobs).day  # the job scripts' day: the jobs' Redis's clock
         pipe = self._jobs.pipeline(transaction=False)
         queues = (keys.queue, keys.control_queue)
         for queue in queues:
-            pipe.llen(keys.prefix + queue)
+            pipe.llen(keys.queue_list(queue))
         pipe.hgetall(keys.job_counts)
-        pipe.hgetall(keys.job_counts_today())
+        pipe.hgetall(keys.job_counts_on(day))
         pipe.hgetall(keys.reconciler_counts)
         *lengths, now, today, reconciler = pipe.execute()
         statuses = read_route_status(self._breakers, keys.route_prefix, self._routes)

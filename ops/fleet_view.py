@@ -47,7 +47,7 @@ def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
         names = (keys.queue, keys.control_queue)
         with client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.llen(keys.prefix + name)
+                pipe.llen(keys.queue_list(name))
             queues = {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
         jobs = JobStore(client, keys, ttl_s=settings.job_ttl_s).counts()
     breaker_url = settings.breaker_redis_url or settings.redis_url

@@ -1,8 +1,9 @@
 """The circuit breaker's rules, one per route (deployment + credential), in plain Python.
 
 The fleet-wide breaker runs these same rules in Redis, in one Lua script per transition
-(routing.fleet_scripts); this module is the reference those scripts are tested against, and the
-per-process breaker a worker falls back to when the breaker's Redis does not answer.
+(routing/scripts: acquire_route.lua, record_outcome.lua); this module is the reference those
+scripts are tested against, and the per-process breaker a worker falls back to when the
+breaker's Redis does not answer.
 
     closed ──(consecutive failures ≥ N, or failure rate ≥ R over the window with ≥ M calls)──► open
     open ──(cool-down passed; a caller or beat's health check asks)──► half_open

@@ -1,7 +1,7 @@
 """Routers: which route a call may take now, and what its outcome did to that route.
 
 ``FleetRouter`` keeps every route's breaker, rate limits and statistics in Redis (two Lua scripts,
-routing.fleet_scripts), so one worker's failures stop the whole fleet from using a route.
+acquire_route and record_outcome), so one worker's failures stop the whole fleet from using a route.
 ``LocalRouter`` applies the same rules (routing.breaker) in this process only: it is what a worker
 uses when the breaker's Redis does not answer. ``FallbackRouter`` joins them: the fleet while Redis
 answers within its short timeout, this process's own otherwise (said in the log), the fleet again
@@ -34,7 +34,8 @@ from routing.breaker import (
 )
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet_scripts import ACQUIRE_ROUTE, RECORD_OUTCOME
+from routing.keys import RouteKeys
+from routing.redis_scripts import source
 from routing.redis_text import as_text
 
 log = logging.getLogger("turnout.breaker")
@@ -178,8 +179,8 @@ class FleetRouter:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._prefix = prefix
-        self._acquire = client.register_script(ACQUIRE_ROUTE)
-        self._record = client.register_script(RECORD_OUTCOME)
+        self._acquire = client.register_script(source("acquire_route"))
+        self._record = client.register_script(source("record_outcome"))
 
     def acquire(
         self,
@@ -190,23 +191,24 @@ class FleetRouter:
         hold_s: float = DEFAULT_HOLD_S,
     ) -> Acquisition:
         attempt_id = uuid.uuid4().hex
+        keys: list[str] = []
         args: list[str | int | float] = [
-            self._prefix,
             attempt_id,
             order,
             tokens,
             int((hold_s + HOLD_MARGIN_S) * 1000),
         ]
         for route in routes:
+            route_keys = RouteKeys.under(self._prefix, route.id)
+            keys += [route_keys.breaker, route_keys.probes, route_keys.inflight]
             args += [
-                route.id,
                 route.rpm or 0,
                 route.tpm or 0,
                 route.breaker.half_open_permits,
                 int(_probe_ttl_s(route, hold_s) * 1000),
                 1 if route.breaker.failback == "manual" else 0,
             ]
-        reply = self._acquire(args=args)
+        reply = self._acquire(keys=keys, args=args)
         now = time.time()
         chosen, probe, half_opened = int(reply[0]), bool(int(reply[1])), int(reply[2])
         transitions = [
@@ -266,12 +268,19 @@ class FleetRouter:
             outcome = breaker_outcome(
                 error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
             )
+        route_keys = RouteKeys.under(self._prefix, grant.route.id)
         return ScriptCall(
             self._record,
-            [],
             [
-                self._prefix,
-                grant.route.id,
+                route_keys.breaker,
+                route_keys.probes,
+                route_keys.inflight,
+                route_keys.window,
+                route_keys.minutes,
+                route_keys.days,
+                route_keys.totals,
+            ],
+            [
                 grant.attempt_id,
                 outcome.value,
                 int(latency_s * 1000),

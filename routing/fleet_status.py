@@ -1,16 +1,17 @@
 """What the fleet knows about each route, read from Redis for operators: ``turnout status`` and
-the Prometheus exporter. Reads only; one pipelined round trip for every route.
+the Prometheus exporter. Reads only: Redis's clock, then one pipelined round trip for every
+route. The minute and day buckets are those of Redis's clock, the one the scripts count on, so a
+reader whose clock is off still reads the buckets the workers write.
 
-The numbers come from what RECORD_OUTCOME and the health checks keep (routing.fleet_scripts,
-routing.health_scripts): the breaker hash, the last health check, per-minute counters and latency
-histograms (kept ten minutes), per-day counters (kept three days) and totals since the start.
+The numbers come from what record_outcome.lua and the health checks (record_health.lua) keep:
+the breaker hash, the last health check, per-minute counters and latency histograms (kept ten
+minutes), per-day counters (kept three days) and totals since the start (routing.keys.RouteKeys).
 Latency percentiles are estimated from the histogram: the upper bound of the bucket the
 percentile falls in (conservative: never better than it was).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import redis
 
 from routing.fleet import LATENCY_BUCKETS_S, Route
+from routing.keys import RouteKeys
+from routing.redis_clock import redis_time
 from routing.redis_text import decoded
 
 #: The window of the status's latency percentiles and error rate.
@@ -74,18 +77,18 @@ class RouteStatus:
 def read_route_status(
     client: redis.Redis, prefix: str, routes: Sequence[Route]
 ) -> list[RouteStatus]:
-    now = time.time()
-    minute, day = int(now // 60), int(now // 86400)
+    clock = redis_time(client)
+    now = clock.seconds
     pipe = client.pipeline(transaction=False)
     for route in routes:
-        key = f"{prefix}{route.id}"
-        pipe.hgetall(key)
-        pipe.hgetall(f"{key}:health")
-        pipe.zcount(f"{key}:inflight", int(now * 1000), "+inf")
-        pipe.hgetall(f"{key}:d:{day}")
-        pipe.hgetall(f"{key}:totals")
+        keys = RouteKeys.under(prefix, route.id)
+        pipe.hgetall(keys.breaker)
+        pipe.hgetall(keys.health)
+        pipe.zcount(keys.inflight, clock.ms, "+inf")
+        pipe.hgetall(keys.day(clock.day))
+        pipe.hgetall(keys.totals)
         for back in range(RECENT_MINUTES):
-            pipe.hgetall(f"{key}:m:{minute - back}")
+            pipe.hgetall(keys.minute(clock.minute - back))
     replies = pipe.execute()
     per_route = 5 + RECENT_MINUTES
     return [
@@ -165,7 +168,7 @@ def _health(breaker: dict[str, str], last: dict[str, str]) -> Health:
 def _bucket_left(
     breaker: dict[str, str], name: str, per_minute: int | None, now: float
 ) -> float | None:
-    """The bucket's tokens now, refilled as ACQUIRE_ROUTE would (full when never used)."""
+    """The bucket's tokens now, refilled as acquire_route.lua would (full when never used)."""
     if not per_minute:
         return None
     tokens, since = breaker.get(f"{name}_tokens"), breaker.get(f"{name}_ts")

@@ -7,11 +7,13 @@ state change is one Lua script, so concurrent workers and producers never see ha
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
+    delete   (producer)  -> gone             a create whose Celery message could not be sent
 
 A job's own record costs a worker two round trips: claim before the provider call, finish after
 it (the breaker's record of a success rides the finish; routing adds one per attempt). The
-scripts live in routing.job_scripts; they also keep the ``due`` index that the reconciler
-(``pick_due``) reads to re-send the messages of jobs that were lost on their way.
+scripts are files in routing/scripts (``*_job``, ``renew_leases``, ``reconcile_due``; loaded by
+routing.redis_scripts); they also keep the ``due`` index that the reconciler (``pick_due``) reads
+to re-send the messages of jobs that were lost on their way.
 """
 
 from __future__ import annotations
@@ -27,14 +29,6 @@ from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
 from routing.fleet import ScriptCall
-from routing.job_scripts import (
-    CLAIM_JOB,
-    CREATE_JOB,
-    FINISH_JOB,
-    RECONCILE_DUE,
-    RELEASE_JOB,
-    RENEW_LEASES,
-)
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -43,6 +37,8 @@ from routing.models import (
     JobState,
     RoutingPolicy,
 )
+from routing.redis_clock import redis_time
+from routing.redis_scripts import source
 from routing.redis_text import as_text, decoded
 
 
@@ -136,6 +132,10 @@ def _idempotency_keys(keys: Keys, request: CompletionRequest) -> list[str]:
     return [keys.idempotency(request.idempotency_key)] if request.idempotency_key else []
 
 
+def _delete_keys(keys: Keys, job_id: str, request: CompletionRequest) -> list[str]:
+    return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)]
+
+
 def _create_args(
     keys: Keys,
     job_id: str,
@@ -164,12 +164,13 @@ class JobStore:
         self.keys = keys
         self.ttl_s = ttl_s
         self.requeue_after_s = requeue_after_s
-        self._create = client.register_script(CREATE_JOB)
-        self._claim = client.register_script(CLAIM_JOB)
-        self._renew = client.register_script(RENEW_LEASES)
-        self._finish = client.register_script(FINISH_JOB)
-        self._reconcile = client.register_script(RECONCILE_DUE)
-        self._release = client.register_script(RELEASE_JOB)
+        self._create = client.register_script(source("create_job"))
+        self._delete = client.register_script(source("delete_job"))
+        self._claim = client.register_script(source("claim_job"))
+        self._renew = client.register_script(source("renew_leases"))
+        self._finish = client.register_script(source("finish_job"))
+        self._reconcile = client.register_script(source("reconcile_due"))
+        self._release = client.register_script(source("release_job"))
 
     def create(
         self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
@@ -184,11 +185,7 @@ class JobStore:
 
     def delete(self, job_id: str, request: CompletionRequest) -> None:
         """Undo a create whose Celery message could not be sent."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self.keys.due, job_id)
-        pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
-        pipe.hincrby(self.keys.job_counts, "queued", -1)
-        pipe.execute()
+        self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
@@ -286,9 +283,10 @@ class JobStore:
 
     def counts(self) -> dict[str, int]:
         """Jobs queued and running now, and created, succeeded and failed today (UTC)."""
+        day = redis_time(self.redis).day  # the scripts' day: Redis's clock, not ours
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.job_counts)
-        pipe.hgetall(self.keys.job_counts_today())
+        pipe.hgetall(self.keys.job_counts_on(day))
         now, today = pipe.execute()
         found = {**decoded(today), **decoded(now)}
         names = ("queued", "running", "created", "succeeded", "failed")
@@ -298,8 +296,8 @@ class JobStore:
         """Jobs whose message must be sent again, each with why ('queued' or 'lease_expired');
         a picked job is not picked again for ``recheck_s``."""
         flat = self._reconcile(
-            keys=[self.keys.due, self.keys.reconciler_counts],
-            args=[self.keys.job(""), limit, int(recheck_s * 1000)],
+            keys=[self.keys.due, self.keys.reconciler_counts, self.keys.job_prefix],
+            args=[limit, int(recheck_s * 1000)],
         )
         texts = [as_text(item) for item in flat]
         return list(zip(texts[::2], texts[1::2], strict=True))
@@ -328,7 +326,8 @@ class AsyncJobStore:
         self.keys = keys
         self.ttl_s = ttl_s
         self.requeue_after_s = requeue_after_s
-        self._create = client.register_script(CREATE_JOB)
+        self._create = client.register_script(source("create_job"))
+        self._delete = client.register_script(source("delete_job"))
 
     async def create(
         self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
@@ -340,11 +339,7 @@ class AsyncJobStore:
         return as_text(existing), bool(created)
 
     async def delete(self, job_id: str, request: CompletionRequest) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.due, job_id)
-            pipe.delete(self.keys.job(job_id), *_idempotency_keys(self.keys, request))
-            pipe.hincrby(self.keys.job_counts, "queued", -1)
-            await pipe.execute()
+        await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")

@@ -3,12 +3,102 @@
 All keys start with the namespace (TURNOUT_NAMESPACE, default ``turnout``), so several stacks or
 test runs share one Redis without touching each other. Celery's own keys (queues, unacked
 messages) carry the same prefix through kombu's ``global_keyprefix``.
+
+The Lua scripts (routing/scripts) receive every key they touch through KEYS, built here. Two
+kinds of key are derived inside a script instead, and both are said where they are:
+
+- time buckets (a route's minutes and days, the job counts' days): the bucket holding Redis's
+  ``TIME`` is ``<base>:<bucket number>`` (``bucket_key`` in ``_clock.lua``); scripts get the base
+  key. Readers spell the same keys with ``bucket_key`` below, with a bucket number from Redis's
+  own clock (routing.redis_clock), so a worker and a reader with skewed clocks agree.
+- job hashes named by the ``due`` index (RECONCILE_DUE learns them only as it reads it):
+  ``job_prefix`` followed by the job id.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+
+#: Widths of the time buckets the scripts keep counters in (``MINUTE_MS``, ``DAY_MS`` in
+#: ``_clock.lua``).
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+
+
+def bucket_key(base: str, bucket: int) -> str:
+    """The key of time bucket number ``bucket`` (Redis ms // its width) under ``base``: what
+    ``bucket_key`` in ``_clock.lua`` writes."""
+    return f"{base}:{bucket}"
+
+
+@dataclass(frozen=True)
+class RouteKeys:
+    """One route's keys (a route: a deployment with one of its credentials).
+
+    ``breaker`` is a hash: state, consecutive, open_until, reopens, closed_at, cool_until,
+    reason, lat (EWMA of successful latencies, ms), the rate-limit buckets (rpm_tokens, rpm_ts,
+    tpm_tokens, tpm_ts) and health (what beat's checks concluded).
+    """
+
+    breaker: str
+
+    @classmethod
+    def under(cls, route_prefix: str, route_id: str) -> RouteKeys:
+        """The keys of ``route_id`` below ``Keys.route_prefix`` (what routers are given)."""
+        return cls(f"{route_prefix}{route_id}")
+
+    @property
+    def probes(self) -> str:
+        """Sorted set: half-open probe permits, attempt id scored by expiry."""
+        return f"{self.breaker}:probes"
+
+    @property
+    def inflight(self) -> str:
+        """Sorted set: calls in flight, attempt id scored by expiry (a dead worker's expire)."""
+        return f"{self.breaker}:inflight"
+
+    @property
+    def window(self) -> str:
+        """Hash: ``c<bucket>``/``f<bucket>``, calls and failures per tenth of the breaker's
+        failure-rate window."""
+        return f"{self.breaker}:window"
+
+    @property
+    def health(self) -> str:
+        """Hash: the last health check (ok, latency_ms, error_class, detail, checked_at,
+        probe)."""
+        return f"{self.breaker}:health"
+
+    @property
+    def health_check_locks(self) -> str:
+        """Base of the health-check locks: ``<this>:<slot>`` (slot: Redis time // the check
+        interval) is held by whichever beat checks the route in that interval."""
+        return f"{self.breaker}:hc"
+
+    @property
+    def minutes(self) -> str:
+        """Base of the per-minute statistics hashes (calls, errors, latency buckets b<i>;
+        kept ten minutes): see ``minute``."""
+        return f"{self.breaker}:m"
+
+    def minute(self, minute: int) -> str:
+        """Hash: the statistics of minute number ``minute`` (Redis ms // MINUTE_MS)."""
+        return bucket_key(self.minutes, minute)
+
+    @property
+    def days(self) -> str:
+        """Base of the per-UTC-day statistics hashes (calls, errors, tokens, cost; kept three
+        days): see ``day``."""
+        return f"{self.breaker}:d"
+
+    def day(self, day: int) -> str:
+        """Hash: the statistics of UTC day number ``day`` (Redis ms // DAY_MS)."""
+        return bucket_key(self.days, day)
+
+    @property
+    def totals(self) -> str:
+        """Hash: statistics since the start (calls, err:<class>, b<i>, lat_sum, tokens, cost)."""
+        return f"{self.breaker}:totals"
 
 
 @dataclass(frozen=True)
@@ -31,13 +121,23 @@ class Keys:
         ``<prefix>control``: its own queue so they never wait behind a backlog of jobs."""
         return "control"
 
+    def queue_list(self, queue: str) -> str:
+        """List: the messages waiting in a Celery queue (``queue`` or ``control_queue``), as
+        kombu stores them under ``prefix``."""
+        return f"{self.prefix}{queue}"
+
+    @property
+    def job_prefix(self) -> str:
+        """What every job hash starts with: RECONCILE_DUE appends the ids it finds in ``due``."""
+        return f"{self.namespace}:job:"
+
     def job(self, job_id: str) -> str:
         """Hash: the job record (state, request, policy, lease, outcome)."""
-        return f"{self.namespace}:job:{job_id}"
+        return f"{self.job_prefix}{job_id}"
 
     def attempts(self, job_id: str) -> str:
         """List: the job's attempt log, one JSON object per provider call."""
-        return f"{self.namespace}:job:{job_id}:attempts"
+        return f"{self.job(job_id)}:attempts"
 
     def idempotency(self, key: str) -> str:
         """String: the job id a producer's idempotency key maps to."""
@@ -50,14 +150,14 @@ class Keys:
 
     @property
     def job_counts(self) -> str:
-        """Hash: jobs queued and running now; ``<this>:<UTC day number>`` hashes count the jobs
-        created, succeeded and failed that day (kept three days)."""
+        """Hash: jobs queued and running now. Also the base of the per-UTC-day hashes of jobs
+        created, succeeded and failed (kept three days): see ``job_counts_on``."""
         return f"{self.namespace}:jobs:counts"
 
-    def job_counts_today(self) -> str:
-        """Hash: the jobs created, succeeded and failed today (the UTC day of ``job_counts``'
-        scripts, which write ``<job_counts>:<day number>``)."""
-        return f"{self.job_counts}:{int(time.time() // 86400)}"
+    def job_counts_on(self, day: int) -> str:
+        """Hash: the jobs created, succeeded and failed on UTC day number ``day`` (Redis ms //
+        DAY_MS: take it from routing.redis_clock, never from this machine's clock)."""
+        return bucket_key(self.job_counts, day)
 
     @property
     def reconciler_counts(self) -> str:
@@ -66,9 +166,13 @@ class Keys:
 
     @property
     def route_prefix(self) -> str:
-        """Prefix of a route's breaker hash and its :probes, :inflight and :window keys
-        (routing.fleet_scripts)."""
+        """What every route key starts with: routers are given it, and ``RouteKeys.under``
+        builds a route's keys from it."""
         return f"{self.namespace}:route:"
+
+    def route(self, route_id: str) -> RouteKeys:
+        """The keys of one route (its breaker, permits, statistics, health)."""
+        return RouteKeys.under(self.route_prefix, route_id)
 
     def done_channel(self, job_id: str) -> str:
         """Pub/sub channel announcing that the job finished (payload: its state)."""

@@ -22,8 +22,9 @@ from routing.config import TurnoutConfig
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
 from routing.fleet import Grant, Route, Router, Transition
 from routing.health import HealthSettings
-from routing.health_scripts import CLAIM_HEALTH_CHECKS, RECORD_HEALTH
+from routing.keys import RouteKeys
 from routing.models import CompletionRequest
+from routing.redis_scripts import source
 from routing.redis_text import as_text
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
@@ -72,8 +73,8 @@ class HealthChecker:
         self.prefix = prefix
         self.redact = redact
         self.on_transition = on_transition
-        self._claim = client.register_script(CLAIM_HEALTH_CHECKS)
-        self._record = client.register_script(RECORD_HEALTH)
+        self._claim = client.register_script(source("claim_health_checks"))
+        self._record = client.register_script(source("record_health"))
 
     def settings_of(self, route: Route) -> HealthSettings:
         return self.config.health_for(route.deployment)
@@ -82,10 +83,10 @@ class HealthChecker:
         """The routes this caller checks now: each route once per interval, fleet-wide."""
         if not self.routes:
             return []
-        args: list[str | int] = [self.prefix]
-        for route in self.routes:
-            args += [route.id, int(self.settings_of(route).every_s * 1000)]
-        claimed = self._claim(args=args)
+        claimed = self._claim(
+            keys=[RouteKeys.under(self.prefix, r.id).health_check_locks for r in self.routes],
+            args=[int(self.settings_of(r).every_s * 1000) for r in self.routes],
+        )
         return [self.routes[int(index) - 1] for index in claimed]
 
     def run(self) -> list[HealthResult]:
@@ -119,17 +120,17 @@ class HealthChecker:
             if transition is not None:
                 self.on_transition(transition)
         detail = self.redact(error.message)[:300] if error else ""
+        route_keys = RouteKeys.under(self.prefix, route.id)
         health, _fails, changed = self._record(
+            keys=[route_keys.breaker, route_keys.health],
             args=[
-                self.prefix,
-                route.id,
                 0 if error else 1,
                 round(latency_s * 1000, 1),
                 error.error_class.value if error else "",
                 detail,
                 1 if grant is not None else 0,
                 settings.failing_after,
-            ]
+            ],
         )
         health = as_text(health)
         if int(changed):

@@ -40,8 +40,9 @@ class Stack:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
     def queue_length(self) -> int:
+        keys = self.settings_keys()
         with self.redis() as client:
-            return int(client.llen(f"{self.namespace}:jobs"))
+            return int(client.llen(keys.queue_list(keys.queue)))
 
     def reset_routes(self) -> None:
         """Forget the fleet's breakers, latencies and rate buckets (each test starts closed)."""
@@ -52,7 +53,7 @@ class Stack:
 
     def job_keys(self) -> list[str]:
         with self.redis() as client:
-            return list(client.scan_iter(match=f"{self.namespace}:job:*"))
+            return list(client.scan_iter(match=f"{Keys(self.namespace).job_prefix}*"))
 
 
 def run_cli(

@@ -68,7 +68,9 @@ def test_the_celery_message_carries_the_job_id_only(idle_stack):
     with idle_stack.client() as client:
         handle = client.submit(prompt)
     with idle_stack.redis() as redis_client:
-        (raw,) = redis_client.lrange(f"{idle_stack.namespace}:jobs", 0, -1)
+        (raw,) = redis_client.lrange(
+            idle_stack.settings_keys().queue_list(idle_stack.settings_keys().queue), 0, -1
+        )
     assert prompt not in raw
     envelope = json.loads(raw)
     args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))

@@ -99,7 +99,7 @@ def stack(
 
 
 def breaker_state(client: redis.Redis, namespace: str, route: str) -> str:
-    state = client.hget(f"{Keys(namespace).route_prefix}{route}", "state")
+    state = client.hget(Keys(namespace).route(route).breaker, "state")
     return state.decode() if isinstance(state, bytes) else (state or "closed")
 
 
@@ -149,7 +149,7 @@ def test_a_dead_primary_fails_over_then_wins_its_traffic_back(redis_url, namespa
         after = [producer.complete("back to normal", timeout=60) for _ in range(5)]
         assert {r.deployment for r in after} == {"primary"}, "traffic is back on the primary"
         deadline = time.monotonic() + 10
-        while client.hget(f"{Keys(namespace).route_prefix}primary:health", "ok") != b"1":
+        while client.hget(Keys(namespace).route("primary").health, "ok") != b"1":
             assert time.monotonic() < deadline, "beat never checked the recovered primary"
             time.sleep(0.1)
 
@@ -185,7 +185,7 @@ def test_health_checks_run_while_a_backlog_of_jobs_waits(redis_url, namespace, t
     ):
         primary.set_faults(latency_ms=500)  # 4 worker threads: 8 jobs a second
         handles = [producer.submit(f"backlog {n}") for n in range(60)]
-        queue = f"{Keys(namespace).prefix}{Keys(namespace).queue}"
+        queue = Keys(namespace).queue_list(Keys(namespace).queue)
         time.sleep(1)  # the backlog is in and beat's ticks land behind it
         before = secondary.stats()["probe_requests"]
         time.sleep(3)

@@ -44,12 +44,12 @@ class Fleet:
 
     def route(self, route_id: str) -> dict[str, str]:
         """The fleet's breaker record of a route, as the Lua scripts keep it."""
-        key = f"{Keys(self.namespace).route_prefix}{route_id}"
+        key = Keys(self.namespace).route(route_id).breaker
         return self.route_hash(key)
 
     def window_calls(self, route_id: str) -> int:
         """Calls the fleet recorded for a route in its failure-rate window."""
-        key = f"{Keys(self.namespace).route_prefix}{route_id}:window"
+        key = Keys(self.namespace).route(route_id).window
         counts = self.route_hash(key)
         return sum(int(v) for k, v in counts.items() if k.startswith("c"))
 

@@ -3,6 +3,7 @@
 import time
 
 from producers.client import Client
+from routing.keys import Keys
 from routing.models import JobState
 from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
 
@@ -16,7 +17,9 @@ def test_a_job_whose_message_was_removed_by_hand_still_completes(redis_url, name
     beat = Beat(env, tmp_path)
     try:
         handle = client.submit("my message will vanish")
-        assert client.store.redis.delete(f"{namespace}:jobs") == 1, "the message, removed by hand"
+        assert client.store.redis.delete(Keys(namespace).queue_list(Keys(namespace).queue)) == 1, (
+            "the message, removed by hand"
+        )
         worker.start()
         beat.start()
         result = handle.wait(timeout=60)

@@ -21,10 +21,10 @@ from routing.config import parse_config
 from routing.errors import ErrorClass
 from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Spent
 from routing.fleet_admin import operate_breaker
-from routing.health_scripts import RECORD_HEALTH
 from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, JobState, RoutingPolicy
+from routing.redis_scripts import source
 from routing.settings import CoreSettings
 
 MONITORING = Path(__file__).resolve().parents[2] / "ops" / "monitoring"
@@ -98,12 +98,10 @@ def fleet(redis_url, namespace):
     call("secondary", 150.0, ErrorClass.TIMEOUT)  # slower than the last bound: +Inf only
     call("secondary", 0.5, ErrorClass.TIMEOUT)  # the second in a row opens it
     operate_breaker(client, keys.route_prefix, "tertiary", "open", open_for_s=0.05)
-    client.register_script(RECORD_HEALTH)(
-        args=[keys.route_prefix, "primary", 1, 12.5, "", "", 0, 2]
-    )
-    client.register_script(RECORD_HEALTH)(
-        args=[keys.route_prefix, "tertiary", 0, 40.0, "auth", "401", 0, 1]
-    )
+    record_health = client.register_script(source("record_health"))
+    primary, tertiary = keys.route("primary"), keys.route("tertiary")
+    record_health(keys=[primary.breaker, primary.health], args=[1, 12.5, "", "", 0, 2])
+    record_health(keys=[tertiary.breaker, tertiary.health], args=[0, 40.0, "auth", "401", 0, 1])
 
     store = JobStore(redis_client(redis_url), keys, ttl_s=600)
     for n in range(4):
@@ -112,7 +110,7 @@ def fleet(redis_url, namespace):
         assert store.claim(f"job-{n}", f"token-{n}", lease_s=30, max_runs=3).status == "claimed"
     store.finish("job-0", JobState.SUCCEEDED, {}, [])
     store.finish("job-1", JobState.FAILED, {}, [])
-    client.rpush(keys.prefix + keys.queue, "m1", "m2", "m3")
+    client.rpush(keys.queue_list(keys.queue), "m1", "m2", "m3")
     client.hincrby(keys.reconciler_counts, "lease_expired", 2)
     time.sleep(0.1)  # tertiary's operator-set open is over: half_open
     yield settings(redis_url, namespace)

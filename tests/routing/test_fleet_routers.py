@@ -11,7 +11,7 @@ from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
 from routing.fleet import FleetRouter, LocalRouter, Route, Spent, latency_bucket
 from routing.jobstore import redis_client
-from routing.keys import Keys
+from routing.keys import Keys, RouteKeys
 
 FAST = BreakerSettings(
     consecutive_failures=5,
@@ -362,11 +362,11 @@ def fleet(redis_url, namespace):
 def test_a_route_failing_its_health_checks_goes_last_but_is_never_ruled_out(fleet):
     router, client, prefix = fleet
     sick, well = route("sick"), route("well")
-    client.hset(f"{prefix}sick", "health", "failing")
+    client.hset(RouteKeys.under(prefix, "sick").breaker, "health", "failing")
     chosen = router.acquire([sick, well], order="given", tokens=10).grant
     assert chosen is not None
     assert chosen.route.id == "well", "a healthy alternative comes first"
-    client.hset(f"{prefix}well", "health", "failing")
+    client.hset(RouteKeys.under(prefix, "well").breaker, "health", "failing")
     chosen = router.acquire([sick, well], order="given", tokens=10).grant
     assert chosen is not None
     assert chosen.route.id == "sick", "all unhealthy: still tried, in the given order"
@@ -381,7 +381,8 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     grant = router.acquire([r], order="given", tokens=10).grant
     assert grant is not None
     router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=2.0)
-    totals = client.hgetall(f"{prefix}primary:totals")
+    keys = RouteKeys.under(prefix, "primary")
+    totals = client.hgetall(keys.totals)
     assert totals["calls"] == "2"
     assert totals["err:overloaded"] == "1"
     assert (totals["prompt_tokens"], totals["completion_tokens"]) == ("1000", "200")
@@ -389,8 +390,8 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     assert float(totals["lat_sum"]) == pytest.approx(2.3)
     assert totals[f"b{latency_bucket(0.3)}"] == "1"
     assert totals[f"b{latency_bucket(2.0)}"] == "1"
-    minutes = [k for k in client.scan_iter(match=f"{prefix}primary:m:*")]
-    days = [k for k in client.scan_iter(match=f"{prefix}primary:d:*")]
+    minutes = [k for k in client.scan_iter(match=f"{keys.minutes}:*")]
+    days = [k for k in client.scan_iter(match=f"{keys.days}:*")]
     assert len(days) == 1
     assert sum(int(client.hget(m, "calls") or 0) for m in minutes) == 2
     assert sum(int(client.hget(m, "errors") or 0) for m in minutes) == 1
@@ -399,4 +400,4 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     released = router.acquire([r], order="given", tokens=10).grant
     assert released is not None
     router.release(released)
-    assert client.hget(f"{prefix}primary:totals", "calls") == "2", "a grant given back is no call"
+    assert client.hget(keys.totals, "calls") == "2", "a grant given back is no call"

@@ -12,8 +12,8 @@ from routing.errors import ErrorClass
 from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Route, Spent
 from routing.fleet_admin import operate_breaker
 from routing.fleet_status import percentile_ms, read_route_status
-from routing.health_scripts import RECORD_HEALTH
-from routing.keys import Keys
+from routing.keys import Keys, RouteKeys
+from routing.redis_scripts import source
 
 SETTINGS = BreakerSettings(consecutive_failures=2, cooldown_s=60, cooldown_jitter=0)
 
@@ -89,8 +89,9 @@ def test_an_open_route_says_why_since_when_and_until_when(fleet):
 
 def test_the_last_health_check_is_shown(fleet):
     _, client, prefix = fleet
-    script = client.register_script(RECORD_HEALTH)
-    script(args=[prefix, "primary", 0, 12.5, "auth", "401 from openai", 0, 1])
+    script = client.register_script(source("record_health"))
+    keys = RouteKeys.under(prefix, "primary")
+    script(keys=[keys.breaker, keys.health], args=[0, 12.5, "auth", "401 from openai", 0, 1])
     (status,) = read_route_status(client, prefix, [route()])
     assert status.health.state == "failing"
     assert (status.health.ok, status.health.error_class) == (False, "auth")
@@ -115,3 +116,16 @@ def test_operators_open_close_and_reset_a_breaker(fleet):
     (status,) = read_route_status(client, prefix, [r])
     assert status.state == "closed", "reset forgot the first failure: one in a row, not two"
     assert status.calls_recent == 3, "but not the statistics"
+
+
+def test_a_reader_whose_clock_is_a_day_off_reads_the_buckets_the_workers_write(
+    fleet, monkeypatch
+):
+    router, client, prefix = fleet
+    r = route()
+    called(router, r)
+    skewed = time.time() + 86_400
+    monkeypatch.setattr(time, "time", lambda: skewed)
+    (status,) = read_route_status(client, prefix, [r])
+    assert status.calls_recent == 1, "this minute is Redis's minute"
+    assert status.today["calls"] == 1, "today is Redis's day"

@@ -11,7 +11,7 @@ from ops.simulator.server import ServerThread
 from routing.config import parse_config
 from routing.errors import ErrorClass
 from routing.fleet import FleetRouter, Transition
-from routing.keys import Keys
+from routing.keys import Keys, RouteKeys
 from routing.planning import routes_of
 from tests.providers.harness import settings
 from workers.health import HealthChecker
@@ -94,11 +94,13 @@ def test_a_healthy_route_is_recorded_without_touching_its_breaker(stack, sim):
     checker, _, route, seen = make()
     result = checker.check(route)
     assert (result.ok, result.health, result.probe) == (True, "ok", False)
-    last = client.hgetall(f"{prefix}primary:health")
+    last = client.hgetall(RouteKeys.under(prefix, "primary").health)
     assert last["ok"] == "1"
     assert abs(int(last["checked_at"]) / 1000 - time.time()) < 5
     assert float(last["latency_ms"]) > 0
-    assert client.hget(f"{prefix}primary", "state") is None, "no breaker state was made"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") is None, (
+        "no breaker state was made"
+    )
     assert sim.app.state.stats.probe_requests == 1, "the free credential probe, not a completion"
     assert sim.app.state.stats.chat_requests == 0
     assert seen == []
@@ -113,7 +115,9 @@ def test_a_route_failing_its_checks_turns_failing_after_the_threshold(stack, sim
     with caplog.at_level(logging.WARNING, logger="turnout.health"):
         second = checker.check(route)
     assert second.health == "failing"
-    assert client.hget(f"{prefix}primary", "health") == "failing", "what routing reads"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "health") == "failing", (
+        "what routing reads"
+    )
     assert any("now failing" in m for m in caplog.messages)
     set_faults(sim, down=False)
     assert checker.check(route).health == "ok", "one good check is enough"
@@ -139,17 +143,21 @@ def test_beat_fails_back_a_recovered_route_after_k_good_checks(stack):
     checker, router, route, seen = make(breaker={"close_after": 2})
     trip(router, route)
     assert checker.check(route).probe is False, "still cooling: a plain check"
-    assert client.hget(f"{prefix}primary", "state") == "open"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") == "open"
     time.sleep(0.35)
     first = checker.check(route)
     assert first.probe, "past its cool-down, the check is the half-open probe"
     assert [t.change for t in seen] == ["half_open"]
-    assert client.hget(f"{prefix}primary", "state") == "half_open", "one good check proves little"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") == "half_open", (
+        "one good check proves little"
+    )
     second = checker.check(route)
     assert second.probe
     assert [t.change for t in seen] == ["half_open", "closed"]
-    assert client.hget(f"{prefix}primary", "state") == "closed"
-    assert client.hget(f"{prefix}primary", "lat") is None, "a check's latency is not a call's"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") == "closed"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "lat") is None, (
+        "a check's latency is not a call's"
+    )
 
 
 def test_a_failed_probe_check_reopens_the_breaker(stack, sim):
@@ -160,7 +168,7 @@ def test_a_failed_probe_check_reopens_the_breaker(stack, sim):
     time.sleep(0.35)
     assert checker.check(route).probe
     assert [t.change for t in seen] == ["half_open", "reopened"]
-    assert client.hget(f"{prefix}primary", "state") == "open"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") == "open"
 
 
 def test_manual_failback_is_left_to_an_operator(stack):
@@ -170,5 +178,5 @@ def test_manual_failback_is_left_to_an_operator(stack):
     time.sleep(0.35)
     result = checker.check(route)
     assert (result.ok, result.probe) == (True, False), "health is still reported"
-    assert client.hget(f"{prefix}primary", "state") == "open"
+    assert client.hget(RouteKeys.under(prefix, "primary").breaker, "state") == "open"
     assert seen == []

@@ -1,0 +1,38 @@
+-- claim_job: take a job's lease for one run, unless it finished, another live lease holds it,
+-- or it ran out of runs.
+--
+-- KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts
+-- ARGV[1] lease token, ARGV[2] lease ms, ARGV[3] max runs, ARGV[4] job id
+-- Reply: {'claimed', request, policy, runs, deadline remaining ms} | {'missing'}
+--   | {'finished', state} | {'leased', remaining_ms} | {'exhausted', runs}
+-- The job's deadline is fixed at its first claim (deadline_at): a job rescheduled because every
+-- target was unavailable runs on with what is left of it, so rescheduling never extends it. A job
+-- taken over from a dead worker (still 'running', its lease expired) gets a fresh deadline: the
+-- lost run's time was nobody's choice, and each run still fits in the visibility timeout.
+-- Prepend: _clock.lua
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state == 'succeeded' or state == 'failed' then return {'finished', state} end
+if state == 'running' then
+  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  if lease_until > now then return {'leased', lease_until - now} end
+end
+local taken_over = state == 'running'
+local runs = tonumber(redis.call('HGET', KEYS[1], 'runs') or '0')
+if runs >= tonumber(ARGV[3]) then return {'exhausted', runs} end
+runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
+if not taken_over then
+  redis.call('HINCRBY', KEYS[3], 'queued', -1)
+  redis.call('HINCRBY', KEYS[3], 'running', 1)
+end
+local lease_until = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
+           'lease_until', lease_until, 'started_at', now, 'updated_at', now)
+redis.call('ZADD', KEYS[2], lease_until, ARGV[4])
+local job = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'deadline_ms')
+local deadline_at = tonumber(job[3] or '0')
+if deadline_at == 0 or taken_over then
+  deadline_at = now + tonumber(job[4] or '0')
+  redis.call('HSET', KEYS[1], 'deadline_at', deadline_at)
+end
+return {'claimed', job[1], job[2], runs, deadline_at - now}

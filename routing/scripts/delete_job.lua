@@ -1,0 +1,15 @@
+-- delete_job: undo a create whose Celery message could not be sent (the job never ran).
+--
+-- KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts, KEYS[4] idempotency key (absent when
+--   the job has none)
+-- ARGV[1] job id
+-- Reply: 1
+-- The job's 'created' count of the day stays: it was created, then taken back.
+redis.call('ZREM', KEYS[2], ARGV[1])
+if KEYS[4] then
+  redis.call('DEL', KEYS[1], KEYS[4])
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HINCRBY', KEYS[3], 'queued', -1)
+return 1

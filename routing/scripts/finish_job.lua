@@ -1,0 +1,28 @@
+-- finish_job: record a job's outcome unless it already finished (the first finisher wins).
+--
+-- KEYS[1] job hash, KEYS[2] attempt list, KEYS[3] due index, KEYS[4] job counts (also the base
+--   of the per-day counts, <KEYS[4]>:<day>, derived from Redis TIME)
+-- ARGV[1] final state, ARGV[2] outcome json, ARGV[3] ttl seconds, ARGV[4] done channel,
+--   ARGV[5] job id, ARGV[6..] attempts to append (they happened, whoever wins)
+-- Reply: {1} recorded | {0, state} the job had already finished (a duplicate run)
+--   | {-1} no record
+-- Prepend: _clock.lua
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  return {-1}
+end
+for i = 6, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[5])
+if state == 'succeeded' or state == 'failed' then return {0, state} end
+redis.call('HINCRBY', KEYS[4], state, -1)
+local today = bucket_key(KEYS[4], DAY_MS)
+redis.call('HINCRBY', today, ARGV[1], 1)
+redis.call('PEXPIRE', today, 3 * DAY_MS)
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'finished_at', now,
+           'updated_at', now)
+redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return {1}

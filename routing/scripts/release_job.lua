@@ -1,0 +1,17 @@
+-- release_job: give a running job back to the queue for later.
+--
+-- KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts
+-- ARGV[1] lease token, ARGV[2] job id, ARGV[3] delay ms
+-- Reply: 1 released | 0 not ours (finished, or re-claimed after our lease expired)
+-- A job every route refuses for now goes back to the queue, its worker slot freed; this run does
+-- not count against the job's runs, and the reconciler looks at it once the delay is over.
+-- Prepend: _clock.lua
+local job = redis.call('HMGET', KEYS[1], 'state', 'lease_token')
+if job[1] ~= 'running' or job[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', now)
+redis.call('HINCRBY', KEYS[3], 'running', -1)
+redis.call('HINCRBY', KEYS[3], 'queued', 1)
+redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
+redis.call('HINCRBY', KEYS[1], 'runs', -1)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]) * 2 + 1000, ARGV[2])
+return 1
