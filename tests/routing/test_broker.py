@@ -6,6 +6,7 @@ from typing import cast
 from kombu.connection import Connection
 
 from routing.broker import Channel, Transport
+from routing.keys import Keys
 
 
 def test_hundreds_of_threads_acking_at_once_never_fail_for_lack_of_connections(
@@ -14,7 +15,7 @@ def test_hundreds_of_threads_acking_at_once_never_fail_for_lack_of_connections(
     connection = Connection(
         redis_url,
         transport=Transport,
-        transport_options={"global_keyprefix": f"{namespace}:", "max_connections": 16},
+        transport_options={"global_keyprefix": Keys(namespace).prefix, "max_connections": 16},
     )
     channel = cast(Channel, connection.default_channel)
     errors: list[str] = []

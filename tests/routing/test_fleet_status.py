@@ -118,9 +118,7 @@ def test_operators_open_close_and_reset_a_breaker(fleet):
     assert status.calls_recent == 3, "but not the statistics"
 
 
-def test_a_reader_whose_clock_is_a_day_off_reads_the_buckets_the_workers_write(
-    fleet, monkeypatch
-):
+def test_a_reader_whose_clock_is_a_day_off_reads_the_buckets_the_workers_write(fleet, monkeypatch):
     router, client, prefix = fleet
     r = route()
     called(router, r)
