@@ -22,7 +22,13 @@ CANARY = "sk-canary-0123456789abcdefghij"
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("TURNOUT_API_TOKENS", "TURNOUT_SERVE_TIMEOUT", "TURNOUT_SERVE_MAX_BODY"):
+    # REDIS_URL too: ./dev test exports it, and it would mask the .env one these tests write.
+    for name in (
+        "REDIS_URL",
+        "TURNOUT_API_TOKENS",
+        "TURNOUT_SERVE_TIMEOUT",
+        "TURNOUT_SERVE_MAX_BODY",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

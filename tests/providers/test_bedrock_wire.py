@@ -17,7 +17,6 @@ from tests.providers.harness import (
     probe,
     recent,
     serving,
-    set_faults,
     settings,
 )
 
@@ -115,46 +114,6 @@ def test_the_simulator_refuses_a_path_signed_with_single_encoding(server, simula
     assert caught.value.provider_code == "InvalidSignatureException"
     assert ours.parse_reply(TRANSPORT.send(signed_raw, timeout_s=5)).text
     assert [s["verdict"] for s in simulator.signatures] == ["InvalidSignatureException", "ok"]
-
-
-@pytest.mark.parametrize(
-    ("status", "exception", "error_class"),
-    [
-        (400, "ValidationException", ErrorClass.BAD_REQUEST),
-        (403, "AccessDeniedException", ErrorClass.PERMISSION),
-        (404, "ResourceNotFoundException", ErrorClass.MODEL_NOT_FOUND),
-        (408, "ModelTimeoutException", ErrorClass.TIMEOUT),
-        (424, "ModelErrorException", ErrorClass.SERVER_ERROR),
-        (429, "ThrottlingException", ErrorClass.RATE_LIMITED),
-        (500, "InternalServerException", ErrorClass.SERVER_ERROR),
-        (503, "ServiceUnavailableException", ErrorClass.OVERLOADED),
-    ],
-)
-def test_every_failure_the_simulator_injects_has_its_class(server, status, exception, error_class):
-    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is error_class
-    assert (caught.value.status_code, caught.value.provider_code) == (status, exception)
-    assert caught.value.retry_after_s == 2.0  # sent as x-amz-retry-after: 2000 (ms)
-
-
-def test_a_wrong_secret_is_auth_for_the_call_and_the_probe(server, simulator):
-    wrong = adapter(server, secret="not/the+secret/0123456789abcdefghijklmn")
-    with pytest.raises(ProviderError) as caught:
-        complete(wrong, REQUEST)
-    assert caught.value.error_class is ErrorClass.AUTH
-    assert caught.value.provider_code == "InvalidSignatureException"
-    with pytest.raises(ProviderError) as probed:
-        probe(wrong)
-    assert probed.value.error_class is ErrorClass.AUTH
-    assert probed.value.provider_code == "InvalidSignatureException"
-    probe(adapter(server))
-    assert [(s["raw_path"], s["verdict"]) for s in simulator.signatures] == [
-        (ENCODED, "InvalidSignatureException"),
-        ("/foundation-models", "InvalidSignatureException"),
-        ("/foundation-models", "ok"),
-    ]
 
 
 def test_an_unknown_access_key_is_an_unrecognized_client(server):
@@ -257,12 +216,16 @@ def test_invoke_model_for_anthropic_models(server):
     assert (result.model, result.finish_reason) == ("claude-3-haiku-20240307", "stop")
 
 
-def test_malformed_and_hung_replies(server):
-    set_faults(server, malformed=True)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
-    set_faults(server, malformed=False, hang=True)
-    with pytest.raises(ProviderError) as hung:
-        complete(adapter(server), REQUEST, timeout_s=0.3)
-    assert hung.value.error_class is ErrorClass.TIMEOUT
+def test_a_wrong_secret_fails_the_signature_check_of_the_call_and_the_probe(server, simulator):
+    """(That it is auth, InvalidSignatureException, for both: test_protocol_contract.py.)"""
+    wrong = adapter(server, secret="not/the+secret/0123456789abcdefghijklmn")
+    with pytest.raises(ProviderError):
+        complete(wrong, REQUEST)
+    with pytest.raises(ProviderError):
+        probe(wrong)
+    probe(adapter(server))
+    assert [(s["raw_path"], s["verdict"]) for s in simulator.signatures] == [
+        (ENCODED, "InvalidSignatureException"),
+        ("/foundation-models", "InvalidSignatureException"),
+        ("/foundation-models", "ok"),
+    ]

@@ -13,7 +13,6 @@ from tests.providers.harness import (
     probe,
     recent,
     serving,
-    set_faults,
     settings,
 )
 
@@ -94,48 +93,9 @@ def test_a_prompt_over_the_context_window_is_context_length(simulator, server):
     assert "too many tokens" in caught.value.message
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, ErrorClass.BAD_REQUEST),
-        (401, ErrorClass.AUTH),
-        (402, ErrorClass.PERMISSION),
-        (404, ErrorClass.MODEL_NOT_FOUND),
-        (422, ErrorClass.BAD_REQUEST),
-        (429, ErrorClass.RATE_LIMITED),
-        (498, ErrorClass.AUTH),
-        (500, ErrorClass.SERVER_ERROR),
-        (503, ErrorClass.OVERLOADED),
-        (504, ErrorClass.TIMEOUT),
-    ],
-)
-def test_every_failure_the_simulator_injects_has_its_class(server, status, error_class):
-    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is error_class
-    assert caught.value.status_code == status
-    assert caught.value.retry_after_s == 2.0
-
-
-def test_a_wrong_key_is_auth_for_the_call_and_the_probe(server):
-    wrong = adapter(server, key="co-wrong-0123456789abcdef")
-    with pytest.raises(ProviderError) as caught:
-        complete(wrong, REQUEST)
-    assert caught.value.error_class is ErrorClass.AUTH
-    with pytest.raises(ProviderError) as probed:
-        probe(wrong)
-    assert probed.value.error_class is ErrorClass.AUTH
+def test_the_probe_asks_check_api_key_with_either_key(server):
+    """(Refused keys are auth for call and probe: tests/providers/test_protocol_contract.py.)"""
+    with pytest.raises(ProviderError):
+        probe(adapter(server, key="co-wrong-0123456789abcdef"))
     probe(adapter(server))
     assert control(server, "state")["stats"]["requests"]["/v1/check-api-key"] == 2
-
-
-def test_malformed_and_hung_replies(server):
-    set_faults(server, malformed=True)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
-    set_faults(server, malformed=False, hang=True)
-    with pytest.raises(ProviderError) as hung:
-        complete(adapter(server), REQUEST, timeout_s=0.3)
-    assert hung.value.error_class is ErrorClass.TIMEOUT

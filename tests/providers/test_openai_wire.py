@@ -4,15 +4,12 @@ protocols' wire tests follow."""
 import pytest
 
 from ops.simulator.openai_sim import OpenAISimulator
-from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import (
     adapter_for,
     complete,
-    probe,
     recent,
     serving,
-    set_faults,
     settings,
 )
 
@@ -75,50 +72,3 @@ def test_openrouter_sends_its_attribution_headers(server):
         "App",
         "App",
     )
-
-
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, ErrorClass.BAD_REQUEST),
-        (403, ErrorClass.PERMISSION),
-        (404, ErrorClass.MODEL_NOT_FOUND),
-        (429, ErrorClass.RATE_LIMITED),
-        (500, ErrorClass.SERVER_ERROR),
-        (503, ErrorClass.OVERLOADED),
-    ],
-)
-def test_every_failure_the_simulator_injects_has_its_class(server, status, error_class):
-    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is error_class
-    assert caught.value.status_code == status
-    assert caught.value.retry_after_s == 2.0
-
-
-def test_a_wrong_key_is_auth_and_the_probe_says_so(server):
-    wrong = adapter_for(
-        "openai",
-        "gpt-test",
-        settings(OPENAI_API_KEY="sk-wrong-0123456789abcdef"),
-        base_url=f"{server.url}/v1",
-    )
-    with pytest.raises(ProviderError) as caught:
-        complete(wrong, REQUEST)
-    assert caught.value.error_class is ErrorClass.AUTH
-    with pytest.raises(ProviderError) as probed:
-        probe(wrong)
-    assert probed.value.error_class is ErrorClass.AUTH
-    probe(adapter(server))
-
-
-def test_malformed_and_hung_replies(server):
-    set_faults(server, malformed=True)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server), REQUEST)
-    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
-    set_faults(server, malformed=False, hang=True)
-    with pytest.raises(ProviderError) as hung:
-        complete(adapter(server), REQUEST, timeout_s=0.3)
-    assert hung.value.error_class is ErrorClass.TIMEOUT

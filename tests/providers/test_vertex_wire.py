@@ -20,7 +20,6 @@ from tests.providers.harness import (
     probe,
     recent,
     serving,
-    set_faults,
     settings,
 )
 
@@ -153,21 +152,6 @@ def test_a_revoked_token_fails_once_then_a_new_one_is_minted(server, simulator, 
     assert token_grants(server) == 2
 
 
-def test_a_key_the_token_endpoint_does_not_trust_is_auth_for_call_and_probe(server, tmp_path):
-    stranger = ServiceAccountKey.generate("kid-1")  # same key id, different key
-    ours = adapter(
-        server, stranger.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
-    )
-    with pytest.raises(ProviderError) as caught:
-        complete(ours, REQUEST)
-    assert caught.value.error_class is ErrorClass.AUTH
-    assert "Invalid JWT Signature" in caught.value.message
-    with pytest.raises(ProviderError) as probed:
-        probe(ours)
-    assert probed.value.error_class is ErrorClass.AUTH
-    assert recent(server) == []  # no call left without a token
-
-
 def test_a_late_401_for_a_revoked_token_keeps_the_one_minted_since(server, simulator, key_file):
     ours = adapter(server, key_file)
     complete(ours, REQUEST)
@@ -241,34 +225,14 @@ def test_a_missing_key_file_is_auth(server, tmp_path):
     assert caught.value.error_class is ErrorClass.AUTH
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, ErrorClass.BAD_REQUEST),
-        (403, ErrorClass.PERMISSION),
-        (404, ErrorClass.MODEL_NOT_FOUND),
-        (429, ErrorClass.RATE_LIMITED),
-        (500, ErrorClass.SERVER_ERROR),
-        (503, ErrorClass.OVERLOADED),
-        (504, ErrorClass.TIMEOUT),
-    ],
-)
-def test_every_failure_the_simulator_injects_has_its_class(server, key_file, status, error_class):
-    set_faults(server, fail_rate=1.0, fail_status=status, retry_after_s=2)
-    with pytest.raises(ProviderError) as caught:
-        complete(adapter(server, key_file), REQUEST)
-    assert caught.value.error_class is error_class
-    assert caught.value.status_code == status
-    assert caught.value.retry_after_s == (2.0 if status == 429 else None)
-
-
-def test_malformed_and_hung_replies(server, key_file):
-    ours = adapter(server, key_file)
-    set_faults(server, malformed=True)
-    with pytest.raises(ProviderError) as caught:
+def test_a_key_the_token_endpoint_does_not_trust_sends_no_call(server, tmp_path):
+    """(That it is auth for call and probe: test_protocol_contract.py.)"""
+    stranger = ServiceAccountKey.generate("kid-1")  # same key id, different key
+    ours = adapter(
+        server, stranger.write(tmp_path / "sa.json", f"{server.url}/token", project=PROJECT)
+    )
+    with pytest.raises(ProviderError):
         complete(ours, REQUEST)
-    assert caught.value.error_class is ErrorClass.INVALID_RESPONSE
-    set_faults(server, malformed=False, hang=True)
-    with pytest.raises(ProviderError) as hung:
-        complete(ours, REQUEST, timeout_s=0.3)
-    assert hung.value.error_class is ErrorClass.TIMEOUT
+    with pytest.raises(ProviderError):
+        probe(ours)
+    assert recent(server) == []  # no call left without a token
