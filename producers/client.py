@@ -31,7 +31,14 @@ from producers.openai_format import invalid
 from producers.waiter import CompletionListener
 from routing.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
-from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, TurnoutError
+from routing.errors import (
+    ConfigError,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    SubmitError,
+    TurnoutError,
+)
 from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
@@ -49,10 +56,6 @@ MAX_CONNECTIONS = 128
 
 
 log = logging.getLogger("turnout.client")
-
-
-class SubmitError(TurnoutError):
-    """The job was valid but could not be handed to the queue (Redis unreachable)."""
 
 
 def as_request(request: RequestLike) -> CompletionRequest:
@@ -279,7 +282,7 @@ class Client:
         async def finished() -> bool:
             state = await parts.store.state(job_id)
             if state is None:
-                raise InvalidRequest(f"no job {job_id} (never submitted, or expired)")
+                raise JobNotFound(job_id)
             return state.is_terminal
 
         try:
@@ -317,18 +320,19 @@ class JobHandle:
         self.client = client
         self.job_id = job_id
 
-    @property
     def state(self) -> JobState:
+        """The job's state now (one Redis read); ``AsyncJobHandle.state`` is its awaitable twin.
+        JobNotFound when no job has this id."""
         state = self.client.store.state(self.job_id)
         if state is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return state
 
     def result(self) -> CompletionResult:
         """The job as it stands now, without waiting (``state`` says whether it finished)."""
         result = self.client.store.get(self.job_id)
         if result is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return result
 
     def wait(self, timeout: float | None = None) -> CompletionResult:
@@ -349,15 +353,16 @@ class AsyncJobHandle:
         self.job_id = job_id
 
     async def state(self) -> JobState:
+        """The job's state now, as ``JobHandle.state`` reads it, without blocking the loop."""
         state = await self.client._parts().store.state(self.job_id)
         if state is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return state
 
     async def result(self) -> CompletionResult:
         result = await self.client._parts().store.get(self.job_id)
         if result is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return result
 
     async def wait(self, timeout: float | None = None) -> CompletionResult:
