@@ -28,8 +28,9 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from producers.openai_format import invalid
+from producers.publisher import JobPublisher
 from producers.waiter import CompletionListener
-from routing.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
+from routing.celery_config import create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
 from routing.errors import (
     ConfigError,
@@ -88,7 +89,7 @@ class Client:
             ttl_s=self.settings.job_ttl_s,
             requeue_after_s=self.settings.requeue_after_s,
         )
-        self._celery = create_app(self.settings)
+        self._publisher = JobPublisher(create_app(self.settings), self.keys.queue)
         self._max_deadline_s = max_job_deadline_s(self.settings)
         self._sync_loop: _LoopThread | None = None
         self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
@@ -169,13 +170,7 @@ class Client:
         return JobHandle(self, job_id)
 
     def _publish(self, job_id: str) -> None:
-        self._celery.send_task(
-            RUN_JOB_TASK,
-            args=[job_id],
-            task_id=job_id,
-            queue=self.keys.queue,
-            argsrepr=repr(job_id),
-        )
+        self._publisher.publish(job_id)
 
     def _republish(self, job_id: str) -> None:
         """Send a queued job's message again, for a repeated idempotency key. The producer that
@@ -261,7 +256,7 @@ class Client:
                 socket_connect_timeout=5,
                 socket_timeout=SOCKET_TIMEOUT_S,
             )
-            client = aioredis.Redis(connection_pool=pool)
+            client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose disconnects it
             parts = _AsyncParts(
                 client,
                 AsyncJobStore(
@@ -292,11 +287,14 @@ class Client:
             return False
 
     async def aclose(self) -> None:
+        """Close this event loop's Redis connections (``close`` closes the rest)."""
         parts = self._async_parts.pop(asyncio.get_running_loop(), None)
         if parts is not None:
             await parts.close()
 
     def close(self) -> None:
+        """Close every connection of the sync side: job records, the wait loop's, the broker's.
+        Each event loop's own are closed by ``aclose`` on that loop (``async with`` does both)."""
         with self._lock:
             loop, self._sync_loop = self._sync_loop, None
         if loop is not None:
@@ -304,13 +302,24 @@ class Client:
             with contextlib.suppress(Exception):
                 loop.run_with_timeout(self.aclose(), 5)
             loop.stop()
+        self._publisher.close()
         self.store.redis.close()
+        self.store.redis.connection_pool.disconnect()  # a pool passed in is not closed by close()
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        """This loop's connections, then the sync side's (in a thread: closing the wait loop
+        joins its thread, which must not block this loop)."""
+        await self.aclose()
+        await asyncio.to_thread(self.close)
 
 
 class JobHandle:
