@@ -20,7 +20,15 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from producers import Client, CompletionResult, InvalidRequest, JobFailed, JobTimeout, SubmitError
+from producers import (
+    Client,
+    CompletionResult,
+    InvalidRequest,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    SubmitError,
+)
 
 #: How long a request waits for its summary before answering 504 (the job runs on regardless).
 WAIT_S = 30.0
@@ -96,7 +104,7 @@ async def start_summary(body: SummaryRequest, client: Turnout) -> Summary:
 async def get_summary(job_id: str, client: Turnout) -> Summary:
     try:
         return Summary.of(await client.ajob(job_id).result())
-    except InvalidRequest as exc:  # never submitted, or expired
+    except JobNotFound as exc:  # never submitted, or expired
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 

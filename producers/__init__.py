@@ -12,8 +12,16 @@ May import: routing (the core). Never workers (a producer loads no worker code, 
 publish) and never ops: the import-linter contract in pyproject.toml checks both.
 """
 
-from producers.client import AsyncJobHandle, Client, JobHandle, SubmitError
-from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout
+from producers.client import AsyncJobHandle, Client, JobHandle
+from routing.errors import (
+    ConfigError,
+    InvalidRequest,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    SubmitError,
+    TurnoutError,
+)
 from routing.models import CompletionRequest, CompletionResult, Message, RoutingPolicy
 
 __all__ = [
@@ -25,8 +33,10 @@ __all__ = [
     "InvalidRequest",
     "JobFailed",
     "JobHandle",
+    "JobNotFound",
     "JobTimeout",
     "Message",
     "RoutingPolicy",
     "SubmitError",
+    "TurnoutError",
 ]

@@ -37,12 +37,14 @@ from producers.batch_lines import (
     written_lines,
 )
 from producers.client import Client
-from routing.errors import ErrorClass, InvalidRequest, TurnoutError
+from routing.errors import ErrorClass, InvalidRequest, JobNotFound
 from routing.models import CompletionResult, JobError, JobState
 
 
-class BatchInputError(TurnoutError):
-    """The input cannot run at all (duplicate custom_ids, an invalid line under --strict)."""
+class BatchInputError(InvalidRequest):
+    """The batch cannot run at all, and nothing was enqueued: duplicate custom_ids, an invalid
+    line under --strict, an output that would overwrite the input or that another run is
+    writing. Input the caller must fix, hence an InvalidRequest (``turnout batch`` exits 2)."""
 
 
 def errors_path(output: Path) -> Path:
@@ -301,7 +303,7 @@ async def run_items(
             handle = await client.asubmit(request, policy=item.route.policy, targets=_targets(item))
             try:
                 result = await handle.wait()
-            except InvalidRequest as exc:  # its record is gone (evicted from Redis)
+            except JobNotFound as exc:  # its record is gone (evicted from Redis)
                 result = CompletionResult(
                     job_id=handle.job_id,
                     state=JobState.FAILED,

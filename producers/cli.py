@@ -17,7 +17,14 @@ from rich.markup import escape
 
 from producers.cli_support import err, fail, out
 from producers.http_front import serve as http_serve
-from routing.errors import ConfigError, InvalidRequest, JobTimeout, TurnoutError
+from routing.errors import (
+    ConfigError,
+    InvalidRequest,
+    JobNotFound,
+    JobTimeout,
+    SubmitError,
+    TurnoutError,
+)
 from routing.models import Attempt, CompletionRequest, CompletionResult, JobState, Message
 
 
@@ -53,7 +60,7 @@ def submit(
             result = handle.wait(timeout) if wait else handle.result()
     except JobTimeout as exc:
         raise fail(str(exc), code=1) from None
-    except (InvalidRequest, ConfigError) as exc:
+    except (InvalidRequest, JobNotFound, ConfigError) as exc:
         raise fail(str(exc)) from None
     except (TurnoutError, redis.RedisError) as exc:
         raise fail(str(exc), code=1) from None
@@ -75,7 +82,7 @@ def show(
         with Client() as client:
             handle = client.job(job_id)
             result = handle.wait(timeout) if wait else handle.result()
-    except (InvalidRequest, ConfigError) as exc:
+    except (InvalidRequest, JobNotFound, ConfigError) as exc:
         raise fail(str(exc)) from None
     except (TurnoutError, redis.RedisError) as exc:
         raise fail(str(exc), code=1) from None
@@ -109,7 +116,7 @@ def batch(
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
     from producers.batch import BatchInputError, run_batch, summary_line, summary_table
-    from producers.client import Client, SubmitError
+    from producers.client import Client
 
     if not input_path.is_file():
         raise fail(f"no input file {input_path}")

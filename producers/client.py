@@ -28,10 +28,18 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from producers.openai_format import invalid
+from producers.publisher import JobPublisher
 from producers.waiter import CompletionListener
-from routing.celery_config import RUN_JOB_TASK, create_app, max_job_deadline_s
+from routing.celery_config import create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
-from routing.errors import ConfigError, InvalidRequest, JobFailed, JobTimeout, TurnoutError
+from routing.errors import (
+    ConfigError,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    SubmitError,
+    TurnoutError,
+)
 from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
@@ -49,10 +57,6 @@ MAX_CONNECTIONS = 128
 
 
 log = logging.getLogger("turnout.client")
-
-
-class SubmitError(TurnoutError):
-    """The job was valid but could not be handed to the queue (Redis unreachable)."""
 
 
 def as_request(request: RequestLike) -> CompletionRequest:
@@ -85,7 +89,7 @@ class Client:
             ttl_s=self.settings.job_ttl_s,
             requeue_after_s=self.settings.requeue_after_s,
         )
-        self._celery = create_app(self.settings)
+        self._publisher = JobPublisher(create_app(self.settings), self.keys.queue)
         self._max_deadline_s = max_job_deadline_s(self.settings)
         self._sync_loop: _LoopThread | None = None
         self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
@@ -166,13 +170,7 @@ class Client:
         return JobHandle(self, job_id)
 
     def _publish(self, job_id: str) -> None:
-        self._celery.send_task(
-            RUN_JOB_TASK,
-            args=[job_id],
-            task_id=job_id,
-            queue=self.keys.queue,
-            argsrepr=repr(job_id),
-        )
+        self._publisher.publish(job_id)
 
     def _republish(self, job_id: str) -> None:
         """Send a queued job's message again, for a repeated idempotency key. The producer that
@@ -258,7 +256,7 @@ class Client:
                 socket_connect_timeout=5,
                 socket_timeout=SOCKET_TIMEOUT_S,
             )
-            client = aioredis.Redis(connection_pool=pool)
+            client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose disconnects it
             parts = _AsyncParts(
                 client,
                 AsyncJobStore(
@@ -279,7 +277,7 @@ class Client:
         async def finished() -> bool:
             state = await parts.store.state(job_id)
             if state is None:
-                raise InvalidRequest(f"no job {job_id} (never submitted, or expired)")
+                raise JobNotFound(job_id)
             return state.is_terminal
 
         try:
@@ -289,11 +287,14 @@ class Client:
             return False
 
     async def aclose(self) -> None:
+        """Close this event loop's Redis connections (``close`` closes the rest)."""
         parts = self._async_parts.pop(asyncio.get_running_loop(), None)
         if parts is not None:
             await parts.close()
 
     def close(self) -> None:
+        """Close every connection of the sync side: job records, the wait loop's, the broker's.
+        Each event loop's own are closed by ``aclose`` on that loop (``async with`` does both)."""
         with self._lock:
             loop, self._sync_loop = self._sync_loop, None
         if loop is not None:
@@ -301,13 +302,24 @@ class Client:
             with contextlib.suppress(Exception):
                 loop.run_with_timeout(self.aclose(), 5)
             loop.stop()
+        self._publisher.close()
         self.store.redis.close()
+        self.store.redis.connection_pool.disconnect()  # a pool passed in is not closed by close()
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        """This loop's connections, then the sync side's (in a thread: closing the wait loop
+        joins its thread, which must not block this loop)."""
+        await self.aclose()
+        await asyncio.to_thread(self.close)
 
 
 class JobHandle:
@@ -317,18 +329,19 @@ class JobHandle:
         self.client = client
         self.job_id = job_id
 
-    @property
     def state(self) -> JobState:
+        """The job's state now (one Redis read); ``AsyncJobHandle.state`` is its awaitable twin.
+        JobNotFound when no job has this id."""
         state = self.client.store.state(self.job_id)
         if state is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return state
 
     def result(self) -> CompletionResult:
         """The job as it stands now, without waiting (``state`` says whether it finished)."""
         result = self.client.store.get(self.job_id)
         if result is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return result
 
     def wait(self, timeout: float | None = None) -> CompletionResult:
@@ -349,15 +362,16 @@ class AsyncJobHandle:
         self.job_id = job_id
 
     async def state(self) -> JobState:
+        """The job's state now, as ``JobHandle.state`` reads it, without blocking the loop."""
         state = await self.client._parts().store.state(self.job_id)
         if state is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return state
 
     async def result(self) -> CompletionResult:
         result = await self.client._parts().store.get(self.job_id)
         if result is None:
-            raise InvalidRequest(f"no job {self.job_id} (never submitted, or expired)")
+            raise JobNotFound(self.job_id)
         return result
 
     async def wait(self, timeout: float | None = None) -> CompletionResult:

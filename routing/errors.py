@@ -4,9 +4,15 @@ Exception hierarchy::
 
     TurnoutError
     ├── InvalidRequest            bad input, rejected by the producer before anything is enqueued
+    │   ├── UnknownModel          (producers.openai_format) ``model`` names no policy, deployment
+    │   │                         or alias: ``turnout serve`` answers 404, as OpenAI does
+    │   └── BatchInputError       (producers.batch) a batch cannot start: its input, or its
+    │                             output, is wrong or in use; nothing was enqueued
     ├── ConfigError               the YAML config or the environment is wrong (names file, key, fix)
+    ├── SubmitError               a valid job could not be stored or enqueued (Redis unreachable)
+    ├── JobNotFound               (also a LookupError) no job has this id: never submitted, expired
     ├── JobFailed                 Client.complete(): the job ended failed; carries its result
-    ├── JobTimeout                a wait for a job ran out before the job finished
+    ├── JobTimeout                (also a TimeoutError) a wait for a job ran out before it finished
     └── ProviderError             one failed call to one deployment; its class decides what's next
         ├── RateLimited           rate_limited      retry the same deployment after Retry-After
         ├── Overloaded            overloaded        retry with backoff, then fail over
@@ -100,6 +106,22 @@ class InvalidRequest(TurnoutError, ValueError):
 
 class ConfigError(TurnoutError):
     """The config file or environment is wrong. The message names the file, the key and the fix."""
+
+
+class SubmitError(TurnoutError):
+    """The job was valid but could not be handed to the queue (Redis unreachable). Nothing of it
+    is left behind: a job stored but not enqueued is deleted again, so submitting once more is
+    safe (and with an ``idempotency_key``, safe whatever happened)."""
+
+
+class JobNotFound(TurnoutError, LookupError):
+    """No job has this id: it was never submitted, or its record expired (``TURNOUT_JOB_TTL``).
+    A lookup that found nothing, not bad input: ``turnout serve`` answers 404 and ``turnout show``
+    exits 2, as for any id the caller got wrong."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id} (never submitted, or expired)")
+        self.job_id = job_id
 
 
 class JobTimeout(TurnoutError, TimeoutError):

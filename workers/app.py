@@ -14,10 +14,22 @@ from typing import Any
 
 from celery import signals
 
-from routing.celery_config import create_app
+from routing.celery_config import celery_config, create_app
+from routing.settings import CoreSettings
 from workers.settings import WorkerSettings
 
 app = create_app(WorkerSettings(), include=["workers.tasks"])
+
+
+def reconfigure(settings: CoreSettings, **overrides: Any) -> None:
+    """Point this process's worker app at ``settings`` (another Redis or namespace): for a
+    worker run inside another process, on a stack of its own (``ops.testing``).
+
+    The broker pools the app built for the settings it had are dropped, so its next
+    connection (the consumer's, a retry's publish) is made for the new ones."""
+    app.conf.update(celery_config(settings), **overrides)
+    app.close()  # forgets the broker connection pool
+    app.amqp._producer_pool = None  # and the producer pool over it (as Celery does after fork)
 
 
 #: sysexits.h EX_CONFIG: what a supervisor should read as "fix the configuration".

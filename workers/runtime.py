@@ -406,6 +406,17 @@ def get_runtime() -> WorkerRuntime:
     return _runtime
 
 
+def install_runtime(runtime: WorkerRuntime | None) -> WorkerRuntime | None:
+    """Make ``runtime`` the one this process's tasks run on, and return the one it replaces.
+
+    For a worker running inside another process (``ops.testing``), built on settings of its
+    own rather than the environment; None goes back to building one on first use."""
+    global _runtime
+    with _runtime_lock:
+        previous, _runtime = _runtime, runtime
+    return previous
+
+
 def reset_runtime() -> None:
     """Forget the runtime (a forked child must not share its parent's sockets)."""
     global _runtime

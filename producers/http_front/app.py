@@ -38,7 +38,7 @@ from producers.openai_format import (
     route_of,
 )
 from producers.settings import ProducerSettings
-from routing.errors import ConfigError, InvalidRequest, JobTimeout
+from routing.errors import ConfigError, JobNotFound, JobTimeout
 from routing.models import CompletionResult, JobState
 
 log = logging.getLogger("turnout.serve")
@@ -231,7 +231,7 @@ def create_app(client: Client, settings: ProducerSettings, *, no_auth: bool = Fa
             raise errors.job_not_found(job_id)
         try:
             result = await client.ajob(job_id).result()
-        except InvalidRequest:
+        except JobNotFound:
             raise errors.job_not_found(job_id) from None
         return JSONResponse(job_view(result))
 

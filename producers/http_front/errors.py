@@ -44,7 +44,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from producers.client import SubmitError
 from producers.openai_format import (
     ChatCompletionRequest,
     ErrorType,
@@ -52,7 +51,7 @@ from producers.openai_format import (
     error_body,
     field_path,
 )
-from routing.errors import InvalidRequest
+from routing.errors import InvalidRequest, JobNotFound, SubmitError
 
 log = logging.getLogger("turnout.serve")
 
@@ -296,6 +295,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownModel)
     async def _unknown_model(_: Request, exc: UnknownModel) -> JSONResponse:
         return unknown_model(exc).response()
+
+    @app.exception_handler(JobNotFound)
+    async def _no_such_job(_: Request, exc: JobNotFound) -> JSONResponse:
+        return job_not_found(exc.job_id).response()
 
     @app.exception_handler(InvalidRequest)
     async def _refused(_: Request, exc: InvalidRequest) -> JSONResponse:

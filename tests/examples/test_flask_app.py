@@ -26,7 +26,7 @@ def test_a_summary_is_served_by_the_worker_from_the_primary(stack_env, http):
     assert body["deployment"] == "primary"
     assert body["text"].startswith("primary (sim-model) answers ")
     assert body["text"].endswith(": The cat sat on the mat.")
-    with Client(settings=stack_env.settings()) as client:
+    with Client(settings=stack_env.settings) as client:
         assert client.job(body["job_id"]).result().text == body["text"]
 
 
@@ -52,25 +52,27 @@ def test_a_bad_request_is_400_before_anything_is_enqueued(stack_env, http, paylo
     assert complaint in response.get_json()["detail"]
     assert set(stack_env.job_keys()) == jobs_before
     assert stack_env.queue_length() == 0
-    assert stack_env.primary.chat_requests() == 0
+    assert stack_env.provider("primary").chat_requests() == 0
 
 
 def test_a_failed_job_is_502_with_its_error_class(stack_env, http):
-    stack_env.primary.set_faults(fail_rate=1.0, fail_status=400)
+    stack_env.faults("primary", fail_rate=1.0, fail_status=400)
     response = http.post("/summarise", json={"text": "Refused everywhere."})
     assert response.status_code == 502
     body = response.get_json()
     assert (body["state"], body["error_class"]) == ("failed", "bad_request")
     assert f"job {body['job_id']} failed: bad_request" in body["detail"]
-    assert stack_env.secondary.chat_requests() == 0  # a bad request fails the job, no failover
+    assert (
+        stack_env.provider("secondary").chat_requests() == 0
+    )  # a bad request fails the job, no failover
 
 
 def test_a_slow_job_is_504_with_its_id_and_still_finishes(stack_env, http, monkeypatch):
     monkeypatch.setattr(flask_app, "WAIT_S", 0.2)
-    stack_env.primary.set_faults(latency_ms=800)
+    stack_env.faults("primary", latency_ms=800)
     response = http.post("/summarise", json={"text": "Take your time."})
     assert response.status_code == 504
     job_id = response.get_json()["job_id"]
-    with Client(settings=stack_env.settings()) as client:
+    with Client(settings=stack_env.settings) as client:
         finished = client.job(job_id).wait(timeout=10)
     assert (finished.state, finished.deployment) == ("succeeded", "primary")

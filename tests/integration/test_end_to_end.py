@@ -76,7 +76,7 @@ def test_the_celery_message_carries_the_job_id_only(idle_stack):
     args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
     assert (args, kwargs) == ([handle.job_id], {})
     assert envelope["headers"]["argsrepr"] == repr(handle.job_id)
-    assert handle.state is JobState.QUEUED
+    assert handle.state() is JobState.QUEUED
 
 
 def test_an_idempotency_key_runs_one_job(live):

@@ -21,7 +21,7 @@ def test_a_job_in_flight_when_its_worker_is_killed_completes_once(redis_url, nam
         while primary.stats()["in_flight"] == 0:
             assert time.monotonic() < deadline, "the job never reached the provider"
             time.sleep(0.05)
-        assert handle.state is JobState.RUNNING
+        assert handle.state() is JobState.RUNNING
         first.kill()
         killed_at = time.monotonic()
 
