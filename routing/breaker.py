@@ -38,7 +38,7 @@ class BreakerSettings(BaseModel):
     """Thresholds, global in the config's ``breaker:`` and overridable per deployment. The defaults
     are those of well-worn breakers, scaled to LLM traffic (few calls, slow and expensive ones)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Envoy's consecutive_5xx and pybreaker's fail_max: five in a row is no coincidence.
     consecutive_failures: int = Field(default=5, ge=1)
@@ -94,7 +94,7 @@ class BreakerSettings(BaseModel):
 class BreakerOverrides(BaseModel):
     """A deployment's changes to the global thresholds (every field optional)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     consecutive_failures: int | None = Field(default=None, ge=1)
     failure_rate: float | None = Field(default=None, gt=0, le=1)

@@ -7,16 +7,17 @@ broken config takes one edit, not one per error.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from routing.breaker import BreakerOverrides, BreakerSettings
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
+from routing.config_file import read_config_data
 from routing.errors import ConfigError
 from routing.health import HealthOverrides, HealthSettings
 from routing.models import Identifier, RoutingPolicy
@@ -29,7 +30,7 @@ EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 class DeploymentConfig(BaseModel):
     """One provider + model + credential: the unit turnout routes to (and, later, trips)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: Identifier
     provider: str
@@ -109,7 +110,7 @@ class DeploymentConfig(BaseModel):
 
 
 class _ConfigFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     deployments: list[DeploymentConfig] = Field(min_length=1)
     #: A name for a list of deployments, usable wherever a policy names targets.
@@ -216,24 +217,7 @@ def load_configured(config_path: Path | None) -> TurnoutConfig:
 
 def load_config(path: str | Path) -> TurnoutConfig:
     """Read and validate a config file; raise ConfigError with every problem found."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"{source}: cannot read the config file ({exc.strerror or exc}); "
-            "fix: set TURNOUT_CONFIG to the path of an existing YAML file"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(
-            f"{source}: not valid YAML{where}: {problem}; fix: correct the YAML syntax there"
-        ) from None
-    return parse_config(data, source=source)
+    return parse_config(read_config_data(path), source=str(path))
 
 
 def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
@@ -398,9 +382,21 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
         else:
             yield ConfigProblem(
                 path,
-                f"{error['msg']} (got {error.get('input')!r})",
+                f"{error['msg']} (got {_INPUT_REPR.repr(error.get('input'))})",
                 "see the config example in README.md",
             )
+
+
+def _bounded_repr() -> reprlib.Repr:
+    """What an error shows of a wrong value: enough to recognise it, never the whole of a huge
+    one (the repr of a YAML bomb is gigabytes)."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxstring, shown.maxother = 2, 60, 60
+    shown.maxlist = shown.maxdict = shown.maxtuple = shown.maxset = 4
+    return shown
+
+
+_INPUT_REPR = _bounded_repr()
 
 
 def _key_path(location: list[int | str]) -> str:

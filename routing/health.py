@@ -22,7 +22,7 @@ ProbeKind = Literal["credential", "completion"]
 class HealthSettings(BaseModel):
     """The config's ``health:`` section; each deployment may override it (``health:`` there)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Seconds between two checks of one route, fleet-wide (however many beats run).
     every_s: float = Field(default=30.0, ge=1)
@@ -45,7 +45,7 @@ class HealthSettings(BaseModel):
 
 
 class HealthOverrides(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     every_s: float | None = Field(default=None, ge=1)
     probe: ProbeKind | None = None

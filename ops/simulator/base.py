@@ -194,6 +194,8 @@ class ProviderSimulator(ABC):
             stats.arrivals.append(record["at"])
             if denied is not None:
                 return denied
+            if self.state.faults.echo_credential_at is not None:
+                return echoed_credential_page(incoming, self.state.faults.echo_credential_at)
             problem = self.validate(incoming)
             if problem is not None:
                 return problem
@@ -225,6 +227,22 @@ class ProviderSimulator(ABC):
         elif not (incoming.path == "/_sim/state" and incoming.method == "GET"):
             return Reply.json(404, {"error": "unknown control path"})
         return Reply.json(200, {"protocol": self.protocol, **self.state.snapshot()})
+
+
+#: Headers a credential travels in, across the protocols the simulators speak.
+_CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+
+
+def echoed_credential_page(incoming: Incoming, offset: int) -> Reply:
+    """A proxy's 401 page that repeats the credential it was sent, ``offset`` characters in."""
+    sent = next(
+        (incoming.headers[name] for name in _CREDENTIAL_HEADERS if incoming.headers.get(name)), ""
+    )
+    if sent.lower().startswith("bearer "):
+        sent = sent[7:]
+    filler = ("<p>upstream refused the request</p>" * (offset // 35 + 1))[:offset]
+    page = f"{filler}{sent} was refused; contact the gateway's operator.</body>"
+    return Reply(401, page.encode(), content_type=b"text/html")
 
 
 def retry_after_headers(faults: Faults) -> list[tuple[bytes, bytes]]:

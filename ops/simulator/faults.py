@@ -30,6 +30,11 @@ class Faults:
     #: ``fail_status`` (fail_rate leaves the probe alone, as an overloaded provider's models
     #: list usually still answers).
     down: bool = False
+    #: Answer every chat request 401 with a plain-text page (a proxy's, not the provider's JSON)
+    #: that echoes the credential the request carried, starting at this character offset: 480
+    #: puts it across the 500-character cut of an error message, where the attack run found a
+    #: key's head surviving redaction.
+    echo_credential_at: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         allowed = {f.name for f in fields(self)}
@@ -39,6 +44,8 @@ class Faults:
         updated = replace(self, **changes)
         if not 0.0 <= updated.fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
+        if updated.echo_credential_at is not None and updated.echo_credential_at < 0:
+            raise ValueError("echo_credential_at must be a character offset, 0 or more")
         if not 100 <= int(updated.fail_status) <= 599:
             raise ValueError("fail_status must be an HTTP status code")
         return updated

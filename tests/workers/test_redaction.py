@@ -1,4 +1,5 @@
 import logging
+import secrets
 
 from workers.redaction import REDACTED, RedactingFilter, Redactor, install_log_redaction
 
@@ -95,3 +96,88 @@ def test_the_alert_webhook_and_its_token_path_are_secrets(monkeypatch, tmp_path)
     redact = Redactor(secrets_of(WorkerSettings(), None))
     assert redact(f"POST {url} failed") == f"POST {REDACTED} failed"
     assert "sEcReT" not in redact("POST /services/T0/B0/sEcReT-t0ken HTTP/1.1")
+
+
+# --- no 12 characters of a key survive, wherever the body was cut ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from workers.redaction import FRAGMENT_RUN  # noqa: E402
+
+_KEY_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_BODY_CHARS = st.characters(codec="utf-8")  # no lone surrogates: bodies are bytes
+
+
+def _runs_of(secret: str) -> set[str]:
+    return {secret[i : i + FRAGMENT_RUN] for i in range(len(secret) - FRAGMENT_RUN + 1)}
+
+
+def _survivor(secret: str, text: str) -> str | None:
+    return next((run for run in _runs_of(secret) if run in text), None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(_KEY_CHARS, min_size=FRAGMENT_RUN, max_size=80),
+    offset=st.integers(0, 700),
+    filler=st.sampled_from(["x", "é", " ", "<p>", "\n"]),
+    after=st.text(_BODY_CHARS, max_size=200),
+)
+def test_no_run_of_a_key_survives_a_body_cut_anywhere(key, offset, filler, after):
+    """A non-JSON error body echoing the key at any offset (most often across the cut at 500
+    characters), read as every adapter reads one (``snippet``: decoded, cut, marked), then
+    redacted as the worker stores it."""
+    from workers.providers.reading import snippet
+
+    body = ((filler * offset)[:offset] + key + after).encode()
+    stored = Redactor([key])(snippet(body))
+    assert _survivor(key, stored) is None, stored
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(_KEY_CHARS, min_size=FRAGMENT_RUN, max_size=80),
+    data=st.data(),
+    before=st.text(_BODY_CHARS, max_size=100),
+)
+def test_any_piece_of_a_key_of_twelve_or_more_is_masked(key, data, before):
+    """A provider echoing the key's head, its tail ("...the last 12") or a middle piece."""
+    start = data.draw(st.integers(0, len(key) - FRAGMENT_RUN))
+    end = data.draw(st.integers(start + FRAGMENT_RUN, len(key)))
+    stored = Redactor([key])(f"{before} {key[start:end]} and more")
+    assert _survivor(key, stored) is None, stored
+
+
+def test_the_tail_of_a_key_a_provider_echoes_is_masked():
+    redact = Redactor([KEY])
+    assert KEY[-12:] not in redact(f"key ending in {KEY[-12:]} is not valid")
+    assert REDACTED in redact(f"key ending in {KEY[-12:]} is not valid")
+
+
+def test_a_short_key_is_masked_after_a_credential_word_and_only_there():
+    redact = Redactor(["abc123"])
+    assert redact("invalid api key: abc123.") == f"invalid api key: {REDACTED}."
+    assert redact("Token 'abc123' rejected") == f"Token '{REDACTED}' rejected"
+    assert redact("model abc123 is loading") == "model abc123 is loading"
+
+
+def test_a_body_longer_than_a_message_is_marked_as_cut():
+    from workers.providers.reading import MAX_ERROR_MESSAGE, snippet
+
+    cut = snippet(b"y" * (MAX_ERROR_MESSAGE - 10) + KEY.encode())
+    assert cut.endswith("…")
+    assert len(cut) == MAX_ERROR_MESSAGE
+    assert KEY[:9] in cut
+    assert KEY[:9] not in Redactor([KEY])(cut), "a head of 8 or more at a cut end is masked"
+
+
+def test_a_secret_minted_at_run_time_is_masked_by_every_redactor_of_the_process():
+    from workers.redaction import remember_minted_secret
+
+    made_before = Redactor()
+    token = f"ya29.minted-{secrets.token_hex(16)}"
+    assert token in made_before(f"sent {token}")
+    remember_minted_secret(token)
+    assert token not in made_before(f"sent {token}"), "a redactor made before learns it too"
+    assert token[:14] not in Redactor()(f"cut: {token[:14]}")

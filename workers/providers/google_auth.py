@@ -46,6 +46,7 @@ from routing.errors import (
     ServerError,
 )
 from workers.providers.reading import clip
+from workers.redaction import remember_minted_secret
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -262,6 +263,7 @@ class AccessTokenCache:
                 self._credentials = self._load()
                 adopted = _snapshot(self._credentials)
                 if adopted is not None and not self._due(adopted, self._now()):
+                    remember_minted_secret(adopted.value)
                     return adopted  # credentials that came with a good token
             if self._request is None:
                 self._request = bounded_request()
@@ -278,6 +280,7 @@ class AccessTokenCache:
         if token is None:
             raise AuthFailed("Google credentials refreshed without an access token")
         self.refreshes += 1
+        remember_minted_secret(token.value)
         return token
 
 

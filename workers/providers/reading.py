@@ -54,8 +54,14 @@ def sane_counts(raw: Mapping[str, Any], *names: str) -> tuple[int, ...] | None:
 
 
 def clip(text: str) -> str:
+    """At most MAX_ERROR_MESSAGE characters; a cut text ends with "…", which tells the
+    redactor that what precedes it may be the head of a secret (workers.redaction)."""
     return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
 
 
 def snippet(raw: bytes) -> str:
-    return clip(raw[:MAX_ERROR_MESSAGE].decode("utf-8", "replace").strip())
+    """The head of a body, for an error message. One byte more than fits is decoded, so a
+    longer body is cut by ``clip`` and marked as cut: a body cut silently here could end in
+    the head of an echoed key that nothing marks (the attack run found 24-30 characters of a
+    40-character key in the attempt log this way)."""
+    return clip(raw[: MAX_ERROR_MESSAGE * 4 + 1].decode("utf-8", "replace").strip())
