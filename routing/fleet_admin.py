@@ -12,9 +12,9 @@ from typing import Literal
 
 import redis
 
-from routing.fleet import Transition
 from routing.fleet_scripts import REDIS_NOW
 from routing.redis_text import as_text
+from routing.routes import Transition
 
 Action = Literal["open", "close", "reset"]
 

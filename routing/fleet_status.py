@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
-from routing.fleet import LATENCY_BUCKETS_S, Route
 from routing.redis_text import decoded
+from routing.routes import LATENCY_BUCKETS_S, Route
 
 #: The window of the status's latency percentiles and error rate.
 RECENT_MINUTES = 5

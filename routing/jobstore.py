@@ -26,7 +26,6 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
-from routing.fleet import ScriptCall
 from routing.job_scripts import (
     CLAIM_JOB,
     CREATE_JOB,
@@ -44,6 +43,7 @@ from routing.models import (
     RoutingPolicy,
 )
 from routing.redis_text import as_text, decoded
+from routing.routes import ScriptCall
 
 
 def redis_client(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from routing.config import TurnoutConfig
-from routing.fleet import Transition
+from routing.routes import Transition
 from workers.alerts import AlertSink, BreakerEvent, EventName
 
 log = logging.getLogger("turnout.breaker")

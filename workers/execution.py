@@ -41,7 +41,6 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from routing.errors import Disposition, ErrorClass, ProviderError
-from routing.fleet import Grant, Route, Router, Skip, Spent, Transition
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -52,6 +51,7 @@ from routing.models import (
     SkipReason,
 )
 from routing.planning import Plan, PlannedSkip
+from routing.routes import Grant, Route, Router, Skip, Spent, Transition
 
 log = logging.getLogger("turnout.breaker")
 

@@ -20,11 +20,11 @@ import redis
 
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
-from routing.fleet import Grant, Route, Router, Transition
 from routing.health import HealthSettings
 from routing.health_scripts import CLAIM_HEALTH_CHECKS, RECORD_HEALTH
 from routing.models import CompletionRequest
 from routing.redis_text import as_text
+from routing.routes import Grant, Route, Router, Transition
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
 

@@ -20,18 +20,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from routing.celery_config import reschedule_countdown_s
 from routing.config import TurnoutConfig, load_configured
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
-from routing.fleet import (
-    FallbackRouter,
-    FleetRouter,
-    LocalRouter,
-    Route,
-    Router,
-    ScriptCall,
-    Transition,
-    fleet_record_call,
-)
+from routing.fallback_router import FallbackRouter, fleet_record_call
+from routing.fleet_router import FleetRouter
 from routing.jobstore import Claim, JobStore, redis_client
 from routing.keys import Keys
+from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -40,6 +33,7 @@ from routing.models import (
     ProviderCompletion,
 )
 from routing.planning import plan_candidates, routes_of
+from routing.routes import Route, Router, ScriptCall, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer

@@ -32,8 +32,10 @@ from ops.simulator.server import ServerThread, free_port
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, LocalRouter, Route, Router
+from routing.fleet_router import FleetRouter
 from routing.keys import Keys
+from routing.local_router import LocalRouter
+from routing.routes import Route, Router
 
 
 class _CountingRedis(redis.Redis):

@@ -19,12 +19,13 @@ from ops.exporter import FAMILIES, PROVIDER_ERROR_CLASSES, FleetCollector, expor
 from ops.fleet_view import all_routes
 from routing.config import parse_config
 from routing.errors import ErrorClass
-from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Spent
 from routing.fleet_admin import operate_breaker
+from routing.fleet_router import FleetRouter
 from routing.health_scripts import RECORD_HEALTH
 from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, JobState, RoutingPolicy
+from routing.routes import LATENCY_BUCKETS_S, Spent
 from routing.settings import CoreSettings
 
 MONITORING = Path(__file__).resolve().parents[2] / "ops" / "monitoring"

@@ -9,9 +9,12 @@ import redis
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, LocalRouter, Route, Spent, latency_bucket
+from routing.fallback_router import FallbackRouter
+from routing.fleet_router import FleetRouter
 from routing.jobstore import redis_client
 from routing.keys import Keys
+from routing.local_router import LocalRouter
+from routing.routes import Route, Spent, latency_bucket
 
 FAST = BreakerSettings(
     consecutive_failures=5,
@@ -244,7 +247,6 @@ def test_a_call_in_flight_when_the_route_opened_changes_nothing(router):
 
 def test_without_its_redis_the_router_falls_back_to_this_process_quickly(caplog):
     from ops.simulator.server import free_port
-    from routing.fleet import FallbackRouter
 
     dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
     router = FallbackRouter(FleetRouter(dead, "t:route:"), LocalRouter(), retry_after_s=60)
@@ -287,8 +289,6 @@ def test_a_released_grant_gives_its_probe_permit_back(router):
 def test_a_failing_breaker_script_is_logged_as_a_failure_not_an_outage(
     redis_url, namespace, caplog
 ):
-    from routing.fleet import FallbackRouter
-
     client = redis_client(redis_url)
     fleet = FleetRouter(client, Keys(namespace).route_prefix)
     fleet._acquire = client.register_script("return redis.error_reply('ERR a bug in the script')")

@@ -9,11 +9,12 @@ import redis
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Route, Spent
 from routing.fleet_admin import operate_breaker
+from routing.fleet_router import FleetRouter
 from routing.fleet_status import percentile_ms, read_route_status
 from routing.health_scripts import RECORD_HEALTH
 from routing.keys import Keys
+from routing.routes import LATENCY_BUCKETS_S, Route, Spent
 
 SETTINGS = BreakerSettings(consecutive_failures=2, cooldown_s=60, cooldown_jitter=0)
 

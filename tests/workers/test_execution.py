@@ -1,5 +1,5 @@
 """The retry, failover and availability rules of execute_job: a scripted provider, a fake clock,
-and the real per-process router (routing.fleet.LocalRouter) on that clock."""
+and the real per-process router (routing.local_router.LocalRouter) on that clock."""
 
 from collections import defaultdict
 
@@ -17,7 +17,7 @@ from routing.errors import (
     RateLimited,
     ServerError,
 )
-from routing.fleet import LocalRouter
+from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
     CompletionRequest,

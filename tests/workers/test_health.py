@@ -10,9 +10,10 @@ from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
 from routing.config import parse_config
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, Transition
+from routing.fleet_router import FleetRouter
 from routing.keys import Keys
 from routing.planning import routes_of
+from routing.routes import Transition
 from tests.providers.harness import settings
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport

@@ -1,0 +1,155 @@
+"""What routers trade in: routes, the grants and skips of an acquisition, a call's transition, and
+the ``Router`` protocol every router keeps (routing.fleet_router, routing.local_router,
+routing.fallback_router).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from redis.commands.core import Script
+
+from routing.breaker import BreakerSettings
+from routing.config import DeploymentConfig
+from routing.errors import ErrorClass
+
+#: How candidates are ordered: as given, by measured latency, by calls in flight; ``probes``:
+#: as given, and only for a half-open probe (a closed route is passed over as 'closed', taking
+#: nothing: what a health check of an open breaker asks).
+Order = Literal["given", "latency", "inflight", "probes"]
+#: A call in flight is forgotten this long after it can have ended (its worker died without
+#: recording it); a probe permit is held at least this much longer than its call can take, so a
+#: slow probe never lets a second one through.
+HOLD_MARGIN_S = 5.0
+#: How long a call may take when the caller does not say.
+DEFAULT_HOLD_S = 900.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A deployment with one of its credentials: the unit a breaker and a rate limit guard."""
+
+    deployment: DeploymentConfig
+    #: The variable holding this route's key (one of the deployment's pool), if any.
+    key_env: str | None
+    breaker: BreakerSettings
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def id(self) -> str:
+        pool = self.deployment.key_envs
+        return self.deployment.id if len(pool) <= 1 else f"{self.deployment.id}/{self.key_env}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    route: Route
+    attempt_id: str
+    probe: bool
+    source: Literal["fleet", "local"]
+
+
+@dataclass(frozen=True)
+class Skip:
+    route: Route
+    #: 'cooling', 'open', 'no_probe_permit', 'rate_limited' (or 'closed', with order 'probes')
+    reason: str
+    #: when the route may be available again (epoch seconds), if known
+    retry_at: float | None
+    #: why its breaker opened, when the reason is 'open'
+    why: str = ""
+
+    def describe(self) -> str:
+        """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one."""
+        return f"{self.reason} ({self.why})" if self.why else self.reason
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """A registered Lua script with its keys and arguments, not yet sent."""
+
+    script: Script
+    keys: list[str]
+    args: list[str | int | float]
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    grant: Grant | None
+    skips: list[Skip] = field(default_factory=list)
+    #: routes this acquisition moved from open to half-open (change "half_open")
+    transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a call cost, for the statistics (status, metrics): tokens from its usage, and the
+    cost at the deployment's prices (None when unknown)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+
+#: Upper bounds (seconds) of the latency histogram buckets the fleet counts calls in; the last
+#: bucket (index len) is everything slower.
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def latency_bucket(latency_s: float) -> int:
+    return bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A breaker changing state: opened, reopened, half_open, closed, failback (the first
+    success after a close), cooled (a Retry-After). Worth a log line and an alert."""
+
+    route_id: str
+    change: str
+    state: str
+    reason: str
+
+
+class Router(Protocol):
+    def acquire(
+        self,
+        routes: Sequence[Route],
+        *,
+        order: Order,
+        tokens: int,
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> Acquisition:
+        """The first route (in ``order``) that may take a call now, and why the ones before it
+        may not. Takes a probe permit, a rate-limit token and an in-flight slot for the call,
+        which may take up to ``hold_s`` (its attempt timeout)."""
+        ...
+
+    def record(
+        self,
+        grant: Grant,
+        *,
+        error_class: ErrorClass | None,
+        latency_s: float,
+        retry_after_s: float | None = None,
+        token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
+    ) -> Transition | None:
+        """Apply the call's outcome to its route; returns the breaker transition, if any.
+        ``is_call`` False: a health check standing in as a probe (moves the breaker, not the
+        route's latency or statistics)."""
+        ...
+
+    def release(self, grant: Grant) -> None:
+        """Give back a grant whose call never went out: its probe permit and in-flight slot."""
+        ...
+
+
+def probe_ttl_s(route: Route, hold_s: float) -> float:
+    """How long a probe permit is held: the route's own TTL, or longer than its call can take."""
+    return max(route.breaker.probe_ttl_s, hold_s + HOLD_MARGIN_S)
