@@ -8,22 +8,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
-from routing.errors import ErrorClass
-from routing.fleet_router import FleetRouter
 from routing.local_router import LocalRouter
 from routing.routes import (
     DEFAULT_HOLD_S,
     Acquisition,
+    CallOutcome,
     Grant,
     Order,
+    Rider,
     Route,
     Router,
-    ScriptCall,
-    Spent,
     Transition,
 )
 
@@ -77,9 +75,18 @@ class FallbackRouter:
         tokens: int,
         hold_s: float = DEFAULT_HOLD_S,
     ) -> Acquisition:
+        return self._acquire_from(
+            lambda router: router.acquire(routes, order=order, tokens=tokens, hold_s=hold_s)
+        )
+
+    def acquire_probe(self, route: Route, *, hold_s: float = DEFAULT_HOLD_S) -> Acquisition:
+        return self._acquire_from(lambda router: router.acquire_probe(route, hold_s=hold_s))
+
+    def _acquire_from(self, acquire: Callable[[Router], Acquisition]) -> Acquisition:
+        """The fleet's answer while it gives one; this process's own otherwise."""
         if self.using_fleet:
             try:
-                acquired = self.fleet.acquire(routes, order=order, tokens=tokens, hold_s=hold_s)
+                acquired = acquire(self.fleet)
             except redis.RedisError as exc:
                 self._fleet_failed(exc)
             else:
@@ -89,41 +96,22 @@ class FallbackRouter:
                             self._degraded = False
                             log.warning("breaker Redis answers again: back on the fleet's breaker")
                 return acquired
-        return self.local.acquire(routes, order=order, tokens=tokens, hold_s=hold_s)
+        return acquire(self.local)
 
-    def record(
-        self,
-        grant: Grant,
-        *,
-        error_class: ErrorClass | None,
-        latency_s: float,
-        retry_after_s: float | None = None,
-        token_delta: int = 0,
-        spent: Spent | None = None,
-        is_call: bool = True,
-    ) -> Transition | None:
+    def record(self, grant: Grant, outcome: CallOutcome) -> Transition | None:
         if grant.source == "fleet":
             try:
-                return self.fleet.record(
-                    grant,
-                    error_class=error_class,
-                    latency_s=latency_s,
-                    retry_after_s=retry_after_s,
-                    token_delta=token_delta,
-                    spent=spent,
-                    is_call=is_call,
-                )
+                return self.fleet.record(grant, outcome)
             except redis.RedisError as exc:
                 self._fleet_failed(exc)
-        return self.local.record(
-            grant,
-            error_class=error_class,
-            latency_s=latency_s,
-            retry_after_s=retry_after_s,
-            token_delta=token_delta,
-            spent=spent,
-            is_call=is_call,
-        )
+        return self.local.record(grant, outcome)
+
+    def rider(self, grant: Grant, outcome: CallOutcome) -> Rider | None:
+        """The fleet's rider for a grant it gave, while it is in use; None otherwise (this
+        process's breaker, or a fleet that stopped answering since: ``record`` falls back)."""
+        if grant.source != "fleet" or not self.using_fleet:
+            return None
+        return self.fleet.rider(grant, outcome)
 
     def release(self, grant: Grant) -> None:
         if grant.source == "fleet":
@@ -133,23 +121,3 @@ class FallbackRouter:
             except redis.RedisError as exc:
                 self._fleet_failed(exc)
         self.local.release(grant)
-
-
-def fleet_record_call(
-    router: Router,
-    grant: Grant,
-    *,
-    latency_s: float,
-    token_delta: int = 0,
-    spent: Spent | None = None,
-) -> ScriptCall | None:
-    """A success's record as a script call to send along with the job's finish, when the grant
-    came from the fleet and the fleet is in use; None when it must be recorded on its own."""
-    fleet = router.fleet if isinstance(router, FallbackRouter) else router
-    if grant.source != "fleet" or not isinstance(fleet, FleetRouter):
-        return None
-    if isinstance(router, FallbackRouter) and not router.using_fleet:
-        return None
-    return fleet.record_call(
-        grant, error_class=None, latency_s=latency_s, token_delta=token_delta, spent=spent
-    )

@@ -12,17 +12,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from routing.breaker import BreakerState, Outcome, allow, breaker_outcome, record
-from routing.errors import ErrorClass
+from routing.breaker import BreakerState, Outcome, allow, record
 from routing.routes import (
     DEFAULT_HOLD_S,
     HOLD_MARGIN_S,
     Acquisition,
+    CallOutcome,
     Grant,
     Order,
+    Rider,
     Route,
     Skip,
-    Spent,
     Transition,
     probe_ttl_s,
 )
@@ -56,6 +56,20 @@ class LocalRouter:
         tokens: int,
         hold_s: float = DEFAULT_HOLD_S,
     ) -> Acquisition:
+        return self._acquire(routes, order, tokens, hold_s, probes_only=False)
+
+    def acquire_probe(self, route: Route, *, hold_s: float = DEFAULT_HOLD_S) -> Acquisition:
+        return self._acquire([route], "given", 0, hold_s, probes_only=True)
+
+    def _acquire(
+        self,
+        routes: Sequence[Route],
+        order: Order,
+        tokens: int,
+        hold_s: float,
+        *,
+        probes_only: bool,
+    ) -> Acquisition:
         attempt_id = uuid.uuid4().hex
         with self._lock:
             now = self._clock()
@@ -82,7 +96,7 @@ class LocalRouter:
                 if not verdict.allowed:
                     skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
                     continue
-                if order == "probes" and not verdict.probe:
+                if probes_only and not verdict.probe:
                     skips.append(Skip(route, "closed", None))
                     continue
                 limited = self._take_tokens(state, route, now, tokens)
@@ -95,26 +109,15 @@ class LocalRouter:
                 return Acquisition(grant, skips, transitions)
             return Acquisition(None, skips, transitions)
 
-    def record(
-        self,
-        grant: Grant,
-        *,
-        error_class: ErrorClass | None,
-        latency_s: float,
-        retry_after_s: float | None = None,
-        token_delta: int = 0,
-        spent: Spent | None = None,
-        is_call: bool = True,
-    ) -> Transition | None:
+    def record(self, grant: Grant, outcome: CallOutcome) -> Transition | None:
         settings = grant.route.breaker
-        outcome = breaker_outcome(
-            error_class, latency_s=latency_s, retry_after_s=retry_after_s, settings=settings
-        )
+        counts_as = outcome.breaker_outcome(settings)
+        token_delta = outcome.token_delta
         with self._lock:
             state = self._route(grant.route)
             state.inflight.pop(grant.attempt_id, None)
-            if outcome is Outcome.SUCCESS and is_call:
-                ms = latency_s * 1000
+            if counts_as is Outcome.SUCCESS and outcome.is_call:
+                ms = outcome.latency_s * 1000
                 state.latency_ms = (
                     ms if state.latency_ms is None else state.latency_ms * 0.8 + ms * 0.2
                 )
@@ -125,14 +128,18 @@ class LocalRouter:
                 state.breaker,
                 settings,
                 self._clock(),
-                outcome,
+                counts_as,
                 probe_id=grant.attempt_id,
-                retry_after_s=retry_after_s,
+                retry_after_s=outcome.retry_after_s,
                 jitter=random.random(),
             )
             if change is None:
                 return None
             return Transition(grant.route.id, change, state.breaker.state, state.breaker.reason)
+
+    def rider(self, grant: Grant, outcome: CallOutcome) -> Rider | None:
+        """None: this process's breaker is no Redis script; its records are sent by record."""
+        return None
 
     def release(self, grant: Grant) -> None:
         with self._lock:

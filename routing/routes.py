@@ -6,20 +6,18 @@ routing.fallback_router).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from redis.commands.core import Script
 
-from routing.breaker import BreakerSettings
+from routing.breaker import BreakerSettings, Outcome, breaker_outcome
 from routing.config import DeploymentConfig
-from routing.errors import ErrorClass
+from routing.errors import ErrorClass, ProviderError
 
-#: How candidates are ordered: as given, by measured latency, by calls in flight; ``probes``:
-#: as given, and only for a half-open probe (a closed route is passed over as 'closed', taking
-#: nothing: what a health check of an open breaker asks).
-Order = Literal["given", "latency", "inflight", "probes"]
+#: How candidates are ordered: as given, by measured latency, by calls in flight.
+Order = Literal["given", "latency", "inflight"]
 #: A call in flight is forgotten this long after it can have ended (its worker died without
 #: recording it); a probe permit is held at least this much longer than its call can take, so a
 #: slow probe never lets a second one through.
@@ -56,7 +54,7 @@ class Grant:
 @dataclass(frozen=True)
 class Skip:
     route: Route
-    #: 'cooling', 'open', 'no_probe_permit', 'rate_limited' (or 'closed', with order 'probes')
+    #: 'cooling', 'open', 'no_probe_permit', 'rate_limited' (or 'closed', from acquire_probe)
     reason: str
     #: when the route may be available again (epoch seconds), if known
     retry_at: float | None
@@ -115,6 +113,63 @@ class Transition:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallOutcome:
+    """What one call did to its route: the one value every router records, whether at once
+    (``Router.record``) or riding another write (``Router.rider``)."""
+
+    #: None: the call succeeded
+    error_class: ErrorClass | None
+    latency_s: float
+    #: the provider's Retry-After, when it named one
+    retry_after_s: float | None = None
+    #: tokens the call used beyond (negative: short of) what its acquisition took
+    token_delta: int = 0
+    spent: Spent | None = None
+    #: False: a health check standing in as a probe (it moves the breaker, not the route's
+    #: latency or statistics)
+    is_call: bool = True
+
+    @classmethod
+    def of(
+        cls,
+        error: ProviderError | None,
+        *,
+        latency_s: float,
+        token_delta: int = 0,
+        spent: Spent | None = None,
+        is_call: bool = True,
+    ) -> CallOutcome:
+        """The outcome of a call that raised ``error`` (None: it succeeded)."""
+        return cls(
+            error_class=error.error_class if error else None,
+            latency_s=latency_s,
+            retry_after_s=error.retry_after_s if error else None,
+            token_delta=token_delta,
+            spent=spent,
+            is_call=is_call,
+        )
+
+    def breaker_outcome(self, settings: BreakerSettings) -> Outcome:
+        """What this outcome counts as for a breaker with these settings."""
+        return breaker_outcome(
+            self.error_class,
+            latency_s=self.latency_s,
+            retry_after_s=self.retry_after_s,
+            settings=settings,
+        )
+
+
+@dataclass(frozen=True)
+class Rider:
+    """A record sent in the caller's own pipeline (a job's finish) instead of on its own: one
+    round trip for both."""
+
+    call: ScriptCall
+    #: The breaker transition the call's reply reports, if any.
+    transition_of: Callable[[Any], Transition | None]
+
+
 class Router(Protocol):
     def acquire(
         self,
@@ -129,20 +184,20 @@ class Router(Protocol):
         which may take up to ``hold_s`` (its attempt timeout)."""
         ...
 
-    def record(
-        self,
-        grant: Grant,
-        *,
-        error_class: ErrorClass | None,
-        latency_s: float,
-        retry_after_s: float | None = None,
-        token_delta: int = 0,
-        spent: Spent | None = None,
-        is_call: bool = True,
-    ) -> Transition | None:
-        """Apply the call's outcome to its route; returns the breaker transition, if any.
-        ``is_call`` False: a health check standing in as a probe (moves the breaker, not the
-        route's latency or statistics)."""
+    def acquire_probe(self, route: Route, *, hold_s: float = DEFAULT_HOLD_S) -> Acquisition:
+        """The route's half-open probe permit, when its breaker is open past its cool-down (or
+        half-open); a closed route is passed over as 'closed' and takes nothing. What a health
+        check of an open breaker asks."""
+        ...
+
+    def record(self, grant: Grant, outcome: CallOutcome) -> Transition | None:
+        """Apply the call's outcome to its route; returns the breaker transition, if any."""
+        ...
+
+    def rider(self, grant: Grant, outcome: CallOutcome) -> Rider | None:
+        """The record as a script call the caller sends in its own pipeline on the job store's
+        Redis, when this router keeps the grant's route there; None when it cannot ride and
+        must be sent by ``record``. The one place that decides it."""
         ...
 
     def release(self, grant: Grant) -> None:

@@ -13,7 +13,7 @@ from routing.errors import ErrorClass
 from routing.fleet_router import FleetRouter
 from routing.keys import Keys
 from routing.planning import routes_of
-from routing.routes import Transition
+from routing.routes import CallOutcome, Transition
 from tests.providers.harness import settings
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport
@@ -132,7 +132,7 @@ def trip(router, route):
     for _ in range(5):
         grant = router.acquire([route], order="given", tokens=1).grant
         assert grant is not None
-        router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+        router.record(grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.1))
 
 
 def test_beat_fails_back_a_recovered_route_after_k_good_checks(stack):
