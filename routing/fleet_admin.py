@@ -12,9 +12,10 @@ from typing import Literal
 
 import redis
 
+from routing.breaker import BreakerStateName
 from routing.fleet_scripts import REDIS_NOW
 from routing.redis_text import as_text
-from routing.routes import Transition
+from routing.routes import Transition, TransitionChange
 
 Action = Literal["open", "close", "reset"]
 
@@ -42,7 +43,10 @@ return before
 """
 )
 
-_CHANGES = {"open": ("forced_open", "open"), "close": ("forced_closed", "closed")}
+_CHANGES: dict[str, tuple[TransitionChange, BreakerStateName]] = {
+    "open": ("forced_open", "open"),
+    "close": ("forced_closed", "closed"),
+}
 
 
 def operate_breaker(

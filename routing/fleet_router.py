@@ -15,10 +15,13 @@ import redis
 
 from routing.breaker import Outcome
 from routing.fleet_scripts import ACQUIRE_ROUTE, RECORD_OUTCOME
-from routing.redis_text import as_text
+from routing.redis_text import as_literal, as_text
 from routing.routes import (
+    BREAKER_STATES,
     DEFAULT_HOLD_S,
     HOLD_MARGIN_S,
+    SKIP_CAUSES,
+    TRANSITION_CHANGES,
     Acquisition,
     CallOutcome,
     Grant,
@@ -94,7 +97,7 @@ class FleetRouter:
         skips = [
             Skip(
                 routes[int(reply[i]) - 1],
-                as_text(reply[i + 1]),
+                as_literal(reply[i + 1], SKIP_CAUSES),
                 now + int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
                 as_text(reply[i + 3]),
             )
@@ -165,7 +168,11 @@ class FleetRouter:
     @staticmethod
     def transition_of(grant: Grant, reply: Sequence[object]) -> Transition | None:
         """The breaker transition a RECORD_OUTCOME reply reports, if any."""
-        change = as_text(reply[0])
-        if not change:
+        if not as_text(reply[0]):
             return None
-        return Transition(grant.route.id, change, as_text(reply[1]), as_text(reply[2]))
+        return Transition(
+            grant.route.id,
+            as_literal(reply[0], TRANSITION_CHANGES),
+            as_literal(reply[1], BREAKER_STATES),
+            as_text(reply[2]),
+        )

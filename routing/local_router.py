@@ -94,6 +94,7 @@ class LocalRouter:
                         Transition(route.id, "half_open", "half_open", "cool-down over")
                     )
                 if not verdict.allowed:
+                    assert verdict.reason, "a refusal says why"
                     skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
                     continue
                 if probes_only and not verdict.probe:

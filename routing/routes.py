@@ -8,16 +8,33 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from redis.commands.core import Script
 
-from routing.breaker import BreakerSettings, Outcome, breaker_outcome
+from routing.breaker import (
+    BreakerChange,
+    BreakerSettings,
+    BreakerStateName,
+    Outcome,
+    breaker_outcome,
+)
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass, ProviderError
+from routing.models import RouteRefusal
 
 #: How candidates are ordered: as given, by measured latency, by calls in flight.
 Order = Literal["given", "latency", "inflight"]
+#: Why an acquisition passed a route over: a refusal, or (``acquire_probe`` only) "closed", a
+#: route that needs no probe.
+SkipCause = Literal[RouteRefusal, "closed"]
+#: A breaker's change of state: a call's (BreakerChange), an acquisition's move to half-open,
+#: or an operator's (routing.fleet_admin).
+TransitionChange = Literal[BreakerChange, "half_open", "forced_open", "forced_closed", "reset"]
+#: Each type's strings, for reading them from a script's reply (routing.redis_text.as_literal).
+SKIP_CAUSES: tuple[SkipCause, ...] = get_args(SkipCause)
+TRANSITION_CHANGES: tuple[TransitionChange, ...] = get_args(TransitionChange)
+BREAKER_STATES: tuple[BreakerStateName, ...] = get_args(BreakerStateName)
 #: A call in flight is forgotten this long after it can have ended (its worker died without
 #: recording it); a probe permit is held at least this much longer than its call can take, so a
 #: slow probe never lets a second one through.
@@ -54,8 +71,7 @@ class Grant:
 @dataclass(frozen=True)
 class Skip:
     route: Route
-    #: 'cooling', 'open', 'no_probe_permit', 'rate_limited' (or 'closed', from acquire_probe)
-    reason: str
+    reason: SkipCause
     #: when the route may be available again (epoch seconds), if known
     retry_at: float | None
     #: why its breaker opened, when the reason is 'open'
@@ -108,8 +124,8 @@ class Transition:
     success after a close), cooled (a Retry-After). Worth a log line and an alert."""
 
     route_id: str
-    change: str
-    state: str
+    change: TransitionChange
+    state: BreakerStateName
     reason: str
 
 

@@ -503,23 +503,17 @@ def _wait_for_a_route(
 
 def _explain(job: _Job, skips: Sequence[Skip]) -> None:
     for skip in skips:
+        reason = skip.reason
+        assert reason != "closed", "only a probe acquisition passes a closed route over"
         until = (
             f" until {time.strftime('%H:%M:%S', time.gmtime(skip.retry_at))}Z"
             if (skip.retry_at)
             else ""
         )
         job.log.explain(
-            (skip.route.id, skip.reason),
-            _skip_attempt(job, skip.route, _SKIP_REASONS[skip.reason], f"{skip.describe()}{until}"),
+            (skip.route.id, reason),
+            _skip_attempt(job, skip.route, reason, f"{skip.describe()}{until}"),
         )
-
-
-_SKIP_REASONS: dict[str, SkipReason] = {
-    "open": "open",
-    "no_probe_permit": "no_probe_permit",
-    "cooling": "cooling",
-    "rate_limited": "rate_limited",
-}
 
 
 def _skip_attempt(job: _Job, route: Route, reason: SkipReason, detail: str) -> Attempt:
