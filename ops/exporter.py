@@ -44,10 +44,10 @@ from prometheus_client.registry import Collector
 from ops.fleet_view import all_routes
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass
-from routing.fleet import LATENCY_BUCKETS_S, Route
 from routing.fleet_status import RouteStatus, read_route_status
 from routing.keys import Keys
 from routing.redis_clock import redis_time
+from routing.routes import LATENCY_BUCKETS_S, Route
 from routing.settings import CoreSettings
 
 log = logging.getLogger("turnout.exporter")

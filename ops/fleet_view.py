@@ -13,11 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from routing.config import TurnoutConfig
-from routing.fleet import Route
 from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
 from routing.keys import Keys
 from routing.planning import routes_of
+from routing.routes import Route
 from routing.settings import CoreSettings
 
 

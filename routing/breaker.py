@@ -32,6 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from routing.errors import ErrorClass
 
 BreakerStateName = Literal["closed", "open", "half_open"]
+#: What a call's outcome did to its breaker (``record``).
+BreakerChange = Literal["opened", "reopened", "closed", "failback", "cooled"]
+#: Why a breaker refuses a call now (``allow``).
+BreakerRefusal = Literal["open", "no_probe_permit", "cooling"]
 
 
 class BreakerSettings(BaseModel):
@@ -175,8 +179,8 @@ class BreakerState:
 class Verdict:
     allowed: bool
     probe: bool = False
-    #: why not: "open", "no_probe_permit" or "cooling"
-    reason: str = ""
+    #: why not ("" when allowed)
+    reason: BreakerRefusal | Literal[""] = ""
     #: when to look again: when it may allow again, or for no_probe_permit at most PROBE_POLL_S
     #: from now (the probe usually answers long before its permit expires)
     retry_at: float | None = None
@@ -251,7 +255,7 @@ def record(
     probe_id: str,
     retry_after_s: float | None = None,
     jitter: float = 0.5,
-) -> str | None:
+) -> BreakerChange | None:
     """Apply one call's outcome; returns the transition it caused ("opened", "closed",
     "reopened", "cooled", "failback") or None."""
     was_probe = state.probes.pop(probe_id, None) is not None
@@ -309,8 +313,8 @@ def _open(
     fixed_cooldown_s: float | None,
     *,
     jitter: float = 0.5,
-) -> str:
-    transition = "reopened" if state.state == "half_open" else "opened"
+) -> BreakerChange:
+    transition: BreakerChange = "reopened" if state.state == "half_open" else "opened"
     if state.state == "closed" and now - state.closed_at >= settings.cooldown_max_s:
         state.reopens = 0  # closed long enough: start the escalation again
     state.reopens += 1

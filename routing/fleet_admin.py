@@ -13,14 +13,18 @@ from typing import Literal
 
 import redis
 
-from routing.fleet import Transition
+from routing.breaker import BreakerStateName
 from routing.keys import RouteKeys
 from routing.redis_scripts import source
 from routing.redis_text import as_text
+from routing.routes import Transition, TransitionChange
 
 Action = Literal["open", "close", "reset"]
 
-_CHANGES = {"open": ("forced_open", "open"), "close": ("forced_closed", "closed")}
+_CHANGES: dict[str, tuple[TransitionChange, BreakerStateName]] = {
+    "open": ("forced_open", "open"),
+    "close": ("forced_closed", "closed"),
+}
 
 
 def operate_breaker(

@@ -18,10 +18,10 @@ from typing import Any
 
 import redis
 
-from routing.fleet import LATENCY_BUCKETS_S, Route
 from routing.keys import RouteKeys
 from routing.redis_clock import redis_time
 from routing.redis_text import decoded
+from routing.routes import LATENCY_BUCKETS_S, Route
 
 #: The window of the status's latency percentiles and error rate.
 RECENT_MINUTES = 5

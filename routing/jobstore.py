@@ -28,7 +28,6 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
-from routing.fleet import ScriptCall
 from routing.keys import Keys
 from routing.models import (
     Attempt,
@@ -40,6 +39,7 @@ from routing.models import (
 from routing.redis_clock import redis_time
 from routing.redis_scripts import source
 from routing.redis_text import as_text, decoded
+from routing.routes import ScriptCall
 
 
 def redis_client(

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from routing.breaker import BreakerRefusal
 from routing.errors import ErrorClass
 
 # Bounds that protect Redis and the workers from absurd input; far above any real prompt.
@@ -166,11 +167,11 @@ class ProviderCompletion(_Strict):
 
 
 AttemptOutcome = Literal["ok", "skipped"] | ErrorClass
+#: Why a router passed a route over: its breaker (routing.breaker) or its rate limits.
+RouteRefusal = Literal[BreakerRefusal, "rate_limited"]
+#: Why a target was passed over: the router's refusal, or the plan's (routing.planning).
 SkipReason = Literal[
-    "open",
-    "no_probe_permit",
-    "cooling",
-    "rate_limited",
+    RouteRefusal,
     "over_budget",
     "context_too_small",
     "denied_by_policy",

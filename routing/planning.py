@@ -2,7 +2,7 @@
 
 Pure (no I/O), so every rule is tested without servers. What needs the fleet's live state (the
 breaker, rate limits, measured latency, calls in flight) is decided per attempt by a Router
-(routing.fleet), in the same order this plan gives, or in the order it names ("latency" for the
+(routing.routes), in the same order this plan gives, or in the order it names ("latency" for the
 ``fastest`` strategy, "inflight" for ``least_busy``).
 
 Rules applied here, in order, each passed-over target recorded with its reason:
@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass, field
 
 from routing.config import DeploymentConfig, TurnoutConfig
-from routing.fleet import Order, Route
 from routing.models import RoutingPolicy, SkipReason
+from routing.routes import Order, Route
 
 #: Completion tokens assumed for a cost estimate when the request sets no max_tokens.
 DEFAULT_COMPLETION_ESTIMATE = 512

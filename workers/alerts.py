@@ -87,7 +87,7 @@ MAX_REASON_CHARS = 300
 URL_PLACEHOLDER = "[alert webhook]"
 
 #: event -> (emoji, what happened, what it means), for ``BreakerEvent.text``.
-_WORDING: dict[str, tuple[str, str, str]] = {
+_WORDING: dict[EventName, tuple[str, str, str]] = {
     "opened": (":red_circle:", "opened", ""),
     "reopened": (":red_circle:", "re-opened", ": still failing, open for longer"),
     "half_open": (":large_yellow_circle:", "half-open", ": probing"),

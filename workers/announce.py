@@ -8,29 +8,19 @@ from __future__ import annotations
 import logging
 
 from routing.config import TurnoutConfig
-from routing.fleet import Transition
+from routing.routes import Transition
 from workers.alerts import AlertSink, BreakerEvent, EventName
 
 log = logging.getLogger("turnout.breaker")
-
-_EVENTS: dict[str, EventName] = {
-    "opened": "opened",
-    "reopened": "reopened",
-    "half_open": "half_open",
-    "closed": "closed",
-    "failback": "failback",
-    "forced_open": "forced_open",
-    "forced_closed": "forced_closed",
-    "reset": "reset",
-}
 
 
 def event_of(transition: Transition, config: TurnoutConfig, source: str) -> BreakerEvent | None:
     """The alert a transition makes; None for a Retry-After cooling a route (routine, not news).
     An opening for a rejected credential is ``credential_invalid``: someone must fix a key."""
-    name = _EVENTS.get(transition.change)
-    if name is None:
+    change = transition.change
+    if change == "cooled":
         return None
+    name: EventName = change
     if name == "opened" and transition.reason == "credential rejected":
         name = "credential_invalid"
     deployment_id = transition.route_id.split("/", 1)[0]

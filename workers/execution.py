@@ -18,6 +18,11 @@ records each reason once. On that route:
 When no route is available, the job waits for the earliest to return (``on_all_unavailable:
 wait``) if that is soon, is rescheduled (its worker slot freed) if it is later but within the
 deadline, and fails as all_unavailable otherwise. Nothing waits past the deadline.
+
+Every failure is recorded with the router at once (the next try depends on it). The success that
+ends the run is handed back instead (``ExecutionResult.pending_record``): nothing here needs it
+recorded first, so its caller can send it with the job's finish when the router allows
+(``Router.rider``).
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from routing.errors import Disposition, ErrorClass, ProviderError
-from routing.fleet import Grant, Route, Router, Skip, Spent, Transition
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -52,6 +56,7 @@ from routing.models import (
     SkipReason,
 )
 from routing.planning import Plan, PlannedSkip
+from routing.routes import CallOutcome, Grant, Route, Router, Skip, Spent, Transition
 
 log = logging.getLogger("turnout.breaker")
 
@@ -75,9 +80,9 @@ class ExecutionResult:
     unrecorded: list[Attempt] = field(default_factory=list)
     #: Set when the job should run again later (state QUEUED): every route is unavailable now.
     retry_in_s: float | None = None
-    #: The successful call's breaker record, left to the caller to send with the finish (one
-    #: round trip for both) when execute_job was asked to defer it.
-    deferred_record: DeferredRecord | None = None
+    #: The successful call's breaker record, left to the caller: it ends the run, so it may
+    #: ride the job's finish (one round trip for both) when the router says it can.
+    pending_record: PendingRecord | None = None
 
     def outcome_fields(self) -> dict[str, Any]:
         """The job-record fields this execution decided (see CompletionResult)."""
@@ -111,13 +116,11 @@ class CallStarted:
 
 
 @dataclass(frozen=True)
-class DeferredRecord:
-    """A success not yet recorded with the router."""
+class PendingRecord:
+    """A success not yet recorded with the router (see ExecutionResult.pending_record)."""
 
     grant: Grant
-    latency_s: float
-    token_delta: int
-    spent: Spent | None = None
+    outcome: CallOutcome
 
 
 class _DeadlineReached(Exception):
@@ -228,8 +231,7 @@ class _Job:
     log: _AttemptLog
     on_transition: Callable[[Transition], None]
     short_wait_s: float = SHORT_WAIT_S
-    defer_success: bool = False
-    deferred: DeferredRecord | None = None
+    pending: PendingRecord | None = None
     on_call: Callable[[CallStarted], None] | None = None
     #: calls made on each route during this run (retries and returns after a cool-down)
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -253,7 +255,6 @@ def execute_job(
     sleep: Callable[[float], None] = time.sleep,
     short_wait_s: float = SHORT_WAIT_S,
     on_transition: Callable[[Transition], None] | None = None,
-    defer_success_record: bool = False,
     on_call: Callable[[CallStarted], None] | None = None,
 ) -> ExecutionResult:
     job = _Job(
@@ -271,7 +272,6 @@ def execute_job(
         log=_AttemptLog(record_attempts),
         on_transition=on_transition or log_transition,
         short_wait_s=short_wait_s,
-        defer_success=defer_success_record,
         on_call=on_call,
     )
     for planned in plan.skipped:
@@ -319,7 +319,7 @@ def execute_job(
             route=route,
             completion=completion,
             unrecorded=job.log.unrecorded(),
-            deferred_record=job.deferred,
+            pending_record=job.pending,
         )
     return _failed(*_final_error(policy, plan, last_error, out_of_time, redact), job.log)
 
@@ -432,17 +432,11 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         if usage
         else None
     )
-    if error is None and job.defer_success:
-        job.deferred = DeferredRecord(grant, latency, used - job.tokens, spent)
+    outcome = CallOutcome.of(error, latency_s=latency, token_delta=used - job.tokens, spent=spent)
+    if error is None:
+        job.pending = PendingRecord(grant, outcome)
     else:
-        transition = job.router.record(
-            grant,
-            error_class=error.error_class if error else None,
-            latency_s=latency,
-            retry_after_s=error.retry_after_s if error else None,
-            token_delta=used - job.tokens,
-            spent=spent,
-        )
+        transition = job.router.record(grant, outcome)
         if transition is not None:
             job.on_transition(transition)
     job.log.add(_attempt(job, grant, started_at, latency, error))
@@ -509,23 +503,17 @@ def _wait_for_a_route(
 
 def _explain(job: _Job, skips: Sequence[Skip]) -> None:
     for skip in skips:
+        reason = skip.reason
+        assert reason != "closed", "only a probe acquisition passes a closed route over"
         until = (
             f" until {time.strftime('%H:%M:%S', time.gmtime(skip.retry_at))}Z"
             if (skip.retry_at)
             else ""
         )
         job.log.explain(
-            (skip.route.id, skip.reason),
-            _skip_attempt(job, skip.route, _SKIP_REASONS[skip.reason], f"{skip.describe()}{until}"),
+            (skip.route.id, reason),
+            _skip_attempt(job, skip.route, reason, f"{skip.describe()}{until}"),
         )
-
-
-_SKIP_REASONS: dict[str, SkipReason] = {
-    "open": "open",
-    "no_probe_permit": "no_probe_permit",
-    "cooling": "cooling",
-    "rate_limited": "rate_limited",
-}
 
 
 def _skip_attempt(job: _Job, route: Route, reason: SkipReason, detail: str) -> Attempt:

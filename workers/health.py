@@ -20,12 +20,12 @@ import redis
 
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
-from routing.fleet import Grant, Route, Router, Transition
 from routing.health import HealthSettings
 from routing.keys import RouteKeys
 from routing.models import CompletionRequest
 from routing.redis_scripts import source
 from routing.redis_text import as_text
+from routing.routes import CallOutcome, Grant, Route, Router, Transition
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
 
@@ -110,13 +110,8 @@ class HealthChecker:
             error = InvalidResponse(f"{type(exc).__name__}: {exc}")
         latency_s = time.monotonic() - started
         if grant is not None:
-            transition = self.router.record(
-                grant,
-                error_class=error.error_class if error else None,
-                latency_s=latency_s,
-                retry_after_s=error.retry_after_s if error else None,
-                is_call=False,
-            )
+            outcome = CallOutcome.of(error, latency_s=latency_s, is_call=False)
+            transition = self.router.record(grant, outcome)
             if transition is not None:
                 self.on_transition(transition)
         detail = self.redact(error.message)[:300] if error else ""
@@ -149,7 +144,7 @@ class HealthChecker:
         """The route's half-open probe permit when its breaker is open past its cool-down; None
         for a closed route (it takes nothing) or one still cooling. One round trip, through the
         same router jobs use (its per-process fallback included)."""
-        acquired = self.router.acquire([route], order="probes", tokens=0, hold_s=settings.timeout_s)
+        acquired = self.router.acquire_probe(route, hold_s=settings.timeout_s)
         for transition in acquired.transitions:
             self.on_transition(transition)
         return acquired.grant

@@ -20,18 +20,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from routing.celery_config import reschedule_countdown_s
 from routing.config import TurnoutConfig, load_configured
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
-from routing.fleet import (
-    FallbackRouter,
-    FleetRouter,
-    LocalRouter,
-    Route,
-    Router,
-    ScriptCall,
-    Transition,
-    fleet_record_call,
-)
+from routing.fallback_router import FallbackRouter
+from routing.fleet_router import FleetRouter
 from routing.jobstore import Claim, JobStore, redis_client
 from routing.keys import Keys
+from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -40,13 +33,14 @@ from routing.models import (
     ProviderCompletion,
 )
 from routing.planning import plan_candidates, routes_of
+from routing.routes import Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
 from workers.execution import (
     CallStarted,
-    DeferredRecord,
     ExecutionResult,
+    PendingRecord,
     execute_job,
     log_transition,
 )
@@ -93,7 +87,6 @@ class WorkerRuntime:
         adapters: dict[str, ProviderAdapter],
         redactor: Redactor,
         router: Router | None = None,
-        records_ride_the_finish: bool = False,
         health: HealthChecker | None = None,
         announce: Callable[[Transition], None] = log_transition,
         alerts: AlertSink | None = None,
@@ -106,9 +99,6 @@ class WorkerRuntime:
         self.adapters = adapters
         self.redact = redactor
         self.router: Router = router or LocalRouter()
-        #: The breaker lives on the job store's Redis: a successful call's record is sent in the
-        #: finish's round trip (3 round trips for a one-call job instead of 4).
-        self.records_ride_the_finish = records_ride_the_finish
         #: Beat's health checks, run by the health_check task (None: not on this stack).
         self.health = health
         #: Breaker transitions this process sees: logged, and alerted (workers.announce).
@@ -134,7 +124,12 @@ class WorkerRuntime:
             connect_timeout_s=settings.breaker_timeout_s,
         )
         prefix = Keys(settings.namespace).route_prefix
-        router = FallbackRouter(FleetRouter(breaker_redis, prefix), LocalRouter())
+        fleet = FleetRouter(
+            breaker_redis,
+            prefix,
+            shares_job_store_redis=settings.breaker_redis_url in (None, settings.redis_url),
+        )
+        router = FallbackRouter(fleet, LocalRouter())
         store = JobStore(
             # One connection per thread, and some for the lease keeper and redeliveries.
             redis_client(settings.redis_url, max_connections=settings.worker_concurrency + 16),
@@ -165,7 +160,6 @@ class WorkerRuntime:
             adapters=adapters,
             redactor=redactor,
             router=router,
-            records_ride_the_finish=settings.breaker_redis_url in (None, settings.redis_url),
             health=health,
             announce=announce,
             alerts=alerts,
@@ -292,7 +286,6 @@ class WorkerRuntime:
                 default_retries=lambda route: self.adapters[route.id].default_retries,
                 redact=self.redact,
                 run=claim.runs,
-                defer_success_record=self.records_ride_the_finish,
                 on_transition=self.announce,
                 on_call=on_call,
             )
@@ -314,40 +307,27 @@ class WorkerRuntime:
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
         return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=countdown)
 
-    def _success_record(self, result: ExecutionResult) -> list[ScriptCall]:
-        """The deferred record of the job's successful call: as a rider on the finish when the
-        fleet takes it, otherwise recorded now (this process's breaker, or the fleet's on another
-        Redis)."""
-        deferred = result.deferred_record
-        if deferred is None:
+    def _success_riders(self, result: ExecutionResult) -> list[Rider]:
+        """The record of the job's successful call: riding the finish when the router says it
+        can, recorded now otherwise."""
+        pending = result.pending_record
+        if pending is None:
             return []
-        call = fleet_record_call(
-            self.router,
-            deferred.grant,
-            latency_s=deferred.latency_s,
-            token_delta=deferred.token_delta,
-            spent=deferred.spent,
-        )
-        if call is not None:
-            return [call]
-        transition = self.router.record(
-            deferred.grant,
-            error_class=None,
-            latency_s=deferred.latency_s,
-            token_delta=deferred.token_delta,
-            spent=deferred.spent,
-        )
+        rider = self.router.rider(pending.grant, pending.outcome)
+        if rider is not None:
+            return [rider]
+        transition = self.router.record(pending.grant, pending.outcome)
         if transition is not None:
             self.announce(transition)
         return []
 
-    def _log_record_reply(self, deferred: DeferredRecord, reply: Any) -> None:
+    def _read_rider_reply(self, pending: PendingRecord, rider: Rider, reply: Any) -> None:
         if isinstance(reply, Exception):
             # The call succeeded and its job is recorded; the fleet missed one success (its
             # in-flight slot and any probe permit expire on their own).
-            log.warning("breaker %s: success not recorded (%s)", deferred.grant.route.id, reply)
+            log.warning("breaker %s: success not recorded (%s)", pending.grant.route.id, reply)
             return
-        transition = FleetRouter.transition_of(deferred.grant, reply)
+        transition = rider.transition_of(reply)
         if transition is not None:
             self.announce(transition)
 
@@ -357,7 +337,7 @@ class WorkerRuntime:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
         completion exists only in this process until it is written."""
         fields = result.outcome_fields()
-        riders = self._success_record(result)
+        riders = self._success_riders(result)
         finishing = Retrying(
             retry=retry_if_exception_type(redis.RedisError),
             wait=wait_exponential_jitter(initial=0.2, max=5.0),
@@ -370,10 +350,10 @@ class WorkerRuntime:
             result.state,
             fields,
             [*(earlier or []), *result.unrecorded],
-            riders=riders,
+            riders=[rider.call for rider in riders],
         )
-        if riders and result.deferred_record is not None:
-            self._log_record_reply(result.deferred_record, replies[0])
+        if riders and result.pending_record is not None:
+            self._read_rider_reply(result.pending_record, riders[0], replies[0])
         summary: dict[str, Any] = {"job_id": job_id, "state": result.state.value}
         if result.route is not None:
             summary["deployment"] = result.route.deployment.id

@@ -32,8 +32,10 @@ from ops.simulator.server import ServerThread, free_port
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, LocalRouter, Route, Router
+from routing.fleet_router import FleetRouter
 from routing.keys import Keys
+from routing.local_router import LocalRouter
+from routing.routes import CallOutcome, Route, Router
 
 
 class _CountingRedis(redis.Redis):
@@ -61,7 +63,7 @@ def _time_attempts(router: Router, routes: list[Route], attempts: int) -> float:
         started = time.perf_counter()
         acquired = router.acquire(routes, order="given", tokens=100, hold_s=60)
         assert acquired.grant is not None
-        router.record(acquired.grant, error_class=None, latency_s=0.2)
+        router.record(acquired.grant, CallOutcome(error_class=None, latency_s=0.2))
         samples.append((time.perf_counter() - started) * 1e6)
     return statistics.median(samples)
 
@@ -85,7 +87,7 @@ def routing_cost(attempts: int = 5000) -> dict[str, float]:
         for _ in range(5):  # open the first route: every acquire now walks past it
             grant = fleet.acquire(routes[:1], order="given", tokens=1).grant
             assert grant is not None
-            fleet.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+            fleet.record(grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.1))
         open_us = _time_attempts(fleet, routes, attempts)
         local_us = _time_attempts(LocalRouter(), routes, attempts)
         client.close()

@@ -20,10 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.fleet_view import all_routes
 from ops.simulator.server import LOOPBACK, free_port
 from routing.config import load_config
-from routing.fleet import LATENCY_BUCKETS_S, latency_bucket
 from routing.fleet_status import read_route_status
 from routing.keys import Keys
 from routing.models import CompletionResult, JobState
+from routing.routes import LATENCY_BUCKETS_S, latency_bucket
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

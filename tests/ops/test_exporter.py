@@ -19,12 +19,13 @@ from ops.exporter import FAMILIES, PROVIDER_ERROR_CLASSES, FleetCollector, expor
 from ops.fleet_view import all_routes
 from routing.config import parse_config
 from routing.errors import ErrorClass
-from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Spent
 from routing.fleet_admin import operate_breaker
+from routing.fleet_router import FleetRouter
 from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, JobState, RoutingPolicy
 from routing.redis_scripts import source
+from routing.routes import LATENCY_BUCKETS_S, CallOutcome, Spent
 from routing.settings import CoreSettings
 
 MONITORING = Path(__file__).resolve().parents[2] / "ops" / "monitoring"
@@ -88,7 +89,7 @@ def fleet(redis_url, namespace):
     def call(route_id, latency_s, error=None, spent=None):
         grant = router.acquire([routes[route_id]], order="given", tokens=100).grant
         assert grant is not None
-        router.record(grant, error_class=error, latency_s=latency_s, spent=spent)
+        router.record(grant, CallOutcome(error_class=error, latency_s=latency_s, spent=spent))
 
     call("primary", 0.03, spent=Spent(100, 20, 0.001))
     call("primary", 0.2, spent=Spent(200, 30, 0.002))

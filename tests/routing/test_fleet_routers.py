@@ -9,9 +9,12 @@ import redis
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, LocalRouter, Route, Spent, latency_bucket
+from routing.fallback_router import FallbackRouter
+from routing.fleet_router import FleetRouter
 from routing.jobstore import redis_client
 from routing.keys import Keys, RouteKeys
+from routing.local_router import LocalRouter
+from routing.routes import CallOutcome, Route, Spent, latency_bucket
 
 FAST = BreakerSettings(
     consecutive_failures=5,
@@ -47,7 +50,7 @@ def call(router, r, error=None, *, latency=0.01, retry_after=None):
     acquired = router.acquire([r], order="given", tokens=10)
     assert acquired.grant is not None, acquired.skips
     return acquired.grant, router.record(
-        acquired.grant, error_class=error, latency_s=latency, retry_after_s=retry_after
+        acquired.grant, CallOutcome(error_class=error, latency_s=latency, retry_after_s=retry_after)
     )
 
 
@@ -102,7 +105,7 @@ def test_half_open_grants_one_probe_and_its_success_closes(router):
     assert probe.grant is not None
     assert probe.grant.probe
     assert refused(router, r).reason == "no_probe_permit", "one probe at a time"
-    transition = router.record(probe.grant, error_class=None, latency_s=0.01)
+    transition = router.record(probe.grant, CallOutcome(error_class=None, latency_s=0.01))
     assert transition is not None
     assert (transition.change, transition.state) == ("closed", "closed")
     assert router.acquire([r], order="given", tokens=10).grant is not None
@@ -132,7 +135,9 @@ def test_a_failed_probe_reopens_for_twice_as_long(router):
     time.sleep(0.35)
     probe = router.acquire([r], order="given", tokens=10).grant
     assert probe is not None
-    transition = router.record(probe, error_class=ErrorClass.OVERLOADED, latency_s=0.01)
+    transition = router.record(
+        probe, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.01)
+    )
     assert transition is not None
     assert transition.change == "reopened"
     skip = refused(router, r)
@@ -187,7 +192,7 @@ def test_the_tpm_limit_takes_the_estimate_and_settles_with_the_real_usage(router
     assert skip.reason == "rate_limited", "600 + 600 estimated tokens exceed 1000 per minute"
     assert skip.retry_at is not None
     assert 11 < skip.retry_at - time.time() <= 12.1, "200 tokens short at 1000/min: 12 s"
-    router.record(first, error_class=None, latency_s=0.1, token_delta=100 - 600)
+    router.record(first, CallOutcome(error_class=None, latency_s=0.1, token_delta=100 - 600))
     second = router.acquire([r], order="given", tokens=600).grant
     assert second is not None, "the call used 100 tokens, not 600: the rest came back"
 
@@ -238,13 +243,15 @@ def test_a_call_in_flight_when_the_route_opened_changes_nothing(router):
     for _ in range(5):
         call(router, r, ErrorClass.OVERLOADED)
     assert straggler is not None
-    assert router.record(straggler, error_class=ErrorClass.OVERLOADED, latency_s=0.01) is None
+    assert (
+        router.record(straggler, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.01))
+        is None
+    )
     assert refused(router, r).reason == "open"
 
 
 def test_without_its_redis_the_router_falls_back_to_this_process_quickly(caplog):
     from ops.simulator.server import free_port
-    from routing.fleet import FallbackRouter
 
     dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
     router = FallbackRouter(FleetRouter(dead, "t:route:"), LocalRouter(), retry_after_s=60)
@@ -287,8 +294,6 @@ def test_a_released_grant_gives_its_probe_permit_back(router):
 def test_a_failing_breaker_script_is_logged_as_a_failure_not_an_outage(
     redis_url, namespace, caplog
 ):
-    from routing.fleet import FallbackRouter
-
     client = redis_client(redis_url)
     fleet = FleetRouter(client, Keys(namespace).route_prefix)
     fleet._acquire = client.register_script("return redis.error_reply('ERR a bug in the script')")
@@ -310,12 +315,12 @@ def test_two_probe_successes_close_and_the_next_success_is_the_failback(router):
     acquired = router.acquire([r], order="given", tokens=10)
     assert [(t.route_id, t.change) for t in acquired.transitions] == [("primary", "half_open")]
     assert acquired.grant is not None
-    assert router.record(acquired.grant, error_class=None, latency_s=0.01) is None
+    assert router.record(acquired.grant, CallOutcome(error_class=None, latency_s=0.01)) is None
     second = router.acquire([r], order="given", tokens=10)
     assert second.transitions == [], "moved to half-open once"
     assert second.grant is not None
     assert second.grant.probe, "still half-open: the second success is a probe too"
-    closed = router.record(second.grant, error_class=None, latency_s=0.01)
+    closed = router.record(second.grant, CallOutcome(error_class=None, latency_s=0.01))
     assert closed is not None
     assert closed.change == "closed"
     failback = call(router, r)[1]
@@ -336,7 +341,7 @@ def test_with_manual_failback_an_open_route_waits_for_an_operator(router):
 
 def test_a_probes_only_acquire_takes_nothing_from_a_closed_route(router):
     closed = route("closed", rpm=1)
-    acquired = router.acquire([closed], order="probes", tokens=0)
+    acquired = router.acquire_probe(closed)
     assert acquired.grant is None
     assert [(s.reason, s.retry_at) for s in acquired.skips] == [("closed", None)]
     assert call(router, closed)[0].probe is False, "its one rpm token was still there"
@@ -344,9 +349,9 @@ def test_a_probes_only_acquire_takes_nothing_from_a_closed_route(router):
     tripped = route("tripped")
     for _ in range(5):
         call(router, tripped, ErrorClass.OVERLOADED)
-    assert router.acquire([tripped], order="probes", tokens=0).skips[0].reason == "open"
+    assert router.acquire_probe(tripped).skips[0].reason == "open"
     time.sleep(0.35)
-    probing = router.acquire([tripped], order="probes", tokens=0)
+    probing = router.acquire_probe(tripped)
     assert probing.grant is not None
     assert probing.grant.probe
     assert [t.change for t in probing.transitions] == ["half_open"]
@@ -377,10 +382,12 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     r = route()
     grant = router.acquire([r], order="given", tokens=10).grant
     assert grant is not None
-    router.record(grant, error_class=None, latency_s=0.3, spent=Spent(1000, 200, 0.0015))
+    router.record(
+        grant, CallOutcome(error_class=None, latency_s=0.3, spent=Spent(1000, 200, 0.0015))
+    )
     grant = router.acquire([r], order="given", tokens=10).grant
     assert grant is not None
-    router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=2.0)
+    router.record(grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=2.0))
     keys = RouteKeys.under(prefix, "primary")
     totals = client.hgetall(keys.totals)
     assert totals["calls"] == "2"
@@ -401,3 +408,66 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     assert released is not None
     router.release(released)
     assert client.hget(keys.totals, "calls") == "2", "a grant given back is no call"
+
+
+SUCCESS = CallOutcome(error_class=None, latency_s=0.01)
+
+
+def test_a_record_rides_another_write_only_on_a_fleet_sharing_the_job_stores_redis(
+    redis_url, namespace
+):
+    client = redis_client(redis_url)
+    prefix = Keys(namespace).route_prefix
+    shared = FleetRouter(client, prefix, shares_job_store_redis=True)
+    r = route()
+    grant = shared.acquire([r], order="given", tokens=10).grant
+    assert grant is not None
+    assert FleetRouter(client, prefix).rider(grant, SUCCESS) is None, "not the job store's Redis"
+    assert shared.rider(grant, SUCCESS) is not None
+    local = LocalRouter()
+    local_grant = local.acquire([r], order="given", tokens=10).grant
+    assert local_grant is not None
+    assert local.rider(local_grant, SUCCESS) is None, "no script: recorded on its own"
+    fallback = FallbackRouter(shared, LocalRouter(), retry_after_s=60)
+    fleet_grant = fallback.acquire([r], order="given", tokens=10).grant
+    assert fleet_grant is not None
+    assert fleet_grant.source == "fleet"
+    assert fallback.rider(fleet_grant, SUCCESS) is not None
+    client.close()
+
+
+def test_a_fallback_router_on_its_own_breaker_gives_no_rider():
+    from ops.simulator.server import free_port
+
+    dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
+    fleet = FleetRouter(dead, "t:route:", shares_job_store_redis=True)
+    router = FallbackRouter(fleet, LocalRouter(), retry_after_s=60)
+    grant = router.acquire([route()], order="given", tokens=10).grant
+    assert grant is not None
+    assert grant.source == "local"
+    assert router.rider(grant, SUCCESS) is None
+    dead.close()
+
+
+def test_a_rider_applies_the_record_only_when_sent_and_reads_its_transition(redis_url, namespace):
+    client = redis_client(redis_url)
+    router = FleetRouter(client, Keys(namespace).route_prefix, shares_job_store_redis=True)
+    r = route()
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    time.sleep(0.35)
+    probe = router.acquire([r], order="given", tokens=10).grant
+    assert probe is not None
+    assert probe.probe
+    rider = router.rider(probe, SUCCESS)
+    assert rider is not None
+    assert refused(router, r).reason == "no_probe_permit", "nothing sent yet"
+    reply = rider.call.script(keys=rider.call.keys, args=rider.call.args)
+    transition = rider.transition_of(reply)
+    assert transition is not None
+    assert (transition.route_id, transition.change, transition.state) == (
+        "primary",
+        "closed",
+        "closed",
+    )
+    client.close()

@@ -9,11 +9,12 @@ import redis
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
-from routing.fleet import LATENCY_BUCKETS_S, FleetRouter, Route, Spent
 from routing.fleet_admin import operate_breaker
+from routing.fleet_router import FleetRouter
 from routing.fleet_status import percentile_ms, read_route_status
 from routing.keys import Keys, RouteKeys
 from routing.redis_scripts import source
+from routing.routes import LATENCY_BUCKETS_S, CallOutcome, Route, Spent
 
 SETTINGS = BreakerSettings(consecutive_failures=2, cooldown_s=60, cooldown_jitter=0)
 
@@ -34,7 +35,7 @@ def fleet(redis_url, namespace):
 def called(router, r, error=None, latency=0.2, spent=None, tokens=100):
     grant = router.acquire([r], order="given", tokens=tokens).grant
     assert grant is not None
-    return router.record(grant, error_class=error, latency_s=latency, spent=spent)
+    return router.record(grant, CallOutcome(error_class=error, latency_s=latency, spent=spent))
 
 
 def test_percentiles_are_the_upper_bound_of_their_bucket():

@@ -6,10 +6,10 @@ import pytest
 import redis
 
 from routing.errors import ErrorClass
-from routing.fleet import ScriptCall
 from routing.jobstore import JobStore, redis_client
 from routing.keys import Keys
 from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
+from routing.routes import ScriptCall
 
 POLICY = RoutingPolicy(targets=["a"])
 

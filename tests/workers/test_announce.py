@@ -3,7 +3,7 @@
 import pytest
 
 from routing.config import parse_config
-from routing.fleet import Transition
+from routing.routes import Transition
 from workers.announce import event_of
 
 CONFIG = parse_config(

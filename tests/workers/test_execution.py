@@ -1,5 +1,5 @@
 """The retry, failover and availability rules of execute_job: a scripted provider, a fake clock,
-and the real per-process router (routing.fleet.LocalRouter) on that clock."""
+and the real per-process router (routing.local_router.LocalRouter) on that clock."""
 
 from collections import defaultdict
 
@@ -17,7 +17,7 @@ from routing.errors import (
     RateLimited,
     ServerError,
 )
-from routing.fleet import LocalRouter
+from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -27,6 +27,7 @@ from routing.models import (
     Usage,
 )
 from routing.planning import plan_candidates
+from routing.routes import CallOutcome
 from workers.execution import execute_job
 
 CONFIG = parse_config(
@@ -107,7 +108,7 @@ class Run:
         clock=None,
         provider_retries=None,
         short_wait_s=2.0,
-        defer=False,
+        leave_success=False,
         **policy_fields,
     ):
         self.clock = clock or FakeClock()
@@ -137,8 +138,10 @@ class Run:
             now=self.clock.wall,
             sleep=self.clock.sleep,
             short_wait_s=short_wait_s,
-            defer_success_record=defer,
         )
+        pending = self.result.pending_record
+        if pending is not None and not leave_success:  # what the runtime does with the finish
+            self.router.record(pending.grant, pending.outcome)
 
     @property
     def attempts(self):
@@ -319,7 +322,9 @@ def test_a_breaker_another_worker_opens_mid_retry_moves_the_job_on():
                 for _ in range(3):
                     grant = router.acquire([route], order="given", tokens=1).grant
                     assert grant is not None
-                    router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+                    router.record(
+                        grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+                    )
             return super().__call__(route, request, timeout_s)
 
     policy = RoutingPolicy(targets=["primary", "secondary"], retries_per_target=3)
@@ -362,7 +367,7 @@ def trip_everything(router, clock, names=("primary", "secondary")):
     for route in plan.routes:
         for _ in range(3):
             grant = router.acquire([route], order="given", tokens=1).grant
-            router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+            router.record(grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.1))
 
 
 def test_all_dark_with_fail_fails_at_once_naming_each_target():
@@ -411,7 +416,7 @@ def test_targets_the_plan_rules_out_are_explained_and_no_candidates_fails():
     assert (skip.outcome, skip.reason) == ("skipped", "over_budget")
 
 
-def test_a_deferred_success_is_left_to_the_finish_and_failures_are_recorded_at_once():
+def test_a_success_is_left_to_the_finish_and_failures_are_recorded_at_once():
     clock = FakeClock()
     router = LocalRouter(clock=clock.wall)
     trip_everything(router, clock, names=("primary",))
@@ -420,24 +425,22 @@ def test_a_deferred_success_is_left_to_the_finish_and_failures_are_recorded_at_o
         {"secondary": [ServerError("500")], "primary": [OK]},
         router=router,
         clock=clock,
-        defer=True,
+        leave_success=True,
         retries_per_target=0,
     )
     assert run.result.state is JobState.SUCCEEDED
     secondary = router.state_of("secondary")
     assert secondary is not None
     assert secondary.consecutive == 1, "a failure is recorded at once: the next try depends on it"
-    deferred = run.result.deferred_record
-    assert deferred is not None
-    assert deferred.grant.route.id == "primary"
-    assert deferred.grant.probe
-    assert deferred.token_delta == 1500 - 10
+    pending = run.result.pending_record
+    assert pending is not None
+    assert pending.grant.route.id == "primary"
+    assert pending.grant.probe
+    assert pending.outcome.token_delta == 1500 - 10
     primary = router.state_of("primary")
     assert primary is not None
     assert primary.state == "half_open", "the probe's success waits for the finish"
-    transition = router.record(
-        deferred.grant, error_class=None, latency_s=deferred.latency_s, token_delta=0
-    )
+    transition = router.record(pending.grant, pending.outcome)
     assert transition is not None
     assert transition.change == "closed"
 
@@ -481,7 +484,7 @@ def test_a_job_waiting_on_another_workers_probe_looks_again_within_a_second():
 
     def sleep_while_the_probe_answers(seconds):
         clock.sleep(seconds)
-        router.record(probe, error_class=None, latency_s=0.5)
+        router.record(probe, CallOutcome(error_class=None, latency_s=0.5))
 
     result = execute_job(
         REQUEST,

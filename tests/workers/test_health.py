@@ -10,9 +10,10 @@ from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
 from routing.config import parse_config
 from routing.errors import ErrorClass
-from routing.fleet import FleetRouter, Transition
+from routing.fleet_router import FleetRouter
 from routing.keys import Keys, RouteKeys
 from routing.planning import routes_of
+from routing.routes import CallOutcome, Transition
 from tests.providers.harness import settings
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport
@@ -135,7 +136,7 @@ def trip(router, route):
     for _ in range(5):
         grant = router.acquire([route], order="given", tokens=1).grant
         assert grant is not None
-        router.record(grant, error_class=ErrorClass.OVERLOADED, latency_s=0.1)
+        router.record(grant, CallOutcome(error_class=ErrorClass.OVERLOADED, latency_s=0.1))
 
 
 def test_beat_fails_back_a_recovered_route_after_k_good_checks(stack):
