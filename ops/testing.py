@@ -30,6 +30,7 @@ of a process are one each).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import uuid
@@ -231,7 +232,9 @@ def _worker() -> Iterator[None]:
     from workers.settings import WorkerSettings
 
     settings = WorkerSettings()
-    # The caller's logging stays the caller's; Celery's soft shutdown would hold exit 30 s.
+    # The caller's logging stays the caller's (the worker quiets httpx and httpcore while it
+    # runs; their levels come back on exit); Celery's soft shutdown would hold exit 30 s.
+    quieted = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
     worker_app.reconfigure(
         settings, worker_hijack_root_logger=False, worker_soft_shutdown_timeout=0.0
     )
@@ -250,6 +253,8 @@ def _worker() -> Iterator[None]:
         runtime = install_runtime(previous)
         if runtime is not None:
             runtime.close()
+        for name, level in quieted.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _delete_namespace(url: str, namespace: str) -> None:

@@ -47,3 +47,17 @@ def test_everything_stops_and_the_namespace_is_deleted_on_exit(redis_url):
     for port in ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"a simulator still on {port}"
+
+
+def test_the_callers_logger_levels_come_back_on_exit(redis_url):
+    import logging
+
+    httpx_logger = logging.getLogger("httpx")
+    before = httpx_logger.level
+    httpx_logger.setLevel(logging.DEBUG)
+    try:
+        with turnout_testing(redis_url=redis_url):
+            pass
+        assert httpx_logger.level == logging.DEBUG, "the worker quieted httpx for good"
+    finally:
+        httpx_logger.setLevel(before)
