@@ -107,7 +107,11 @@ def flower_command(
     return FlowerCommand(argv, {"FLOWER_BASIC_AUTH": f"{user}:{password}"})
 
 
-class ChildProcessExited(RuntimeError):
+class ChildProcessNotReady(RuntimeError):
+    """A child process did not become what was waited for in time."""
+
+
+class ChildProcessExited(ChildProcessNotReady):
     """A child process ended while something waited for it to become ready."""
 
 
@@ -195,7 +199,7 @@ class ChildProcess:
         self, predicate: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.05
     ) -> T:
         """``predicate``'s first truthy value while this process runs; ChildProcessExited if
-        the process ends first, TimeoutError after ``timeout_s``, both with its log's tail."""
+        the process ends first, ChildProcessNotReady after ``timeout_s`` (with its log's tail)."""
 
         def answered() -> T | None:
             if found := predicate():
@@ -210,7 +214,9 @@ class ChildProcess:
 
         found = poll_until(answered, timeout_s=timeout_s, interval_s=interval_s)
         if found is None:
-            raise TimeoutError(f"{self.name}: no {what} after {timeout_s:g}s:\n{self.log_tail()}")
+            raise ChildProcessNotReady(
+                f"{self.name}: no {what} after {timeout_s:g}s:\n{self.log_tail()}"
+            )
         return found
 
     def wait_for_log(self, text: str, *, timeout_s: float, what: str | None = None) -> None:

@@ -13,6 +13,7 @@ import pytest
 from ops.stack import (
     ChildProcess,
     ChildProcessExited,
+    ChildProcessNotReady,
     beat_command,
     flower_command,
     worker_command,
@@ -96,7 +97,7 @@ def test_waiting_on_a_child_that_exits_says_so_with_its_log(tmp_path):
 def test_waiting_gives_up_at_the_timeout(tmp_path):
     with ChildProcess("slow", python(SLEEPS), log_dir=tmp_path, grace_s=5) as child:
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match="ready"):
+        with pytest.raises(ChildProcessNotReady, match="ready"):
             child.wait_for_log("ready.", timeout_s=0.3)
         assert time.monotonic() - started < 5
 
