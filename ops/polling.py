@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def poll_until(
-    predicate: Callable[[], T], *, timeout_s: float, interval_s: float = 0.05
+    predicate: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.05
 ) -> T | None:
     """The first truthy value ``predicate`` returns, or None once ``timeout_s`` has passed.
 

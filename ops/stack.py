@@ -196,7 +196,12 @@ class ChildProcess:
         return "\n".join(self.log().splitlines()[-lines:])
 
     def wait_until(
-        self, predicate: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.05
+        self,
+        predicate: Callable[[], T | None],
+        *,
+        timeout_s: float,
+        what: str,
+        interval_s: float = 0.05,
     ) -> T:
         """``predicate``'s first truthy value while this process runs; ChildProcessExited if
         the process ends first, ChildProcessNotReady after ``timeout_s`` (with its log's tail)."""
