@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,7 @@ class ChildProcess:
         self.name = name
         self.argv = list(argv)
         self.grace_s = grace_s
+        self._asked_to_stop_at: float | None = None
         self.log_path = log_dir / f"{name}.log" if log_dir is not None else None
         if self.log_path is None:
             self.process = self._popen(env, subprocess.DEVNULL)
@@ -170,16 +172,24 @@ class ChildProcess:
         """Its exit status once it ends (subprocess.TimeoutExpired if not within ``timeout_s``)."""
         return self.process.wait(timeout=timeout_s)
 
-    def stop(self, grace_s: float | None = None) -> int:
-        """SIGTERM, up to ``grace_s`` (default: the one given at start) to exit, then SIGKILL;
-        reaped either way. Returns its exit status; stopping a stopped process is a no-op."""
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once: ask it to stop without waiting (``stop()`` then waits). A second
+        SIGTERM is never sent: some programs read a repeated signal as "stop now"."""
+        if self.process.poll() is None and self._asked_to_stop_at is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=self.grace_s if grace_s is None else grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        return self.kill()
+            self._asked_to_stop_at = time.monotonic()
+
+    def stop(self, grace_s: float | None = None) -> int:
+        """SIGTERM, up to ``grace_s`` (default: the one given at start) from that SIGTERM to
+        exit, then SIGKILL; reaped either way. Returns its exit status; stopping a stopped
+        process is a no-op."""
+        self.terminate()
+        grace = self.grace_s if grace_s is None else grace_s
+        asked_at = self._asked_to_stop_at or time.monotonic()
+        try:
+            return self.process.wait(timeout=max(0.0, asked_at + grace - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return self.kill()
 
     def kill(self) -> int:
         """SIGKILL now (no warm shutdown, no acks, no goodbyes), and reap it."""
@@ -241,3 +251,12 @@ class ChildProcess:
 
     def __repr__(self) -> str:
         return f"ChildProcess({self.name!r}, pid={self.pid}, returncode={self.returncode})"
+
+
+def stop_all(children: Sequence[ChildProcess]) -> None:
+    """Stop them together: SIGTERM to each first, so their shutdowns overlap, then ``stop()``
+    each in turn (its grace period, then SIGKILL)."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.stop()

@@ -16,6 +16,7 @@ from ops.stack import (
     ChildProcessNotReady,
     beat_command,
     flower_command,
+    stop_all,
     worker_command,
 )
 
@@ -63,6 +64,21 @@ def test_a_well_behaved_child_exits_on_sigterm_within_the_grace_period(tmp_path)
     assert time.monotonic() - started < 5, "it did not wait for the grace period"
     assert reaped(child.pid)
     assert child.stop() == -15, "stopping again is a no-op"
+
+
+def test_children_stopped_together_shut_down_at_the_same_time(tmp_path):
+    children = [
+        ChildProcess(f"stubborn-{n}", python(IGNORES_SIGTERM), log_dir=tmp_path, grace_s=1.0)
+        for n in range(3)
+    ]
+    for child in children:
+        child.wait_for_log("ignoring SIGTERM", timeout_s=20)
+    started = time.monotonic()
+    stop_all(children)
+    took = time.monotonic() - started
+    assert [child.returncode for child in children] == [-9, -9, -9]
+    assert all(reaped(child.pid) for child in children)
+    assert took < 2.5, f"one grace period after another would take 3 s: {took:.2f}s"
 
 
 def test_kill_is_sigkill_at_once_and_reaps(tmp_path):
