@@ -7,14 +7,13 @@ Used by ``turnout up`` and the test command when REDIS_URL has nothing listening
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import ChildProcess, ChildProcessNotReady
 
 
 def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
@@ -41,7 +40,7 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     def __init__(self, *, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
         self._dir: str | None = None
 
     @property
@@ -50,7 +49,8 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self._dir = tempfile.mkdtemp(prefix="turnout-redis-")
-        self.process = subprocess.Popen(
+        self.process = ChildProcess(
+            "redis-server",
             [
                 redis_server_binary(),
                 "--bind",
@@ -68,25 +68,19 @@ class EmbeddedRedis:
                 "--logfile",
                 str(Path(self._dir) / "redis.log"),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout_s
-        while not redis_answers(self.url, 0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"embedded redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        try:
+            self.process.wait_until(
+                lambda: redis_answers(self.url, 0.2), timeout_s=timeout_s, what="PING answered"
+            )
+        except ChildProcessNotReady:
+            self.stop()
+            raise RuntimeError(f"embedded redis-server did not start on port {self.port}") from None
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            self.process.stop()
         self.process = None
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)

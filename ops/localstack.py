@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import yaml
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import (
+    WORKER_GRACE_S,
+    WORKER_READY,
+    ChildProcess,
+    beat_command,
+    flower_command,
+    worker_command,
+)
 from routing.settings import CoreSettings
-
-
-def flower_args(port: int, user: str, password: str) -> list[str]:
-    """Flower's arguments after ``celery -A workers.app``: the stack's broker, loopback only,
-    behind basic auth (the integration test starts it with these very arguments)."""
-    return ["flower", f"--address={LOOPBACK}", f"--port={port}", f"--basic-auth={user}:{password}"]
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,6 @@ class SimulatorSpec:
 
 
 DEMO_SIMULATORS = (SimulatorSpec("sim-primary"), SimulatorSpec("sim-secondary"))
-
-
-@dataclass
-class _Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes] = field(repr=False)
 
 
 class LocalStack:
@@ -88,7 +78,7 @@ class LocalStack:
         self.config_path = self.workdir / "turnout.yaml"
         self._keys = {s.name: f"sim-{secrets.token_urlsafe(24)}" for s in self.simulators}
         self._redis: EmbeddedRedis | None = None
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, ChildProcess] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -100,37 +90,26 @@ class LocalStack:
             self._write_config()
             self._spawn(
                 "worker",
-                [
-                    "worker",
-                    "-P",
-                    "threads",
-                    "-c",
-                    str(self.worker_concurrency),
-                    "-E",
-                    "-l",
-                    "info",
-                    "-n",
-                    f"{self.namespace}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
+                worker_command(
+                    concurrency=self.worker_concurrency, hostname=f"{self.namespace}@%h"
+                ),
+                grace_s=WORKER_GRACE_S,
             )
             if self.with_beat:
-                self._spawn(
-                    "beat", ["beat", "-l", "info", "-s", str(self.workdir / "beat-schedule")]
-                )
+                self._spawn("beat", beat_command(schedule_dir=self.workdir))
             if self.with_flower:
-                self._spawn(
-                    "flower", flower_args(self.flower_port, self.flower_user, self.flower_password)
+                flower = flower_command(
+                    port=self.flower_port, user=self.flower_user, password=self.flower_password
                 )
+                self._spawn("flower", flower.argv, env={**self.env(), **flower.env})
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for name in reversed(list(self._children)):
-            self._stop_child(name)
+        while self._children:
+            self._children.popitem()[1].stop()
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
@@ -171,28 +150,18 @@ class LocalStack:
 
     def kill_simulator(self, name: str) -> None:
         """Kill a simulated provider outright: its port refuses connections from now on."""
-        self._stop_child(name, sig=signal.SIGKILL)
+        child = self._children.pop(name, None)
+        if child is not None:
+            child.kill()
 
     def wait_for_worker(self, timeout_s: float = 30.0) -> None:
-        """Block until the worker has consumed from its queue (its log says it is ready)."""
-        child = self._children["worker"]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if child.process.poll() is not None:
-                raise RuntimeError(
-                    f"the worker exited; see {child.log_path}:\n{self.log_tail('worker')}"
-                )
-            if b"ready." in child.log_path.read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"the worker was not ready after {timeout_s:g}s; see {child.log_path}")
+        """Block until the worker has consumed from its queue (its log says it is ready);
+        RuntimeError (with its log's tail) if it exits or is not ready in time."""
+        self._children["worker"].wait_for_log(WORKER_READY, timeout_s=timeout_s, what="ready")
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         child = self._children.get(name)
-        if child is None:
-            return ""
-        text = child.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return child.log_tail(lines) if child is not None else ""
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -203,7 +172,7 @@ class LocalStack:
         self.redis_url = self._redis.url
 
     def _start_simulator(self, sim: SimulatorSpec) -> None:
-        self._spawn_process(
+        child = self._spawn(
             sim.name,
             [
                 sys.executable,
@@ -221,20 +190,7 @@ class LocalStack:
             env={**os.environ, "TURNOUT_SIM_API_KEY": self._keys[sim.name]},
         )
         url = f"http://{LOOPBACK}:{sim.port}/_sim/state"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=0.5):
-                    return
-            except OSError:
-                if (
-                    time.monotonic() > deadline
-                    or self._children[sim.name].process.poll() is not None
-                ):
-                    raise RuntimeError(
-                        f"simulator {sim.name} did not start:\n{self.log_tail(sim.name)}"
-                    ) from None
-                time.sleep(0.05)
+        child.wait_until(lambda: _answers(url), timeout_s=15, what="answer on its port")
 
     def _write_config(self) -> None:
         deployments = [
@@ -261,30 +217,28 @@ class LocalStack:
             yaml.safe_dump({"deployments": deployments, "policies": {"default": policy}})
         )
 
-    def _spawn(self, name: str, celery_args: list[str]) -> None:
-        self._spawn_process(
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        grace_s: float = WORKER_GRACE_S,
+    ) -> ChildProcess:
+        child = ChildProcess(
             name,
-            [sys.executable, "-m", "celery", "-A", "workers.app", *celery_args],
-            env=self.env(),
+            argv,
+            env=self.env() if env is None else env,
+            log_dir=self.workdir,
+            grace_s=grace_s,
         )
+        self._children[name] = child
+        return child
 
-    def _spawn_process(self, name: str, argv: list[str], *, env: dict[str, str]) -> None:
-        log_path = self.workdir / f"{name}.log"
-        log_file = log_path.open("ab")
-        process = subprocess.Popen(
-            argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self._children[name] = _Child(name, process, log_path, log_file)
 
-    def _stop_child(self, name: str, sig: int = signal.SIGTERM) -> None:
-        child = self._children.pop(name, None)
-        if child is None:
-            return
-        if child.process.poll() is None:
-            child.process.send_signal(sig)
-            try:
-                child.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-        child.log_file.close()
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5):  # noqa: S310 (our loopback http URL)
+            return True
+    except OSError:
+        return False

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ import yaml
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import ChildProcess, worker_command
 from routing.models import JobState
 
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
@@ -76,7 +76,8 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
     redis_url = embedded.url if embedded else url
     key = f"bench-{secrets.token_hex(12)}"
     port = free_port()
-    sim = subprocess.Popen(
+    sim = ChildProcess(
+        "simulator",
         [
             sys.executable,
             "-m",
@@ -89,8 +90,7 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
             str(latency_ms),
         ],
         env={**os.environ, "TURNOUT_SIM_API_KEY": key},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        log_dir=workdir,
     )
     namespace = f"bench-{secrets.token_hex(4)}"
     config = workdir / "turnout.yaml"
@@ -120,19 +120,10 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
     }
     bench = Bench(redis_url, namespace, f"http://{LOOPBACK}:{port}", env, workdir)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                bench.sim_state()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        sim.wait_until(lambda: _answers(bench.sim_state), timeout_s=15, what="simulator state")
         yield bench
     finally:
-        sim.terminate()
-        sim.wait(10)
+        sim.stop()
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
         if keys:
@@ -143,36 +134,23 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
 
 
 @contextmanager
-def worker(bench: Bench, app_module: str, concurrency: int) -> Iterator[subprocess.Popen[bytes]]:
-    log = (bench.workdir / f"{app_module}.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            app_module,
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            str(concurrency),
-            "-l",
-            "warning",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
-        env=bench.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def worker(bench: Bench, app_module: str, concurrency: int) -> Iterator[ChildProcess]:
+    command = worker_command(
+        app=app_module, concurrency=concurrency, loglevel="warning", heartbeat=False
     )
-    try:
+    with ChildProcess(
+        app_module, command, env=bench.env, log_dir=bench.workdir, grace_s=60
+    ) as process:
         yield process
-    finally:
-        process.terminate()
-        process.wait(60)
-        log.close()
+
+
+def _answers(ask: Callable[[], object]) -> bool:
+    """True when ``ask`` returns, False while its server refuses connections."""
+    try:
+        ask()
+    except OSError:
+        return False
+    return True
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -242,7 +220,7 @@ def drain(
     queue = f"{bench.namespace}:jobs"
     with worker(bench, app_module, concurrency) as process:
         while client.llen(queue) >= total:
-            if process.poll() is not None:
+            if not process.running():
                 raise RuntimeError(f"worker exited: see {bench.workdir}")
             time.sleep(0.002)
         started, (user0, sys0) = time.perf_counter(), cpu_seconds(process.pid)
@@ -450,26 +428,23 @@ def serve(
     token = secrets.token_urlsafe(32)
     with bench_stack(0, concurrency=8) as bench, worker(bench, "workers.app", 8):
         port = free_port()
-        log = (bench.workdir / "serve.log").open("ab")
-        process = subprocess.Popen(
+        with ChildProcess(
+            "serve",
             [sys.executable, "-m", "ops.cli", "serve", "--port", str(port)],
             env={**bench.env, "TURNOUT_API_TOKENS": token},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+            log_dir=bench.workdir,
+            grace_s=30,
+        ) as process:
             url = f"http://{LOOPBACK}:{port}"
             with httpx.Client(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-                deadline = time.monotonic() + 30
-                while True:
+
+                def healthy() -> bool:
                     try:
-                        if http.get(f"{url}/healthz").status_code == 200:
-                            break
+                        return http.get(f"{url}/healthz").status_code == 200
                     except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError(f"turnout serve did not start: see {bench.workdir}")
-                    time.sleep(0.1)
+                        return False
+
+                process.wait_until(healthy, timeout_s=30, what="200 at /healthz", interval_s=0.1)
                 body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
                 via_http: list[float] = []
                 for n in range(requests + 20):
@@ -484,10 +459,6 @@ def serve(
                     started = time.perf_counter()
                     client.complete(f"serve {n}", timeout=60)
                     bare.append(time.perf_counter() - started)
-        finally:
-            process.terminate()
-            process.wait(30)
-            log.close()
     http_ms = [s * 1000 for s in via_http[20:]]
     bare_ms = [s * 1000 for s in bare[20:]]
     print(f"\n{requests} sequential chat completions, 0 ms simulator, one worker")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ import yaml
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread, free_port
+from ops.stack import ChildProcess, stop_all, worker_command
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass
@@ -157,38 +156,22 @@ def _fleet_stack(redis_url: str, *, cooldown_s: float, concurrency: int) -> Iter
         secondary.stop()
 
 
-def _start_workers(env: dict[str, str], count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:
-    processes = []
-    for n in range(count):
-        log = (workdir / f"worker-{n}.log").open("ab")
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers.app",
-                    "worker",
-                    "-P",
-                    "threads",
-                    "-c",
-                    env["TURNOUT_CONCURRENCY"],
-                    "-l",
-                    "warning",
-                    "-n",
-                    f"bench{n}-{secrets.token_hex(3)}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--without-heartbeat",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+def _start_workers(env: dict[str, str], count: int, workdir: Path) -> list[ChildProcess]:
+    return [
+        ChildProcess(
+            f"worker-{n}",
+            worker_command(
+                concurrency=int(env["TURNOUT_CONCURRENCY"]),
+                loglevel="warning",
+                hostname=f"bench{n}-{secrets.token_hex(3)}@%h",
+                heartbeat=False,
+            ),
+            env=env,
+            log_dir=workdir,
+            grace_s=60,
         )
-        log.close()
-    return processes
+        for n in range(count)
+    ]
 
 
 def wasted_calls(
@@ -237,10 +220,7 @@ def wasted_calls(
             results = [handle.wait(timeout=120) for handle in handles]
         finally:
             client.close()
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(60)
+            stop_all(processes)
             with redis.Redis.from_url(redis_url) as main:
                 keys = list(main.scan_iter(match=f"{namespace}:*", count=1000))
                 if keys:

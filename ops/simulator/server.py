@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from typing import Any
 
 import uvicorn
+
+from ops.polling import poll_until
 
 LOOPBACK = "127.0.0.1"
 
@@ -61,11 +62,13 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"simulator on port {self.port} did not start")
-            time.sleep(0.01)
+        poll_until(
+            lambda: self._server.started or not self._thread.is_alive(),
+            timeout_s=10,
+            interval_s=0.01,
+        )
+        if not self._server.started:
+            raise RuntimeError(f"simulator on port {self.port} did not start")
         return self
 
     def stop(self) -> None:

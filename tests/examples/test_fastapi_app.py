@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from examples import fastapi_app
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -18,15 +18,13 @@ def http(stack_env):
 
 
 def poll(http: TestClient, job_id: str, timeout_s: float = 10) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def finished() -> dict[str, Any] | None:
         polled = http.get(f"/summaries/{job_id}")
         assert polled.status_code == 200, polled.text
         body: dict[str, Any] = polled.json()
-        if body["state"] in ("succeeded", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"job {job_id} still {body['state']}"
-        time.sleep(0.05)
+        return body if body["state"] in ("succeeded", "failed") else None
+
+    return eventually(finished, timeout=timeout_s, what=f"job {job_id} to finish")
 
 
 def test_a_summary_is_served_by_the_worker_from_the_primary(http):

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -21,6 +18,7 @@ import yaml
 
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
+from ops.stack import WORKER_GRACE_S, WORKER_READY, ChildProcess, beat_command, worker_command
 from routing.settings import CoreSettings
 
 #: Short enough to redeliver a killed worker's job within a test, long enough for the jobs.
@@ -154,7 +152,8 @@ def settings_for(env: dict[str, str]) -> CoreSettings:
 
 
 class Worker:
-    """``celery -A workers.app worker`` as a subprocess, its log in a file."""
+    """``celery -A workers.app worker`` as a subprocess (ops.stack's command line), its log in
+    a file. Made first and started when the test says, so a test can start it late."""
 
     def __init__(
         self, env: dict[str, str], log_path: Path, *, concurrency: int = 8, loglevel: str = "info"
@@ -163,49 +162,29 @@ class Worker:
         self.log_path = log_path
         self.concurrency = concurrency
         self.loglevel = loglevel
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     def start(self, *, wait: bool = True) -> Worker:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                str(self.concurrency),
-                "-l",
-                self.loglevel,
-                "-n",
-                f"w{time.monotonic_ns()}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        command = worker_command(
+            concurrency=self.concurrency,
+            loglevel=self.loglevel,
+            hostname=f"w{time.monotonic_ns()}@%h",
+            heartbeat=False,
         )
-        log.close()
+        self.process = ChildProcess(
+            self.log_path.stem,
+            command,
+            env=self.env,
+            log_dir=self.log_path.parent,
+            grace_s=WORKER_GRACE_S,
+        )
         if wait:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout_s: float = 30) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        while b" ready." not in self.log_path.read_bytes():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.process.returncode}):\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready after {timeout_s}s:\n{self.log()}")
-            time.sleep(0.05)
+        self.process.wait_for_log(WORKER_READY, timeout_s=timeout_s, what="ready")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -213,52 +192,27 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL: no warm shutdown, no acks, no goodbyes."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+        self.process.kill()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            self.process.stop()
 
 
 class Beat:
-    """``celery -A workers.app beat`` as a subprocess."""
+    """``celery -A workers.app beat`` as a subprocess, its schedule and log in ``directory``."""
 
     def __init__(self, env: dict[str, str], directory: Path) -> None:
         self.env = env
         self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     def start(self) -> Beat:
-        log = (self.directory / "beat.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
-                "beat",
-                "-l",
-                "info",
-                "-s",
-                str(self.directory / "beat-schedule"),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = ChildProcess(
+            "beat", beat_command(schedule_dir=self.directory), env=self.env, log_dir=self.directory
         )
-        log.close()
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
+        if self.process is not None:
+            self.process.stop()

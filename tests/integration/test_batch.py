@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -13,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ops.stack import ChildProcess
 from tests.integration.conftest import Stack, make_stack, run_cli, tear_down
 
 FAST_RETRIES = {"retries_per_target": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
@@ -51,16 +50,9 @@ def lines_in(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def start_batch(stack: Stack, *args: str, log: Path) -> subprocess.Popen[bytes]:
+def start_batch(stack: Stack, *args: str, name: str, log_dir: Path) -> ChildProcess:
     turnout = Path(sys.executable).parent / "turnout"
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(turnout), "batch", *args],
-            env=stack.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return ChildProcess(name, [str(turnout), "batch", *args], env=stack.env, log_dir=log_dir)
 
 
 def ok_chat_answers(stack: Stack) -> int:
@@ -86,24 +78,32 @@ def test_a_killed_batch_run_again_writes_every_line_once_and_runs_no_job_twice(f
         sim.set_faults(latency_ms=40)  # 8 worker threads: the run takes a few seconds
 
     first = start_batch(
-        fresh, str(source), "-o", str(output), "--max-in-flight", "16", log=tmp_path / "run1.log"
+        fresh,
+        str(source),
+        "-o",
+        str(output),
+        "--max-in-flight",
+        "16",
+        name="run1",
+        log_dir=tmp_path,
     )
     try:
         deadline = time.monotonic() + 60
-        while lines_in(output) < 100:
-            assert first.poll() is None, (tmp_path / "run1.log").read_text()
-            assert time.monotonic() < deadline, "the first run wrote too little"
-            time.sleep(0.02)
+        first.wait_until(
+            lambda: lines_in(output) >= 100,
+            timeout_s=deadline - time.monotonic(),
+            what="100 lines written",
+            interval_s=0.02,
+        )
         fresh.primary.set_faults(fail_rate=1.0, fail_status=503, latency_ms=40)  # dies midway
-        while lines_in(output) < 250:
-            assert first.poll() is None, (tmp_path / "run1.log").read_text()
-            assert time.monotonic() < deadline, "the first run stalled after the failover"
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
+        first.wait_until(
+            lambda: lines_in(output) >= 250,
+            timeout_s=deadline - time.monotonic(),
+            what="250 lines written after the failover",
+            interval_s=0.02,
+        )
     finally:
-        if first.poll() is None:
-            first.kill()
-        first.wait()
+        first.kill()
     written_by_first = lines_in(output)
     assert written_by_first < 500, "killed halfway"
 

@@ -5,8 +5,6 @@ serves matches what the jobs' attempt logs and Redis say."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -19,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.fleet_view import all_routes
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import ChildProcess
 from routing.config import load_config
 from routing.fleet_status import read_route_status
 from routing.keys import Keys
@@ -31,44 +30,36 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 class Exporter:
     """``exporter`` as the CLI runs it, in a subprocess on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
-        self.log_path = log_path
         command = "import typer; from ops.exporter import exporter; typer.run(exporter)"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", command, "--port", str(self.port), "--host", LOOPBACK],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = ChildProcess(
+            "exporter",
+            [sys.executable, "-c", command, "--port", str(self.port), "--host", LOOPBACK],
+            env=env,
+            log_dir=log_dir,
+        )
 
     def scrape(self, timeout_s: float = 15.0) -> tuple[str, str]:
         """The body and content type of /metrics, once the exporter answers."""
-        deadline = time.monotonic() + timeout_s
         url = f"http://{LOOPBACK}:{self.port}/metrics"
-        while True:
+
+        def scraped() -> tuple[str, str] | None:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     return response.read().decode(), response.headers["Content-Type"]
             except (urllib.error.URLError, ConnectionError):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the exporter does not answer:\n{self.log()}") from None
-                time.sleep(0.1)
+                return None
+
+        return self.process.wait_until(
+            scraped, timeout_s=timeout_s, what="answer at /metrics", interval_s=0.1
+        )
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return self.process.stop()
 
 
 def run_jobs(live) -> list[CompletionResult]:
@@ -106,7 +97,7 @@ def route(name: str, **extra: str) -> frozenset[tuple[str, str]]:
 
 @pytest.fixture
 def exporter(live, tmp_path):
-    running = Exporter(live.env, tmp_path / "exporter.log")
+    running = Exporter(live.env, tmp_path)
     yield running
     running.stop()
 

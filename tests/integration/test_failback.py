@@ -3,61 +3,21 @@ receiver, all on 127.0.0.1. Cool-downs and check intervals are shortened through
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from producers.client import Client, JobHandle
 from routing.keys import Keys
 from routing.models import JobState
+from tests.helpers import WebhookReceiver, eventually
 from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
 
 BREAKER = {"consecutive_failures": 3, "cooldown_s": 2, "cooldown_jitter": 0, "close_after": 2}
 HEALTH = {"every_s": 1, "failing_after": 2, "timeout_s": 2}
-
-
-class WebhookReceiver:
-    """A local HTTP server standing in for Slack: keeps every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.received = received
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/hook"
-
-    def events(self, route: str) -> list[str]:
-        return [e["event"] for e in self.received if e["route_id"] == route]
-
-    def __enter__(self) -> WebhookReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @contextmanager
@@ -117,29 +77,34 @@ def test_a_dead_primary_fails_over_then_wins_its_traffic_back(redis_url, namespa
     ):
         primary.set_faults(down=True)
         handles: list[JobHandle] = []
-        deadline = time.monotonic() + 30
-        while breaker_state(client, namespace, "primary") != "open":
-            assert time.monotonic() < deadline, "the breaker never opened"
+
+        def opened() -> bool:
+            if breaker_state(client, namespace, "primary") == "open":
+                return True
             handles.append(producer.submit("during the outage"))
-            time.sleep(0.1)
+            return False
+
+        eventually(opened, timeout=30, interval=0.1, what="the breaker to open")
         during = [h.wait(timeout=60) for h in handles]
         assert {(r.state, r.deployment) for r in during} == {(JobState.SUCCEEDED, "secondary")}
 
         primary.set_faults(down=False)
         recovered_at = time.monotonic()
-        served_again = None
-        while served_again is None:
-            assert time.monotonic() - recovered_at < 30, "the primary never got its traffic back"
+
+        def served_by_primary() -> float | None:
             result = producer.complete("after the recovery", timeout=60)
-            if result.deployment == "primary":
-                served_again = time.monotonic() - recovered_at
-            else:
-                time.sleep(0.1)
+            return time.monotonic() - recovered_at if result.deployment == "primary" else None
+
+        served_again = eventually(
+            served_by_primary, timeout=30, interval=0.1, what="the primary to get its traffic back"
+        )
         # A job may be the half-open probe that serves first; the breaker closes after
         # close_after good probes in a row (beat's checks, jobs or both).
-        while breaker_state(client, namespace, "primary") != "closed":
-            assert time.monotonic() - recovered_at < 30, "the breaker never closed"
-            time.sleep(0.05)
+        eventually(
+            lambda: breaker_state(client, namespace, "primary") == "closed",
+            timeout=recovered_at + 30 - time.monotonic(),
+            what="the breaker to close",
+        )
         closed_after = time.monotonic() - recovered_at
         print(
             f"\nfailback: the primary served a job again {served_again:.1f}s after it recovered, "
@@ -148,19 +113,24 @@ def test_a_dead_primary_fails_over_then_wins_its_traffic_back(redis_url, namespa
         )
         after = [producer.complete("back to normal", timeout=60) for _ in range(5)]
         assert {r.deployment for r in after} == {"primary"}, "traffic is back on the primary"
-        deadline = time.monotonic() + 10
-        while client.hget(Keys(namespace).route("primary").health, "ok") != b"1":
-            assert time.monotonic() < deadline, "beat never checked the recovered primary"
-            time.sleep(0.1)
+        health = Keys(namespace).route("primary").health
+        eventually(
+            lambda: client.hget(health, "ok") == b"1",
+            timeout=10,
+            interval=0.1,
+            what="beat to check the recovered primary",
+        )
 
-        deadline = time.monotonic() + 10
-        while "closed" not in hook.events("primary"):
-            assert time.monotonic() < deadline, f"no close event: {hook.received}"
-            time.sleep(0.1)
+        eventually(
+            lambda: "closed" in hook.events("primary"),
+            timeout=10,
+            interval=0.1,
+            what="a close event",
+        )
         events = hook.events("primary")
         assert events[0] == "opened", events
         assert "closed" in events
-        assert all(e["text"] and "primary" in e["text"] for e in hook.received)
+        assert all(e["text"] and "primary" in e["text"] for e in hook.bodies)
 
 
 def test_two_beats_check_each_deployment_once_per_interval(redis_url, namespace, tmp_path):

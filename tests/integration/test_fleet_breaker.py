@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from ops.embedded_redis import EmbeddedRedis
+from ops.polling import poll_until
 from producers.client import Client, JobHandle
 from routing.errors import ErrorClass, JobFailed
 from routing.keys import Keys
@@ -59,11 +60,15 @@ class Fleet:
     def wait_for_state(
         self, route_id: str, predicate: Any, timeout_s: float = 20
     ) -> dict[str, str]:
-        deadline = time.monotonic() + timeout_s
-        while not predicate(record := self.route(route_id)):
-            assert time.monotonic() < deadline, f"{route_id} stayed {record}"
-            time.sleep(0.02)
-        return record
+        seen: list[dict[str, str]] = []
+
+        def reached() -> bool:
+            seen[:] = [self.route(route_id)]  # kept for the message, and as what is returned
+            return bool(predicate(seen[0]))
+
+        reached_in_time = poll_until(reached, timeout_s=timeout_s, interval_s=0.02)
+        assert reached_in_time, f"{route_id} stayed {seen[0]}"
+        return seen[0]
 
     def submit(self, count: int, **options: Any) -> list[JobHandle]:
         return [self.client.submit(f"job {i}", **options) for i in range(count)]

@@ -7,22 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ops.localstack import flower_args
+from ops.polling import poll_until
 from ops.simulator.openai_sim import mask_key
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import ChildProcess, flower_command
 from producers.client import Client
 from routing.celery_config import RUN_JOB_TASK
 from routing.models import JobState
+from tests.helpers import eventually
 from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
 
 #: Long enough to see every job mid-call, short enough to keep the test quick.
@@ -30,27 +27,15 @@ SECONDARY_LATENCY_MS = 3000
 
 
 class Flower:
-    """``celery -A workers.app flower`` with ops.localstack's arguments for it."""
+    """``celery -A workers.app flower`` started as ``turnout up`` starts it (ops.stack)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
         self.user, self.password = "ops", secrets.token_urlsafe(12)
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers.app",
-                    *flower_args(self.port, self.user, self.password),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        command = flower_command(port=self.port, user=self.user, password=self.password)
+        self.process = ChildProcess(
+            "flower", command.argv, env={**env, **command.env}, log_dir=log_dir
+        )
         #: Every body Flower answered with, for the leak checks.
         self.seen: list[str] = []
 
@@ -94,40 +79,10 @@ class Flower:
             return False
 
     def wait_ready(self, timeout_s: float = 20) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Flower did not start:\n{self.log()}")
-            time.sleep(0.1)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        self.process.wait_until(self.answers, timeout_s=timeout_s, what="answer", interval_s=0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def poll(probe: Callable[[], Any], timeout_s: float) -> Any:
-    """What ``probe`` returns once it is truthy; None if it never is within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if found := probe():
-            return found
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.05)
-
-
-def wait_for(probe: Callable[[], Any], what: str, timeout_s: float) -> Any:
-    found = poll(probe, timeout_s)
-    assert found, f"gave up waiting for {what} after {timeout_s:g}s"
-    return found
+        self.process.stop()
 
 
 def listening(flower: Flower, client: Client) -> None:
@@ -137,9 +92,13 @@ def listening(flower: Flower, client: Client) -> None:
     def warm_up_seen() -> bool:
         handle = client.submit("warm up")
         handle.wait(timeout=15)
-        return bool(poll(lambda: (flower.task(handle.job_id) or {}).get("state") == "SUCCESS", 2))
+        return bool(
+            poll_until(
+                lambda: (flower.task(handle.job_id) or {}).get("state") == "SUCCESS", timeout_s=2
+            )
+        )
 
-    wait_for(warm_up_seen, "Flower to receive task events", timeout_s=20)
+    eventually(warm_up_seen, what="Flower to receive task events", timeout=20)
 
 
 def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
@@ -160,7 +119,7 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
     token = f"flowertoken{secrets.token_hex(8)}"
     prompts = [f"Summarise {token} part {n}" for n in range(3)]
 
-    flower = Flower(env, tmp_path / "flower.log")
+    flower = Flower(env, tmp_path)
     worker = Worker(env, tmp_path / "worker.log")
     client = Client(settings=settings_for(env))
     try:
@@ -182,16 +141,16 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
                     calling[job_id] = info
             return len(calling) == len(ids)
 
-        wait_for(all_calling, "every job to show the CALLING state", timeout_s=10)
+        eventually(all_calling, what="every job to show the CALLING state", timeout=10)
         for info in calling.values():
             assert info["name"] == RUN_JOB_TASK
             assert info["result"] == "calling secondary: attempt 3, run 1"
         # What the worker runs, as Flower inspects it (the task lists come with a worker's name).
         hostname = calling[ids[0]]["worker"]
-        inspected = wait_for(
+        inspected = eventually(
             lambda: flower.api(f"/api/workers?refresh=1&workername={hostname}").get(hostname),
-            "Flower to inspect the worker",
-            timeout_s=SECONDARY_LATENCY_MS / 1000,
+            what="Flower to inspect the worker",
+            timeout=SECONDARY_LATENCY_MS / 1000,
         )
         assert {task["id"] for task in inspected["active"]} & set(ids), "inspected mid-call"
         flower.request(f"/task/{ids[0]}")  # the page a person sees
@@ -204,7 +163,7 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
             infos = [flower.task(job_id) or {} for job_id in ids]
             return infos if all(i.get("state") == "SUCCESS" for i in infos) else None
 
-        for info in wait_for(all_succeeded, "Flower to see every job succeed", timeout_s=5):
+        for info in eventually(all_succeeded, what="Flower to see every job succeed", timeout=5):
             assert info["name"] == RUN_JOB_TASK
             assert "'state': 'succeeded'" in info["result"], "the job's small summary"
             assert info["args"] == repr(info["uuid"]), "the message carries the job id only"

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from ops.simulator.server import free_port
+from tests.helpers import eventually
 from tests.integration.conftest import run_cli
 
 
@@ -73,9 +74,12 @@ def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
         assert '"deployment": "sim-primary"' in done.stdout
 
         flower = f"http://127.0.0.1:{flower_port}"
-        while get(f"{flower}/healthcheck") != 200:
-            assert time.monotonic() < deadline, "flower never answered"
-            time.sleep(0.2)
+        eventually(
+            lambda: get(f"{flower}/healthcheck") == 200,
+            timeout=deadline - time.monotonic(),
+            interval=0.2,
+            what="flower to answer",
+        )
         assert get(f"{flower}/api/workers") == 401, "Flower's API needs the basic-auth password"
 
         children = children_of(up.pid)

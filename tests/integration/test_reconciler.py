@@ -5,6 +5,7 @@ import time
 from producers.client import Client
 from routing.keys import Keys
 from routing.models import JobState
+from tests.helpers import eventually
 from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
 
 
@@ -47,10 +48,9 @@ def test_a_killed_workers_job_is_rescued_by_lease_expiry_not_the_visibility_time
     beat = Beat(env, tmp_path)
     try:
         handle = client.submit("rescue me")
-        deadline = time.monotonic() + 20
-        while primary.stats()["in_flight"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(
+            lambda: primary.stats()["in_flight"], timeout=20, what="the job to reach the provider"
+        )
         first.kill()
         killed_at = time.monotonic()
         second.start()

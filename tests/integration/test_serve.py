@@ -8,8 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from ops.simulator.server import LOOPBACK, free_port
+from ops.stack import ChildProcess
+from tests.helpers import eventually
 
 #: Short, so a slow job outlives it within a test.
 SERVE_TIMEOUT_S = 2.0
@@ -51,8 +51,7 @@ class Served:
     port: int
     token: str
     other_token: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     must_not_leak: list[str]
     answers: list[str] = field(default_factory=list)
     document: OpenApiSchema | None = None
@@ -79,30 +78,21 @@ class Served:
         self.answers.append(text)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
 
-def start_serve(env: dict[str, str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
+def start_serve(env: dict[str, str], log_dir: Path, port: int) -> ChildProcess:
     """``turnout serve``, in its own process."""
     turnout = Path(sys.executable).parent / "turnout"
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [str(turnout), "serve", "--host", LOOPBACK, "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [str(turnout), "serve", "--host", LOOPBACK, "--port", str(port)]
+    return ChildProcess("serve", argv, env=env, log_dir=log_dir, grace_s=15)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -115,24 +105,11 @@ def served(stack, tmp_path_factory) -> Iterator[Served]:
         "TURNOUT_SERVE_MAX_BODY": str(MAX_BODY),
     }
     port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = start_serve(env, log_path, port)
-    try:
+    with start_serve(env, tmp_path_factory.mktemp("serve"), port) as process:
         keys = [stack.primary.key, stack.secondary.key]
-        running = Served(port, token, other, log_path, process, [token, other, *keys])
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{running.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"turnout serve did not start:\n{running.log()}")
-            time.sleep(0.05)
+        running = Served(port, token, other, process, [token, other, *keys])
+        process.wait_until(lambda: healthy(running.url), timeout_s=20, what="200 at /healthz")
         yield running
-    finally:
-        stop(process)
 
 
 @pytest.fixture
@@ -163,15 +140,13 @@ def facts(completion: ChatCompletion) -> dict[str, Any]:
 
 
 def wait_for_job(api: Served, job_id: str, timeout_s: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def finished() -> dict[str, Any] | None:
         response = api.call("GET", f"/v1/jobs/{job_id}", headers=api.auth())
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["state"] in ("succeeded", "failed"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}"
-        time.sleep(0.1)
+        return job if job["state"] in ("succeeded", "failed") else None
+
+    return eventually(finished, timeout=timeout_s, interval=0.1, what=f"job {job_id} to finish")
 
 
 def assert_openai_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

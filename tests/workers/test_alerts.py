@@ -1,16 +1,14 @@
 """The alert sink against a real HTTP server on 127.0.0.1: delivery, retries, a dead or hung
 webhook, a full queue, and the webhook URL kept out of every log line."""
 
-import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, get_args
 
 import pytest
 
 from ops.simulator.server import free_port
+from tests.helpers import WebhookReceiver
 from workers.alerts import AlertSink, AlertStats, BreakerEvent, EventName, sink_from_settings
 from workers.settings import WorkerSettings
 
@@ -19,61 +17,10 @@ SECRET_PATH = "/services/T0TEST/B0TEST/sEcReT-t0ken-do-not-log"
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05}
 
 
-class Webhook:
-    """A webhook on 127.0.0.1: answers each POST with the next scripted status (then 200),
-    after ``gate`` is set; records every JSON body it was sent."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.retry_after: str | None = None
-        self.bodies: list[dict[str, Any]] = []
-        self.content_types: list[str] = []
-        self.arrived = threading.Semaphore(0)
-        self.gate = threading.Event()
-        self.gate.set()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                hook.bodies.append(json.loads(self.rfile.read(length)))
-                hook.content_types.append(self.headers.get("content-type", ""))
-                hook.arrived.release()
-                hook.gate.wait(30)
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                if hook.retry_after is not None and status != 200:
-                    self.send_header("Retry-After", hook.retry_after)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> None:
-        for _ in range(count):
-            assert self.arrived.acquire(timeout=timeout_s), "the webhook got no POST in time"
-
-    def stop(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhook():
-    hook = Webhook()
-    yield hook
-    hook.stop()
+    with WebhookReceiver(SECRET_PATH) as hook:
+        yield hook
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from routing.config import DeploymentConfig
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
+from tests.helpers import eventually
 from workers.http import HttpReply
 from workers.providers.gemini import (
     GeminiAdapter,
@@ -516,9 +517,7 @@ def test_while_one_thread_refreshes_others_keep_a_still_valid_token():
     refreshed = []
     refresher = threading.Thread(target=lambda: refreshed.append(cache.token()))
     refresher.start()
-    deadline = time.monotonic() + 5
-    while endpoint.calls == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: endpoint.calls, timeout=5, interval=0.01, what="the refresh to start")
     assert cache.token() == "old-token"  # not stuck behind the refresh
     gate.set()
     refresher.join(5)
@@ -643,9 +642,7 @@ def test_a_late_vertex_401_for_an_old_token_keeps_the_fresh_one():
 
     slow = threading.Thread(target=slow_call)
     slow.start()
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: sent, timeout=5, interval=0.01, what="the slow call to be sent")
     assert sent == ["Bearer minted-1"]
     adapter.build_call(REQUEST)  # meanwhile this thread's call is refused: a new token is minted
     with pytest.raises(ProviderError):

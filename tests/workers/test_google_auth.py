@@ -16,6 +16,7 @@ from google.oauth2.credentials import Credentials
 
 from ops.simulator.server import ServerThread
 from routing.errors import ErrorClass, ProviderError
+from tests.helpers import eventually
 from tests.providers.harness import ServiceAccountKey
 from workers.providers.google_auth import (
     AccessTokenCache,
@@ -183,9 +184,7 @@ def test_waiting_for_a_hung_refresh_is_bounded(endpoint):
     refreshed = []
     refresher = threading.Thread(target=lambda: refreshed.append(cache.token()))
     refresher.start()
-    deadline = time.monotonic() + 5
-    while not endpoint.grants and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: endpoint.grants, timeout=5, interval=0.01, what="the refresh to start")
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         cache.token(wait_s=0.2)
