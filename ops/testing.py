@@ -121,7 +121,7 @@ class TestingStack:
     def job_keys(self) -> list[str]:
         """The stack's job records (a test asserts "nothing was enqueued" with these)."""
         with self.redis() as client:
-            return list(client.scan_iter(match=f"{self.namespace}:job:*"))
+            return list(client.scan_iter(match=Keys(self.namespace).job_pattern))
 
     def queue_length(self) -> int:
         """Messages waiting in the jobs queue, not yet taken by the worker."""
@@ -259,6 +259,6 @@ def _worker() -> Iterator[None]:
 
 def _delete_namespace(url: str, namespace: str) -> None:
     with contextlib.suppress(redis.RedisError), redis.Redis.from_url(url) as client:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        keys = list(client.scan_iter(match=Keys(namespace).pattern, count=1000))
         if keys:
             client.delete(*keys)

@@ -111,6 +111,22 @@ class Keys:
         return f"{self.namespace}:"
 
     @property
+    def pattern(self) -> str:
+        """SCAN pattern of every key of the namespace, Celery's included (what a test or a
+        benchmark deletes when it is done)."""
+        return f"{self.prefix}*"
+
+    @property
+    def job_pattern(self) -> str:
+        """SCAN pattern of the job records (and their attempt logs)."""
+        return f"{self.job_prefix}*"
+
+    def scratch(self, name: str) -> str:
+        """A key for a tool's own bookkeeping (a benchmark's counter, a test's marker), under
+        the namespace so that deleting the namespace deletes it too."""
+        return f"{self.namespace}:scratch:{name}"
+
+    @property
     def queue(self) -> str:
         """The Celery queue of run_job messages (stored as ``<prefix>jobs`` in Redis)."""
         return "jobs"

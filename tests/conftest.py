@@ -27,6 +27,7 @@ import pytest
 import redis
 
 from ops.embedded_redis import redis_answers
+from routing.keys import Keys
 
 TESTS = Path(__file__).parent
 INTEGRATION_FOLDERS = frozenset({"integration", "examples"})
@@ -59,7 +60,7 @@ def namespace(redis_url):
     ns = f"t-{uuid.uuid4().hex[:10]}"
     yield ns
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    keys = list(client.scan_iter(match=Keys(ns).pattern, count=1000))
     if keys:
         client.delete(*keys)
     client.close()

@@ -40,6 +40,7 @@ import yaml
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, worker_command
+from routing.keys import Keys
 from routing.models import JobState
 
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
@@ -125,7 +126,7 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
     finally:
         sim.stop()
         client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        keys = list(client.scan_iter(match=Keys(namespace).pattern, count=1000))
         if keys:
             client.delete(*keys)
         client.close()
@@ -217,7 +218,8 @@ def drain(
 ) -> dict[str, float]:
     """Start a worker on a full queue; time it from its first message until ``done()``."""
     client = redis.Redis.from_url(bench.redis_url)
-    queue = f"{bench.namespace}:jobs"
+    keys = Keys(bench.namespace)
+    queue = keys.queue_list(keys.queue)
     with worker(bench, app_module, concurrency) as process:
         while client.llen(queue) >= total:
             if not process.running():
@@ -256,7 +258,7 @@ def throughput(
         if floor:
             floor_app = sleep.app
             floor_app.conf.update(_celery_conf(bench))
-            counter = f"{bench.namespace}:bench:slept"
+            counter = Keys(bench.namespace).scratch("slept")
             with floor_app.producer_or_acquire() as producer:
                 for _ in range(jobs):
                     sleep.apply_async((latency_ms / 1000, counter), producer=producer)

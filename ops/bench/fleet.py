@@ -222,7 +222,7 @@ def wasted_calls(
             client.close()
             stop_all(processes)
             with redis.Redis.from_url(redis_url) as main:
-                keys = list(main.scan_iter(match=f"{namespace}:*", count=1000))
+                keys = list(main.scan_iter(match=Keys(namespace).pattern, count=1000))
                 if keys:
                     main.delete(*keys)
             if embedded:

@@ -81,7 +81,7 @@ def tear_down(stack: Stack) -> None:
     stack.primary.stop()
     stack.secondary.stop()
     with stack.redis() as client:
-        keys = list(client.scan_iter(match=f"{stack.namespace}:*", count=1000))
+        keys = list(client.scan_iter(match=Keys(stack.namespace).pattern, count=1000))
         if keys:
             client.delete(*keys)
 

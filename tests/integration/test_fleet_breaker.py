@@ -122,7 +122,7 @@ def running_fleet(
         primary.stop()
         secondary.stop()
         with redis.Redis.from_url(redis_url) as main:
-            keys = list(main.scan_iter(match=f"{namespace}:*", count=1000))
+            keys = list(main.scan_iter(match=Keys(namespace).pattern, count=1000))
             if keys:
                 main.delete(*keys)
         breaker_redis.close()

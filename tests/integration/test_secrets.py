@@ -3,6 +3,7 @@
 import secrets
 
 from ops.simulator.openai_sim import mask_key
+from routing.keys import Keys
 from tests.integration.conftest import run_cli
 from tests.integration.harness import Sim, Worker, key_env, stack_env, write_config
 
@@ -10,7 +11,7 @@ from tests.integration.harness import Sim, Worker, key_env, stack_env, write_con
 def dump_namespace(client, namespace):
     """Every key and value under the namespace (job records, attempt logs, Celery's keys)."""
     dumped = []
-    for key in client.scan_iter(match=f"{namespace}:*"):
+    for key in client.scan_iter(match=Keys(namespace).pattern):
         kind = client.type(key)
         if kind == "string":
             value = client.get(key)

@@ -8,6 +8,7 @@ import socket
 import redis
 
 from ops.testing import turnout_testing
+from routing.keys import Keys
 from routing.models import JobState
 
 
@@ -42,7 +43,7 @@ def test_everything_stops_and_the_namespace_is_deleted_on_exit(redis_url):
         namespace, url = stack.namespace, stack.settings.redis_url
         config = stack.config_path
     with redis.Redis.from_url(url) as client:
-        assert list(client.scan_iter(match=f"{namespace}:*")) == []
+        assert list(client.scan_iter(match=Keys(namespace).pattern)) == []
     assert not config.exists()
     for port in ports:
         with socket.socket() as sock:

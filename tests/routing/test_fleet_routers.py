@@ -254,7 +254,9 @@ def test_without_its_redis_the_router_falls_back_to_this_process_quickly(caplog)
     from ops.simulator.server import free_port
 
     dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
-    router = FallbackRouter(FleetRouter(dead, "t:route:"), LocalRouter(), retry_after_s=60)
+    router = FallbackRouter(
+        FleetRouter(dead, Keys("t").route_prefix), LocalRouter(), retry_after_s=60
+    )
     r = route()
     started = time.monotonic()
     for _ in range(5):
@@ -440,7 +442,7 @@ def test_a_fallback_router_on_its_own_breaker_gives_no_rider():
     from ops.simulator.server import free_port
 
     dead = redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
-    fleet = FleetRouter(dead, "t:route:", shares_job_store_redis=True)
+    fleet = FleetRouter(dead, Keys("t").route_prefix, shares_job_store_redis=True)
     router = FallbackRouter(fleet, LocalRouter(), retry_after_s=60)
     grant = router.acquire([route()], order="given", tokens=10).grant
     assert grant is not None

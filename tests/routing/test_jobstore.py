@@ -173,7 +173,7 @@ def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):
 def test_a_rider_script_shares_the_finish_round_trip(store):
     store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
     store.claim("job-1", "t", lease_s=5, max_runs=3)
-    marker = f"{store.keys.namespace}:rider"
+    marker = store.keys.scratch("rider")
     rider = ScriptCall(
         store.redis.register_script("return redis.call('INCR', KEYS[1])"), [marker], []
     )
@@ -217,7 +217,7 @@ def test_with_its_scripts_cached_a_finish_and_its_rider_are_one_round_trip(store
     )
     try:
         counting = JobStore(counted, store.keys, ttl_s=600)
-        marker = f"{store.keys.namespace}:rider"
+        marker = store.keys.scratch("rider")
         rider = ScriptCall(
             counted.register_script("return redis.call('INCR', KEYS[1])"), [marker], []
         )

@@ -84,7 +84,7 @@ def test_a_one_call_jobs_breaker_record_rides_its_finish_when_they_share_a_redis
             assert report.summary["state"] == "succeeded"
         assert CountingConnection.sends - before == round_trips
         assert store.state("job") is JobState.SUCCEEDED
-        totals = counted.hgetall(f"{keys.route_prefix}local:totals")
+        totals = counted.hgetall(keys.route("local").totals)
         assert totals[b"calls"] == b"2", "both calls recorded on the fleet's breaker"
     finally:
         runtime.close()
