@@ -44,6 +44,7 @@ import yaml
 from celery.contrib.testing.worker import start_worker
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
+from ops.redis_namespace import delete_namespace, forget_routes, job_keys, queue_length
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
 from producers.client import Client
@@ -121,12 +122,12 @@ class TestingStack:
     def job_keys(self) -> list[str]:
         """The stack's job records (a test asserts "nothing was enqueued" with these)."""
         with self.redis() as client:
-            return list(client.scan_iter(match=Keys(self.namespace).job_pattern))
+            return job_keys(client, Keys(self.namespace))
 
     def queue_length(self) -> int:
         """Messages waiting in the jobs queue, not yet taken by the worker."""
         with self.redis() as client:
-            return int(client.llen(Keys(self.namespace).queue))
+            return queue_length(client, Keys(self.namespace))
 
     def reset(self) -> None:
         """Between tests: every provider mended with its stats cleared, and every breaker,
@@ -134,9 +135,7 @@ class TestingStack:
         for provider in self.providers.values():
             provider.reset()
         with self.redis() as client:
-            keys = list(client.scan_iter(match=f"{Keys(self.namespace).route_prefix}*"))
-            if keys:
-                client.delete(*keys)
+            forget_routes(client, Keys(self.namespace))
 
 
 def stack_config(providers: Sequence[SimulatedProvider], policy: Mapping[str, Any]) -> str:
@@ -259,6 +258,4 @@ def _worker() -> Iterator[None]:
 
 def _delete_namespace(url: str, namespace: str) -> None:
     with contextlib.suppress(redis.RedisError), redis.Redis.from_url(url) as client:
-        keys = list(client.scan_iter(match=Keys(namespace).pattern, count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_namespace(client, namespace)

@@ -121,6 +121,16 @@ class Keys:
         """SCAN pattern of the job records (and their attempt logs)."""
         return f"{self.job_prefix}*"
 
+    @property
+    def route_pattern(self) -> str:
+        """SCAN pattern of every route's breaker, limits and statistics."""
+        return f"{self.route_prefix}*"
+
+    @property
+    def job_counts_pattern(self) -> str:
+        """SCAN pattern of the per-day job count hashes (``job_counts_on``)."""
+        return f"{self.job_counts}:*"
+
     def scratch(self, name: str) -> str:
         """A key for a tool's own bookkeeping (a benchmark's counter, a test's marker), under
         the namespace so that deleting the namespace deletes it too."""

@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from ops.embedded_redis import redis_answers
-from routing.keys import Keys
+from ops.redis_namespace import delete_namespace
 
 TESTS = Path(__file__).parent
 INTEGRATION_FOLDERS = frozenset({"integration", "examples"})
@@ -59,11 +59,8 @@ def redis_url():
 def namespace(redis_url):
     ns = f"t-{uuid.uuid4().hex[:10]}"
     yield ns
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=Keys(ns).pattern, count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis.Redis.from_url(redis_url) as client:
+        delete_namespace(client, ns)
 
 
 @pytest.fixture

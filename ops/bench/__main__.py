@@ -38,6 +38,7 @@ import typer
 import yaml
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
+from ops.redis_namespace import delete_namespace
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, worker_command
 from routing.keys import Keys
@@ -125,11 +126,8 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
         yield bench
     finally:
         sim.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=Keys(namespace).pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        with redis.Redis.from_url(redis_url) as client:
+            delete_namespace(client, namespace)
         if embedded:
             embedded.stop()
 

@@ -25,6 +25,7 @@ import redis
 import yaml
 
 from ops.embedded_redis import EmbeddedRedis, redis_answers
+from ops.redis_namespace import delete_namespace
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread, free_port
 from ops.stack import ChildProcess, stop_all, worker_command
@@ -222,9 +223,7 @@ def wasted_calls(
             client.close()
             stop_all(processes)
             with redis.Redis.from_url(redis_url) as main:
-                keys = list(main.scan_iter(match=Keys(namespace).pattern, count=1000))
-                if keys:
-                    main.delete(*keys)
+                delete_namespace(main, namespace)
             if embedded:
                 embedded.stop()
         arrivals = sorted(stack.primary_app.state.stats.arrivals)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ops.redis_namespace import delete_namespace, forget_routes, job_keys, queue_length
 from producers.client import Client
 from routing.keys import Keys
 from routing.settings import CoreSettings
@@ -40,20 +41,17 @@ class Stack:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
     def queue_length(self) -> int:
-        keys = self.settings_keys()
         with self.redis() as client:
-            return int(client.llen(keys.queue_list(keys.queue)))
+            return queue_length(client, self.settings_keys())
 
     def reset_routes(self) -> None:
         """Forget the fleet's breakers, latencies and rate buckets (each test starts closed)."""
         with self.redis() as client:
-            keys = list(client.scan_iter(match=f"{Keys(self.namespace).route_prefix}*"))
-            if keys:
-                client.delete(*keys)
+            forget_routes(client, self.settings_keys())
 
     def job_keys(self) -> list[str]:
         with self.redis() as client:
-            return list(client.scan_iter(match=f"{Keys(self.namespace).job_prefix}*"))
+            return job_keys(client, self.settings_keys())
 
 
 def run_cli(
@@ -81,9 +79,7 @@ def tear_down(stack: Stack) -> None:
     stack.primary.stop()
     stack.secondary.stop()
     with stack.redis() as client:
-        keys = list(client.scan_iter(match=Keys(stack.namespace).pattern, count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_namespace(client, stack.namespace)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ echo a key back) goes through the worker; the last deployment (Vertex, through t
 service-account token flow) succeeds, so the job completes.
 """
 
-import os
 import secrets
 
 import redis
@@ -22,7 +21,8 @@ from ops.simulator.openai_sim import OpenAISimulator, mask_key
 from ops.simulator.server import ServerThread
 from ops.simulator.vertex_sim import VertexSimulator
 from tests.integration.conftest import run_cli
-from tests.integration.harness import FAST_DELIVERY_ENV, Worker
+from tests.integration.harness import Worker
+from tests.integration.protocol_stack import protocol_env, write_protocol_config
 from tests.integration.test_secrets import dump_namespace
 from tests.providers.harness import ServiceAccountKey
 
@@ -63,48 +63,16 @@ def test_no_canary_credential_leaks_anywhere(redis_url, namespace, tmp_path):
     try:
         url = {name: server.url for name, server in servers.items()}
         sa_file = sa_key.write(tmp_path / "sa.json", f"{url['vertex']}/token")
-        deployments = [
-            ("openai", "gpt-4o-mini", f"{url['openai']}/v1"),
-            ("azure", "my-deployment", url["azure"]),
-            ("anthropic", "claude-sonnet-4-5", url["anthropic"]),
-            ("gemini", "gemini-2.5-flash", f"{url['gemini']}/v1beta"),
-            ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0", url["bedrock"]),
-            ("cohere", "command-a-03-2025", url["cohere"]),
-            ("ollama", "llama3.2", url["ollama"]),
-            ("vertex", "gemini-2.5-flash", url["vertex"]),
-        ]
         config = tmp_path / "turnout.yaml"
-        lines = ["deployments:"]
-        for provider, model, base in deployments:
-            lines += [
-                f"  - id: {provider}-canary",
-                f"    provider: {provider}",
-                f"    model: {model}",
-                f"    base_url: {base}",
-            ]
-        lines += [
-            "policies:",
-            "  default:",
-            "    retries_per_target: 0",
-            "    deadline_s: 8",
-            "    targets: [" + ", ".join(f"{p}-canary" for p, _, _ in deployments) + "]",
-        ]
-        config.write_text("\n".join(lines) + "\n")
-        env = {
-            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
-            **FAST_DELIVERY_ENV,
-            **canaries,
-            "REDIS_URL": redis_url,
-            "TURNOUT_NAMESPACE": namespace,
-            "TURNOUT_CONFIG": str(config),
-            "AZURE_BASE_URL": url["azure"],
-            "OLLAMA_BASE_URL": url["ollama"],
-            "AWS_ACCESS_KEY_ID": "AKIDCANARYTEST",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "GOOGLE_CLOUD_PROJECT": "canary-project",
-            "GOOGLE_CLOUD_LOCATION": "us-central1",
-            "GOOGLE_APPLICATION_CREDENTIALS": str(sa_file),
-        }
+        deployments = write_protocol_config(config, url, suffix="canary")
+        env = protocol_env(
+            redis_url,
+            namespace,
+            config,
+            url,
+            sa_file,
+            {**canaries, "AWS_ACCESS_KEY_ID": "AKIDCANARYTEST"},
+        )
         worker = Worker(env, tmp_path / "worker.log", loglevel="debug")
         try:
             worker.start()
@@ -119,8 +87,9 @@ def test_no_canary_credential_leaks_anywhere(redis_url, namespace, tmp_path):
 
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert '"deployment": "vertex-canary"' in submitted.stdout
-    for provider, *_ in deployments[:-1]:
-        assert f'"deployment": "{provider}-canary", "provider": "{provider}"' in submitted.stdout
+    for deployment in deployments[:-1]:
+        provider = deployment.removesuffix("-canary")
+        assert f'"deployment": "{deployment}", "provider": "{provider}"' in submitted.stdout
     assert submitted.stdout.count('"outcome": "auth"') == 7, submitted.stdout
 
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:

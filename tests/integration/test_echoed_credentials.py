@@ -8,7 +8,6 @@ case the attack run found (24 to 30 characters of a 40-character canary in the a
 Bedrock is absent on purpose: SigV4 never sends the secret, only the access key id.
 """
 
-import os
 import secrets
 
 import redis
@@ -23,7 +22,8 @@ from ops.simulator.openai_sim import OpenAISimulator
 from ops.simulator.server import ServerThread
 from ops.simulator.vertex_sim import VertexSimulator
 from tests.integration.conftest import run_cli
-from tests.integration.harness import FAST_DELIVERY_ENV, Worker
+from tests.integration.harness import Worker
+from tests.integration.protocol_stack import protocol_env, write_protocol_config
 from tests.integration.test_secrets import dump_namespace
 from tests.providers.harness import ServiceAccountKey
 
@@ -73,45 +73,9 @@ def test_a_key_echoed_across_the_cut_leaves_no_run_of_itself_anywhere(
     try:
         url = {name: server.url for name, server in servers.items()}
         sa_file = sa_key.write(tmp_path / "sa.json", f"{url['vertex']}/token")
-        deployments = [
-            ("openai", "gpt-4o-mini", f"{url['openai']}/v1"),
-            ("azure", "my-deployment", url["azure"]),
-            ("anthropic", "claude-sonnet-4-5", url["anthropic"]),
-            ("gemini", "gemini-2.5-flash", f"{url['gemini']}/v1beta"),
-            ("cohere", "command-a-03-2025", url["cohere"]),
-            ("ollama", "llama3.2", url["ollama"]),
-            ("vertex", "gemini-2.5-flash", url["vertex"]),
-        ]
-        lines = ["deployments:"]
-        for provider, model, base in deployments:
-            lines += [
-                f"  - id: {provider}-echo",
-                f"    provider: {provider}",
-                f"    model: {model}",
-                f"    base_url: {base}",
-            ]
-        lines += [
-            "policies:",
-            "  default:",
-            "    retries_per_target: 0",
-            "    deadline_s: 8",
-            "    targets: [" + ", ".join(f"{p}-echo" for p, _, _ in deployments) + "]",
-        ]
         config = tmp_path / "turnout.yaml"
-        config.write_text("\n".join(lines) + "\n")
-        env = {
-            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
-            **FAST_DELIVERY_ENV,
-            **canaries,
-            "REDIS_URL": redis_url,
-            "TURNOUT_NAMESPACE": namespace,
-            "TURNOUT_CONFIG": str(config),
-            "AZURE_BASE_URL": url["azure"],
-            "OLLAMA_BASE_URL": url["ollama"],
-            "GOOGLE_CLOUD_PROJECT": "echo-project",
-            "GOOGLE_CLOUD_LOCATION": "us-central1",
-            "GOOGLE_APPLICATION_CREDENTIALS": str(sa_file),
-        }
+        deployments = write_protocol_config(config, url, suffix="echo")
+        env = protocol_env(redis_url, namespace, config, url, sa_file, canaries)
         worker = Worker(env, tmp_path / "worker.log", loglevel="debug")
         try:
             worker.start()

@@ -21,6 +21,7 @@ import redis
 
 from ops.embedded_redis import EmbeddedRedis
 from ops.polling import poll_until
+from ops.redis_namespace import delete_namespace
 from producers.client import Client, JobHandle
 from routing.errors import ErrorClass, JobFailed
 from routing.keys import Keys
@@ -122,9 +123,7 @@ def running_fleet(
         primary.stop()
         secondary.stop()
         with redis.Redis.from_url(redis_url) as main:
-            keys = list(main.scan_iter(match=Keys(namespace).pattern, count=1000))
-            if keys:
-                main.delete(*keys)
+            delete_namespace(main, namespace)
         breaker_redis.close()
 
 

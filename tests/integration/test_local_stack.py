@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from ops.redis_namespace import delete_namespace
 from ops.simulator.server import free_port
 from tests.helpers import eventually
 from tests.integration.conftest import run_cli
@@ -89,6 +90,4 @@ def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
         up.wait(timeout=90)
     assert not [pid for pid in children if alive(pid)], "Ctrl-C stops every process it started"
     with redis.Redis.from_url(redis_url) as client:
-        keys = list(client.scan_iter(match=f"{exports['TURNOUT_NAMESPACE']}:*"))
-        if keys:
-            client.delete(*keys)
+        delete_namespace(client, exports["TURNOUT_NAMESPACE"])
