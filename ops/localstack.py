@@ -26,6 +26,7 @@ from ops.stack import (
     ChildProcess,
     beat_command,
     flower_command,
+    stop_all,
     worker_command,
 )
 from routing.settings import CoreSettings
@@ -108,8 +109,11 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        while self._children:
-            self._children.popitem()[1].stop()
+        """Every child at once (their shutdowns overlap: a hung one costs one grace period, not
+        one each), newest first, then the embedded Redis they used."""
+        children = list(reversed(self._children.values()))
+        self._children.clear()
+        stop_all(children)
         if self._redis is not None:
             self._redis.stop()
             self._redis = None

@@ -50,6 +50,7 @@ from ops.simulator.server import ServerThread
 from producers.client import Client
 from routing.keys import Keys
 from routing.settings import CoreSettings
+from workers.redaction import RedactingFilter, Redactor
 
 #: The policy ``default`` the stack's config defines: short, so a broken provider fails a test
 #: in seconds, not minutes (the same values the integration tests run with).
@@ -227,6 +228,7 @@ def _worker() -> Iterator[None]:
     """A Celery worker on a thread, on the worker app and a runtime built from the environment
     the stack has set (the settings and credentials a deployed worker would read)."""
     from workers import app as worker_app
+    from workers.log_setup import known_secrets
     from workers.runtime import WorkerRuntime, install_runtime
     from workers.settings import WorkerSettings
 
@@ -234,10 +236,11 @@ def _worker() -> Iterator[None]:
     # The caller's logging stays the caller's (the worker quiets httpx and httpcore while it
     # runs; their levels come back on exit); Celery's soft shutdown would hold exit 30 s.
     quieted = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
-    worker_app.reconfigure(
+    replaced = worker_app.reconfigure(
         settings, worker_hijack_root_logger=False, worker_soft_shutdown_timeout=0.0
     )
     previous = install_runtime(WorkerRuntime.build(settings))
+    redacting = _redacting_root_handlers(Redactor(known_secrets(settings)))
     try:
         with start_worker(
             worker_app.app,
@@ -254,6 +257,21 @@ def _worker() -> Iterator[None]:
             runtime.close()
         for name, level in quieted.items():
             logging.getLogger(name).setLevel(level)
+        for handler, added in redacting:
+            handler.removeFilter(added)
+        worker_app.restore(replaced)
+
+
+def _redacting_root_handlers(redactor: Redactor) -> list[tuple[logging.Handler, RedactingFilter]]:
+    """The worker runs in the caller's process, on the caller's logging: while it runs, what
+    it logs through the root handlers is scrubbed as a worker's own log would be (a deployed
+    worker installs this when Celery sets its logging up, which an embedded one skips)."""
+    added = []
+    for handler in logging.getLogger().handlers:
+        scrub = RedactingFilter(redactor)
+        handler.addFilter(scrub)
+        added.append((handler, scrub))
+    return added
 
 
 def _delete_namespace(url: str, namespace: str) -> None:

@@ -2,7 +2,8 @@
 
 Lives here: the request, result and policy models, config loading, policies and planning, the
 model capability and price table, the error taxonomy, the breaker and rate limits (pure rules in
-``breaker``, fleet-wide in Redis in ``fleet``), and what both sides of the queue share: the job
+``breaker``; the route values and ``CallOutcome`` in ``routes``; one module per router, the
+fleet-wide one in Redis in ``fleet_router``), and what both sides of the queue share: the job
 record and its store (``jobstore``, with ``redis_client``), the queue contract (``celery_config``:
 task and queue names, the deadline ceiling, the Celery configuration; ``broker``: the kombu
 transport), the core settings (``settings``: Redis URLs, namespace, timeouts, and no credential),

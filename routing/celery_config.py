@@ -12,7 +12,8 @@ What loses or duplicates jobs on Celery + Redis, and why each line is here, is i
     which saves a Redis write per job, and results that are stored expire after an hour;
   * task events (TURNOUT_TASK_EVENTS, on by default) are what Flower shows: a Redis PUBLISH per
     state change that nothing stores, carrying the job id and the task's small summary only;
-    +1.2 ms per job and -18 % throughput per worker, measured (``workers.settings.task_events``).
+    +1.2 ms per job and -18 % throughput per worker, measured (``CoreSettings.task_events`` in
+    routing.settings).
 """
 
 from __future__ import annotations

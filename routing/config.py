@@ -382,9 +382,20 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
         else:
             yield ConfigProblem(
                 path,
-                f"{error['msg']} (got {_INPUT_REPR.repr(error.get('input'))})",
+                f"{error['msg']} (got {_shown_input(error)})",
                 "see the config example in README.md",
             )
+
+
+def _shown_input(error: Any) -> str:
+    """What an error shows of the value it refuses. A string that fails a pattern is shown by
+    its shape only: the usual one is an API key pasted where its variable's name belongs
+    (``api_key_env: sk-...``), and an error message travels to terminals, logs and callers."""
+    value = error.get("input")
+    names_a_key = "api_key_env" in error["loc"]
+    if isinstance(value, str) and (names_a_key or error["type"] == "string_pattern_mismatch"):
+        return f"a string of {len(value)} characters starting {value[:3]!r}"
+    return _INPUT_REPR.repr(value)
 
 
 def _bounded_repr() -> reprlib.Repr:

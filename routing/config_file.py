@@ -70,6 +70,7 @@ def read_config_data(path: str | Path) -> Any:
             "fix: save the file as UTF-8"
         ) from None
     try:
+        _check_depth(text, source)
         data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -86,6 +87,27 @@ def read_config_data(path: str | Path) -> Any:
         raise ConfigError(f"{source}: {_short(str(exc), 120)}; fix: use a smaller number") from None
     check_size(data, source)
     return data
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything is built: the parser's events come
+    one at a time (no recursion), where PyYAML's composer recurses once per level and takes
+    over a second to reach Python's recursion limit on 5,000 levels."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_EVENT_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    f"{source}: nested more than {MAX_DEPTH} levels deep; "
+                    "fix: a config is a few levels deep"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+#: libyaml's parser where PyYAML was built with it (it is, in the wheels), else PyYAML's own.
+_EVENT_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def check_size(data: Any, source: str) -> None:

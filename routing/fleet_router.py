@@ -177,7 +177,7 @@ class FleetRouter:
 
     @staticmethod
     def transition_of(grant: Grant, reply: Sequence[object]) -> Transition | None:
-        """The breaker transition a RECORD_OUTCOME reply reports, if any."""
+        """The breaker transition a record_outcome.lua reply reports, if any."""
         if not as_text(reply[0]):
             return None
         return Transition(

@@ -11,7 +11,7 @@ kinds of key are derived inside a script instead, and both are said where they a
   ``TIME`` is ``<base>:<bucket number>`` (``bucket_key`` in ``_clock.lua``); scripts get the base
   key. Readers spell the same keys with ``bucket_key`` below, with a bucket number from Redis's
   own clock (routing.redis_clock), so a worker and a reader with skewed clocks agree.
-- job hashes named by the ``due`` index (RECONCILE_DUE learns them only as it reads it):
+- job hashes named by the ``due`` index (reconcile_due.lua learns them only as it reads it):
   ``job_prefix`` followed by the job id.
 """
 
@@ -154,7 +154,8 @@ class Keys:
 
     @property
     def job_prefix(self) -> str:
-        """What every job hash starts with: RECONCILE_DUE appends the ids it finds in ``due``."""
+        """What every job hash starts with: reconcile_due.lua appends the ids it finds in
+        ``due``."""
         return f"{self.namespace}:job:"
 
     def job(self, job_id: str) -> str:
@@ -203,9 +204,6 @@ class Keys:
     def done_channel(self, job_id: str) -> str:
         """Pub/sub channel announcing that the job finished (payload: its state)."""
         return f"{self.namespace}:done:{job_id}"
-
-    def done_channel_pattern(self) -> str:
-        return f"{self.namespace}:done:*"
 
     def job_id_from_channel(self, channel: str) -> str:
         return channel[len(f"{self.namespace}:done:") :]

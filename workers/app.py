@@ -21,13 +21,26 @@ from workers.settings import WorkerSettings
 app = create_app(WorkerSettings(), include=["workers.tasks"])
 
 
-def reconfigure(settings: CoreSettings, **overrides: Any) -> None:
+def reconfigure(settings: CoreSettings, **overrides: Any) -> dict[str, Any]:
     """Point this process's worker app at ``settings`` (another Redis or namespace): for a
-    worker run inside another process, on a stack of its own (``ops.testing``).
+    worker run inside another process, on a stack of its own (``ops.testing``). Returns the
+    values it replaced: ``restore`` puts them back.
 
     The broker pools the app built for the settings it had are dropped, so its next
     connection (the consumer's, a retry's publish) is made for the new ones."""
-    app.conf.update(celery_config(settings), **overrides)
+    changes = {**celery_config(settings), **overrides}
+    previous = {name: app.conf.get(name) for name in changes}
+    _apply(changes)
+    return previous
+
+
+def restore(previous: dict[str, Any]) -> None:
+    """Undo ``reconfigure``: the app as it was, for whoever uses it next in this process."""
+    _apply(previous)
+
+
+def _apply(changes: dict[str, Any]) -> None:
+    app.conf.update(changes)
     app.close()  # forgets the broker connection pool
     app.amqp._producer_pool = None  # and the producer pool over it (as Celery does after fork)
 

@@ -62,3 +62,13 @@ def test_the_callers_logger_levels_come_back_on_exit(redis_url):
         assert httpx_logger.level == logging.DEBUG, "the worker quieted httpx for good"
     finally:
         httpx_logger.setLevel(before)
+
+
+def test_the_worker_app_is_given_back_as_it_was(redis_url):
+    from workers import app as worker_app
+
+    before = worker_app.app.conf.broker_transport_options.get("global_keyprefix")
+    with turnout_testing(redis_url=redis_url) as stack:
+        inside = worker_app.app.conf.broker_transport_options.get("global_keyprefix")
+        assert inside == Keys(stack.namespace).prefix
+    assert worker_app.app.conf.broker_transport_options.get("global_keyprefix") == before

@@ -59,7 +59,7 @@ def test_a_yaml_bomb_is_refused_without_being_expanded(tmp_path, where):
 
 
 def test_deep_nesting_is_refused(tmp_path):
-    assert "nested" in refused(tmp_path, BASE + "policies: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nest" in refused(tmp_path, BASE + "policies: " + "[" * 5000 + "]" * 5000 + "\n")
     deep_but_parsable = "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)
     assert f"more than {MAX_DEPTH} levels" in refused(tmp_path, BASE + f"x: {deep_but_parsable}\n")
 
@@ -123,3 +123,12 @@ def test_anchors_and_aliases_of_an_ordinary_size_still_load(tmp_path):
     )
     config = load_config(path)
     assert config.deployments["b"].rpm == 60
+
+
+def test_a_key_pasted_where_its_variable_belongs_is_not_echoed(tmp_path):
+    pasted = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyz"
+    text = BASE.replace("model: m", f"model: m\n    api_key_env: {pasted}")
+    message = refused(tmp_path, text)
+    assert "api_key_env" in message
+    assert pasted[:8] not in message, message
+    assert f"a string of {len(pasted)} characters" in message
