@@ -66,6 +66,19 @@ def test_tokens_are_comma_separated_and_checked_against_every_one():
     assert first not in repr(tokens)
 
 
+def test_the_example_token_and_weak_tokens_are_refused_saying_how_to_make_one():
+    good = secrets.token_urlsafe(32)
+    with pytest.raises(ConfigError) as refused:
+        parse_tokens(f"{good},change-me-to-a-long-random-token,{'x' * 20},password123456789")
+    message = str(refused.value)
+    assert "token 2 of 4 is the placeholder shipped in .env.example" in message
+    assert "token 3 of 4 has only 1 distinct characters" in message
+    assert "token 4 of 4 is a common word" in message
+    assert "secrets.token_urlsafe(32)" in message
+    assert "change-me" not in message
+    assert "password1" not in message
+
+
 def test_bad_tokens_are_refused_by_position_never_by_value():
     short = "abc123"
     good = secrets.token_urlsafe(32)
