@@ -20,6 +20,7 @@ from ops.stack import (
     stop_all,
     worker_command,
 )
+from ops.stack_commands import export_lines
 from routing.errors import ConfigError
 
 IGNORES_SIGTERM = (
@@ -170,3 +171,19 @@ def test_a_placeholder_or_weak_flower_password_is_refused_before_anything_starts
 def test_a_flower_password_flower_would_split_is_refused():
     with pytest.raises(ValueError, match="cannot contain"):
         flower_command(port=5599, user="ops", password="a,b")
+
+
+def test_turnout_up_prints_exports_with_a_redis_password_masked():
+    lines = export_lines(
+        {
+            "REDIS_URL": "redis://:hunter2-0123456789@127.0.0.1:6379/0",
+            "TURNOUT_CONFIG": "/tmp/turnout-stack-x/turnout.yaml",
+            "TURNOUT_NAMESPACE": "turnout-1a2b3c",
+        }
+    )
+    assert not any("hunter2" in line for line in lines)
+    assert lines[0].startswith("  export REDIS_URL=redis://:****@127.0.0.1:6379/0   # ")
+    assert lines[1:] == [
+        "  export TURNOUT_CONFIG=/tmp/turnout-stack-x/turnout.yaml",
+        "  export TURNOUT_NAMESPACE=turnout-1a2b3c",
+    ], "what has no password is printed as it is, to paste"
