@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 from ops.polling import poll_until
+from routing.errors import ConfigError
+from routing.secret_strength import MAKE_ONE, secret_weakness
 
 T = TypeVar("T")
 
@@ -100,11 +102,24 @@ class FlowerCommand:
 def flower_command(
     *, port: int, user: str, password: str, address: str = "127.0.0.1", app: str = CELERY_APP
 ) -> FlowerCommand:
-    """Flower on the stack's broker, on ``address`` only (loopback unless told), behind basic
-    auth. Flower splits FLOWER_BASIC_AUTH at commas, so the password must not hold one."""
+    """turnout's Flower (ops.guarded_flower: a Host allow-list, credentials on every page) on
+    the stack's broker, on ``address`` only (loopback unless told), behind basic auth.
+    Flower splits FLOWER_BASIC_AUTH at commas, so the password must not hold one; a weak one
+    is a ConfigError here, before anything starts (the launcher would refuse it too)."""
     if "," in user or "," in password or ":" in user:
         raise ValueError("Flower's basic-auth user and password cannot contain ',' (nor ':')")
-    argv = celery_command("flower", f"--address={address}", f"--port={port}", app=app)
+    if weakness := secret_weakness(password):
+        raise ConfigError(f"Flower's password {weakness}; fix: {MAKE_ONE}")
+    argv = [
+        sys.executable,
+        "-m",
+        "ops.guarded_flower",
+        "-A",
+        app,
+        "flower",
+        f"--address={address}",
+        f"--port={port}",
+    ]
     return FlowerCommand(argv, {"FLOWER_BASIC_AUTH": f"{user}:{password}"})
 
 

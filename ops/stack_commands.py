@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from ops.simulator import Faults
 from ops.simulator.server import LOOPBACK, serve
+from routing.masked_url import masked_url
 
 console = Console(stderr=True)
 
@@ -83,8 +85,8 @@ def up(
         stack.wait_for_worker()
         say = partial(console.print, soft_wrap=True, highlight=False)
         say("[green]turnout is up.[/] In another shell:")
-        for name, value in stack.public_env().items():
-            say(f"  export {name}={value}")
+        for line in export_lines(stack.public_env()):
+            say(line)
         say('  turnout submit --prompt "Hello" --wait')
         say(
             f"Flower: http://{LOOPBACK}:{stack.flower_port} "
@@ -97,6 +99,17 @@ def up(
         console.print("stopping...")
     finally:
         stack.stop()
+
+
+def export_lines(env: Mapping[str, str]) -> list[str]:
+    """The shell lines ``turnout up`` prints for ``env``, a password in a URL masked (a
+    REDIS_URL with one came from the caller's own environment, which already holds it)."""
+    lines = []
+    for name, value in env.items():
+        shown = masked_url(value)
+        note = f"   # password masked: the one in your {name}" if shown != value else ""
+        lines.append(f"  export {name}={shown}{note}")
+    return lines
 
 
 def demo(

@@ -28,3 +28,9 @@ class ProducerSettings(CoreSettings):
     serve_max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, validation_alias="TURNOUT_SERVE_MAX_BODY"
     )
+    #: ``Host`` names serve answers besides loopback ones and its ``--host`` address,
+    #: comma-separated (compose's service name, a real domain; ``*`` for any, behind a proxy
+    #: that checks them): a request naming any other is answered 421, against DNS rebinding.
+    serve_allowed_hosts: str | None = Field(
+        default=None, validation_alias="TURNOUT_SERVE_ALLOWED_HOSTS"
+    )

@@ -20,8 +20,14 @@ ENV_FILE = ".env"
 class CoreSettings(BaseSettings):
     """What every turnout process needs to find the queue and the job records."""
 
+    # env_ignore_empty: ``TURNOUT_LEASE_S=`` is "not set" (its default), not an invalid
+    # number; docker-compose.yml passes every core setting as ``${NAME:-}``, blank when unset.
     model_config = SettingsConfigDict(
-        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # --- where things are -------------------------------------------------------------------

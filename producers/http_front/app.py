@@ -30,6 +30,7 @@ from producers.http_front import errors
 from producers.http_front.access_log import AccessLog
 from producers.http_front.auth import CALLER, BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
+from producers.http_front.host_check import AllowedHosts
 from producers.http_front.schemas import ChatCompletion, ErrorBody, Health, JobView
 from producers.openai_format import (
     ChatCompletionRequest,
@@ -39,6 +40,7 @@ from producers.openai_format import (
 )
 from producers.settings import ProducerSettings
 from routing.errors import ConfigError, JobNotFound, JobTimeout
+from routing.host_allowlist import HostAllowList
 from routing.models import CompletionResult, JobState
 
 log = logging.getLogger("turnout.serve")
@@ -88,9 +90,16 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
 
 
-def create_app(client: Client, settings: ProducerSettings, *, no_auth: bool = False) -> FastAPI:
+def create_app(
+    client: Client,
+    settings: ProducerSettings,
+    *,
+    no_auth: bool = False,
+    bind_host: str = "127.0.0.1",
+) -> FastAPI:
     """The app, with bearer auth from ``settings.api_tokens``: ConfigError when none are set
-    (unless ``no_auth``) or when some are but ``no_auth`` asks for none."""
+    (unless ``no_auth``) or when some are but ``no_auth`` asks for none. It answers the
+    ``Host`` names of loopback, ``bind_host`` and TURNOUT_SERVE_ALLOWED_HOSTS only."""
     tokens = BearerTokens.from_settings(settings)
     if tokens is None and not no_auth:
         raise ConfigError(
@@ -259,6 +268,8 @@ def create_app(client: Client, settings: ProducerSettings, *, no_auth: bool = Fa
     if tokens is not None:
         public = {"/healthz", app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url}
         app.add_middleware(BearerAuth, tokens=tokens, public_paths={p for p in public if p})
+    hosts = HostAllowList.for_server(bind_host, settings.serve_allowed_hosts)
+    app.add_middleware(AllowedHosts, hosts=hosts)
     app.add_middleware(AccessLog)
     _document(app, example_model=models(client)[0])
     return app

@@ -23,18 +23,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from producers.http_front.errors import unauthorized
 from producers.settings import ProducerSettings
 from routing.errors import ConfigError
+from routing.secret_strength import MAKE_ONE, MIN_SECRET_CHARS, secret_weakness
 
 #: The request state field holding the caller's identity (a digest of its token).
 CALLER = "caller"
-#: Shorter tokens can be guessed; ``secrets.token_urlsafe(32)`` gives 43 characters.
-MIN_TOKEN_CHARS = 16
+#: Shorter tokens can be guessed (routing.secret_strength has the rest of the check).
+MIN_TOKEN_CHARS = MIN_SECRET_CHARS
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries as is, commas aside
-_MAKE_ONE = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def parse_tokens(raw: str) -> list[str]:
     """The tokens of a TURNOUT_API_TOKENS value; ConfigError naming the bad ones by position,
-    never by value."""
+    never by value. A placeholder (.env.example's value) or a weak token is refused like a
+    malformed one: copied from the example, it would be a credential every reader knows."""
     tokens = [token.strip() for token in raw.split(",")]
     tokens = [token for token in tokens if token]
     problems = []
@@ -42,10 +43,10 @@ def parse_tokens(raw: str) -> list[str]:
         where = f"token {number} of {len(tokens)}"
         if not _TOKEN.match(token):
             problems.append(f"{where} has spaces or characters outside printable ASCII")
-        elif len(token) < MIN_TOKEN_CHARS:
-            problems.append(f"{where} has {len(token)} characters, fewer than {MIN_TOKEN_CHARS}")
+        elif weakness := secret_weakness(token, min_chars=MIN_TOKEN_CHARS):
+            problems.append(f"{where} {weakness}")
     if problems:
-        raise ConfigError(f"TURNOUT_API_TOKENS: {'; '.join(problems)}; fix: {_MAKE_ONE}")
+        raise ConfigError(f"TURNOUT_API_TOKENS: {'; '.join(problems)}; fix: {MAKE_ONE}")
     return tokens
 
 
@@ -55,7 +56,7 @@ class BearerTokens:
     def __init__(self, tokens: Iterable[str]) -> None:
         self._digests = tuple(_digest(token.encode()) for token in tokens)
         if not self._digests:
-            raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {_MAKE_ONE}")
+            raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {MAKE_ONE}")
 
     @classmethod
     def from_settings(cls, settings: ProducerSettings) -> BearerTokens | None:

@@ -26,7 +26,11 @@ GRACEFUL_SHUTDOWN_S = 10
 
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to listen on (0.0.0.0 only inside a container).")
+        str,
+        typer.Option(
+            help="Address to listen on (0.0.0.0 only inside a container). Requests must name "
+            "it, a loopback name or one of TURNOUT_SERVE_ALLOWED_HOSTS in their Host header."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     no_auth: Annotated[
@@ -55,7 +59,7 @@ def serve(
     except ConfigError as exc:
         raise fail(str(exc)) from None
     try:
-        app = create_app(client, settings, no_auth=no_auth)
+        app = create_app(client, settings, no_auth=no_auth, bind_host=host)
     except ConfigError as exc:
         client.close()
         raise fail(str(exc)) from None

@@ -17,6 +17,8 @@ status   type                   code                    when
 404      invalid_request_error  job_not_found           no such job (never submitted, or expired)
 404      invalid_request_error  unknown_url             no such path
 405      invalid_request_error  method_not_allowed      the path takes other methods (``Allow``)
+421      invalid_request_error  host_not_allowed        ``Host`` is not a name this server answers
+                                                        (TURNOUT_SERVE_ALLOWED_HOSTS)
 413      invalid_request_error  request_too_large       the body is over TURNOUT_SERVE_MAX_BODY
 500      server_error           internal_error          a bug; the log has the traceback
 503      service_unavailable    queue_unavailable       Redis does not answer (nothing submitted)
@@ -112,6 +114,19 @@ def unauthorized(*, token_sent: bool) -> ApiError:
         "its TURNOUT_API_TOKENS.",
         code="invalid_api_key",
         headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def host_not_allowed() -> ApiError:
+    """The DNS-rebinding guard's 421. The host sent is not repeated: it is the caller's text,
+    and the operator knows which name they used."""
+    return ApiError(
+        421,
+        "This server does not answer for the host named in the request's Host header. Its "
+        "operator can add the name to TURNOUT_SERVE_ALLOWED_HOSTS (comma-separated; loopback "
+        "names and the --host address are always allowed).",
+        code="host_not_allowed",
+        headers={"Connection": "close"},
     )
 
 

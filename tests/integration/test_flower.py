@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ops.guarded_flower import EXIT_CONFIG
 from ops.polling import poll_until
 from ops.simulator.openai_sim import mask_key
 from ops.simulator.server import LOOPBACK, free_port
@@ -39,12 +40,13 @@ class Flower:
         #: Every body Flower answered with, for the leak checks.
         self.seen: list[str] = []
 
-    def request(self, path: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    def request(
+        self, path: str, *, auth: tuple[str, str] | None = None, host: str | None = None
+    ) -> tuple[int, str]:
         user, password = auth or (self.user, self.password)
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{self.port}{path}", headers={"Authorization": f"Basic {token}"}
-        )
+        headers = {"Authorization": f"Basic {token}", **({"Host": host} if host else {})}
+        request = urllib.request.Request(f"http://{LOOPBACK}:{self.port}{path}", headers=headers)
         return self._open(request)
 
     def anonymous(self, path: str) -> int:
@@ -74,7 +76,7 @@ class Flower:
 
     def answers(self) -> bool:
         try:
-            return self.anonymous("/healthcheck") == 200
+            return self.request("/healthcheck")[0] == 200  # it wants the password too
         except OSError:  # not listening yet
             return False
 
@@ -177,6 +179,17 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
         assert flower.anonymous(f"/api/task/info/{ids[0]}") == 401
         assert flower.anonymous("/api/workers") == 401
         assert flower.request("/api/tasks", auth=(flower.user, "wrong"))[0] == 401
+        # Its metrics and health check want the password too; Prometheus sends it.
+        assert flower.anonymous("/metrics") == 401
+        assert flower.anonymous("/healthcheck") == 401
+        assert flower.request("/metrics", auth=(flower.user, "wrong"))[0] == 401
+        status, metrics = flower.request("/metrics")
+        assert status == 200
+        assert "flower_events_total" in metrics
+        # A DNS-rebinding page names its own host: refused, even with the right password.
+        for path in ("/api/workers", "/metrics", "/"):
+            assert flower.request(path, host=f"rebound.example:{flower.port}")[0] == 421, path
+        assert flower.request("/api/workers", host=f"localhost:{flower.port}")[0] == 200
     finally:
         client.close()
         flower.stop()
@@ -193,3 +206,27 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
     assert all(job_id in everything for job_id in ids), "the answers checked are about the jobs"
     for needle in [token, *prompts, *completions, *answers, *secrets_]:
         assert needle not in everything, f"{needle[:16]}... appeared in Flower's answers"
+
+
+def test_flower_refuses_to_start_with_env_examples_password(redis_url, namespace, tmp_path):
+    """Past ``flower_command``'s own check (compose starts the launcher directly)."""
+    sim = Sim("only", key=f"sim-{secrets.token_hex(8)}")
+    try:
+        env = stack_env(redis_url, namespace, write_config(tmp_path / "t.yaml", [sim]), [sim])
+        command = flower_command(port=free_port(), user="ops", password=secrets.token_urlsafe(12))
+        for credentials in ("admin:change-me", "ops:aaaaaaaaaaaaaaaaaaaa", ""):
+            process = ChildProcess(
+                "flower",
+                command.argv,
+                env={**env, "FLOWER_BASIC_AUTH": credentials},
+                log_dir=tmp_path,
+            )
+            with process:
+                assert process.wait(timeout_s=30) == EXIT_CONFIG, process.log_tail()
+            log = process.log()
+            assert "FLOWER_BASIC_AUTH" in log
+            assert "secrets.token_urlsafe(32)" in log, "it says how to make one"
+            assert "change-me" not in log
+            (tmp_path / "flower.log").unlink()
+    finally:
+        sim.stop()

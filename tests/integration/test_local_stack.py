@@ -1,5 +1,6 @@
 """``turnout up``: the local stack starts, serves jobs and Flower, and Ctrl-C stops all of it."""
 
+import base64
 import os
 import re
 import signal
@@ -38,9 +39,14 @@ def alive(pid):
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def get(url):
+def get(url, auth=None):
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=2
+        ) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -59,12 +65,15 @@ def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
         text=True,
     )
     exports = {}
+    flower_auth = None
     try:
         deadline = time.monotonic() + 90
         assert up.stdout is not None
         for line in up.stdout:
             if match := re.match(r"\s+export (\w+)=(\S+)", line):
                 exports[match[1]] = match[2]
+            if match := re.search(r"\(user (\S+), password (\S+)\)", line):
+                flower_auth = (match[1], match[2])
             if line.startswith("Logs:"):
                 break
             assert time.monotonic() < deadline, "turnout up did not come up"
@@ -76,12 +85,13 @@ def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
 
         flower = f"http://127.0.0.1:{flower_port}"
         eventually(
-            lambda: get(f"{flower}/healthcheck") == 200,
+            lambda: get(f"{flower}/healthcheck", flower_auth) == 200,
             timeout=deadline - time.monotonic(),
             interval=0.2,
             what="flower to answer",
         )
         assert get(f"{flower}/api/workers") == 401, "Flower's API needs the basic-auth password"
+        assert get(f"{flower}/healthcheck") == 401, "and so does its health check"
 
         children = children_of(up.pid)
         assert len(children) >= 5, "two simulators, worker, beat, flower"

@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess
 from tests.helpers import eventually
+from tests.integration.conftest import run_cli
 
 #: Short, so a slow job outlives it within a test.
 SERVE_TIMEOUT_S = 2.0
@@ -313,6 +314,38 @@ def test_health_needs_no_token(api):
     response = api.call("GET", "/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_a_request_naming_a_foreign_host_is_refused_421_whatever_its_token(api):
+    """DNS rebinding: a page whose name resolves to 127.0.0.1 still sends its own name."""
+    for path, headers in (("/healthz", {}), ("/v1/jobs", api.auth())):
+        refused = httpx.post(
+            api.url + path,
+            headers={**headers, "Host": "rebound.example:8000"},
+            json=HELLO,
+            timeout=15,
+        )
+        api.keep(refused.text)
+        body = assert_openai_error(refused, 421, "host_not_allowed")
+        assert "TURNOUT_SERVE_ALLOWED_HOSTS" in body["error"]["message"]
+    named = httpx.get(f"http://localhost:{api.port}/healthz", timeout=15)
+    assert named.status_code == 200, "loopback names are always allowed"
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    ["change-me-to-a-long-random-token", f"{secrets.token_urlsafe(32)},{'a' * 32}"],
+    ids=["env-example", "one-weak"],
+)
+def test_serve_refuses_to_start_with_the_example_token_or_a_weak_one(stack, tokens):
+    done = run_cli(
+        ["serve", "--port", str(free_port())], {**stack.env, "TURNOUT_API_TOKENS": tokens}
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "TURNOUT_API_TOKENS" in done.stderr
+    assert "secrets.token_urlsafe(32)" in done.stderr, "it says how to make one"
+    assert "change-me" not in done.stderr
+    assert "a" * 32 not in done.stderr
 
 
 ROUTES = [

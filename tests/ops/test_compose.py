@@ -1,11 +1,17 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine (none runs here)."""
 
+import re
 import subprocess
 from pathlib import Path
 
 import yaml
+from pydantic import AliasChoices
 
+from producers.settings import ProducerSettings
 from routing.config import load_config
+from routing.host_allowlist import HostAllowList
+from routing.settings import CoreSettings
+from workers.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -33,9 +39,11 @@ def test_redis_keeps_jobs_and_never_evicts_them():
 
 def test_turnout_services_run_the_app_against_the_compose_redis():
     expected = {"worker": "worker", "beat": "beat", "flower": "flower"}
+    launcher = {"flower": ["python", "-m", "ops.guarded_flower"]}  # Flower with turnout's guards
     for name, subcommand in expected.items():
         service = SERVICES[name]
-        assert service["command"][:4] == ["celery", "-A", "workers.app", subcommand]
+        program = launcher.get(name, ["celery"])
+        assert service["command"][: len(program) + 3] == [*program, "-A", "workers.app", subcommand]
         assert service["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert service["environment"]["TURNOUT_CONFIG"] == "/config/turnout.yaml"
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -48,8 +56,12 @@ def test_every_service_has_a_healthcheck():
 
 
 def test_flower_requires_basic_auth_and_listens_on_loopback_only():
-    command = " ".join(SERVICES["flower"]["command"])
-    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
+    flower = SERVICES["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert "FLOWER_BASIC_AUTH" not in " ".join(flower["command"]), "ps would show it"
+    assert "FLOWER_BASIC_AUTH" in " ".join(flower["healthcheck"]["test"]), "/healthcheck wants it"
+    # Prometheus scrapes it as flower:5555: that name is allowed besides loopback ones.
+    assert flower["environment"]["TURNOUT_FLOWER_ALLOWED_HOSTS"].split(",")[0] == "flower"
     assert all(port.startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
     assert "ports" not in SERVICES["redis"], "Redis is not published"
 
@@ -158,3 +170,66 @@ def test_the_mounted_example_config_is_valid():
     ], "the alias expands in place"
     assert config.policies["fast_cheap"].strategy == "cheapest"
     assert config.deployment("gpt-4o").key_envs == ["OPENAI_API_KEY", "OPENAI_API_KEY_2"]
+
+
+# --- who gets which variable ----------------------------------------------------------------
+
+#: Services that never call a provider (beat only sends tasks; workers run them).
+NOT_WORKERS = ("beat", "flower", "api", "exporter")
+PROVIDER_VARIABLES = {
+    str(field.validation_alias.choices[0])
+    for name, field in WorkerSettings.model_fields.items()
+    if name not in CoreSettings.model_fields and isinstance(field.validation_alias, AliasChoices)
+}
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+
+
+def resolved_with_nothing_set(value: str) -> str:
+    """A compose value as compose fills it from an .env that sets nothing (defaults apply)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def test_no_provider_key_reaches_a_service_that_is_not_a_worker():
+    assert {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"} <= PROVIDER_VARIABLES
+    for name in NOT_WORKERS:
+        service = SERVICES[name]
+        assert service["env_file"] == [], f"{name} would get all of .env, provider keys too"
+        environment = service["environment"]
+        named = set(environment) | {
+            match for value in environment.values() for match in INTERPOLATION.findall(str(value))
+        }
+        assert not named & PROVIDER_VARIABLES, (name, named & PROVIDER_VARIABLES)
+    assert SERVICES["worker"]["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_every_core_setting_reaches_every_turnout_service_and_blank_is_its_default(
+    monkeypatch, tmp_path
+):
+    """A setting in .env (TURNOUT_LEASE_S, ...) must reach beat, Flower, api and exporter as it
+    reaches workers, or they would disagree about the queue; unset, compose passes it blank,
+    which the settings read as their default."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    core = {str(field.validation_alias) for field in CoreSettings.model_fields.values()}
+    for name in NOT_WORKERS:
+        environment = SERVICES[name]["environment"]
+        assert core <= set(environment), (name, core - set(environment))
+        with monkeypatch.context() as env:
+            for key, value in environment.items():
+                resolved = resolved_with_nothing_set(str(value))
+                if "${" not in resolved:  # required ones (:?) aside
+                    env.setenv(key, resolved)
+            settings = ProducerSettings() if name == "api" else CoreSettings()
+        assert settings.redis_url == "redis://redis:6379/0", name
+        assert settings.namespace == "turnout", name
+        assert settings.lease_s == CoreSettings.model_fields["lease_s"].default, name
+        assert settings.task_events is True, name
+
+
+def test_the_api_answers_its_compose_name_and_loopback():
+    environment = SERVICES["api"]["environment"]
+    allowed = resolved_with_nothing_set(environment["TURNOUT_SERVE_ALLOWED_HOSTS"])
+    hosts = HostAllowList.for_server("0.0.0.0", allowed)
+    assert hosts.allows("api:8000"), "other containers"
+    assert hosts.allows("127.0.0.1:8000"), "the published port"
+    assert hosts.allows("localhost:8000")
+    assert not hosts.allows("rebound.example:8000")

@@ -4,6 +4,7 @@ lines every worker, beat and Flower is started with."""
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from ops.stack import (
     stop_all,
     worker_command,
 )
+from ops.stack_commands import export_lines
+from routing.errors import ConfigError
 
 IGNORES_SIGTERM = (
     "import signal, time\n"
@@ -148,14 +151,39 @@ def test_beat_keeps_its_schedule_in_the_directory_it_is_given(tmp_path: Path):
 
 
 def test_flowers_password_travels_in_its_environment_not_its_command_line():
-    flower = flower_command(port=5599, user="ops", password="s3cret-pass")
+    password = secrets.token_urlsafe(12)
+    flower = flower_command(port=5599, user="ops", password=password)
     assert flower.argv[4:6] == ["workers.app", "flower"]
+    assert flower.argv[1:3] == ["-m", "ops.guarded_flower"], "turnout's guarded Flower"
     assert "--port=5599" in flower.argv
     assert "--address=127.0.0.1" in flower.argv
-    assert not any("s3cret-pass" in arg for arg in flower.argv), "ps would show it"
-    assert flower.env == {"FLOWER_BASIC_AUTH": "ops:s3cret-pass"}
+    assert not any(password in arg for arg in flower.argv), "ps would show it"
+    assert flower.env == {"FLOWER_BASIC_AUTH": f"ops:{password}"}
+
+
+@pytest.mark.parametrize("password", ["change-me", "s3cret-pass", "x" * 20, "password12345678"])
+def test_a_placeholder_or_weak_flower_password_is_refused_before_anything_starts(password):
+    with pytest.raises(ConfigError, match=r"secrets\.token_urlsafe") as refused:
+        flower_command(port=5599, user="ops", password=password)
+    assert password not in str(refused.value)
 
 
 def test_a_flower_password_flower_would_split_is_refused():
     with pytest.raises(ValueError, match="cannot contain"):
         flower_command(port=5599, user="ops", password="a,b")
+
+
+def test_turnout_up_prints_exports_with_a_redis_password_masked():
+    lines = export_lines(
+        {
+            "REDIS_URL": "redis://:hunter2-0123456789@127.0.0.1:6379/0",
+            "TURNOUT_CONFIG": "/tmp/turnout-stack-x/turnout.yaml",
+            "TURNOUT_NAMESPACE": "turnout-1a2b3c",
+        }
+    )
+    assert not any("hunter2" in line for line in lines)
+    assert lines[0].startswith("  export REDIS_URL=redis://:****@127.0.0.1:6379/0   # ")
+    assert lines[1:] == [
+        "  export TURNOUT_CONFIG=/tmp/turnout-stack-x/turnout.yaml",
+        "  export TURNOUT_NAMESPACE=turnout-1a2b3c",
+    ], "what has no password is printed as it is, to paste"

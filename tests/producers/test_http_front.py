@@ -42,8 +42,13 @@ CONFIG = parse_config(
 
 
 def settings(**env: str) -> ProducerSettings:
+    # TestClient names its host "testserver": allowed here, as an operator would list a name.
     return ProducerSettings.model_validate(
-        {"TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}", **env}
+        {
+            "TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}",
+            "TURNOUT_SERVE_ALLOWED_HOSTS": "testserver",
+            **env,
+        }
     )
 
 
@@ -64,6 +69,19 @@ def test_tokens_are_comma_separated_and_checked_against_every_one():
     for wrong in (b"", first[:-1].encode(), (first + "x").encode(), first.upper().encode()):
         assert not tokens.accepts(wrong)
     assert first not in repr(tokens)
+
+
+def test_the_example_token_and_weak_tokens_are_refused_saying_how_to_make_one():
+    good = secrets.token_urlsafe(32)
+    with pytest.raises(ConfigError) as refused:
+        parse_tokens(f"{good},change-me-to-a-long-random-token,{'x' * 20},password123456789")
+    message = str(refused.value)
+    assert "token 2 of 4 is the placeholder shipped in .env.example" in message
+    assert "token 3 of 4 has only 1 distinct characters" in message
+    assert "token 4 of 4 is a common word" in message
+    assert "secrets.token_urlsafe(32)" in message
+    assert "change-me" not in message
+    assert "password1" not in message
 
 
 def test_bad_tokens_are_refused_by_position_never_by_value():
@@ -379,6 +397,29 @@ def test_the_document_declares_every_status_with_the_error_model(redis_url):
     assert example["model"] == "default", "an example the docs page can send as it is"
     assert paths["/v1/jobs"]["post"]["responses"]["202"]["headers"]["Location"]
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_a_request_naming_another_host_is_421_in_openai_shape_before_its_token_is_read(
+    redis_url,
+):
+    token = secrets.token_urlsafe(32)
+    app, _ = app_for(redis_url, TURNOUT_API_TOKENS=token, TURNOUT_SERVE_ALLOWED_HOSTS="api")
+    auth = {"Authorization": f"Bearer {token}"}
+    request = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+    with TestClient(app, base_url="http://rebound.example:8000") as http:
+        for method, path in (("GET", "/healthz"), ("POST", "/v1/jobs"), ("GET", "/docs")):
+            refused = http.request(method, path, json=request, headers=auth)
+            assert refused.status_code == 421, (method, path, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "host_not_allowed"
+            assert error["type"] == "invalid_request_error"
+            assert "TURNOUT_SERVE_ALLOWED_HOSTS" in error["message"]
+            assert "rebound" not in refused.text, "the caller's text is not echoed"
+        for host in ("api:8000", "localhost:8000", "127.0.0.1", "[::1]:8000", "API."):
+            assert http.get("/v1/jobs/nope", headers={**auth, "Host": host}).status_code == 404
+        assert http.get("/healthz", headers={"Host": "testserver"}).status_code == 421, (
+            "the list is the setting's, not the helper's"
+        )
 
 
 def test_redis_down_is_503_on_submit_and_health(redis_url):
