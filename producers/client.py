@@ -34,6 +34,7 @@ from routing.celery_config import create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
 from routing.errors import (
     ConfigError,
+    InvalidRequest,
     JobFailed,
     JobNotFound,
     JobTimeout,
@@ -47,7 +48,7 @@ from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
 RequestLike = CompletionRequest | Mapping[str, Any] | str
-PolicyLike = str | RoutingPolicy | dict[str, Any] | None
+PolicyLike = str | RoutingPolicy | Mapping[str, Any] | None
 T = TypeVar("T")
 
 #: A Redis reply slower than this is a lost connection, not a slow server.
@@ -60,15 +61,36 @@ log = logging.getLogger("turnout.client")
 
 
 def as_request(request: RequestLike) -> CompletionRequest:
-    """A CompletionRequest from a request, a dict of its fields, or a bare user prompt."""
+    """A CompletionRequest from a request, a dict of its fields, or a bare user prompt;
+    InvalidRequest for anything else (None, a list, bytes), as for a bad field."""
     if isinstance(request, CompletionRequest):
         return request
+    if not isinstance(request, str | Mapping):
+        raise InvalidRequest(
+            "request: a prompt (str), a CompletionRequest or a dict of its fields is required, "
+            f"not {type(request).__name__}",
+            param="request",
+        )
     try:
         if isinstance(request, str):
             return CompletionRequest.from_prompt(request)
         return CompletionRequest.model_validate(dict(request))
     except ValidationError as exc:
         raise invalid(exc, prefix="invalid completion request: ") from None
+
+
+def checked_timeout(timeout: object) -> float | None:
+    """A wait's ``timeout``: None (no limit) or a number of seconds; InvalidRequest otherwise,
+    raised by ``complete`` before the job is enqueued (a TypeError from the wait would come
+    after, with the job already running)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout != timeout:
+        raise InvalidRequest(
+            f"timeout: a number of seconds or None is required, not {timeout!r:.40}",
+            param="timeout",
+        )
+    return float(timeout)
 
 
 class Client:
@@ -161,6 +183,7 @@ class Client:
     ) -> CompletionResult:
         """Submit and wait. Returns the result of a succeeded job; raises JobFailed (with the
         result) for a failed one and JobTimeout if ``timeout`` runs out first."""
+        timeout = checked_timeout(timeout)
         result = self.submit(request, policy=policy, targets=targets).wait(timeout)
         if result.state is JobState.FAILED:
             raise JobFailed(result)
@@ -227,6 +250,7 @@ class Client:
         targets: Sequence[str] | None = None,
         timeout: float | None = None,
     ) -> CompletionResult:
+        timeout = checked_timeout(timeout)
         handle = await self.asubmit(request, policy=policy, targets=targets)
         result = await handle.wait(timeout)
         if result.state is JobState.FAILED:
@@ -346,6 +370,7 @@ class JobHandle:
 
     def wait(self, timeout: float | None = None) -> CompletionResult:
         """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise."""
+        timeout = checked_timeout(timeout)
         if not self.client._wait_sync(self.job_id, timeout):
             raise JobTimeout(self.job_id, timeout or 0)
         return self.result()
@@ -375,6 +400,7 @@ class AsyncJobHandle:
         return result
 
     async def wait(self, timeout: float | None = None) -> CompletionResult:
+        timeout = checked_timeout(timeout)
         if not await self.client._wait_async(self.job_id, timeout):
             raise JobTimeout(self.job_id, timeout or 0)
         return await self.result()
