@@ -71,6 +71,15 @@ def test_a_timeout_of_the_wrong_type_is_refused_before_the_job_is_enqueued(idle_
     assert idle_stack.job_keys() == []
 
 
+def test_an_owner_that_is_not_a_string_is_refused_before_the_job_is_stored(idle_stack):
+    with idle_stack.client() as client:
+        for owner in (5, b"me", ""):
+            with pytest.raises(InvalidRequest, match="owner: a non-empty string or None"):
+                client.submit("hi", owner=owner)
+    assert idle_stack.queue_length() == 0
+    assert idle_stack.job_keys() == []
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
