@@ -32,9 +32,9 @@ _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries as is, com
 _MAKE_ONE = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-def parse_tokens(raw: str) -> list[str]:
-    """The tokens of a TURNOUT_API_TOKENS value; ConfigError naming the bad ones by position,
-    never by value."""
+def parse_tokens(raw: str, *, setting: str = "TURNOUT_API_TOKENS") -> list[str]:
+    """The tokens of a TURNOUT_API_TOKENS (or ``setting``) value; ConfigError naming the bad
+    ones by position, never by value."""
     tokens = [token.strip() for token in raw.split(",")]
     tokens = [token for token in tokens if token]
     problems = []
@@ -45,25 +45,32 @@ def parse_tokens(raw: str) -> list[str]:
         elif len(token) < MIN_TOKEN_CHARS:
             problems.append(f"{where} has {len(token)} characters, fewer than {MIN_TOKEN_CHARS}")
     if problems:
-        raise ConfigError(f"TURNOUT_API_TOKENS: {'; '.join(problems)}; fix: {_MAKE_ONE}")
+        raise ConfigError(f"{setting}: {'; '.join(problems)}; fix: {_MAKE_ONE}")
     return tokens
 
 
 class BearerTokens:
-    """The tokens callers may present."""
+    """The tokens callers may present; the admin ones also read every job."""
 
-    def __init__(self, tokens: Iterable[str]) -> None:
-        self._digests = tuple(_digest(token.encode()) for token in tokens)
+    def __init__(self, tokens: Iterable[str], admin_tokens: Iterable[str] = ()) -> None:
+        admins = tuple(admin_tokens)
+        self._digests = tuple(_digest(token.encode()) for token in (*tokens, *admins))
         if not self._digests:
             raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {_MAKE_ONE}")
+        #: Callers (``caller_of``) that may read every job.
+        self.admins = frozenset(caller_of(token.encode()) for token in admins)
 
     @classmethod
     def from_settings(cls, settings: ProducerSettings) -> BearerTokens | None:
-        """None when TURNOUT_API_TOKENS is unset or blank."""
-        if settings.api_tokens is None:
-            return None
-        tokens = parse_tokens(settings.api_tokens.get_secret_value())
-        return cls(tokens) if tokens else None
+        """None when TURNOUT_API_TOKENS and TURNOUT_ADMIN_TOKENS are both unset or blank."""
+        tokens, admins = [], []
+        if settings.api_tokens is not None:
+            tokens = parse_tokens(settings.api_tokens.get_secret_value())
+        if settings.admin_tokens is not None:
+            admins = parse_tokens(
+                settings.admin_tokens.get_secret_value(), setting="TURNOUT_ADMIN_TOKENS"
+            )
+        return cls(tokens, admins) if tokens or admins else None
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -78,6 +85,11 @@ class BearerTokens:
 
     def __repr__(self) -> str:
         return f"BearerTokens(<{len(self._digests)} tokens>)"
+
+
+def caller_of(token: bytes) -> str:
+    """Who presents ``token``, as the app knows callers: the hex digest, never the token."""
+    return _digest(token).hex()
 
 
 def _digest(token: bytes) -> bytes:
@@ -113,6 +125,7 @@ class BearerAuth:
         if presented is None or not self.tokens.accepts(presented):
             await unauthorized(token_sent=presented is not None).response()(scope, receive, send)
             return
-        # Who is calling, as a digest (never the token): idempotency keys are scoped to it.
-        scope.setdefault("state", {})[CALLER] = _digest(presented).hex()
+        # Who is calling, as a digest (never the token): idempotency keys are scoped to it, and
+        # the jobs it submits are owned by it.
+        scope.setdefault("state", {})[CALLER] = caller_of(presented)
         await self.app(scope, receive, send)
