@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,10 +70,9 @@ def parse_line(
     text: str, line_no: int, config: TurnoutConfig, *, policy: str | None
 ) -> BatchItem | LineProblem:
     """One input line as an item, or what is wrong with it (with its number)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return LineProblem(line_no, f"not JSON ({exc.msg} at column {exc.colno})")
+    data = _json_of(text)
+    if isinstance(data, _Unreadable):
+        return LineProblem(line_no, data.reason)
     if not isinstance(data, dict):
         return LineProblem(line_no, f"a line is a JSON object, not {type(data).__name__}")
     custom_id = data.get("custom_id")
@@ -96,6 +96,27 @@ def parse_line(
         return LineProblem(line_no, describe(exc), custom_id)
     except InvalidRequest as exc:
         return LineProblem(line_no, str(exc), custom_id)
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    reason: str
+
+
+def _json_of(text: str) -> Any:
+    """The line's JSON value, or why it cannot be read. Valid JSON that Python's decoder still
+    refuses is a bad line like any other, never a traceback that ends the run: nesting deeper
+    than the interpreter's recursion limit (RecursionError) and an integer of more digits than
+    ``sys.get_int_max_str_digits()`` (ValueError; the limit stops a quadratic conversion)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _Unreadable(f"not JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        return _Unreadable("nested too deeply to read; a request is a few levels deep")
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        return _Unreadable(f"holds an integer of more than {limit} digits, too long to read")
 
 
 def _body_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -208,10 +229,7 @@ def written_lines(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     for text in lines:
         if not text.endswith("\n"):
             continue  # cut short by a kill: its job is looked up again, the line rewritten
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            continue
+        data = _json_of(text)
         if not isinstance(data, dict):
             continue
         custom_id, response = data.get("custom_id"), data.get("response")

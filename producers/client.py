@@ -20,14 +20,19 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 
-from producers.openai_format import invalid
+from producers.arguments import (
+    PolicyLike,
+    RequestLike,
+    as_request,  # re-exported: callers import it from here
+    checked_owner,
+    checked_timeout,
+)
 from producers.publisher import JobPublisher
 from producers.waiter import CompletionListener
 from routing.celery_config import create_app, max_job_deadline_s
@@ -40,14 +45,14 @@ from routing.errors import (
     SubmitError,
     TurnoutError,
 )
-from routing.jobstore import AsyncJobStore, JobStore, redis_client
+from routing.jobstore import AsyncJobStore, JobStore, StoredJob, redis_client
 from routing.keys import Keys
 from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
 from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
-RequestLike = CompletionRequest | Mapping[str, Any] | str
-PolicyLike = str | RoutingPolicy | dict[str, Any] | None
+__all__ = ["AsyncJobHandle", "Client", "JobHandle", "PolicyLike", "RequestLike", "as_request"]
+
 T = TypeVar("T")
 
 #: A Redis reply slower than this is a lost connection, not a slow server.
@@ -57,18 +62,6 @@ MAX_CONNECTIONS = 128
 
 
 log = logging.getLogger("turnout.client")
-
-
-def as_request(request: RequestLike) -> CompletionRequest:
-    """A CompletionRequest from a request, a dict of its fields, or a bare user prompt."""
-    if isinstance(request, CompletionRequest):
-        return request
-    try:
-        if isinstance(request, str):
-            return CompletionRequest.from_prompt(request)
-        return CompletionRequest.model_validate(dict(request))
-    except ValidationError as exc:
-        raise invalid(exc, prefix="invalid completion request: ") from None
 
 
 class Client:
@@ -128,17 +121,23 @@ class Client:
         *,
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
+        owner: str | None = None,
     ) -> JobHandle:
         """Validate and enqueue a job; returns at once with a handle to it.
 
         A request with an ``idempotency_key`` seen before returns the handle of the job that
         key already names; if that job is still queued its message is sent again (see
         ``_republish``), and nothing else is enqueued.
+
+        ``owner`` is an opaque label the job record keeps (``JobHandle.read`` gives it back):
+        turnout serve passes its caller's token digest and shows the job to that caller only.
+        The client itself reads every job, owned or not: it holds Redis access anyway.
         """
         completion, routing = self.prepare(request, policy=policy, targets=targets)
+        owner = checked_owner(owner)
         job_id = str(uuid.uuid4())
         try:
-            job_id, created = self.store.create(job_id, completion, routing)
+            job_id, created = self.store.create(job_id, completion, routing, owner=owner)
         except Exception as exc:
             raise SubmitError(f"could not store the job in Redis: {exc}") from exc
         if created:
@@ -161,6 +160,7 @@ class Client:
     ) -> CompletionResult:
         """Submit and wait. Returns the result of a succeeded job; raises JobFailed (with the
         result) for a failed one and JobTimeout if ``timeout`` runs out first."""
+        timeout = checked_timeout(timeout)
         result = self.submit(request, policy=policy, targets=targets).wait(timeout)
         if result.state is JobState.FAILED:
             raise JobFailed(result)
@@ -201,12 +201,16 @@ class Client:
         *,
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
+        owner: str | None = None,
     ) -> AsyncJobHandle:
         """``submit`` for asyncio: Redis through redis.asyncio, the Celery publish in a thread."""
         completion, routing = self.prepare(request, policy=policy, targets=targets)
+        owner = checked_owner(owner)
         parts = self._parts()
         try:
-            job_id, created = await parts.store.create(str(uuid.uuid4()), completion, routing)
+            job_id, created = await parts.store.create(
+                str(uuid.uuid4()), completion, routing, owner=owner
+            )
         except Exception as exc:
             raise SubmitError(f"could not store the job in Redis: {exc}") from exc
         if created:
@@ -227,6 +231,7 @@ class Client:
         targets: Sequence[str] | None = None,
         timeout: float | None = None,
     ) -> CompletionResult:
+        timeout = checked_timeout(timeout)
         handle = await self.asubmit(request, policy=policy, targets=targets)
         result = await handle.wait(timeout)
         if result.state is JobState.FAILED:
@@ -344,8 +349,16 @@ class JobHandle:
             raise JobNotFound(self.job_id)
         return result
 
+    def read(self) -> StoredJob:
+        """The job as it stands now, with its owner (``Client.submit``'s ``owner``)."""
+        stored = self.client.store.read(self.job_id)
+        if stored is None:
+            raise JobNotFound(self.job_id)
+        return stored
+
     def wait(self, timeout: float | None = None) -> CompletionResult:
         """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise."""
+        timeout = checked_timeout(timeout)
         if not self.client._wait_sync(self.job_id, timeout):
             raise JobTimeout(self.job_id, timeout or 0)
         return self.result()
@@ -374,7 +387,15 @@ class AsyncJobHandle:
             raise JobNotFound(self.job_id)
         return result
 
+    async def read(self) -> StoredJob:
+        """The job as it stands now, with its owner, in one round trip as ``result`` takes."""
+        stored = await self.client._parts().store.read(self.job_id)
+        if stored is None:
+            raise JobNotFound(self.job_id)
+        return stored
+
     async def wait(self, timeout: float | None = None) -> CompletionResult:
+        timeout = checked_timeout(timeout)
         if not await self.client._wait_async(self.job_id, timeout):
             raise JobTimeout(self.job_id, timeout or 0)
         return await self.result()

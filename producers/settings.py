@@ -18,6 +18,9 @@ class ProducerSettings(CoreSettings):
     #: rotated out while the next is already in use). Unset, serve refuses to start without
     #: ``--no-auth``. A secret: never logged, never echoed in an answer.
     api_tokens: SecretStr | None = Field(default=None, validation_alias="TURNOUT_API_TOKENS")
+    #: Tokens, in the same format, whose callers may also read every job, whoever submitted it
+    #: (a caller of TURNOUT_API_TOKENS reads only its own jobs). A secret like those.
+    admin_tokens: SecretStr | None = Field(default=None, validation_alias="TURNOUT_ADMIN_TOKENS")
     #: How long ``POST /v1/chat/completions`` waits for its job; a job still running then is
     #: answered 504 with its id, and keeps running (``GET /v1/jobs/{id}`` has its result).
     serve_timeout_s: float = Field(

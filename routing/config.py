@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails
 
 from routing.breaker import BreakerOverrides, BreakerSettings
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
@@ -320,7 +321,9 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
                     f"unknown deployment {member!r}",
                     _choose(member, seen, what="a deployment id"),
                 )
-    known = [*seen, *aliases]
+    # Only names the schema accepts: a key of another type (YAML reads ``1:`` as an int) is
+    # reported by the schema check, and sorting it among strings for a hint would raise.
+    known = [*seen, *(name for name in aliases if isinstance(name, str))]
     policies = data.get("policies")
     for name, policy in (policies if isinstance(policies, dict) else {}).items():
         targets = policy.get("targets") if isinstance(policy, dict) else None
@@ -377,6 +380,15 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
                 f"unknown key {key!r}",
                 f"{hint}remove it; allowed keys here: {', '.join(allowed)}",
             )
+        elif _names_a_key(error):
+            key = error.get("input")
+            where = location[:-2] if location[-1] == _KEY else location[:-1]
+            yield ConfigProblem(
+                _key_path(where),
+                f"the key {_INPUT_REPR.repr(key)} is not a string ({type(key).__name__})",
+                "quote the name ('1':): YAML reads 1, true, null and [a, b] unquoted as a "
+                "number, a boolean, nothing and a list",
+            )
         elif error["type"] == "missing":
             yield ConfigProblem(path, "required key is missing", "add it")
         else:
@@ -396,6 +408,17 @@ def _shown_input(error: Any) -> str:
     if isinstance(value, str) and (names_a_key or error["type"] == "string_pattern_mismatch"):
         return f"a string of {len(value)} characters starting {value[:3]!r}"
     return _INPUT_REPR.repr(value)
+
+
+#: The last part of a pydantic error location that says the mapping key itself is wrong.
+_KEY = "[key]"
+
+
+def _names_a_key(error: ErrorDetails) -> bool:
+    """Whether an error is about a mapping key rather than its value: a location of ints
+    cannot tell the key ``1`` of a mapping from the second entry of a list."""
+    location = error["loc"]
+    return error["type"] == "invalid_key" or (bool(location) and location[-1] == _KEY)
 
 
 def _bounded_repr() -> reprlib.Repr:

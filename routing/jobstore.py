@@ -3,7 +3,7 @@
 A job is a hash (state, request, policy, lease, outcome) plus a list (its attempt log). Every
 state change is one Lua script, so concurrent workers and producers never see half a change:
 
-    create   (producer)  -> queued          idempotency key maps to one job
+    create   (producer)  -> queued          idempotency key maps to one job; owner recorded
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
@@ -128,6 +128,21 @@ def result_from_record(
     )
 
 
+@dataclass(frozen=True)
+class StoredJob:
+    """A job as its record holds it: what its caller sees, and who owns it. The owner is an
+    opaque string the producer gave at create (turnout serve: the digest of its caller's token),
+    None for a job created without one (the Python client's); it is never part of the result,
+    so nothing that shows a result can show it."""
+
+    result: CompletionResult
+    owner: str | None
+
+
+def stored_job(job_id: str, fields: dict[str, str], attempts: list[str]) -> StoredJob:
+    return StoredJob(result_from_record(job_id, fields, attempts), fields.get("owner") or None)
+
+
 def _idempotency_keys(keys: Keys, request: CompletionRequest) -> list[str]:
     return [keys.idempotency(request.idempotency_key)] if request.idempotency_key else []
 
@@ -143,6 +158,7 @@ def _create_args(
     policy: RoutingPolicy,
     ttl_s: int,
     requeue_after_s: float,
+    owner: str | None,
 ) -> tuple[list[str], list[str]]:
     return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)], [
         job_id,
@@ -151,6 +167,7 @@ def _create_args(
         str(ttl_s),
         str(int(requeue_after_s * 1000)),
         str(int(policy.deadline_s * 1000)),
+        owner or "",
     ]
 
 
@@ -173,12 +190,18 @@ class JobStore:
         self._release = client.register_script(source("release_job"))
 
     def create(
-        self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
+        self,
+        job_id: str,
+        request: CompletionRequest,
+        policy: RoutingPolicy,
+        *,
+        owner: str | None = None,
     ) -> tuple[str, bool]:
-        """Store a queued job; returns (job id, created). An idempotency key seen before
-        returns the job it already names, and ``created`` is False."""
+        """Store a queued job, owned by ``owner`` when one is given; returns (job id, created).
+        An idempotency key seen before returns the job it already names (its owner unchanged:
+        callers scope their keys to themselves), and ``created`` is False."""
         job_keys, args = _create_args(
-            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner
         )
         created, existing = self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
@@ -307,13 +330,18 @@ class JobStore:
         return JobState(as_text(value)) if value is not None else None
 
     def get(self, job_id: str) -> CompletionResult | None:
+        stored = self.read(job_id)
+        return stored.result if stored is not None else None
+
+    def read(self, job_id: str) -> StoredJob | None:
+        """The job and its owner, in the one round trip ``get`` takes."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.job(job_id))
         pipe.lrange(self.keys.attempts(job_id), 0, -1)
         fields, attempts = pipe.execute()
         if not fields:
             return None
-        return result_from_record(job_id, decoded(fields), [as_text(a) for a in attempts])
+        return stored_job(job_id, decoded(fields), [as_text(a) for a in attempts])
 
 
 class AsyncJobStore:
@@ -330,10 +358,15 @@ class AsyncJobStore:
         self._delete = client.register_script(source("delete_job"))
 
     async def create(
-        self, job_id: str, request: CompletionRequest, policy: RoutingPolicy
+        self,
+        job_id: str,
+        request: CompletionRequest,
+        policy: RoutingPolicy,
+        *,
+        owner: str | None = None,
     ) -> tuple[str, bool]:
         job_keys, args = _create_args(
-            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner
         )
         created, existing = await self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
@@ -346,10 +379,14 @@ class AsyncJobStore:
         return JobState(as_text(value)) if value is not None else None
 
     async def get(self, job_id: str) -> CompletionResult | None:
+        stored = await self.read(job_id)
+        return stored.result if stored is not None else None
+
+    async def read(self, job_id: str) -> StoredJob | None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.job(job_id))
             pipe.lrange(self.keys.attempts(job_id), 0, -1)
             fields, attempts = await pipe.execute()
         if not fields:
             return None
-        return result_from_record(job_id, decoded(fields), [as_text(a) for a in attempts])
+        return stored_job(job_id, decoded(fields), [as_text(a) for a in attempts])

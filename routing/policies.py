@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -15,13 +15,14 @@ DEFAULT_POLICY = "default"
 
 def resolve_policy(
     config: TurnoutConfig,
-    policy: str | RoutingPolicy | dict[str, object] | None = None,
+    policy: str | RoutingPolicy | Mapping[str, object] | None = None,
     *,
     targets: Sequence[str] | None = None,
     max_deadline_s: float | None = None,
 ) -> RoutingPolicy:
     """Turn what the caller said (a policy name, a policy, or bare targets) into a policy whose
     targets all exist in ``config``. Raises InvalidRequest, before anything is enqueued."""
+    _check_types(policy, targets)
     if policy is not None and targets:
         raise InvalidRequest("give a policy or targets, not both")
     if targets:
@@ -33,8 +34,8 @@ def resolve_policy(
         resolved = _validated(implicit)
     elif isinstance(policy, RoutingPolicy):
         resolved = policy
-    elif isinstance(policy, dict):
-        resolved = _validated(policy)
+    elif isinstance(policy, Mapping):
+        resolved = _validated(dict(policy))
     else:
         name = policy or DEFAULT_POLICY
         if name not in config.policies:
@@ -56,6 +57,32 @@ def resolve_policy(
             f"({max_deadline_s:g}s, bounded by the broker's visibility timeout)"
         )
     return resolved
+
+
+def _check_types(policy: object, targets: object) -> None:
+    """The caller's arguments have the types they are documented to have: InvalidRequest naming
+    the argument otherwise, never a TypeError from deep inside (``targets="a"`` would even be
+    read as the deployments 'a' and so on, one per character)."""
+    if policy is not None and not isinstance(policy, str | RoutingPolicy | Mapping):
+        raise InvalidRequest(
+            "policy: a policy name (str), a RoutingPolicy or a dict of its fields is required, "
+            f"not {type(policy).__name__}",
+            param="policy",
+        )
+    if targets is None:
+        return
+    if isinstance(targets, str | bytes) or not isinstance(targets, Sequence):
+        raise InvalidRequest(
+            f"targets: a list of deployment ids (str) is required, not {type(targets).__name__}",
+            param="targets",
+        )
+    for number, target in enumerate(targets):
+        if not isinstance(target, str):
+            raise InvalidRequest(
+                f"targets[{number}]: a deployment id (str) is required, "
+                f"not {type(target).__name__}",
+                param="targets",
+            )
 
 
 def _validated(data: dict[str, object]) -> RoutingPolicy:

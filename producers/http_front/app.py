@@ -3,8 +3,9 @@
     app = create_app(Client(settings=settings), settings)
 
 ``POST /v1/chat/completions`` submits a job and waits for it (up to TURNOUT_SERVE_TIMEOUT);
-``POST /v1/jobs`` submits and answers 202 at once; ``GET /v1/jobs/{id}`` reads a job;
-``GET /healthz`` says whether Redis answers. The app owns the client it is given and closes it
+``POST /v1/jobs`` submits and answers 202 at once; ``GET /v1/jobs/{id}`` reads a job (a caller's
+own, or any for an admin token: producers.http_front.ownership); ``GET /healthz`` says whether
+Redis answers. The app owns the client it is given and closes it
 when it stops.
 """
 
@@ -28,9 +29,10 @@ from fastapi.security import HTTPBearer
 from producers.client import AsyncJobHandle, Client
 from producers.http_front import errors
 from producers.http_front.access_log import AccessLog
-from producers.http_front.auth import CALLER, BearerAuth, BearerTokens
+from producers.http_front.auth import BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.host_check import AllowedHosts
+from producers.http_front.ownership import caller_of_request, readable_job
 from producers.http_front.schemas import ChatCompletion, ErrorBody, Health, JobView
 from producers.openai_format import (
     ChatCompletionRequest,
@@ -39,7 +41,7 @@ from producers.openai_format import (
     route_of,
 )
 from producers.settings import ProducerSettings
-from routing.errors import ConfigError, JobNotFound, JobTimeout
+from routing.errors import ConfigError, JobTimeout
 from routing.host_allowlist import HostAllowList
 from routing.models import CompletionResult, JobState
 
@@ -62,7 +64,8 @@ Every error is in OpenAI's shape, `{"error": {"message", "type", "param", "code"
 _ERRORS = {
     400: "The request is wrong (`param` names the field), or the job failed on it",
     401: "No bearer token, or not one this server accepts",
-    404: "`model` names no policy, deployment or alias; or no such job",
+    404: "`model` names no policy, deployment or alias; or no such job (none of yours: a job "
+    "is shown to the token that submitted it, and to admin tokens)",
     413: "The body is larger than TURNOUT_SERVE_MAX_BODY",
     429: "The job failed: every provider rate-limited it",
     500: "A bug in the server, or a job lost its worker too often",
@@ -110,7 +113,8 @@ def create_app(
         )
     if tokens is not None and no_auth:
         raise ConfigError(
-            "--no-auth was given and TURNOUT_API_TOKENS is set; fix: drop one of them"
+            "--no-auth was given and TURNOUT_API_TOKENS or TURNOUT_ADMIN_TOKENS is set; fix: "
+            "drop one of them"
         )
     timeout_s = settings.serve_timeout_s
 
@@ -122,7 +126,11 @@ def create_app(
                 "submit jobs on the providers' keys"
             )
         else:
-            log.info("accepting %d bearer token(s) from TURNOUT_API_TOKENS", len(tokens))
+            log.info(
+                "accepting %d bearer token(s), %d of them from TURNOUT_ADMIN_TOKENS",
+                len(tokens),
+                len(tokens.admins),
+            )
         log.info(
             "models: %s; waits up to %gs; bodies up to %d bytes",
             ", ".join(models(client)),
@@ -153,11 +161,10 @@ def create_app(
         request: Request, body: ChatCompletionRequest, idempotency_key: str | None
     ) -> AsyncJobHandle:
         route = route_of(client.config, body.model)
-        completion = body.to_completion_request(
-            scoped_key(idempotency_key, getattr(request.state, CALLER, ""), body)
-        )
+        caller = caller_of_request(request)
+        completion = body.to_completion_request(scoped_key(idempotency_key, caller or "", body))
         return await client.asubmit(
-            completion, policy=route.policy, targets=list(route.targets) or None
+            completion, policy=route.policy, targets=list(route.targets) or None, owner=caller
         )
 
     @app.post(
@@ -235,13 +242,12 @@ def create_app(
             **_errors(400, *auth_errors, 404, 500, 503),
         },
     )
-    async def get_job(job_id: JobId) -> JSONResponse:
+    async def get_job(request: Request, job_id: JobId) -> JSONResponse:
+        """The job, to the token that submitted it or an admin token; 404 to any other, as
+        for a job that does not exist."""
         if not JOB_ID.fullmatch(job_id):  # never a Redis key of something else
             raise errors.job_not_found(job_id)
-        try:
-            result = await client.ajob(job_id).result()
-        except JobNotFound:
-            raise errors.job_not_found(job_id) from None
+        result = await readable_job(client.ajob(job_id), caller_of_request(request), tokens)
         return JSONResponse(job_view(result))
 
     @app.get(

@@ -32,10 +32,11 @@ MIN_TOKEN_CHARS = MIN_SECRET_CHARS
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries as is, commas aside
 
 
-def parse_tokens(raw: str) -> list[str]:
-    """The tokens of a TURNOUT_API_TOKENS value; ConfigError naming the bad ones by position,
-    never by value. A placeholder (.env.example's value) or a weak token is refused like a
-    malformed one: copied from the example, it would be a credential every reader knows."""
+def parse_tokens(raw: str, *, setting: str = "TURNOUT_API_TOKENS") -> list[str]:
+    """The tokens of a TURNOUT_API_TOKENS (or ``setting``) value; ConfigError naming the bad
+    ones by position, never by value. A placeholder (.env.example's value) or a weak token is
+    refused like a malformed one: copied from the example, it would be a credential every
+    reader knows."""
     tokens = [token.strip() for token in raw.split(",")]
     tokens = [token for token in tokens if token]
     problems = []
@@ -46,25 +47,32 @@ def parse_tokens(raw: str) -> list[str]:
         elif weakness := secret_weakness(token, min_chars=MIN_TOKEN_CHARS):
             problems.append(f"{where} {weakness}")
     if problems:
-        raise ConfigError(f"TURNOUT_API_TOKENS: {'; '.join(problems)}; fix: {MAKE_ONE}")
+        raise ConfigError(f"{setting}: {'; '.join(problems)}; fix: {MAKE_ONE}")
     return tokens
 
 
 class BearerTokens:
-    """The tokens callers may present."""
+    """The tokens callers may present; the admin ones also read every job."""
 
-    def __init__(self, tokens: Iterable[str]) -> None:
-        self._digests = tuple(_digest(token.encode()) for token in tokens)
+    def __init__(self, tokens: Iterable[str], admin_tokens: Iterable[str] = ()) -> None:
+        admins = tuple(admin_tokens)
+        self._digests = tuple(_digest(token.encode()) for token in (*tokens, *admins))
         if not self._digests:
             raise ConfigError(f"TURNOUT_API_TOKENS holds no token; fix: {MAKE_ONE}")
+        #: Callers (``caller_of``) that may read every job.
+        self.admins = frozenset(caller_of(token.encode()) for token in admins)
 
     @classmethod
     def from_settings(cls, settings: ProducerSettings) -> BearerTokens | None:
-        """None when TURNOUT_API_TOKENS is unset or blank."""
-        if settings.api_tokens is None:
-            return None
-        tokens = parse_tokens(settings.api_tokens.get_secret_value())
-        return cls(tokens) if tokens else None
+        """None when TURNOUT_API_TOKENS and TURNOUT_ADMIN_TOKENS are both unset or blank."""
+        tokens, admins = [], []
+        if settings.api_tokens is not None:
+            tokens = parse_tokens(settings.api_tokens.get_secret_value())
+        if settings.admin_tokens is not None:
+            admins = parse_tokens(
+                settings.admin_tokens.get_secret_value(), setting="TURNOUT_ADMIN_TOKENS"
+            )
+        return cls(tokens, admins) if tokens or admins else None
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -79,6 +87,11 @@ class BearerTokens:
 
     def __repr__(self) -> str:
         return f"BearerTokens(<{len(self._digests)} tokens>)"
+
+
+def caller_of(token: bytes) -> str:
+    """Who presents ``token``, as the app knows callers: the hex digest, never the token."""
+    return _digest(token).hex()
 
 
 def _digest(token: bytes) -> bytes:
@@ -114,6 +127,7 @@ class BearerAuth:
         if presented is None or not self.tokens.accepts(presented):
             await unauthorized(token_sent=presented is not None).response()(scope, receive, send)
             return
-        # Who is calling, as a digest (never the token): idempotency keys are scoped to it.
-        scope.setdefault("state", {})[CALLER] = _digest(presented).hex()
+        # Who is calling, as a digest (never the token): idempotency keys are scoped to it, and
+        # the jobs it submits are owned by it.
+        scope.setdefault("state", {})[CALLER] = caller_of(presented)
         await self.app(scope, receive, send)

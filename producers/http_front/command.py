@@ -38,7 +38,8 @@ def serve(
         typer.Option(
             "--no-auth",
             help="Serve without bearer tokens: anyone who reaches the port can spend the "
-            "providers' keys. Refused while TURNOUT_API_TOKENS is set.",
+            "providers' keys, and read every job. Refused while TURNOUT_API_TOKENS or "
+            "TURNOUT_ADMIN_TOKENS is set.",
         ),
     ] = False,
 ) -> None:

@@ -4,7 +4,9 @@
 --   counts, <KEYS[3]>:<day>, derived from Redis TIME), KEYS[4] idempotency key (absent when the
 --   job has none)
 -- ARGV[1] job id, ARGV[2] request json, ARGV[3] policy json, ARGV[4] ttl seconds,
---   ARGV[5] requeue delay ms, ARGV[6] the policy's deadline ms (counted from the first claim)
+--   ARGV[5] requeue delay ms, ARGV[6] the policy's deadline ms (counted from the first claim),
+--   ARGV[7] the job's owner, an opaque string (absent or empty: the job has none; turnout serve
+--   gives the digest of its caller's token, and shows the job to that caller only)
 -- Reply: {1, job_id} created | {0, existing_job_id} the idempotency key already named a job
 -- Prepend: _clock.lua
 if KEYS[4] then
@@ -14,6 +16,9 @@ if KEYS[4] then
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'request', ARGV[2], 'policy', ARGV[3],
            'created_at', now, 'updated_at', now, 'runs', 0, 'deadline_ms', ARGV[6])
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[7])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'queued', 1)

@@ -165,6 +165,28 @@ def test_bad_input_is_reported_before_anything_is_enqueued(fresh, tmp_path):
     assert sorted(line["custom_id"] for line in read_jsonl(output)) == ["a", "d"]
 
 
+def test_json_python_cannot_decode_is_an_invalid_line_and_the_run_goes_on(fresh, tmp_path):
+    good = {"custom_id": "a", "messages": [{"role": "user", "content": "Hi"}]}
+    deep = '{"custom_id": "deep", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    huge = '{"custom_id": "huge", "messages": [], "max_tokens": ' + "9" * 5000 + "}"
+    source = write_lines(tmp_path / "in.jsonl", [good, deep, huge, {**good, "custom_id": "d"}])
+    output = tmp_path / "out.jsonl"
+
+    strict = run_cli(["batch", str(source), "-o", str(output), "--strict"], fresh.env)
+    assert strict.returncode == 2, strict.stdout + strict.stderr
+    assert "line 2: nested too deeply to read" in strict.stderr
+    assert "Traceback" not in strict.stderr
+    assert fresh.queue_length() == 0
+
+    lenient = run_cli(["batch", str(source), "-o", str(output)], fresh.env)
+    assert lenient.returncode == 1, lenient.stdout + lenient.stderr
+    assert "Traceback" not in lenient.stderr
+    assert "line 2: nested too deeply to read" in lenient.stderr
+    assert "line 3: holds an integer of more than 4300 digits" in lenient.stderr
+    assert "2 invalid" in lenient.stdout
+    assert sorted(line["custom_id"] for line in read_jsonl(output)) == ["a", "d"]
+
+
 def test_failed_lines_go_to_the_errors_file_with_their_class_and_attempts(fresh, tmp_path):
     fresh.primary.set_faults(fail_rate=1.0, fail_status=400)
     source = write_lines(

@@ -10,6 +10,7 @@ import json
 import secrets
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class Served:
     must_not_leak: list[str]
     answers: list[str] = field(default_factory=list)
     document: OpenApiSchema | None = None
+    #: A token of TURNOUT_ADMIN_TOKENS: reads every job.
+    admin_token: str = ""
 
     @property
     def url(self) -> str:
@@ -82,11 +85,13 @@ class Served:
         return self.process.log()
 
 
-def start_serve(env: dict[str, str], log_dir: Path, port: int) -> ChildProcess:
+def start_serve(
+    env: dict[str, str], log_dir: Path, port: int, *extra: str, name: str = "serve"
+) -> ChildProcess:
     """``turnout serve``, in its own process."""
     turnout = Path(sys.executable).parent / "turnout"
-    argv = [str(turnout), "serve", "--host", LOOPBACK, "--port", str(port)]
-    return ChildProcess("serve", argv, env=env, log_dir=log_dir, grace_s=15)
+    argv = [str(turnout), "serve", "--host", LOOPBACK, "--port", str(port), *extra]
+    return ChildProcess(name, argv, env=env, log_dir=log_dir, grace_s=15)
 
 
 def healthy(url: str) -> bool:
@@ -99,16 +104,19 @@ def healthy(url: str) -> bool:
 @pytest.fixture(scope="module")
 def served(stack, tmp_path_factory) -> Iterator[Served]:
     token, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    admin = secrets.token_urlsafe(32)
     env = {
         **stack.env,
         "TURNOUT_API_TOKENS": f"{token}, {other}",
+        "TURNOUT_ADMIN_TOKENS": admin,
         "TURNOUT_SERVE_TIMEOUT": str(SERVE_TIMEOUT_S),
         "TURNOUT_SERVE_MAX_BODY": str(MAX_BODY),
     }
     port = free_port()
     with start_serve(env, tmp_path_factory.mktemp("serve"), port) as process:
         keys = [stack.primary.key, stack.secondary.key]
-        running = Served(port, token, other, process, [token, other, *keys])
+        running = Served(port, token, other, process, [token, other, admin, *keys])
+        running.admin_token = admin
         process.wait_until(lambda: healthy(running.url), timeout_s=20, what="200 at /healthz")
         yield running
 
@@ -308,6 +316,64 @@ def test_an_idempotency_key_names_one_job_per_caller_and_request(api):
         assert_openai_error(
             api.call("GET", f"/v1/jobs/{odd}", headers=api.auth()), 404, "job_not_found"
         )
+
+
+def test_a_job_is_shown_to_the_token_that_submitted_it_and_to_admins_only(api, stack):
+    accepted = api.call("POST", "/v1/jobs", headers=api.auth(), json=HELLO)
+    assert accepted.status_code == 202, accepted.text
+    mine = accepted.json()["id"]
+    done = wait_for_job(api, mine)
+
+    def read(job_id: str, token: str) -> httpx.Response:
+        answer: httpx.Response = api.call("GET", f"/v1/jobs/{job_id}", headers=api.auth(token))
+        return answer
+
+    # Another caller learns nothing, not even that the job exists: a missing job's answer.
+    nobody = str(uuid.uuid4())
+    theirs = assert_openai_error(read(mine, api.other_token), 404, "job_not_found")
+    missing = assert_openai_error(read(nobody, api.other_token), 404, "job_not_found")
+    assert json.dumps(theirs).replace(mine, nobody) == json.dumps(missing)
+    assert "Hello there" not in json.dumps(theirs)
+
+    admin_view = read(mine, api.admin_token)
+    assert admin_view.status_code == 200, admin_view.text
+    assert admin_view.json() == done
+
+    # The other caller's job is its own, and not mine; an admin token may submit too.
+    accepted = api.call("POST", "/v1/jobs", headers=api.auth(api.other_token), json=HELLO)
+    other = accepted.json()["id"]
+    assert read(other, api.other_token).status_code == 200
+    assert_openai_error(read(other, api.token), 404, "job_not_found")
+    assert read(other, api.admin_token).status_code == 200
+    accepted = api.call("POST", "/v1/jobs", headers=api.auth(api.admin_token), json=HELLO)
+    assert accepted.status_code == 202, accepted.text
+    assert_openai_error(read(accepted.json()["id"], api.token), 404, "job_not_found")
+
+    # A job the Python client submitted has no owner: only admins see it through serve.
+    with stack.client() as client:
+        unowned = client.submit("Hello there").job_id
+        assert client.job(unowned).read().owner is None
+    assert_openai_error(read(unowned, api.token), 404, "job_not_found")
+    assert read(unowned, api.admin_token).status_code == 200
+
+
+def test_without_auth_jobs_have_no_owner_and_anyone_reads_them(stack, tmp_path):
+    env = {**stack.env, "TURNOUT_SERVE_TIMEOUT": str(SERVE_TIMEOUT_S)}
+    env.pop("TURNOUT_API_TOKENS", None)
+    env.pop("TURNOUT_ADMIN_TOKENS", None)
+    port = free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    with start_serve(env, tmp_path, port, "--no-auth", name="serve-no-auth") as process:
+        process.wait_until(lambda: healthy(url), timeout_s=20, what="200 at /healthz")
+        accepted = httpx.post(f"{url}/v1/jobs", json=HELLO, timeout=15)
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+        anyone = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=15)
+        assert anyone.status_code == 200, anyone.text
+        assert anyone.json()["id"] == job_id
+    with stack.redis() as redis_client:
+        assert redis_client.exists(stack.settings_keys().job(job_id))
+        assert not redis_client.hexists(stack.settings_keys().job(job_id), "owner")
 
 
 def test_health_needs_no_token(api):

@@ -117,6 +117,28 @@ def test_an_invalid_line_says_what_and_where(line, says):
     assert str(problem).startswith("line 12")
 
 
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+#: Python's json refuses integers of more than 4300 digits (sys.get_int_max_str_digits()).
+HUGE_INTEGER = "9" * 5000
+HELLO = '{"custom_id": "a", "messages": [{"role": "user", "content": "x"}]'
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (HELLO + ', "stop": ' + DEEPLY_NESTED + "}", "nested too deeply to read"),
+        (DEEPLY_NESTED, "nested too deeply to read"),
+        (HELLO + ', "max_tokens": ' + HUGE_INTEGER + "}", "integer of more than 4300 digits"),
+        ('{"custom_id": ' + HUGE_INTEGER + "}", "integer of more than 4300 digits"),
+    ],
+)
+def test_json_the_decoder_refuses_is_a_bad_line_not_a_traceback(line, says):
+    problem = parse_line(line, 3, CONFIG, policy=None)
+    assert isinstance(problem, LineProblem)
+    assert says in problem.message
+    assert str(problem).startswith("line 3:")
+
+
 def test_duplicates_name_the_custom_id_and_its_lines():
     entries = [
         parse({"custom_id": "a", "messages": MESSAGES}, line_no=1),
@@ -208,6 +230,8 @@ def test_only_whole_output_lines_count_as_written():
         '{"custom_id": "a", "response": {"request_id": "j1"}}\n',
         '{"custom_id": "b"}\n',  # an input line, say: not the output format
         "not json\n",
+        '{"custom_id": "d", "response": {"request_id": ' + HUGE_INTEGER + "}}\n",
+        '{"custom_id": "e", "response": ' + DEEPLY_NESTED + "}\n",
         # A whole object a kill left without its newline: the line is written again.
         '{"custom_id": "c", "response": {"request_id": "j3"}}',
     ]

@@ -55,6 +55,44 @@ def test_unknown_key_names_its_path_and_a_fix(tmp_path):
     assert "did you mean 'rpm'?" in message
 
 
+@pytest.mark.parametrize(
+    ("extra", "where", "key"),
+    [
+        ("aliases:\n  1: [openai-main]\n  b: [openai-main]\n", "aliases", "1 "),
+        ("aliases:\n  null: [openai-main]\n", "aliases", "None "),
+        ("aliases:\n  true: [openai-main]\n", "aliases", "True "),
+        ("aliases:\n  1.5: [openai-main]\n", "aliases", "1.5 "),
+        ("  5:\n    targets: [openai-main]\n", "policies", "5 "),
+        ("5: x\n", "(top level)", "5 "),
+        ("    null: 1\n", "policies.default", "None "),
+    ],
+)
+def test_a_key_that_is_not_a_string_names_its_mapping(tmp_path, extra, where, key):
+    message = problems(tmp_path, VALID + extra)
+    assert f"{where}: the key {key}is not a string" in message
+    assert "quote the name" in message
+
+
+@pytest.mark.parametrize(
+    "aliases", ["{1: [openai-main], b: [openai-main]}", "{null: [openai-main]}"]
+)
+def test_mixed_alias_keys_beside_an_unknown_target_are_reported_not_a_crash(tmp_path, aliases):
+    text = VALID.replace("[openai-main, groq-backup]", "[openai-main, nope]")
+    message = problems(tmp_path, text + f"aliases: {aliases}\n")
+    assert "aliases: the key" in message
+    assert "policies.default.targets[1]: unknown deployment or alias 'nope'" in message
+
+
+def test_a_complex_yaml_key_is_a_config_error(tmp_path):
+    message = problems(tmp_path, VALID + "aliases:\n  ? [1, 2]\n  : [openai-main]\n")
+    assert "unhashable key" in message
+
+
+def test_a_deployment_id_that_is_a_number_is_named(tmp_path):
+    message = problems(tmp_path, VALID.replace("id: groq-backup", "id: 5"))
+    assert "deployments[1].id: Input should be a valid string (got 5)" in message
+
+
 def test_failback_on_a_policy_points_to_the_breaker(tmp_path):
     message = problems(tmp_path, VALID + "    failback: manual\n")
     assert "policies.default.failback: 'failback' is a breaker setting" in message

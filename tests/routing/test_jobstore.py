@@ -1,12 +1,14 @@
 """The job record's transitions, against a real Redis (the Lua scripts are the logic)."""
 
+import asyncio
 import time
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from routing.errors import ErrorClass
-from routing.jobstore import JobStore, redis_client
+from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
 from routing.routes import ScriptCall
@@ -44,6 +46,47 @@ def test_create_then_read_back(store):
     assert result.created_at is not None
     assert abs(result.created_at - time.time()) < 60
     assert store.redis.ttl(store.keys.job("job-1")) > 0, "records expire"
+
+
+def test_create_records_the_owner_it_is_given_and_only_then(store):
+    request = CompletionRequest.from_prompt("hi")
+    store.create("job-1", request, POLICY, owner="digest-of-a")
+    store.create("job-2", request, POLICY)
+    owned, unowned = store.read("job-1"), store.read("job-2")
+    assert owned is not None
+    assert unowned is not None
+    assert owned.owner == "digest-of-a"
+    assert store.redis.hget(store.keys.job("job-1"), "owner") == "digest-of-a"
+    assert unowned.owner is None
+    assert not store.redis.hexists(store.keys.job("job-2"), "owner")
+    assert owned.result == store.get("job-1"), "the owner is beside the result, never in it"
+    assert "digest-of-a" not in owned.result.model_dump_json()
+    assert store.read("job-3") is None
+
+
+def test_the_async_store_records_and_reads_the_owner_too(redis_url, namespace):
+    async def create_then_read():
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        store = AsyncJobStore(client, Keys(namespace), ttl_s=60)
+        await store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY, owner="a")
+        stored = await store.read("job-1")
+        await client.aclose()
+        return stored
+
+    stored = asyncio.run(create_then_read())
+    assert stored is not None
+    assert (stored.owner, stored.result.job_id) == ("a", "job-1")
+
+
+def test_a_repeated_idempotency_key_keeps_the_first_owner(store):
+    request = CompletionRequest.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], "idempotency_key": "k-1"}
+    )
+    assert store.create("job-1", request, POLICY, owner="a") == ("job-1", True)
+    assert store.create("job-2", request, POLICY, owner="b") == ("job-1", False)
+    stored = store.read("job-1")
+    assert stored is not None
+    assert stored.owner == "a"
 
 
 def test_an_idempotency_key_maps_to_one_job(store):

@@ -1,3 +1,5 @@
+from types import MappingProxyType
+
 import pytest
 
 from routing.errors import InvalidRequest
@@ -37,6 +39,29 @@ def test_bare_targets_fit_their_deadline_to_the_stack(config):
 def test_what_cannot_run_is_refused_up_front(config, kwargs, complaint):
     with pytest.raises(InvalidRequest, match=complaint):
         resolve_policy(config, max_deadline_s=3000, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param", "complaint"),
+    [
+        ({"policy": ["default"]}, "policy", "policy: a policy name .* not list"),
+        ({"policy": 5}, "policy", "not int"),
+        ({"policy": b"default"}, "policy", "not bytes"),
+        ({"targets": 5}, "targets", r"targets: a list of deployment ids \(str\) .* not int"),
+        ({"targets": "local"}, "targets", "not str"),
+        ({"targets": {"local": 1}}, "targets", "not dict"),
+        ({"targets": ["local", None]}, "targets", r"targets\[1\]: .* not NoneType"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused_by_name(config, kwargs, param, complaint):
+    with pytest.raises(InvalidRequest, match=complaint) as refused:
+        resolve_policy(config, **kwargs)
+    assert refused.value.param == param
+
+
+def test_a_mapping_is_a_policy_like_a_dict(config):
+    policy = resolve_policy(config, MappingProxyType({"targets": ["local"]}))
+    assert policy.targets == ["local"]
 
 
 def test_ordered_plan_keeps_the_order_and_reports_what_is_missing(config):
