@@ -28,8 +28,13 @@ HELLO = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def settings(**env: str) -> ProducerSettings:
+    # TestClient names its host "testserver": allowed here, as an operator would list a name.
     return ProducerSettings.model_validate(
-        {"TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}", **env}
+        {
+            "TURNOUT_NAMESPACE": f"t-{secrets.token_hex(5)}",
+            "TURNOUT_SERVE_ALLOWED_HOSTS": "testserver",
+            **env,
+        }
     )
 
 
