@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from routing.errors import ErrorClass, InvalidResponse, ReplyBudgetExhausted
-from workers.reply_body import DECODE_STEP, read_reply_body
+from workers.reply_body import DECODE_STEP, UNCHARGED_BYTES, read_reply_body
 from workers.reply_budget import MIB, ReplyBudget, Reservation
 
 
@@ -78,18 +78,28 @@ def test_a_body_holds_its_bytes_until_it_is_dropped():
 
 def test_an_announced_length_is_taken_at_once_and_a_too_long_one_refused_unread():
     budget = ReplyBudget(MIB)
+    size = UNCHARGED_BYTES + 1
     read = []
 
     def chunks():
         read.append(1)
-        yield b"x" * 10
+        yield b"x" * size
 
     with pytest.raises(InvalidResponse, match="announced"):
-        read_reply_body(chunks(), encoding="", budget=budget, max_bytes=100, length=101)
+        read_reply_body(chunks(), encoding="", budget=budget, max_bytes=size - 1, length=size)
     assert read == []
-    body = read_reply_body(chunks(), encoding="", budget=budget, max_bytes=100, length=10)
-    assert body == b"x" * 10
-    assert budget.in_use_bytes == 10
+    body = read_reply_body(chunks(), encoding="", budget=budget, max_bytes=MIB, length=size)
+    assert body == b"x" * size
+    assert budget.in_use_bytes == size
+
+
+def test_a_small_reply_in_one_chunk_is_returned_as_it_came_uncharged():
+    budget = ReplyBudget(MIB)
+    chunk = b'{"choices": []}'
+    assert read_reply_body([chunk], encoding="", budget=budget, max_bytes=MIB) is chunk
+    assert budget.in_use_bytes == 0
+    with pytest.raises(InvalidResponse, match="larger than 10 bytes"):
+        read_reply_body([chunk], encoding="", budget=budget, max_bytes=10)
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate"])
