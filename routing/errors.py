@@ -16,6 +16,8 @@ Exception hierarchy::
     └── ProviderError             one failed call to one deployment; its class decides what's next
         ├── RateLimited           rate_limited      retry the same deployment after Retry-After
         ├── Overloaded            overloaded        retry with backoff, then fail over
+        │   └── ReplyBudgetExhausted  overloaded    the same, but this worker is the one
+        │                             overloaded (its reply budget is spent): moves no breaker
         ├── ServerError           server_error      retry with backoff, then fail over
         ├── ProviderTimeout       timeout           retry with backoff, then fail over
         ├── ConnectionFailed      connection        retry with backoff, then fail over
@@ -26,6 +28,9 @@ Exception hierarchy::
         ├── ContentPolicy         content_policy    fail over
         ├── InvalidResponse       invalid_response  fail over: the provider broke its protocol
         └── BadRequest            bad_request       fail the job: the request is wrong everywhere
+
+Only failures of the route itself move its breaker: an error whose ``route_at_fault`` is False
+(the worker's own condition) counts for nothing there, whatever its class.
 
 A job that fails carries one ``ErrorClass``: the class of its deciding provider error, or one of
 the job-level classes (``deadline_exceeded``, ``no_candidates``, ``worker_lost``, ``internal``).
@@ -146,6 +151,9 @@ class ProviderError(TurnoutError):
     """One call to one deployment failed. Messages must already be free of secrets."""
 
     error_class: ClassVar[ErrorClass] = ErrorClass.SERVER_ERROR
+    #: False: the call failed for a reason of the worker's, not the route's; its breaker
+    #: ignores it (routing.routes.CallOutcome).
+    route_at_fault: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -185,6 +193,18 @@ class RateLimited(ProviderError):
 
 class Overloaded(ProviderError):
     error_class = ErrorClass.OVERLOADED
+
+
+class ReplyBudgetExhausted(Overloaded):
+    """The reply would take this worker past its budget for reply bodies
+    (``TURNOUT_REPLY_BUDGET_MB``, workers.reply_budget): other calls hold it right now.
+
+    Overloaded because that is what happens next, and rightly: a retry after a backoff finds
+    the budget freed as the other calls end. But the worker is what is overloaded, not the
+    provider, whose reply may be fine: the route's breaker does not count it.
+    """
+
+    route_at_fault = False
 
 
 class ServerError(ProviderError):

@@ -145,6 +145,9 @@ class CallOutcome:
     #: False: a health check standing in as a probe (it moves the breaker, not the route's
     #: latency or statistics)
     is_call: bool = True
+    #: False: the call failed for a reason of the worker's (ProviderError.route_at_fault), so
+    #: its breaker counts it for nothing
+    route_at_fault: bool = True
 
     @classmethod
     def of(
@@ -164,10 +167,13 @@ class CallOutcome:
             token_delta=token_delta,
             spent=spent,
             is_call=is_call,
+            route_at_fault=error.route_at_fault if error else True,
         )
 
     def breaker_outcome(self, settings: BreakerSettings) -> Outcome:
         """What this outcome counts as for a breaker with these settings."""
+        if not self.route_at_fault:
+            return Outcome.IGNORE
         return breaker_outcome(
             self.error_class,
             latency_s=self.latency_s,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,13 +25,17 @@ import httpx
 from routing.errors import (
     AuthFailed,
     ConnectionFailed,
-    InvalidResponse,
     ProviderError,
     ProviderTimeout,
 )
+from workers.reply_body import read_reply_body
+from workers.reply_budget import MIB, ReplyBudget
 
 #: No completion response is anywhere near this; a bigger body is a broken server.
-MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_BODY_BYTES = 32 * MIB
+#: A transport's reply budget when it is given none: a worker passes its own
+#: (TURNOUT_REPLY_BUDGET_MB); tools and tests that build a transport get this one.
+DEFAULT_REPLY_BUDGET_BYTES = 256 * MIB
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ class HttpTransport(Protocol):
     def send(self, call: HttpCall, *, timeout_s: float) -> HttpReply:
         """Send ``call`` and read the whole reply within ``timeout_s`` seconds in total.
 
-        Raises ProviderTimeout, ConnectionFailed or InvalidResponse; never returns an HTTP error
-        as an exception (a 503 is a reply; classifying it is the adapter's job).
+        Raises ProviderTimeout, ConnectionFailed, InvalidResponse or ReplyBudgetExhausted;
+        never returns an HTTP error as an exception (a 503 is a reply; classifying it is the
+        adapter's job).
         """
         ...
 
@@ -149,13 +153,23 @@ class HttpcoreTransport:
     runs auth, redirect and cookie machinery on every call, none of which a provider call uses;
     a whole job costs ~26% less CPU this way (measured, see ops/bench). Bodies are requested
     with ``accept-encoding: gzip, deflate``, as the providers' SDKs do, and decoded here.
+
+    Every body, raw or decoded, counts against ``reply_budget``, shared by all the threads
+    that use this transport (workers.reply_budget): a body over ``max_body_bytes`` is the
+    provider's fault (InvalidResponse); one that does not fit what is left of the budget is
+    the worker's (ReplyBudgetExhausted).
     """
 
     def __init__(
-        self, *, connect_timeout_s: float = 5.0, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        reply_budget: ReplyBudget | None = None,
     ) -> None:
         self._connect_timeout_s = connect_timeout_s
         self._max_body_bytes = max_body_bytes
+        self.reply_budget = reply_budget or ReplyBudget(DEFAULT_REPLY_BUDGET_BYTES)
         self._ssl_context = httpx.create_ssl_context()
         self._local = threading.local()
         self._deadline = _Deadline()
@@ -194,7 +208,13 @@ class HttpcoreTransport:
                 reply_headers = {
                     k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
                 }
-                raw = self._read_body(response.iter_stream())
+                body = read_reply_body(
+                    response.iter_stream(),
+                    encoding=reply_headers.get("content-encoding", ""),
+                    budget=self.reply_budget,
+                    max_bytes=self._max_body_bytes,
+                    length=_content_length(reply_headers),
+                )
         except ProviderError:
             raise
         except (httpcore.LocalProtocolError, TypeError):
@@ -215,18 +235,7 @@ class HttpcoreTransport:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
         finally:
             self._deadline.set(None)
-        body = _decoded(raw, reply_headers.get("content-encoding", ""), self._max_body_bytes)
         return HttpReply(response.status, reply_headers, body, time.monotonic() - started)
-
-    def _read_body(self, chunks: Iterable[bytes]) -> bytes:
-        received: list[bytes] = []
-        size = 0
-        for chunk in chunks:
-            received.append(chunk)
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                raise InvalidResponse(f"response body larger than {self._max_body_bytes} bytes")
-        return b"".join(received)
 
     def close(self) -> None:
         with self._lock:
@@ -235,18 +244,6 @@ class HttpcoreTransport:
             pool.close()
 
 
-def _decoded(body: bytes, encoding: str, limit: int) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise InvalidResponse(f"response uses an encoding we did not ask for: {encoding}")
-    window = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    try:
-        decompressor = zlib.decompressobj(window)
-        decoded = decompressor.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidResponse(f"response body is not valid {encoding}: {exc}") from None
-    if len(decoded) > limit:
-        raise InvalidResponse(f"decoded response body larger than {limit} bytes")
-    return decoded
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else None

@@ -47,9 +47,11 @@ from workers.execution import (
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.leases import LeaseKeeper
+from workers.malloc_tuning import fix_mmap_threshold
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor, secrets_of
+from workers.reply_budget import MIB, ReplyBudget
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("turnout.worker")
@@ -137,7 +139,11 @@ class WorkerRuntime:
             ttl_s=settings.job_ttl_s,
             requeue_after_s=settings.requeue_after_s,
         )
-        transport = HttpcoreTransport(connect_timeout_s=settings.connect_timeout_s)
+        fix_mmap_threshold()  # so freed reply bodies leave the process (workers.malloc_tuning)
+        transport = HttpcoreTransport(
+            connect_timeout_s=settings.connect_timeout_s,
+            reply_budget=ReplyBudget(settings.reply_budget_mb * MIB),
+        )
         redactor = Redactor(secrets_of(settings, config))
         alerts = sink_from_settings(settings, redact=redactor)
         announce = Announcer(alerts, config, process_source("worker"))

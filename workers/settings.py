@@ -38,6 +38,11 @@ class WorkerSettings(CoreSettings):
 
     # --- worker -----------------------------------------------------------------------------
     connect_timeout_s: float = Field(default=5.0, gt=0, validation_alias="TURNOUT_CONNECT_TIMEOUT")
+    #: MiB of reply bodies this worker process may hold at once, across all its threads
+    #: (workers.reply_budget): a call whose reply would go past it fails as ``overloaded``,
+    #: is retried after a backoff and moves no breaker, and the process does not grow. At
+    #: least 64: one body of the 32 MiB a call may receive is briefly held twice.
+    reply_budget_mb: int = Field(default=256, ge=64, validation_alias="TURNOUT_REPLY_BUDGET_MB")
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol

@@ -8,7 +8,7 @@ import redis
 
 from routing.breaker import BreakerSettings
 from routing.config import DeploymentConfig
-from routing.errors import ErrorClass
+from routing.errors import ErrorClass, ReplyBudgetExhausted
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
 from routing.jobstore import redis_client
@@ -172,6 +172,17 @@ def test_bad_requests_and_refusals_count_for_nothing(router):
         assert call(router, r, error)[1] is None
     for _ in range(4):
         assert call(router, r, ErrorClass.OVERLOADED)[1] is None
+
+
+def test_a_worker_out_of_reply_budget_moves_no_breaker(router):
+    r = route()
+    spent = ReplyBudgetExhausted("this worker's reply budget is spent")
+    for _ in range(2 * FAST.consecutive_failures):
+        grant = router.acquire([r], order="given", tokens=10).grant
+        assert grant is not None, "the route stayed closed"
+        assert router.record(grant, CallOutcome.of(spent, latency_s=0.01)) is None
+    for _ in range(4):
+        assert call(router, r, ErrorClass.OVERLOADED)[1] is None, "nor did it count toward five"
 
 
 def test_the_rpm_limit_holds_and_says_when_a_token_returns(router):

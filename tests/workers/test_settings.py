@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from workers.settings import WorkerSettings
 
@@ -55,3 +56,12 @@ def test_the_alert_webhook_is_a_secret_and_blank_means_unset(clean_env):
     assert "sEcReT" not in repr(settings)
     clean_env.setenv("TURNOUT_ALERT_WEBHOOK", " ")
     assert WorkerSettings().alert_webhook is None
+
+
+def test_the_reply_budget_defaults_to_256_mib_and_must_hold_one_largest_reply_twice(clean_env):
+    assert WorkerSettings().reply_budget_mb == 256
+    clean_env.setenv("TURNOUT_REPLY_BUDGET_MB", "1024")
+    assert WorkerSettings().reply_budget_mb == 1024
+    clean_env.setenv("TURNOUT_REPLY_BUDGET_MB", "32")
+    with pytest.raises(ValidationError, match="64"):
+        WorkerSettings()
