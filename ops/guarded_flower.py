@@ -131,7 +131,14 @@ def guarded_flower(ctx: click.Context, tornado_argv: tuple[str, ...]) -> None:
     flower_cli.warn_about_celery_args_used_in_flower_command(ctx, tornado_argv)
     flower_cli.apply_env_options()
     flower_cli.apply_options(sys.argv[0], tornado_argv)
-    if problem := basic_auth_problem(options.basic_auth):
+    if _truthy(os.environ.get("FLOWER_UNAUTHENTICATED_API")):
+        sys.stderr.write(
+            "turnout flower: cannot start: FLOWER_UNAUTHENTICATED_API opens Flower's API (task "
+            "control included) to anyone who reaches the port; fix: unset it\n"
+        )
+        raise SystemExit(EXIT_CONFIG)
+    if not options.auth and (problem := basic_auth_problem(options.basic_auth)):
+        # Flower's own OAuth (``--auth``) guards the pages instead of basic auth: allowed.
         sys.stderr.write(f"turnout flower: cannot start: {problem}\n")
         raise SystemExit(EXIT_CONFIG)
     hosts = HostAllowList.for_server(options.address, os.environ.get(ALLOWED_HOSTS_ENV))
@@ -147,6 +154,10 @@ def guarded_flower(ctx: click.Context, tornado_argv: tuple[str, ...]) -> None:
         flower_cli.print_banner(app, "ssl_options" in flower_settings, port)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):  # SIGTERM's way out, as Flower's
         flower_app.start()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main() -> None:

@@ -421,10 +421,25 @@ def _names_a_key(error: ErrorDetails) -> bool:
     return error["type"] == "invalid_key" or (bool(location) and location[-1] == _KEY)
 
 
+class _ShapeOfLongStrings(reprlib.Repr):
+    """reprlib's bounded repr, with every string of SHAPE_ONLY_CHARS or more shown by its shape:
+    a key pasted anywhere in a config (``model: {key: sk-...}``) is such a string, and an error
+    message travels to terminals, logs and callers."""
+
+    def repr_str(self, x: str, level: int) -> str:
+        if len(x) >= SHAPE_ONLY_CHARS:
+            return f"<a string of {len(x)} characters starting {x[:3]!r}>"
+        return super().repr_str(x, level)
+
+
+#: Strings this long are shown by shape only: API keys are 32 to 100+ characters.
+SHAPE_ONLY_CHARS = 24
+
+
 def _bounded_repr() -> reprlib.Repr:
     """What an error shows of a wrong value: enough to recognise it, never the whole of a huge
-    one (the repr of a YAML bomb is gigabytes)."""
-    shown = reprlib.Repr()
+    one (the repr of a YAML bomb is gigabytes), never a long string whole."""
+    shown = _ShapeOfLongStrings()
     shown.maxlevel, shown.maxstring, shown.maxother = 2, 60, 60
     shown.maxlist = shown.maxdict = shown.maxtuple = shown.maxset = 4
     return shown

@@ -25,6 +25,9 @@ from routing.errors import ConfigError
 MAX_EXPANDED_VALUES = 100_000
 #: Nesting a config may have: real ones are 5 or 6 deep.
 MAX_DEPTH = 50
+#: The largest config file read: real ones are a few KB; a bigger one (or /dev/zero named by
+#: mistake) is refused before it is read whole.
+MAX_FILE_BYTES = 1024 * 1024
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -56,12 +59,18 @@ def read_config_data(path: str | Path) -> Any:
     """The file's YAML as plain data; ConfigError naming the file and the fix otherwise."""
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             f"{source}: cannot read the config file ({exc.strerror or exc}); "
             "fix: set TURNOUT_CONFIG to the path of an existing YAML file"
         ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{source}: larger than {MAX_FILE_BYTES // 1024} KiB; fix: point TURNOUT_CONFIG at the "
+            "YAML file of deployments and policies (a few KB)"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,8 +102,15 @@ def _check_depth(text: str, source: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH before anything is built: the parser's events come
     one at a time (no recursion), where PyYAML's composer recurses once per level and takes
     over a second to reach Python's recursion limit on 5,000 levels."""
-    depth = 0
+    depth = values = 0
     for event in yaml.parse(text, Loader=_EVENT_LOADER):
+        if isinstance(event, yaml.NodeEvent):
+            values += 1  # each written value once: what an alias repeats is counted later
+            if values > MAX_EXPANDED_VALUES:
+                raise ConfigError(
+                    f"{source}: holds more than {MAX_EXPANDED_VALUES:,} values; fix: a config "
+                    "holds a few hundred"
+                )
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:

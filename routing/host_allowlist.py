@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from routing.errors import ConfigError
+
 #: The names of this machine that no DNS answer can take over.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Bind addresses that mean "every interface", not a name anyone is reached by.
@@ -42,7 +44,17 @@ def parse_host_list(raw: str | None) -> list[str]:
     """The names of a comma-separated setting (TURNOUT_SERVE_ALLOWED_HOSTS, ...); blanks
     dropped, each as ``host_name`` normalises it, ``*`` kept as is."""
     names = [part.strip() for part in (raw or "").split(",")]
+    for name in names:
+        if any(mark in name for mark in ("/", "@", "://", " ")):
+            raise ConfigError(
+                f"{_short(name)!r} in an allowed-hosts setting is not a host name; fix: list "
+                "names only, comma-separated (api.example.com, not https://api.example.com/)"
+            )
     return [name if name == ANY_HOST else host_name(name) for name in names if name]
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 class HostAllowList:

@@ -416,7 +416,9 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     try:
         completion = job.call(route, job.request, timeout)
     except ProviderError as exc:
-        error = exc
+        # Kept without its traceback: the frames it holds hold the reply (and its body) in a
+        # cycle with ``error`` until a full collection.
+        error = exc.with_traceback(None)
     except BaseException:
         job.router.release(grant)  # a bug or a shutdown: give back its permit and slot
         raise

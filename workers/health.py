@@ -28,6 +28,7 @@ from routing.redis_text import as_text
 from routing.routes import CallOutcome, Grant, Route, Router, Transition
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
+from workers.reply_budget import release_body
 
 log = logging.getLogger("turnout.health")
 
@@ -46,7 +47,8 @@ class HealthResult:
     detail: str
     #: the check was the route's half-open probe (its outcome moved the breaker)
     probe: bool
-    #: the route's health after this check: 'ok' or 'failing'
+    #: the route's health after this check: 'ok' or 'failing'; 'unchecked' when the worker
+    #: could not take the reply (nothing was learnt, nothing recorded)
     health: str
 
 
@@ -114,6 +116,18 @@ class HealthChecker:
             transition = self.router.record(grant, outcome)
             if transition is not None:
                 self.on_transition(transition)
+        if error is not None and not error.route_at_fault:
+            # This worker could not take the reply (its reply budget): nothing was learnt about
+            # the route, so its health stays as the last real check left it.
+            return HealthResult(
+                route.id,
+                False,
+                round(latency_s * 1000, 1),
+                error.error_class,
+                "not checked: this worker's reply budget was spent",
+                grant is not None,
+                "unchecked",
+            )
         detail = self.redact(error.message)[:300] if error else ""
         route_keys = RouteKeys.under(self.prefix, route.id)
         health, _fails, changed = self._record(
@@ -153,7 +167,13 @@ class HealthChecker:
         adapter = self.adapters[route.id]
         if settings.probe == "completion":
             reply = self.transport.send(adapter.build_call(PING), timeout_s=settings.timeout_s)
-            adapter.parse_reply(reply)
+            try:
+                adapter.parse_reply(reply)
+            finally:
+                release_body(reply.body)
         else:
             reply = self.transport.send(adapter.build_probe(), timeout_s=settings.timeout_s)
-            adapter.read_probe(reply)
+            try:
+                adapter.read_probe(reply)
+            finally:
+                release_body(reply.body)

@@ -197,6 +197,7 @@ class HttpcoreTransport:
         timeouts = {"connect": connect_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         headers = [*call.headers.items(), ("accept-encoding", "gzip, deflate")]
         self._deadline.set(deadline)
+        answered = False
         try:
             with self._pool().stream(
                 call.method,
@@ -205,6 +206,7 @@ class HttpcoreTransport:
                 content=call.body,
                 extensions={"timeout": timeouts},
             ) as response:
+                answered = True
                 reply_headers = {
                     k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
                 }
@@ -217,7 +219,9 @@ class HttpcoreTransport:
                 )
         except ProviderError:
             raise
-        except (httpcore.LocalProtocolError, TypeError):
+        except (httpcore.LocalProtocolError, TypeError) as exc:
+            if answered and isinstance(exc, TypeError):
+                raise  # a bug in reading the reply, not a credential: never a breaker's auth
             # Our own request was refused before it left: a header value that cannot be sent,
             # in practice a key with a newline or a non-ASCII character. The library's message
             # quotes the value, so none of it is kept.

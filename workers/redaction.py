@@ -18,11 +18,14 @@ was cut and whatever a proxy echoes:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -86,62 +89,111 @@ def remember_minted_secret(secret: str) -> None:
         _MINTED.remember(secret)
 
 
-class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._minted_version = 0
-        self._secrets: list[str] = []
-        self._short: list[str] = []
-        #: Every run of FRAGMENT_RUN characters of every known secret.
-        self._runs: frozenset[str] = frozenset()
-        self._short_echo: re.Pattern[str] | None = None
-        self.add(*secrets)
+@dataclass(frozen=True)
+class _Known:
+    """What a Redactor masks, built once and swapped whole (threads read it without a lock)."""
 
-    def add(self, *secrets: str) -> None:
-        known = set(self._secrets)
-        short = set(self._short)
+    #: Longest first, so a key that contains another key is removed whole.
+    secrets: tuple[str, ...] = ()
+    short: tuple[str, ...] = ()
+    #: Every run of FRAGMENT_RUN characters of every secret (a URL's only past its host).
+    runs: frozenset[str] = frozenset()
+    short_echo: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, secrets: Iterable[str]) -> _Known:
+        known: set[str] = set()
+        short: set[str] = set()
         for secret in secrets:
-            for form in (secret, secret.strip()):
-                if form and len(form) >= MIN_SECRET_LENGTH:
+            for form in _forms(secret):
+                if len(form) >= MIN_SECRET_LENGTH:
                     known.add(form)
-                elif form.strip():
-                    short.add(form.strip())
-        # Longest first, so a key that contains another key is removed whole.
-        self._secrets = sorted(known, key=len, reverse=True)
-        self._short = sorted(short, key=len, reverse=True)
-        self._runs = frozenset(
-            secret[i : i + FRAGMENT_RUN]
-            for secret in self._secrets
-            for i in range(len(secret) - FRAGMENT_RUN + 1)
+                elif form:
+                    short.add(form)
+        ordered = tuple(sorted(known, key=len, reverse=True))
+        runs = frozenset(
+            part[i : i + FRAGMENT_RUN]
+            for secret in ordered
+            for part in (_run_source(secret),)
+            for i in range(len(part) - FRAGMENT_RUN + 1)
         )
-        self._short_echo = (
+        shorts = tuple(sorted(short, key=len, reverse=True))
+        echo = (
             re.compile(
-                rf"({_CREDENTIAL_WORD}\W{{0,16}})(?:{'|'.join(map(re.escape, self._short))})"
+                rf"({_CREDENTIAL_WORD}\W{{0,16}})(?:{'|'.join(map(re.escape, shorts))})"
                 r"(?![A-Za-z0-9])",
                 re.I,
             )
-            if self._short
+            if shorts
             else None
         )
+        return cls(ordered, shorts, runs, echo)
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as it may appear in text: as given, trimmed, and escaped the ways bodies and
+    URLs escape it (a JSON string's ``\\/``, percent-encoding), so an escaped echo of an AWS
+    secret or a webhook URL is masked whole, not left in pieces."""
+    trimmed = secret.strip()
+    if not trimmed:
+        return set()
+    return {
+        secret.strip("\n"),
+        trimmed,
+        json.dumps(trimmed)[1:-1],
+        json.dumps(trimmed)[1:-1].replace("/", "\\/"),
+        urllib.parse.quote(trimmed, safe=""),
+    } - {""}
+
+
+def _run_source(secret: str) -> str:
+    """What runs are taken from: a URL's part after its host (a webhook's scheme and host are
+    shared with ordinary URLs: "https://api.mycorp..." would mask "https://api.openai.com")."""
+    parts = urlsplit(secret) if "://" in secret else None
+    if parts is not None and parts.scheme and parts.netloc:
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return secret
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._given: tuple[str, ...] = ()
+        self._known = _Known()
+        self._minted_version = -1
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        self._given = (*self._given, *secrets)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """What it masks: the secrets it was given and the process's minted ones now (the
+        oldest minted drop out as new ones come: at most MINTED_KEPT are known). The version is
+        read before the snapshot and stored after the swap, so a secret minted meanwhile makes
+        the next call rebuild again rather than be missed."""
+        version, minted = _MINTED.snapshot()
+        self._known = _Known.of((*self._given, *minted))
+        self._minted_version = version
 
     def __call__(self, text: str) -> str:
         if _MINTED.version != self._minted_version:
-            self._minted_version, minted = _MINTED.snapshot()
-            self.add(*minted)
-        for secret in self._secrets:
+            self._rebuild()
+        known = self._known
+        for secret in known.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        text = self._fragments(text)
-        text = self._clipped_head(text)
-        if self._short_echo is not None:
-            text = self._short_echo.sub(lambda m: m.group(1) + REDACTED, text)
+        text = self._fragments(text, known.runs)
+        text = self._clipped_head(text, known.secrets)
+        if known.short_echo is not None:
+            text = known.short_echo.sub(lambda m: m.group(1) + REDACTED, text)
         text = _ECHOED_KEY.sub(lambda m: m.group(1) + REDACTED, text)
         text = _AMZ_TOKEN.sub(lambda m: m.group(1) + REDACTED, text)
         return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
-    def _fragments(self, text: str) -> str:
+    @staticmethod
+    def _fragments(text: str, runs: frozenset[str]) -> str:
         """Mask every run of FRAGMENT_RUN or more characters of a known secret: a head left by
         a cut, a tail a provider echoes, a middle piece. One pass over the text's windows."""
-        runs = self._runs
         if not runs or len(text) < FRAGMENT_RUN:
             return text
         spans: list[list[int]] = []
@@ -156,13 +208,14 @@ class Redactor:
             text = text[:start] + REDACTED + text[end:]
         return text
 
-    def _clipped_head(self, text: str) -> str:
+    @staticmethod
+    def _clipped_head(text: str, secrets: tuple[str, ...]) -> str:
         """A message clipped in the middle of a secret keeps its head, which no whole-secret
         replacement matches: drop any such head at a clipped end."""
         if not text.endswith(_CLIPPED):
             return text
         body = text[: -len(_CLIPPED)]
-        for secret in self._secrets:
+        for secret in secrets:
             for length in range(min(len(secret), len(body)), MIN_FRAGMENT - 1, -1):
                 if body.endswith(secret[:length]):
                     return body[:-length] + REDACTED + _CLIPPED

@@ -33,6 +33,8 @@ FIRST_BUFFER = 16 * 1024
 #: 5 us of 270 per call, measured) would buy nothing, since a thread holds one such chunk at
 #: a time whether it is charged or not: it is in the ceiling's per-thread margin.
 UNCHARGED_BYTES = 64 * 1024
+#: The most a Content-Length reserves before the bytes arrive.
+PREALLOCATE_MAX = 1024 * 1024
 
 _WINDOW_BITS = {
     "gzip": 16 + zlib.MAX_WBITS,
@@ -116,7 +118,10 @@ class _Body:
         self.buffer = bytearray()
         self.size = 0
         if length:
-            self._grow_to(length)
+            # A Content-Length is a claim, not bytes: reserve at most PREALLOCATE_MAX for it, and
+            # the rest as it arrives (eight replies announcing 32 MiB and then stalling would
+            # otherwise hold a 256 MiB budget with 70 KB received).
+            self._grow_to(min(length, PREALLOCATE_MAX, self.max_bytes))
 
     def add(self, piece: bytes, what: str) -> None:
         end = self.size + len(piece)

@@ -103,7 +103,21 @@ class BudgetedBody(bytes):
         body._reservation = reservation
         return body
 
-    def __del__(self) -> None:
+    def release(self) -> None:
+        """Stop counting these bytes now (the reply is parsed): what a call does when it is done
+        with its reply, rather than waiting for the collector. A traceback that keeps the
+        body alive in a reference cycle would otherwise hold its share of the budget until a
+        full collection, and enough failed calls with large error bodies spend the budget for
+        healthy ones."""
         reservation, self._reservation = self._reservation, None
         if reservation is not None:
             reservation.give_back()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def release_body(body: bytes) -> None:
+    """Give back the budget a reply body holds, if it holds any (small bodies hold none)."""
+    if isinstance(body, BudgetedBody):
+        body.release()

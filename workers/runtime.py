@@ -51,7 +51,7 @@ from workers.malloc_tuning import fix_mmap_threshold
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor, secrets_of
-from workers.reply_budget import MIB, ReplyBudget
+from workers.reply_budget import MIB, ReplyBudget, release_body
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("turnout.worker")
@@ -185,14 +185,17 @@ class WorkerRuntime:
         reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
         try:
             return adapter.parse_reply(reply)
-        except ProviderError:
-            raise
+        except ProviderError as exc:
+            # Its traceback holds this frame, and so the body: keep neither past the call.
+            raise exc.with_traceback(None) from None
         except Exception as exc:  # a reply the adapter cannot read is the provider's fault
             raise InvalidResponse(
                 f"{reply.status} from {deployment.provider} could not be read: "
                 f"{type(exc).__name__}: {exc}",
                 status_code=reply.status,
             ) from None
+        finally:
+            release_body(reply.body)
 
     def run_job(
         self, job_id: str, *, on_call: Callable[[CallStarted], None] | None = None

@@ -228,5 +228,14 @@ def test_flower_refuses_to_start_with_env_examples_password(redis_url, namespace
             assert "secrets.token_urlsafe(32)" in log, "it says how to make one"
             assert "change-me" not in log
             (tmp_path / "flower.log").unlink()
+        opened = ChildProcess(
+            "flower",
+            command.argv,
+            env={**env, **command.env, "FLOWER_UNAUTHENTICATED_API": "true"},
+            log_dir=tmp_path,
+        )
+        with opened:
+            assert opened.wait(timeout_s=30) == EXIT_CONFIG, opened.log_tail()
+        assert "FLOWER_UNAUTHENTICATED_API" in opened.log()
     finally:
         sim.stop()

@@ -132,3 +132,20 @@ def test_a_key_pasted_where_its_variable_belongs_is_not_echoed(tmp_path):
     assert "api_key_env" in message
     assert pasted[:8] not in message, message
     assert f"a string of {len(pasted)} characters" in message
+
+
+def test_a_huge_flat_file_is_refused_before_it_is_built(tmp_path):
+    flat = "policies:\n  p:\n    targets: [" + ", ".join(["a"] * 120_000) + "]\n"
+    assert "more than 100,000 values" in refused(tmp_path, BASE + flat)
+
+
+def test_a_file_over_a_megabyte_is_refused_unread(tmp_path):
+    message = refused(tmp_path, BASE + "# " + "x" * (1024 * 1024) + "\n")
+    assert "larger than 1024 KiB" in message
+
+
+def test_a_key_nested_in_a_wrong_value_is_shown_by_its_shape(tmp_path):
+    pasted = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    message = refused(tmp_path, BASE.replace("model: m", f"model: {{key: {pasted}}}"))
+    assert pasted[:10] not in message, message
+    assert f"a string of {len(pasted)} characters" in message

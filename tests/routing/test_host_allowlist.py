@@ -49,3 +49,13 @@ def test_a_star_allows_any_host():
     assert hosts.allows("anything.example")
     assert hosts.allows(None)
     assert repr(hosts) == "HostAllowList(*)"
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://api.example.com", "api.example.com/v1", "user@api.example.com", "a b"]
+)
+def test_an_entry_that_is_not_a_host_name_is_refused(entry):
+    from routing.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a host name"):
+        parse_host_list(f"api, {entry}")

@@ -59,3 +59,28 @@ def test_random_secrets_pass():
         assert secret_weakness(secrets.token_urlsafe(32)) is None
         assert secret_weakness(secrets.token_urlsafe(12)) is None, "what turnout up makes"
         assert secret_weakness(secrets.token_hex(16)) is None
+
+
+def test_phrases_of_words_and_keyboard_runs_are_refused_however_long():
+    for phrase in (
+        "mysupersecrettoken",
+        "Flower-password-1",
+        "abcdefghijklmnop",
+        "qwertyuiopasdfgh",
+        "0987654321zyxwvu",
+    ):
+        weakness = secret_weakness(phrase)
+        assert weakness is not None, phrase
+        assert "common words" in weakness or "bits" in weakness
+
+
+def test_few_bits_are_refused_whatever_the_length_rule_says():
+    assert "bits" in (secret_weakness("82057193648102", min_chars=8) or ""), "14 digits: 46 bits"
+    assert secret_weakness("".join(secrets.choice("0123456789") for _ in range(24))) is None
+
+
+def test_short_random_hex_passes_nearly_always():
+    """16 random hex characters are 64 bits: the review found the old distinct-characters rule
+    refused 1.2% of them."""
+    refused = sum(secret_weakness(secrets.token_hex(8)) is not None for _ in range(5000))
+    assert refused <= 5

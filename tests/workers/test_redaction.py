@@ -181,3 +181,31 @@ def test_a_secret_minted_at_run_time_is_masked_by_every_redactor_of_the_process(
     remember_minted_secret(token)
     assert token not in made_before(f"sent {token}"), "a redactor made before learns it too"
     assert token[:14] not in Redactor()(f"cut: {token[:14]}")
+
+
+def test_escaped_echoes_of_a_secret_are_masked_whole():
+    import json as json_module
+    from urllib.parse import quote
+
+    aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+q="
+    redact = Redactor([aws_secret])
+    escaped = json_module.dumps({"detail": aws_secret}).replace("/", "\\/")
+    for echo in (escaped, quote(aws_secret, safe=""), json_module.dumps(aws_secret)):
+        stored = redact(f"proxy said {echo}")
+        assert not any(aws_secret[i : i + 8] in stored for i in range(len(aws_secret) - 7)), stored
+
+
+def test_a_webhook_urls_scheme_and_host_do_not_mask_other_urls():
+    redact = Redactor(["https://api.mycorp.example/hooks/T0123/B0456/sEcReTtOkEn99"])
+    assert redact("https://api.openai.com timed out") == "https://api.openai.com timed out"
+    assert "sEcReTtOkEn99" not in redact("posted to /hooks/T0123/B0456/sEcReTtOkEn99 failed")
+
+
+def test_minted_secrets_replace_each_other_instead_of_piling_up():
+    from workers.redaction import MINTED_KEPT, remember_minted_secret
+
+    redact = Redactor(["configured-secret-0123456789"])
+    for _ in range(MINTED_KEPT * 3):
+        remember_minted_secret(f"ya29.{secrets.token_hex(20)}")
+        redact("anything")
+    assert len(redact._known.secrets) <= 1 + 4 * MINTED_KEPT  # each in at most 4 forms

@@ -145,3 +145,79 @@ def test_corrupt_and_unasked_encodings_are_invalid_responses_and_take_nothing():
     with pytest.raises(InvalidResponse, match="did not ask for"):
         read_reply_body([b"x"], encoding="br", budget=budget, max_bytes=MIB)
     assert budget.in_use_bytes == 0
+
+
+class _LargeErrorBodies:
+    """A transport whose every reply is a 500 with a 2 MiB body read within ``budget``."""
+
+    def __init__(self, budget):
+        self.budget = budget
+
+    def send(self, call, *, timeout_s):
+        from workers.http import HttpReply
+
+        body = read_reply_body(
+            [b"<html>" + b"x" * (2 * MIB)], encoding="", budget=self.budget, max_bytes=4 * MIB
+        )
+        return HttpReply(500, {"content-type": "text/html"}, body, 0.01)
+
+    def close(self):
+        pass
+
+
+def test_a_failed_calls_body_stops_counting_when_the_call_ends_not_at_the_next_collection():
+    """A failure's traceback holds the reply in a reference cycle; were its bytes released only
+    when the body is collected, failed calls with large error pages would spend the budget of
+    healthy ones until a full collection (the review found 40 MiB held that way)."""
+    import redis
+
+    from routing.config import parse_config
+    from routing.errors import ProviderError
+    from routing.jobstore import JobStore
+    from routing.keys import Keys
+    from routing.models import CompletionRequest
+    from routing.planning import routes_of
+    from workers.providers.registry import build_adapter
+    from workers.redaction import Redactor
+    from workers.runtime import WorkerRuntime
+    from workers.settings import WorkerSettings
+
+    config = parse_config({"deployments": [{"id": "local", "provider": "ollama", "model": "m"}]})
+    settings = WorkerSettings()
+    (route,) = routes_of(config.deployments["local"], config)
+    budget = ReplyBudget(8 * MIB)
+    runtime = WorkerRuntime(
+        settings,
+        config,
+        store=JobStore(redis.Redis(), Keys("t"), ttl_s=60),
+        transport=_LargeErrorBodies(budget),
+        adapters={route.id: build_adapter(route.deployment, settings)},
+        redactor=Redactor(),
+    )
+    gc.disable()
+    try:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ProviderError) as caught:
+                runtime.call_route(route, CompletionRequest.from_prompt("hi"), 5.0)
+            errors.append(caught.value)  # kept, as execution keeps its last error
+            assert budget.in_use_bytes == 0, "released when the call ended"
+    finally:
+        gc.enable()
+
+
+def test_an_announced_length_reserves_at_most_a_megabyte_before_the_bytes_arrive():
+    from workers.reply_body import PREALLOCATE_MAX
+
+    budget = ReplyBudget(64 * MIB)
+    seen = []
+
+    def stalls_after_one_chunk():
+        yield b"y" * (UNCHARGED_BYTES + 10)
+        seen.append(budget.in_use_bytes)
+        yield b"z" * 10
+
+    read_reply_body(
+        stalls_after_one_chunk(), encoding="", budget=budget, max_bytes=40 * MIB, length=32 * MIB
+    )
+    assert seen == [PREALLOCATE_MAX], "a claimed 32 MiB holds 1 MiB until its bytes arrive"
