@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
 from celery.worker.request import Request
 
 #: Sent instead of ``task-retried`` when a job waits for its routes: Flower shows ``WAITING``.
@@ -67,7 +68,7 @@ class JobRequest(Request):  # type: ignore[misc]  # celery.worker is untyped
     _failed_with: JobFailedError | None = None
 
     def on_retry(self, exc_info: Any) -> None:
-        wait = getattr(exc_info.exception, "exc", None)
+        wait = getattr(_raised(exc_info), "exc", None)  # Retry(exc=...)
         if not isinstance(wait, RouteWait):
             super().on_retry(exc_info)  # a lease held elsewhere, Redis away: a plain RETRY
             return
@@ -78,7 +79,7 @@ class JobRequest(Request):  # type: ignore[misc]  # celery.worker is untyped
     def on_failure(
         self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
     ) -> None:
-        exc = getattr(exc_info.exception, "exc", exc_info.exception)  # ExceptionWithTraceback
+        exc = _raised(exc_info)
         self._failed_with = exc if isinstance(exc, JobFailedError) else None
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
@@ -89,3 +90,9 @@ class JobRequest(Request):  # type: ignore[misc]  # celery.worker is untyped
             # call's ``result`` in Flower.
             fields.update(traceback="", result=str(failed))
         super().send_event(type, **fields)
+
+
+def _raised(exc_info: Any) -> BaseException:
+    """The exception a task raised, as the pool hands it back (maybe wrapped with its traceback)."""
+    exc: BaseException = exc_info.exception
+    return exc.exc if isinstance(exc, ExceptionWithTraceback) else exc
