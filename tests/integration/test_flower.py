@@ -21,7 +21,8 @@ from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, flower_command
 from producers.client import Client
 from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
-from routing.models import ErrorClass, JobState
+from routing.errors import ErrorClass
+from routing.models import JobState
 from tests.helpers import eventually
 from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
 
