@@ -86,3 +86,11 @@ def _close_runtime(**_: Any) -> None:
 
     if runtime._runtime is not None:
         runtime._runtime.close()
+
+
+@signals.beat_init.connect
+def _beat_sends_no_sent_events(sender: Any = None, **_: Any) -> None:
+    """Beat sends only the control tasks, which send no task events (workers.tasks): nor does
+    beat announce them, or each tick would still add a PENDING task to Flower's list."""
+    app_of_beat = getattr(sender, "app", None) or app
+    app_of_beat.conf.task_send_sent_event = False

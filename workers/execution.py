@@ -80,6 +80,8 @@ class ExecutionResult:
     unrecorded: list[Attempt] = field(default_factory=list)
     #: Set when the job should run again later (state QUEUED): every route is unavailable now.
     retry_in_s: float | None = None
+    #: The routes it waits for then (route ids, in the policy's order).
+    waiting_for: tuple[str, ...] = ()
     #: The successful call's breaker record, left to the caller: it ends the run, so it may
     #: ride the job's finish (one round trip for both) when the router says it can.
     pending_record: PendingRecord | None = None
@@ -497,7 +499,12 @@ def _wait_for_a_route(
             job.log,
         )
     if wait > short_wait_s:
-        return ExecutionResult(JobState.QUEUED, retry_in_s=wait, unrecorded=job.log.unrecorded())
+        return ExecutionResult(
+            JobState.QUEUED,
+            retry_in_s=wait,
+            waiting_for=tuple(s.route.id for s in skips),
+            unrecorded=job.log.unrecorded(),
+        )
     job.log.flush_calls()
     sleep(wait)
     return None

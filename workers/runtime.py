@@ -69,6 +69,8 @@ class TaskReport:
     summary: dict[str, Any] = field(default_factory=dict)
     #: Set when another worker holds a live lease on the job: look again after this long.
     retry_in_s: float | None = None
+    #: With ``retry_in_s``, when the wait is for routes to return: their ids.
+    waiting_for: tuple[str, ...] = ()
 
 
 def load_worker_config(settings: WorkerSettings) -> TurnoutConfig:
@@ -314,7 +316,11 @@ class WorkerRuntime:
         if not self.store.release(job_id, token, delay_s=countdown):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
-        return TaskReport({"job_id": job_id, "state": "rescheduled"}, retry_in_s=countdown)
+        return TaskReport(
+            {"job_id": job_id, "state": "rescheduled"},
+            retry_in_s=countdown,
+            waiting_for=result.waiting_for,
+        )
 
     def _success_riders(self, result: ExecutionResult) -> list[Rider]:
         """The record of the job's successful call: riding the finish when the router says it

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task, signals
 
 from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
+from routing.models import JobState
 from workers.app import app
 from workers.execution import CallStarted
 from workers.reconciler import reconcile_due
-from workers.runtime import get_runtime
+from workers.runtime import TaskReport, get_runtime
+from workers.task_states import JobFailedError, JobRequest, RouteWait
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,16 @@ CALLING_EVENT = "task-calling"
     reject_on_worker_lost=True,
     ignore_result=True,
     max_retries=None,
+    # Flower's FAILURE for a failed job (workers.task_states), its message still acknowledged;
+    # expected, so logged in one line without a traceback.
+    acks_on_failure_or_timeout=True,
+    throws=(JobFailedError,),
+    Request=JobRequest,
 )
 def run_job(self: Task, job_id: str) -> dict[str, Any]:
     """Run one job to completion. The message carries the job id only; the job record in Redis
-    carries everything else. Returns a small summary (never the completion text)."""
+    carries everything else. Returns a small summary (never the completion text); a job that
+    ended ``failed`` raises JobFailedError once its record is written."""
     report = get_runtime().run_job(job_id, on_call=call_announcer(self))
     if report.retry_in_s is not None:
         # Another worker holds the job's lease, or every target refuses the job for longer than a
@@ -40,8 +49,17 @@ def run_job(self: Task, job_id: str) -> dict[str, Any]:
         # timeout: a lease is far shorter, and a reschedule never outlasts the job's deadline,
         # which producers keep below max_job_deadline_s. So the ETA message held by a worker is
         # never redelivered while it waits.
-        raise self.retry(countdown=report.retry_in_s)
+        raise self.retry(countdown=report.retry_in_s, exc=route_wait(report))
+    if report.summary.get("state") == JobState.FAILED.value:
+        raise JobFailedError(job_id, str(report.summary.get("error_class", "unknown")))
     return report.summary
+
+
+def route_wait(report: TaskReport) -> RouteWait | None:
+    """What a rescheduled job waits for, when it is routes (Flower shows it as WAITING)."""
+    if not report.waiting_for or report.retry_in_s is None:
+        return None
+    return RouteWait(report.waiting_for, until=time.time() + report.retry_in_s)
 
 
 def call_announcer(task: Task) -> Callable[[CallStarted], None]:
@@ -103,7 +121,13 @@ def send_run_job(job_id: str) -> None:
     run_job.apply_async(args=[job_id], task_id=job_id, argsrepr=repr(job_id))
 
 
-@app.task(name=RECONCILE_TASK, ignore_result=True)
+#: Beat's control tasks send no task events: at one every few seconds each, they would push
+#: ``run_job`` out of Flower's task list (and its bounded memory of tasks). Their results are in
+#: the worker's log; beat sends no ``task-sent`` for them either (workers.app).
+CONTROL_TASK_OPTIONS: dict[str, Any] = {"ignore_result": True, "send_events": False}
+
+
+@app.task(name=RECONCILE_TASK, **CONTROL_TASK_OPTIONS)
 def reconcile() -> dict[str, int]:
     """Beat's safety net (workers.reconciler): re-send the messages of lost jobs."""
     runtime = get_runtime()
@@ -114,7 +138,7 @@ def reconcile() -> dict[str, int]:
     return report.as_dict()
 
 
-@app.task(name=HEALTH_CHECK_TASK, ignore_result=True)
+@app.task(name=HEALTH_CHECK_TASK, **CONTROL_TASK_OPTIONS)
 def health_check() -> dict[str, Any]:
     """Beat's health checks (workers.health): check the routes that are due, fleet-wide once per
     interval however many beats send this; an open breaker past its cool-down is checked as its

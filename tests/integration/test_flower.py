@@ -1,5 +1,7 @@
 """Flower started for real on the stack's broker: it lists jobs as ``turnout.run_job``, shows a
-running job's current call, never shows a prompt, a completion or a key, and wants its password.
+running job's current call, a failed job as FAILURE and a job waiting on its routes as WAITING,
+keeps beat's ticks out of its list, never shows a prompt, a completion or a key, and wants its
+password.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from ops.simulator.openai_sim import mask_key
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, flower_command
 from producers.client import Client
-from routing.celery_config import RUN_JOB_TASK
+from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
+from routing.errors import ErrorClass
 from routing.models import JobState
 from tests.helpers import eventually
-from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
+from tests.integration.harness import Beat, Sim, Worker, settings_for, stack_env, write_config
 
 #: Long enough to see every job mid-call, short enough to keep the test quick.
 SECONDARY_LATENCY_MS = 3000
@@ -206,6 +209,89 @@ def test_flower_shows_jobs_and_their_calls_but_no_prompt_completion_or_key(
     assert all(job_id in everything for job_id in ids), "the answers checked are about the jobs"
     for needle in [token, *prompts, *completions, *answers, *secrets_]:
         assert needle not in everything, f"{needle[:16]}... appeared in Flower's answers"
+
+
+def test_flower_counts_a_failed_job_as_failure_shows_a_waiting_one_and_no_beat_tick(
+    redis_url, namespace, tmp_path
+):
+    # Past the 2 s a worker waits in place, so the job is rescheduled; inside its deadline (8 s).
+    cooldown = 4.0
+    sim = Sim("only", key=f"sim-{secrets.token_hex(8)}")
+    config = write_config(
+        tmp_path / "turnout.yaml",
+        [sim],
+        breaker={"consecutive_failures": 1, "cooldown_s": cooldown, "cooldown_jitter": 0.0},
+        health={"every_s": 60},  # beat ticks often; it checks the route once, at the start
+    )
+    env = stack_env(
+        redis_url,
+        namespace,
+        config,
+        [sim],
+        TURNOUT_HEALTH_TICK="0.5",
+        TURNOUT_RECONCILE_EVERY="1",
+    )
+    token = f"flowertoken{secrets.token_hex(8)}"
+    flower = Flower(env, tmp_path)
+    worker = Worker(env, tmp_path / "worker.log")
+    beat = Beat(env, tmp_path)
+    client = Client(settings=settings_for(env))
+
+    def state_of(job_id: str, state: str) -> dict[str, Any] | None:
+        info = flower.task(job_id)
+        return info if info and info["state"] == state else None
+
+    try:
+        worker.start()
+        beat.start()
+        flower.wait_ready()
+        listening(flower, client)
+
+        succeeding = client.submit(f"Succeed {token}")
+        assert succeeding.wait(timeout=15).state is JobState.SUCCEEDED
+        eventually(lambda: state_of(succeeding.job_id, "SUCCESS"), what="SUCCESS", timeout=5)
+
+        sim.set_faults(fail_rate=1.0, fail_status=400)
+        failing = client.submit(f"Fail {token}")
+        failed = failing.wait(timeout=15)
+        assert failed.state is JobState.FAILED
+        assert failed.error is not None
+        assert failed.error.error_class is ErrorClass.BAD_REQUEST
+        info = eventually(lambda: state_of(failing.job_id, "FAILURE"), what="FAILURE", timeout=5)
+        assert info["name"] == RUN_JOB_TASK
+        raised = f"JobFailedError({failing.job_id!r}, 'bad_request')"
+        assert info["exception"] == raised
+        assert info["result"] == f"job {failing.job_id} failed: bad_request", "not 'calling ...'"
+        assert not info["traceback"], "an expected end, not a crash"
+        assert failing.job_id in flower.api("/api/tasks?state=FAILURE"), "Flower's Failed filter"
+
+        sim.set_faults(fail_rate=1.0, fail_status=503)  # its first call opens the breaker
+        waiting = client.submit(f"Wait {token}")
+        info = eventually(lambda: state_of(waiting.job_id, "WAITING"), what="WAITING", timeout=10)
+        assert info["result"].startswith("waiting for only until "), info["result"]
+        sim.set_faults(fail_rate=0.0)
+        assert waiting.wait(timeout=30).state is JobState.SUCCEEDED
+        eventually(lambda: state_of(waiting.job_id, "SUCCESS"), what="SUCCESS", timeout=5)
+
+        # Beat ticked all along (the worker ran its tasks), and none of it is in Flower's list.
+        log = worker.log()
+        assert f"Task {HEALTH_CHECK_TASK}[" in log
+        assert f"Task {RECONCILE_TASK}[" in log
+        listed = flower.api("/api/tasks")
+        assert {task["name"] for task in listed.values()} == {RUN_JOB_TASK}
+        assert {succeeding.job_id, failing.job_id, waiting.job_id} <= set(listed)
+        assert flower.api("/api/task/types")["task-types"] == [RUN_JOB_TASK]
+        assert f"raised expected: {raised}" in log
+        assert "Traceback" not in log, "a failed job is logged in one line"
+    finally:
+        client.close()
+        flower.stop()
+        beat.stop()
+        worker.stop()
+        sim.stop()
+
+    everything = "\n".join(flower.seen)
+    assert token not in everything, "no prompt in Flower's answers"
 
 
 def test_flower_refuses_to_start_with_env_examples_password(redis_url, namespace, tmp_path):
