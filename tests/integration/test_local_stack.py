@@ -101,6 +101,7 @@ def test_turnout_up_serves_jobs_and_flower_then_stops_everything(redis_url):
         children = children_of(up.pid)
         assert len(children) >= 5, "two simulators, worker, beat, flower"
         flower_pid = next(pid for pid in children if b"ops.guarded_flower" in cmdline(pid))
+        assert flower_auth is not None
         assert flower_auth[1].encode() not in cmdline(flower_pid), "ps shows no password"
     finally:
         up.send_signal(signal.SIGINT)
@@ -153,8 +154,11 @@ def test_sigterm_stops_turnout_up_and_every_child_it_started(redis_url):
     try:
         children = children_of(up.pid)
         assert len(children) == 5, "two simulators, worker, beat, flower"
+        asked = time.monotonic()
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0, "an orderly stop, as after Ctrl-C"
+        took = time.monotonic() - asked
+        assert took < 25, f"{took:.0f}s: a child (Flower?) waited out its grace, then SIGKILL"
         assert all_gone(children, within_s=5)
     finally:
         up.kill()
