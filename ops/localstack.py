@@ -3,7 +3,10 @@ beat and Flower, started as child processes and stopped by their PIDs.
 
 It needs no API key and no Redis: it uses REDIS_URL when something answers there and an
 embedded redis-server otherwise; the simulators get generated keys, which are handed to the
-worker through its environment and never printed.
+worker through its environment and never printed. Given a ``config`` (``turnout up --config``)
+it runs that file's deployments instead, with real keys from the environment and ``.env``
+(the worker reads them, as any worker does), and no simulator unless asked: asked, their
+deployments join the file's, so its policies can name them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -54,6 +58,7 @@ class LocalStack:
         self,
         *,
         simulators: tuple[SimulatorSpec, ...] = DEMO_SIMULATORS,
+        config: Path | None = None,
         namespace: str | None = None,
         worker_concurrency: int = 8,
         beat: bool = True,
@@ -76,7 +81,12 @@ class LocalStack:
         self.backoff_base_s = backoff_base_s
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="turnout-stack-"))
         self.redis_url = self.settings.redis_url
-        self.config_path = self.workdir / "turnout.yaml"
+        self.given_config = config.resolve() if config is not None else None
+        self.config_path = (
+            self.given_config
+            if self.given_config is not None and not self.simulators
+            else self.workdir / "turnout.yaml"
+        )
         self._keys = {s.name: f"sim-{secrets.token_urlsafe(24)}" for s in self.simulators}
         self._redis: EmbeddedRedis | None = None
         self._children: dict[str, ChildProcess] = {}
@@ -88,7 +98,8 @@ class LocalStack:
             self._start_redis()
             for sim in self.simulators:
                 self._start_simulator(sim)
-            self._write_config()
+            if self.config_path != self.given_config:
+                self._write_config()
             self._spawn(
                 "worker",
                 worker_command(
@@ -217,9 +228,11 @@ class LocalStack:
             "retries_per_target": 1,
             "backoff_base_s": self.backoff_base_s,
         }
-        self.config_path.write_text(
-            yaml.safe_dump({"deployments": deployments, "policies": {"default": policy}})
-        )
+        config: dict[str, Any] = {"deployments": deployments, "policies": {"default": policy}}
+        if self.given_config is not None:  # the simulators join the operator's deployments
+            config = yaml.safe_load(self.given_config.read_text()) or {}
+            config["deployments"] = [*(config.get("deployments") or []), *deployments]
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _spawn(
         self,

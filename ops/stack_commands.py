@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,17 +72,56 @@ def simulate_main() -> None:
     typer.run(simulate)
 
 
+class StopRequested(Exception):
+    """SIGTERM or SIGHUP reached ``turnout up``: stop as Ctrl-C does."""
+
+
+def _stop_requested(signum: int, _frame: object) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+#: What stops ``turnout up``: Ctrl-C, ``kill``, a service manager, the terminal going away.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def up(
+    ctx: typer.Context,
     worker_concurrency: Annotated[int, typer.Option(help="Threads of the worker.")] = 8,
     flower_port: Annotated[int, typer.Option(help="Flower's port on 127.0.0.1.")] = 5555,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run this config's deployments (real keys from the environment and .env) "
+            "instead of the two simulators.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    simulators: Annotated[
+        bool,
+        typer.Option(help="With --config: start the simulators too, their deployments added."),
+    ] = False,
 ) -> None:
-    """Start the local stack (Redis if none answers, two simulated providers, a worker, beat
-    and Flower) and keep it running until Ctrl-C, which stops everything it started."""
-    from ops.localstack import LocalStack
+    """Start the local stack (Redis if none answers, two simulated providers or the
+    deployments of --config, a worker, beat and Flower) and keep it running until Ctrl-C,
+    SIGTERM or SIGHUP (a closed terminal), which stop everything it started; its children die
+    with it even if it is SIGKILLed."""
+    from ops.localstack import DEMO_SIMULATORS, LocalStack
 
-    stack = LocalStack(worker_concurrency=worker_concurrency, flower_port=flower_port)
-    with console.status("starting the local stack"):
-        stack.start()
+    config = config or root_config(ctx)
+    signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGHUP, _stop_requested)
+    stack = LocalStack(
+        worker_concurrency=worker_concurrency,
+        flower_port=flower_port,
+        config=config,
+        simulators=DEMO_SIMULATORS if config is None or simulators else (),
+    )
+    try:
+        with console.status("starting the local stack"):
+            stack.start()
+    except (KeyboardInterrupt, StopRequested):
+        raise typer.Exit(0) from None  # start() stopped what it had started
     try:
         stack.wait_for_worker()
         say = partial(console.print, soft_wrap=True, highlight=False)
@@ -95,10 +136,18 @@ def up(
         say(f"Logs: {stack.workdir}   Ctrl-C stops everything.")
         while True:
             time.sleep(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         console.print("stopping...")
     finally:
+        for signum in STOP_SIGNALS:  # a second signal must not cut the stop short
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
+
+
+def root_config(ctx: typer.Context) -> Path | None:
+    """The ``--config`` given to the root command (``turnout --config FILE up``), if any."""
+    value = ctx.find_root().params.get("config")
+    return Path(value) if value else None
 
 
 def export_lines(env: Mapping[str, str]) -> list[str]:

@@ -5,16 +5,30 @@ holding no credential of any provider: a producer (``Client``, ``turnout batch``
 serve``) builds its settings from this class and its own subclass, so a provider key in ``.env``
 is never loaded into a producer process. Provider credentials are read on the worker side only
 (``workers.settings.WorkerSettings``).
+
+The file is ``.env`` in the working directory unless TURNOUT_ENV_FILE names another (``turnout
+--env-file``): read when a settings object is built, not when this module is imported, and
+inherited by every process a command starts, so a worker started by ``turnout up`` reads the
+file its parent was told to.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_FILE = ".env"
+#: Names the env file to read instead of ``.env`` (from the environment only, never a file).
+ENV_FILE_VAR = "TURNOUT_ENV_FILE"
+
+
+def env_file() -> str:
+    """The env file settings read now: TURNOUT_ENV_FILE, else ``.env``."""
+    return os.environ.get(ENV_FILE_VAR) or ENV_FILE
 
 
 class CoreSettings(BaseSettings):
@@ -29,6 +43,10 @@ class CoreSettings(BaseSettings):
         case_sensitive=False,
         env_ignore_empty=True,
     )
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("_env_file", env_file())
+        super().__init__(**values)
 
     # --- where things are -------------------------------------------------------------------
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")

@@ -16,7 +16,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr
 
-from routing.settings import ENV_FILE, CoreSettings
+from routing.settings import CoreSettings, env_file
 
 
 def _env(name: str) -> Any:
@@ -123,7 +123,8 @@ class WorkerSettings(CoreSettings):
 
     @cached_property
     def _dotenv(self) -> dict[str, str | None]:
-        return dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
+        path = env_file()
+        return dotenv_values(path) if Path(path).is_file() else {}
 
     def value_of(self, env_name: str) -> str | None:
         """The value of a provider variable, by the name a config file uses for it.

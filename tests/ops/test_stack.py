@@ -98,6 +98,27 @@ def test_leaving_the_context_stops_the_child(tmp_path):
     assert reaped(child.pid)
 
 
+def test_a_child_dies_with_its_parent_even_a_sigkilled_one(tmp_path):
+    """The parent, itself a child here, starts a grandchild through ChildProcess and is SIGKILLed
+    (it cannot stop anything): the kernel's death signal stops the grandchild."""
+    parent_code = (
+        "import sys, time\n"
+        "from ops.stack import ChildProcess\n"
+        f"child = ChildProcess('orphan', [sys.executable, '-c', {SLEEPS!r}])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    parent = ChildProcess("parent", python(parent_code), env=env, log_dir=tmp_path)
+    pid = int(parent.wait_until(lambda: parent.log().strip(), timeout_s=20, what="a PID"))
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == b"-c", "execed in place"
+    parent.kill()
+    started = time.monotonic()
+    while not reaped(pid) and time.monotonic() - started < 5:
+        time.sleep(0.05)
+    assert reaped(pid), "the grandchild outlived its SIGKILLed parent"
+
+
 def test_output_goes_to_a_log_named_after_the_child_in_the_given_directory(tmp_path):
     code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
     child = ChildProcess("talker", python(code), log_dir=tmp_path)
