@@ -598,6 +598,7 @@ def test_a_breaker_open_on_a_rejected_credential_is_not_waited_for():
     router = LocalRouter(clock=clock.wall)
     (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
     grant = router.acquire([route], order="given", tokens=1).grant
+    assert grant is not None
     router.record(grant, CallOutcome(error_class=ErrorClass.AUTH, latency_s=0.1))
     run = Run({"primary": [OK]}, router=router, clock=clock, deadline_s=3600)
     assert run.result.state is JobState.FAILED, "it opens until a probe succeeds"
