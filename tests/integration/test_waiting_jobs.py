@@ -10,7 +10,7 @@ import pytest
 
 from ops.simulator.server import free_port
 from routing.errors import ErrorClass, JobTimeout
-from routing.models import JobState
+from routing.models import JobState, Waiting
 from tests.integration.conftest import Stack, tear_down
 from tests.integration.harness import Sim, Worker, stack_env, write_config
 
@@ -69,7 +69,7 @@ def test_a_job_against_a_wrong_url_fails_at_once_naming_its_address(stack):
 def test_a_job_behind_a_retry_after_waits_and_says_until_when(stack):
     stack.secondary.set_faults(fail_rate=1.0, fail_status=429, retry_after_s=4)
     policy = {"targets": ["secondary"], "retries_per_target": 2, "deadline_s": 8}
-    heard = []
+    heard: list[Waiting] = []
     with stack.client() as client:
         handle = client.submit("later, then", policy=policy)
         with pytest.raises(JobTimeout) as caught:
