@@ -25,7 +25,14 @@ from routing.errors import (
     SubmitError,
     TurnoutError,
 )
-from routing.models import Attempt, CompletionRequest, CompletionResult, JobState, Message
+from routing.models import (
+    Attempt,
+    CompletionRequest,
+    CompletionResult,
+    JobState,
+    Message,
+    Waiting,
+)
 
 
 def submit(
@@ -57,7 +64,7 @@ def submit(
     try:
         with Client() as client:
             handle = client.submit(request, policy=policy, targets=target)
-            result = handle.wait(timeout) if wait else handle.result()
+            result = handle.wait(timeout, on_waiting=_say_waiting) if wait else handle.result()
     except JobTimeout as exc:
         raise fail(str(exc), code=1) from None
     except (InvalidRequest, JobNotFound, ConfigError) as exc:
@@ -81,12 +88,19 @@ def show(
     try:
         with Client() as client:
             handle = client.job(job_id)
-            result = handle.wait(timeout) if wait else handle.result()
+            result = handle.wait(timeout, on_waiting=_say_waiting) if wait else handle.result()
     except (InvalidRequest, JobNotFound, ConfigError) as exc:
         raise fail(str(exc)) from None
     except (TurnoutError, redis.RedisError) as exc:
         raise fail(str(exc), code=1) from None
     _print_result(result, as_json=as_json)
+
+
+def _say_waiting(waiting: Waiting) -> None:
+    """``--wait``'s line when the job starts waiting for its routes to return."""
+    err.print(
+        escape(f"waiting for {waiting.describe()}"), style="yellow", highlight=False, soft_wrap=True
+    )
 
 
 def batch(
@@ -193,6 +207,8 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
         _print_attempts(result.attempts)
     else:
         sys.stdout.write(f"{result.job_id} {result.state.value}\n")
+        if result.waiting is not None:
+            _say_waiting(result.waiting)
 
 
 def mount(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,13 +47,15 @@ from routing.errors import (
 )
 from routing.jobstore import AsyncJobStore, JobStore, StoredJob, redis_client
 from routing.keys import Keys
-from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
+from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy, Waiting
 from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
 __all__ = ["AsyncJobHandle", "Client", "JobHandle", "PolicyLike", "RequestLike", "as_request"]
 
 T = TypeVar("T")
+#: Told what a job waits for when it starts waiting for its routes (``JobHandle.wait``).
+OnWaiting = Callable[[Waiting], None]
 
 #: A Redis reply slower than this is a lost connection, not a slow server.
 SOCKET_TIMEOUT_S = 10.0
@@ -183,13 +185,15 @@ class Client:
         except Exception as exc:
             log.warning("job %s: its message could not be sent again: %s", job_id, exc)
 
-    def _wait_sync(self, job_id: str, timeout: float | None) -> bool:
+    def _wait_sync(
+        self, job_id: str, timeout: float | None, on_waiting: OnWaiting | None = None
+    ) -> bool:
         with self._lock:
             if self._sync_loop is None:
                 self._sync_loop = _LoopThread()
             loop = self._sync_loop
         try:
-            return loop.run(self._wait_async(job_id, timeout))
+            return loop.run(self._wait_async(job_id, timeout, on_waiting))
         except concurrent.futures.CancelledError:
             raise TurnoutError(f"the client was closed while waiting for job {job_id}") from None
 
@@ -275,14 +279,24 @@ class Client:
             self._async_parts[loop] = parts
         return parts
 
-    async def _wait_async(self, job_id: str, timeout: float | None) -> bool:
-        """True once the job finished; False when ``timeout`` ran out, whatever was slow."""
+    async def _wait_async(
+        self, job_id: str, timeout: float | None, on_waiting: OnWaiting | None = None
+    ) -> bool:
+        """True once the job finished; False when ``timeout`` ran out, whatever was slow.
+        ``on_waiting`` hears, at a re-check, that the job waits for routes to return: once,
+        and again only when what it waits for changes."""
         parts = self._parts()
+        told: list[object] = []
 
         async def finished() -> bool:
-            state = await parts.store.state(job_id)
+            state, waiting = await parts.store.progress(job_id)
             if state is None:
                 raise JobNotFound(job_id)
+            if on_waiting is not None and waiting is not None:
+                what = [(r.route, r.reason) for r in waiting.routes]
+                if what not in told:
+                    told.append(what)
+                    on_waiting(waiting)
             return state.is_terminal
 
         try:
@@ -356,11 +370,15 @@ class JobHandle:
             raise JobNotFound(self.job_id)
         return stored
 
-    def wait(self, timeout: float | None = None) -> CompletionResult:
-        """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise."""
+    def wait(
+        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
+    ) -> CompletionResult:
+        """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise,
+        saying what the job waits for if it does. ``on_waiting`` (called on the client's own
+        thread) hears when the job starts waiting for its routes to return."""
         timeout = checked_timeout(timeout)
-        if not self.client._wait_sync(self.job_id, timeout):
-            raise JobTimeout(self.job_id, timeout or 0)
+        if not self.client._wait_sync(self.job_id, timeout, on_waiting):
+            raise JobTimeout(self.job_id, timeout or 0, waiting=self.result().waiting)
         return self.result()
 
     def __repr__(self) -> str:
@@ -394,10 +412,14 @@ class AsyncJobHandle:
             raise JobNotFound(self.job_id)
         return stored
 
-    async def wait(self, timeout: float | None = None) -> CompletionResult:
+    async def wait(
+        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
+    ) -> CompletionResult:
+        """As ``JobHandle.wait``; ``on_waiting`` is called on this loop."""
         timeout = checked_timeout(timeout)
-        if not await self.client._wait_async(self.job_id, timeout):
-            raise JobTimeout(self.job_id, timeout or 0)
+        if not await self.client._wait_async(self.job_id, timeout, on_waiting):
+            waiting = (await self.result()).waiting
+            raise JobTimeout(self.job_id, timeout or 0, waiting=waiting)
         return await self.result()
 
     def __repr__(self) -> str:

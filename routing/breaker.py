@@ -38,6 +38,11 @@ BreakerChange = Literal["opened", "reopened", "closed", "failback", "cooled"]
 BreakerRefusal = Literal["open", "no_probe_permit", "cooling"]
 
 
+#: Why a breaker opened on an auth, permission or unknown-model error: it opens until a probe
+#: succeeds, so it does not heal by itself (record_outcome.lua writes the same words).
+CREDENTIAL_REJECTED = "credential rejected"
+
+
 class BreakerSettings(BaseModel):
     """Thresholds, global in the config's ``breaker:`` and overridable per deployment. The defaults
     are those of well-worn breakers, scaled to LLM traffic (few calls, slow and expensive ones)."""
@@ -267,9 +272,9 @@ def record(
     if outcome is Outcome.CREDENTIAL:
         if state.state == "open":  # already open: keep it shut for the credential's cool-down
             state.open_until = max(state.open_until, now + settings.auth_cooldown_s)
-            state.reason = "credential rejected"
+            state.reason = CREDENTIAL_REJECTED
             return None
-        return _open(state, settings, now, "credential rejected", settings.auth_cooldown_s)
+        return _open(state, settings, now, CREDENTIAL_REJECTED, settings.auth_cooldown_s)
     if outcome is Outcome.SUCCESS:
         _count(state, settings, now, failed=False)
         state.consecutive = 0

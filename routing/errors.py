@@ -21,6 +21,8 @@ Exception hierarchy::
         ├── ServerError           server_error      retry with backoff, then fail over
         ├── ProviderTimeout       timeout           retry with backoff, then fail over
         ├── ConnectionFailed      connection        retry with backoff, then fail over
+        │   └── AddressUnreachable    connection    the same, but refused or no such host: a
+        │                             wrong URL; a job does not wait for its breaker
         ├── AuthFailed            auth              fail over: this credential is wrong
         ├── PermissionDenied      permission        fail over
         ├── ModelNotFound         model_not_found   fail over
@@ -42,7 +44,7 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from routing.models import CompletionResult
+    from routing.models import CompletionResult, Waiting
 
 
 class ErrorClass(StrEnum):
@@ -130,11 +132,18 @@ class JobNotFound(TurnoutError, LookupError):
 
 
 class JobTimeout(TurnoutError, TimeoutError):
-    """Waiting for a job ran out of time; the job itself may still finish later."""
+    """Waiting for a job ran out of time; the job itself may still finish later. ``waiting``:
+    what the job waits for, when every route refuses it for now."""
 
-    def __init__(self, job_id: str, timeout: float) -> None:
-        super().__init__(f"job {job_id} did not finish within {timeout:g}s; it may still finish")
+    def __init__(self, job_id: str, timeout: float, *, waiting: Waiting | None = None) -> None:
+        detail = (
+            f"; it is queued, waiting for {waiting.describe()}"
+            if waiting is not None
+            else "; it may still finish"
+        )
+        super().__init__(f"job {job_id} did not finish within {timeout:g}s{detail}")
         self.job_id = job_id
+        self.waiting = waiting
 
 
 class JobFailed(TurnoutError):
@@ -217,6 +226,12 @@ class ProviderTimeout(ProviderError):
 
 class ConnectionFailed(ProviderError):
     error_class = ErrorClass.CONNECTION
+
+
+class AddressUnreachable(ConnectionFailed):
+    """Nothing answers at the route's address: the connection was refused, or its host name
+    does not exist. A wrong base URL, which no cool-down mends: a job retries it like any
+    connection error, but does not wait for its breaker to re-open (design invariant 7)."""
 
 
 class AuthFailed(ProviderError):

@@ -9,7 +9,8 @@ state change is one Lua script, so concurrent workers and producers never see ha
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
     delete   (producer)  -> gone             a create whose Celery message could not be sent
 
-A job's own record costs a worker two round trips: claim before the provider call, finish after
+A job's own record costs a worker two round trips: claim before the provider call, finish (or,
+every route refusing it for now, release with what it waits for) after
 it (the breaker's record of a success rides the finish; routing adds one per attempt). The
 scripts are files in routing/scripts (``*_job``, ``renew_leases``, ``reconcile_due``; loaded by
 routing.redis_scripts); they also keep the ``due`` index that the reconciler (``pick_due``) reads
@@ -35,6 +36,7 @@ from routing.models import (
     CompletionResult,
     JobState,
     RoutingPolicy,
+    Waiting,
 )
 from routing.redis_clock import redis_time
 from routing.redis_scripts import source
@@ -124,6 +126,7 @@ def result_from_record(
             "started_at": seconds("started_at"),
             "finished_at": seconds("finished_at"),
             "runs": int(fields.get("runs", 0)),
+            "waiting": json.loads(fields["waiting"]) if fields.get("waiting") else None,
         }
     )
 
@@ -234,12 +237,33 @@ class JobStore:
         pipe.expire(self.keys.attempts(job_id), self.ttl_s)
         pipe.execute()
 
-    def release(self, job_id: str, token: str, *, delay_s: float) -> bool:
-        """Give a running job back to the queue for later (every route refuses it for now)."""
+    def release(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        delay_s: float,
+        waiting: Waiting | None = None,
+        attempts: Sequence[Attempt] = (),
+    ) -> bool:
+        """Give a running job back to the queue for later (every route refuses it for now),
+        with what it waits for and the run's attempts not yet written, in one round trip."""
         return bool(
             self._release(
-                keys=[self.keys.job(job_id), self.keys.due, self.keys.job_counts],
-                args=[token, job_id, int(delay_s * 1000)],
+                keys=[
+                    self.keys.job(job_id),
+                    self.keys.due,
+                    self.keys.job_counts,
+                    self.keys.attempts(job_id),
+                ],
+                args=[
+                    token,
+                    job_id,
+                    int(delay_s * 1000),
+                    waiting.model_dump_json() if waiting is not None else "",
+                    self.ttl_s,
+                    *(a.model_dump_json() for a in attempts),
+                ],
             )
         )
 
@@ -377,6 +401,13 @@ class AsyncJobStore:
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")
         return JobState(as_text(value)) if value is not None else None
+
+    async def progress(self, job_id: str) -> tuple[JobState | None, Waiting | None]:
+        """The job's state and what it waits for, if anything (one read, as ``state``)."""
+        state, waiting = await self.redis.hmget(self.keys.job(job_id), ["state", "waiting"])
+        if state is None:
+            return None, None
+        return JobState(as_text(state)), (Waiting.model_validate_json(waiting) if waiting else None)
 
     async def get(self, job_id: str) -> CompletionResult | None:
         stored = await self.read(job_id)

@@ -6,6 +6,7 @@ in the job record, so a worker re-validates exactly what the producer accepted.
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -218,6 +219,39 @@ class JobError(_Strict):
     message: str
 
 
+class WaitingRoute(_Strict):
+    """One route a waiting job waits for: why it is out, and when it may take calls again."""
+
+    route: str
+    reason: RouteRefusal
+    #: the breaker's own reason ("5 consecutive failures"), or the refusal's details
+    detail: str = ""
+    #: epoch seconds; None when unknown
+    until: float | None = None
+
+
+class Waiting(_Strict):
+    """A queued job every route refuses for now, waiting for those that heal by themselves (a
+    cool-down, a Retry-After, a rate limit's window): written when its run is rescheduled, gone
+    once a worker claims it again or it finishes."""
+
+    routes: list[WaitingRoute] = Field(min_length=1)
+    #: when a worker looks at the job again (epoch seconds)
+    until: float
+
+    def describe(self) -> str:
+        """``openai-main (open: 5 consecutive failures) until 12:00:30Z``, one per route."""
+        return "; ".join(
+            f"{r.route} ({r.reason}{': ' + r.detail if r.detail else ''})"
+            + (f" until {_utc(r.until)}" if r.until is not None else "")
+            for r in self.routes
+        )
+
+
+def _utc(epoch_s: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch_s))
+
+
 class CompletionResult(_Strict):
     """A job as its caller sees it: the contract of ``turnout submit --json``."""
 
@@ -237,6 +271,8 @@ class CompletionResult(_Strict):
     started_at: float | None = None
     finished_at: float | None = None
     runs: int = 0
+    #: set while the job is queued waiting for its routes to return (None otherwise)
+    waiting: Waiting | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -17,7 +17,14 @@ records each reason once. On that route:
   * anything else moves on to the next route.
 When no route is available, the job waits for the earliest to return (``on_all_unavailable:
 wait``) if that is soon, is rescheduled (its worker slot freed) if it is later but within the
-deadline, and fails as all_unavailable otherwise. Nothing waits past the deadline.
+deadline, and fails as all_unavailable otherwise. Nothing waits past the deadline, and nothing
+waits for a route that does not heal by itself (design invariant 7): one whose breaker opened on
+a rejected credential (it stays open until a probe succeeds), one whose failback is manual, and
+one whose last call in this run found nothing at its address or had its credential rejected
+(a wrong base URL, a missing model: its cool-down ends, but the next call fails the same way).
+Routes that do heal: a Retry-After's cool-down, a rate limit's window, a probe in flight, and a
+breaker opened by failures for its cool-down. A rescheduled job says what it waits for
+(``ExecutionResult.waiting``).
 
 Every failure is recorded with the router at once (the next try depends on it). The success that
 ends the run is handed back instead (``ExecutionResult.pending_record``): nothing here needs it
@@ -45,7 +52,8 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from routing.errors import Disposition, ErrorClass, ProviderError
+from routing.breaker import CREDENTIAL_REJECTED
+from routing.errors import AddressUnreachable, Disposition, ErrorClass, ProviderError
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -54,6 +62,8 @@ from routing.models import (
     ProviderCompletion,
     RoutingPolicy,
     SkipReason,
+    Waiting,
+    WaitingRoute,
 )
 from routing.planning import Plan, PlannedSkip
 from routing.routes import CallOutcome, Grant, Route, Router, Skip, Spent, Transition
@@ -80,11 +90,11 @@ class ExecutionResult:
     unrecorded: list[Attempt] = field(default_factory=list)
     #: Set when the job should run again later (state QUEUED): every route is unavailable now.
     retry_in_s: float | None = None
-    #: The routes it waits for then (route ids, in the policy's order).
-    waiting_for: tuple[str, ...] = ()
     #: The successful call's breaker record, left to the caller: it ends the run, so it may
     #: ride the job's finish (one round trip for both) when the router says it can.
     pending_record: PendingRecord | None = None
+    #: With retry_in_s: the routes the job waits for, why each is out, and until when.
+    waiting: Waiting | None = None
 
     def outcome_fields(self) -> dict[str, Any]:
         """The job-record fields this execution decided (see CompletionResult)."""
@@ -237,6 +247,8 @@ class _Job:
     on_call: Callable[[CallStarted], None] | None = None
     #: calls made on each route during this run (retries and returns after a cool-down)
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: route id -> its last call's error, when that error is one no cool-down mends
+    will_not_heal: dict[str, str] = field(default_factory=dict)
 
 
 def execute_job(
@@ -425,6 +437,10 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         job.router.release(grant)  # a bug or a shutdown: give back its permit and slot
         raise
     latency = job.clock() - started
+    if error is not None and not _mends_by_itself(error):
+        job.will_not_heal[route.id] = job.redact(error.message)
+    else:
+        job.will_not_heal.pop(route.id, None)
     usage = completion.usage if completion else None
     used = usage.total_tokens if usage else job.tokens
     spent = (
@@ -479,19 +495,66 @@ def _after_failure(
     return larger
 
 
+#: Refusals that end by themselves: a Retry-After's cool-down, a rate limit's window, a probe
+#: another caller holds.
+_PASSING_REFUSALS = frozenset({"cooling", "rate_limited", "no_probe_permit"})
+#: Classes whose failure a cool-down does not mend (the breaker opens on them until a probe
+#: succeeds).
+_CREDENTIAL_CLASSES = frozenset(
+    {ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND}
+)
+
+
+def _mends_by_itself(error: ProviderError) -> bool:
+    """False for a failure the next call would meet again whatever the wait: a rejected key, a
+    missing model, nothing at the address (a wrong URL)."""
+    return not (isinstance(error, AddressUnreachable) or error.error_class in _CREDENTIAL_CLASSES)
+
+
+def _heals(job: _Job, skip: Skip) -> bool:
+    """Whether a passed-over route returns by itself (see the module docstring)."""
+    if skip.route.id in job.will_not_heal:
+        return False
+    if skip.reason in _PASSING_REFUSALS:
+        return True
+    return skip.reason == "open" and skip.retry_at is not None and skip.why != CREDENTIAL_REJECTED
+
+
+def _why_out(job: _Job, skip: Skip) -> str:
+    last = job.will_not_heal.get(skip.route.id)
+    return f"{skip.route.id}: {skip.describe()}" + (f"; its last call: {last}" if last else "")
+
+
+def _waiting(job: _Job, skips: Sequence[Skip], wait_s: float) -> Waiting:
+    routes = [
+        WaitingRoute(route=s.route.id, reason=s.reason, detail=s.why, until=s.retry_at)
+        for s in skips
+        if s.reason != "closed"
+    ]
+    return Waiting(routes=routes, until=job.now() + wait_s)
+
+
 def _wait_for_a_route(
     job: _Job, skips: Sequence[Skip], sleep: Callable[[float], None], short_wait_s: float
 ) -> ExecutionResult | None:
-    """Every route is unavailable: wait for the earliest to return, reschedule, or fail."""
-    returns = [s.retry_at for s in skips if s.retry_at is not None]
-    wait = max(0.05, min(returns) - job.now()) if returns else short_wait_s
-    # Jobs waiting on one route would all wake at the same instant: spread them a little.
-    wait += random.uniform(0.0, min(WAKE_JITTER_S, wait * 0.1))
-    reasons = "; ".join(f"{s.route.id}: {s.describe()}" for s in skips)
+    """Every route is unavailable: wait for the earliest to return, reschedule, or fail. Only
+    routes that heal by themselves are waited for; with none, the job fails at once."""
+    reasons = "; ".join(_why_out(job, s) for s in skips)
     if job.policy.on_all_unavailable == "fail":
         return _failed(
             ErrorClass.ALL_UNAVAILABLE, f"every target is unavailable ({reasons})", job.log
         )
+    healing = [s for s in skips if _heals(job, s)]
+    if not healing:
+        return _failed(
+            ErrorClass.ALL_UNAVAILABLE,
+            f"no target returns by itself; waiting would not help ({reasons})",
+            job.log,
+        )
+    returns = [s.retry_at for s in healing if s.retry_at is not None]
+    wait = max(0.05, min(returns) - job.now()) if returns else short_wait_s
+    # Jobs waiting on one route would all wake at the same instant: spread them a little.
+    wait += random.uniform(0.0, min(WAKE_JITTER_S, wait * 0.1))
     if job.clock() + wait + MIN_ATTEMPT_S >= job.deadline:
         return _failed(
             ErrorClass.ALL_UNAVAILABLE,
@@ -502,8 +565,8 @@ def _wait_for_a_route(
         return ExecutionResult(
             JobState.QUEUED,
             retry_in_s=wait,
-            waiting_for=tuple(s.route.id for s in skips),
             unrecorded=job.log.unrecorded(),
+            waiting=_waiting(job, healing, wait),
         )
     job.log.flush_calls()
     sleep(wait)

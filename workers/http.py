@@ -12,17 +12,20 @@ building one costs ~18 ms.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 from routing.errors import (
+    AddressUnreachable,
     AuthFailed,
     ConnectionFailed,
     ProviderError,
@@ -236,6 +239,9 @@ class HttpcoreTransport:
                 f"no complete response within {timeout_s:g}s ({type(exc).__name__})"
             ) from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+            unreachable = _unreachable(exc, call.url)
+            if unreachable is not None:
+                raise AddressUnreachable(unreachable) from None
             raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
         finally:
             self._deadline.set(None)
@@ -251,3 +257,19 @@ class HttpcoreTransport:
 def _content_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("content-length", "")
     return int(value) if value.isdigit() else None
+
+
+def _unreachable(exc: httpcore.ConnectError | Exception, url: str) -> str | None:
+    """What a connect error says when nothing can answer at ``url``: refused (nothing listens
+    there) or no such host name; None for anything a retry may mend (a reset, a timeout, a
+    resolver that failed for now). Names only the host and port, never the rest of the URL."""
+    if not isinstance(exc, httpcore.ConnectError):
+        return None
+    cause = exc.__context__
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    if isinstance(cause, ConnectionRefusedError):
+        return f"connection refused at {where}: nothing listens there (is the base URL right?)"
+    if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
+        return f"no such host {parts.hostname} (is the base URL right?)"
+    return None

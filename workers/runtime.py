@@ -311,15 +311,15 @@ class WorkerRuntime:
         assert result.retry_in_s is not None
         countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
-        if attempts:
-            self.store.append_attempts(job_id, attempts)
-        if not self.store.release(job_id, token, delay_s=countdown):
+        if not self.store.release(
+            job_id, token, delay_s=countdown, waiting=result.waiting, attempts=attempts
+        ):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
         return TaskReport(
             {"job_id": job_id, "state": "rescheduled"},
             retry_in_s=countdown,
-            waiting_for=result.waiting_for,
+            waiting_for=tuple(r.route for r in result.waiting.routes) if result.waiting else (),
         )
 
     def _success_riders(self, result: ExecutionResult) -> list[Rider]:

@@ -188,8 +188,10 @@ def create_app(
         keyed = idempotency_key is not None
         try:
             result = await handle.wait(timeout_s)
-        except JobTimeout:
-            raise errors.job_pending(handle.job_id, timeout_s, keyed=keyed) from None
+        except JobTimeout as exc:
+            raise errors.job_pending(
+                handle.job_id, timeout_s, keyed=keyed, waiting=exc.waiting
+            ) from None
         except redis.RedisError as exc:
             log.warning("job %s: Redis stopped answering the wait: %s", handle.job_id, exc)
             raise errors.job_unreadable(handle.job_id, keyed=keyed) from None
@@ -330,6 +332,7 @@ def job_view(result: CompletionResult) -> dict[str, Any]:
         "runs": result.runs,
         "response": response,
         "attempts": [attempt.model_dump(mode="json") for attempt in result.attempts],
+        "waiting": result.waiting.model_dump(mode="json") if result.waiting else None,
     }
 
 

@@ -54,6 +54,7 @@ from producers.openai_format import (
     field_path,
 )
 from routing.errors import InvalidRequest, JobNotFound, SubmitError
+from routing.models import Waiting
 
 log = logging.getLogger("turnout.serve")
 
@@ -154,24 +155,36 @@ def job_not_found(job_id: str) -> ApiError:
     )
 
 
-def job_pending(job_id: str, timeout_s: float, *, keyed: bool) -> ApiError:
-    """The wait ran out; the job runs on. OpenAI's SDKs retry a 504 unless ``x-should-retry``
-    says no: a retry with the same Idempotency-Key (``keyed``) waits for this job again, one
-    without would start a second job, so only the first is invited."""
+def job_pending(
+    job_id: str, timeout_s: float, *, keyed: bool, waiting: Waiting | None = None
+) -> ApiError:
+    """The wait ran out; the job runs on, or waits (``waiting``) for routes that every one
+    refuses it for now: the message and ``turnout.waiting`` say which, why and until when.
+    OpenAI's SDKs retry a 504 unless ``x-should-retry`` says no: a retry with the same
+    Idempotency-Key (``keyed``) waits for this job again, one without would start a second job,
+    so only the first is invited."""
     url = job_url(job_id)
     hint = (
         "a retry with the same Idempotency-Key waits for it again"
         if keyed
         else "send an Idempotency-Key to be able to wait for it again by retrying"
     )
+    doing = (
+        f"is queued, waiting for {waiting.describe()}"
+        if waiting is not None
+        else "is still running"
+    )
+    extra: dict[str, object] = {"job_id": job_id, "url": url}
+    if waiting is not None:
+        extra["waiting"] = waiting.model_dump(mode="json")
     return ApiError(
         504,
-        f"Job {job_id} did not finish within {timeout_s:g}s and is still running; "
+        f"Job {job_id} did not finish within {timeout_s:g}s and {doing}; "
         f"GET {url} for its result ({hint}).",
         code="job_pending",
         type_="timeout_error",
         headers={SHOULD_RETRY: "true" if keyed else "false"},
-        turnout={"job_id": job_id, "url": url},
+        turnout=extra,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from routing.models import Attempt, JobState
+from routing.models import Attempt, JobState, Waiting
 
 
 class ErrorDetail(BaseModel):
@@ -104,6 +104,11 @@ class JobView(BaseModel):
     response: JobResponse | None = Field(description="Set once the job has finished.")
     attempts: list[Attempt] = Field(
         description="Every provider call and every target passed over, with why."
+    )
+    waiting: Waiting | None = Field(
+        default=None,
+        description="Set while the job is queued waiting for routes every one of which refuses "
+        "it for now: which, why each is out, and until when.",
     )
 
 

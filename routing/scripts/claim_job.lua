@@ -9,6 +9,7 @@
 -- target was unavailable runs on with what is left of it, so rescheduling never extends it. A job
 -- taken over from a dead worker (still 'running', its lease expired) gets a fresh deadline: the
 -- lost run's time was nobody's choice, and each run still fits in the visibility timeout.
+-- A claimed job no longer waits: its 'waiting' field (release_job) goes.
 -- Prepend: _clock.lua
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -28,6 +29,7 @@ end
 local lease_until = now + tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
            'lease_until', lease_until, 'started_at', now, 'updated_at', now)
+redis.call('HDEL', KEYS[1], 'waiting')
 redis.call('ZADD', KEYS[2], lease_until, ARGV[4])
 local job = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'deadline_ms')
 local deadline_at = tonumber(job[3] or '0')

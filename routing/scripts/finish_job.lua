@@ -22,7 +22,7 @@ redis.call('HINCRBY', today, ARGV[1], 1)
 redis.call('PEXPIRE', today, 3 * DAY_MS)
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'finished_at', now,
            'updated_at', now)
-redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')
+redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until', 'waiting')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return {1}

@@ -1,14 +1,22 @@
--- release_job: give a running job back to the queue for later.
+-- release_job: give a running job back to the queue for later, saying what it waits for.
 --
--- KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts
--- ARGV[1] lease token, ARGV[2] job id, ARGV[3] delay ms
+-- KEYS[1] job hash, KEYS[2] due index, KEYS[3] job counts, KEYS[4] attempt list
+-- ARGV[1] lease token, ARGV[2] job id, ARGV[3] delay ms, ARGV[4] waiting json ('' none),
+--   ARGV[5] ttl seconds of the attempt list, ARGV[6..] attempts to append
 -- Reply: 1 released | 0 not ours (finished, or re-claimed after our lease expired)
 -- A job every route refuses for now goes back to the queue, its worker slot freed; this run does
--- not count against the job's runs, and the reconciler looks at it once the delay is over.
+-- not count against the job's runs, and the reconciler looks at it once the delay is over. Its
+-- 'waiting' field (routing.models.Waiting) stays until the next claim or the finish removes it.
+-- The run's attempts happened whoever holds the job now: they are appended in any case.
 -- Prepend: _clock.lua
+if #ARGV >= 6 then
+  for i = 6, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+  redis.call('EXPIRE', KEYS[4], ARGV[5])
+end
 local job = redis.call('HMGET', KEYS[1], 'state', 'lease_token')
 if job[1] ~= 'running' or job[2] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', now)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'waiting', ARGV[4]) end
 redis.call('HINCRBY', KEYS[3], 'running', -1)
 redis.call('HINCRBY', KEYS[3], 'queued', 1)
 redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until')

@@ -10,7 +10,14 @@ import redis.asyncio as aioredis
 from routing.errors import ErrorClass
 from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
-from routing.models import Attempt, CompletionRequest, JobState, RoutingPolicy
+from routing.models import (
+    Attempt,
+    CompletionRequest,
+    JobState,
+    RoutingPolicy,
+    Waiting,
+    WaitingRoute,
+)
 from routing.routes import ScriptCall
 
 POLICY = RoutingPolicy(targets=["a"])
@@ -307,3 +314,24 @@ def test_jobs_are_counted_by_state(store):
         "succeeded": 1,
         "failed": 1,
     }
+
+
+def test_a_released_job_says_what_it_waits_for_until_it_is_claimed_again(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
+    store.claim("job-1", "token-a", lease_s=5, max_runs=2)
+    waiting = Waiting(
+        routes=[WaitingRoute(route="a", reason="cooling", until=1_700_000_030.0)],
+        until=1_700_000_030.0,
+    )
+    skipped = Attempt(
+        deployment="a", provider="openai", model="m", outcome="skipped", started_at=1.0
+    )
+    assert store.release("job-1", "token-a", delay_s=30, waiting=waiting, attempts=[skipped])
+    queued = store.get("job-1")
+    assert queued is not None
+    assert (queued.state, queued.waiting) == (JobState.QUEUED, waiting)
+    assert queued.attempts == [skipped], "the run's attempts ride the release"
+    store.claim("job-1", "token-b", lease_s=5, max_runs=2)
+    running = store.get("job-1")
+    assert running is not None
+    assert running.waiting is None, "a claimed job waits no more"

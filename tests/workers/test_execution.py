@@ -7,6 +7,7 @@ import pytest
 
 from routing.config import parse_config
 from routing.errors import (
+    AddressUnreachable,
     AuthFailed,
     BadRequest,
     ConnectionFailed,
@@ -551,3 +552,57 @@ def test_each_call_is_announced_before_it_goes_out():
         on_call=announce,
     )
     assert started == [("primary", 1, 0), ("primary", 2, 1), ("secondary", 3, 0)]
+
+
+def test_a_waiting_job_says_which_routes_it_waits_for_why_and_until_when():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    trip_everything(router, clock)
+    later = Run({"primary": [OK], "secondary": [OK]}, router=router, clock=clock, deadline_s=300)
+    waiting = later.result.waiting
+    assert waiting is not None
+    assert [(r.route, r.reason, r.detail) for r in waiting.routes] == [
+        ("primary", "open", "3 consecutive failures"),
+        ("secondary", "open", "3 consecutive failures"),
+    ]
+    assert waiting.routes[0].until == pytest.approx(clock.wall() + 30, abs=0.5)
+    assert waiting.until == pytest.approx(clock.wall() + later.result.retry_in_s, abs=0.01)
+    cooling = Run({"primary": [RateLimited("429", retry_after_s=5.0), OK]})
+    assert cooling.result.waiting is not None
+    (route,) = cooling.result.waiting.routes
+    assert (route.route, route.reason) == ("primary", "cooling")
+    assert route.until == pytest.approx(cooling.clock.wall() + 5.0 - 0.1, abs=0.2)
+
+
+def test_a_route_with_nothing_at_its_address_is_not_waited_for():
+    refused = AddressUnreachable("connection refused at 127.0.0.1:9: nothing listens there")
+    run = Run({"primary": [refused] * 4}, retries_per_target=3, deadline_s=300)
+    assert run.providers.calls["primary"] == 3, "its breaker opened on the third"
+    assert run.result.state is JobState.FAILED, "its cool-down ends, but the URL stays wrong"
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
+    assert "primary: open (3 consecutive failures)" in run.result.error.message
+    assert "connection refused at 127.0.0.1:9" in run.result.error.message
+    assert run.result.waiting is None
+
+
+def test_a_route_whose_connections_fail_for_now_is_waited_for():
+    reset = ConnectionFailed("RemoteProtocolError: peer closed connection")
+    run = Run({"primary": [reset] * 4}, retries_per_target=3, deadline_s=300)
+    assert run.result.state is JobState.QUEUED, "a transient outage cools down"
+    assert run.result.waiting is not None
+
+
+def test_a_breaker_open_on_a_rejected_credential_is_not_waited_for():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
+    grant = router.acquire([route], order="given", tokens=1).grant
+    assert grant is not None
+    router.record(grant, CallOutcome(error_class=ErrorClass.AUTH, latency_s=0.1))
+    run = Run({"primary": [OK]}, router=router, clock=clock, deadline_s=3600)
+    assert run.result.state is JobState.FAILED, "it opens until a probe succeeds"
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
+    assert "primary: open (credential rejected)" in run.result.error.message
+    assert run.providers.calls == {}

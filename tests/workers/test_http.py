@@ -11,7 +11,13 @@ import zlib
 import pytest
 
 from ops.simulator.server import ServerThread, free_port
-from routing.errors import AuthFailed, ConnectionFailed, InvalidResponse, ProviderTimeout
+from routing.errors import (
+    AddressUnreachable,
+    AuthFailed,
+    ConnectionFailed,
+    InvalidResponse,
+    ProviderTimeout,
+)
 from workers.http import HttpCall, HttpcoreTransport
 
 
@@ -153,3 +159,13 @@ def test_a_key_that_cannot_be_sent_is_auth_and_is_not_quoted(transport, key):
         )
     assert key.strip()[:10] not in str(caught.value)
     assert key.strip()[:10] not in repr(caught.value)
+
+
+def test_nobody_listening_names_the_host_and_port_and_nothing_else(transport):
+    port = free_port()
+    refused = HttpCall("POST", f"http://user:s3cret@127.0.0.1:{port}/v1/chat?key=k", {}, b"")
+    with pytest.raises(AddressUnreachable) as caught:
+        transport.send(refused, timeout_s=2)
+    assert f"connection refused at 127.0.0.1:{port}" in caught.value.message
+    assert "s3cret" not in caught.value.message
+    assert "key=" not in caught.value.message
