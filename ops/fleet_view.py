@@ -88,6 +88,7 @@ def _route_json(r: RouteStatus) -> dict[str, Any]:
             "minutes": RECENT_MINUTES,
             "calls": r.calls_recent,
             "errors": r.errors_recent,
+            "breaker_failures": r.failures_recent,
             "error_rate": r.error_rate,
             "p50_ms": r.p50_ms,
             "p95_ms": r.p95_ms,
@@ -167,7 +168,7 @@ def _health(r: RouteStatus, now: float) -> str:
 def _latency(r: RouteStatus) -> str:
     if r.p50_ms is None or r.p95_ms is None:
         return "-"
-    return f"≤{r.p50_ms:.0f} / ≤{r.p95_ms:.0f} ms"
+    return f"{r.p50_ms:.0f} / {r.p95_ms:.0f} ms"
 
 
 def _today(r: RouteStatus) -> str:

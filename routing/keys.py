@@ -23,6 +23,9 @@ from dataclasses import dataclass
 #: ``_clock.lua``).
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
+#: How many of a route's latest latencies record_outcome.lua keeps (``RouteKeys.latencies``):
+#: enough for a p95 of a few hundred calls, a fixed cost per call.
+LATENCY_SAMPLES = 256
 
 
 def bucket_key(base: str, bucket: int) -> str:
@@ -77,13 +80,19 @@ class RouteKeys:
 
     @property
     def minutes(self) -> str:
-        """Base of the per-minute statistics hashes (calls, errors, latency buckets b<i>;
-        kept ten minutes): see ``minute``."""
+        """Base of the per-minute statistics hashes (calls, errors, failures as the breaker
+        counts them, latency buckets b<i>; kept ten minutes): see ``minute``."""
         return f"{self.breaker}:m"
 
     def minute(self, minute: int) -> str:
         """Hash: the statistics of minute number ``minute`` (Redis ms // MINUTE_MS)."""
         return bucket_key(self.minutes, minute)
+
+    @property
+    def latencies(self) -> str:
+        """List: the route's latest call latencies, newest first, each ``<ms>:<Redis ms>`` (when
+        it was recorded); record_outcome.lua keeps ``LATENCY_SAMPLES`` of them, ten minutes."""
+        return f"{self.breaker}:lat"
 
     @property
     def days(self) -> str:
