@@ -5,9 +5,15 @@ reader whose clock is off still reads the buckets the workers write.
 
 The numbers come from what record_outcome.lua and the health checks (record_health.lua) keep:
 the breaker hash, the last health check, per-minute counters and latency histograms (kept ten
-minutes), per-day counters (kept three days) and totals since the start (routing.keys.RouteKeys).
-Latency percentiles are estimated from the histogram: the upper bound of the bucket the
-percentile falls in (conservative: never better than it was).
+minutes), the route's latest latencies (LATENCY_SAMPLES of them), per-day counters (kept three
+days) and totals since the start (routing.keys.RouteKeys).
+
+Latency percentiles are those of the latencies measured in the window (nearest rank), not a
+histogram bucket's bound: a 1 s call reads 1000 ms, not "at most 2500". On a route busier than
+LATENCY_SAMPLES calls in the window, they are those of its latest LATENCY_SAMPLES calls. A call
+counts as an error when it failed (any class) or when the breaker counted it as a failure (a
+slow call), so a route whose breaker its calls opened never reads 0% errors; ``failures_recent``
+says how many of them the breaker counted (a bad request it does not).
 """
 
 from __future__ import annotations
@@ -56,8 +62,7 @@ class RouteStatus:
     #: a Retry-After running: no calls until then, whatever the breaker's state
     cooling_until: float | None
     health: Health
-    #: over the last RECENT_MINUTES: calls, those that failed (any error class), and those the
-    #: breaker counted as failures (route's fault: slow calls in, bad requests out)
+    #: over the last RECENT_MINUTES: calls, errors (failed, or slow enough to fail the breaker)
     calls_recent: int
     errors_recent: int
     p50_ms: float | None
@@ -68,14 +73,14 @@ class RouteStatus:
     #: tokens left in the rate-limit buckets now (None: no limit)
     rpm_left: float | None = None
     tpm_left: float | None = None
+    #: the recent calls the breaker counted as failures (slow ones in, bad requests out)
     failures_recent: int = 0
     #: totals since the start, by name (calls, err:<class>, b<i>, lat_sum, tokens, cost)
     totals: dict[str, float] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float | None:
-        """The share of recent calls the breaker counted as failures: what trips it."""
-        return self.failures_recent / self.calls_recent if self.calls_recent else None
+        return self.errors_recent / self.calls_recent if self.calls_recent else None
 
     @property
     def spent_today(self) -> float:

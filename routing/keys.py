@@ -80,8 +80,9 @@ class RouteKeys:
 
     @property
     def minutes(self) -> str:
-        """Base of the per-minute statistics hashes (calls, errors, failures as the breaker
-        counts them, latency buckets b<i>; kept ten minutes): see ``minute``."""
+        """Base of the per-minute statistics hashes (calls, errors: an error class or a slow call
+        the breaker failed, failures as the breaker counts them, latency buckets b<i>; kept ten
+        minutes): see ``minute``."""
         return f"{self.breaker}:m"
 
     def minute(self, minute: int) -> str:

@@ -19,7 +19,8 @@
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
--- (calls, errors, failures as the breaker counts them, latency buckets b<i>; kept 10 minutes),
+-- (calls, errors (an error class, or a slow call the breaker failed), failures as the breaker
+-- counts them, latency buckets b<i>; kept 10 minutes),
 -- the latest ARGV[23] latencies as '<ms>:<Redis ms>' (LPUSH then LTRIM: O(1) amortised), per UTC
 -- day (calls, errors, tokens, cost; kept 3 days) and since the start (calls, err:<class>, b<i>,
 -- lat_sum, tokens, cost).
@@ -54,13 +55,12 @@ if is_call then
   redis.call('HINCRBY', t, bucket, 1)
   redis.call('HINCRBYFLOAT', t, 'lat_sum', latency / 1000)
   if error_class ~= '' then
-    redis.call('HINCRBY', m, 'errors', 1)
     redis.call('HINCRBY', d, 'errors', 1)
     redis.call('HINCRBY', t, 'err:' .. error_class, 1)
   end
-  if outcome == 'failure' or outcome == 'credential' then
-    redis.call('HINCRBY', m, 'failures', 1)
-  end
+  local failure = outcome == 'failure' or outcome == 'credential'
+  if failure then redis.call('HINCRBY', m, 'failures', 1) end
+  if error_class ~= '' or failure then redis.call('HINCRBY', m, 'errors', 1) end
   redis.call('LPUSH', KEYS[8], latency .. ':' .. now)
   redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[23]) - 1)
   redis.call('PEXPIRE', KEYS[8], 600000)
