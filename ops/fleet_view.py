@@ -28,7 +28,13 @@ class FleetView:
     jobs: dict[str, int]
     #: messages waiting in each Celery queue: jobs, and beat's control queue
     queues: dict[str, int]
+    #: Redis's clock when it was read (the one the workers' statistics count on)
     read_at: float
+
+    @property
+    def spent_today(self) -> float:
+        """USD spent today (UTC) over every route."""
+        return sum(r.spent_today for r in self.routes)
 
 
 def all_routes(config: TurnoutConfig) -> list[Route]:
@@ -40,20 +46,64 @@ def all_routes(config: TurnoutConfig) -> list[Route]:
     ]
 
 
-def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
-    keys = Keys(settings.namespace)
-    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 5}
-    with redis.Redis.from_url(settings.redis_url, **timeouts) as client:
+class FleetReader:
+    """Reads the fleet, over clients it keeps until ``close``: ``turnout status --watch`` reads
+    every few seconds on the same connections instead of opening new ones each time (one client
+    when the breakers' Redis is the jobs' Redis)."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        config: TurnoutConfig,
+        *,
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._keys = Keys(settings.namespace)
+        self._routes = all_routes(config)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout_s,
+            "socket_timeout": timeout_s,
+            "client_name": f"turnout-status:{settings.namespace}",
+        }
+        self._jobs = redis.Redis.from_url(settings.redis_url, **options)
+        self._store = JobStore(self._jobs, self._keys, ttl_s=settings.job_ttl_s)
+        breaker_url = settings.breaker_redis_url or settings.redis_url
+        self._breakers = (
+            self._jobs
+            if breaker_url == settings.redis_url
+            else redis.Redis.from_url(breaker_url, **options)
+        )
+
+    def read(self) -> FleetView:
+        keys = self._keys
         names = (keys.queue, keys.control_queue)
-        with client.pipeline(transaction=False) as pipe:
+        with self._jobs.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.llen(keys.queue_list(name))
-            queues = {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
-        jobs = JobStore(client, keys, ttl_s=settings.job_ttl_s).counts()
-    breaker_url = settings.breaker_redis_url or settings.redis_url
-    with redis.Redis.from_url(breaker_url, **timeouts) as client:
-        routes = read_route_status(client, keys.route_prefix, all_routes(config))
-    return FleetView(routes, jobs, queues, time.time())
+            pipe.time()
+            *lengths, (seconds, micros) = pipe.execute()
+        queues = {name: int(length) for name, length in zip(names, lengths, strict=True)}
+        jobs = self._store.counts()
+        routes = read_route_status(self._breakers, keys.route_prefix, self._routes)
+        return FleetView(routes, jobs, queues, int(seconds) + int(micros) / 1e6)
+
+    def close(self) -> None:
+        self._jobs.close()
+        if self._breakers is not self._jobs:
+            self._breakers.close()
+
+    def __enter__(self) -> FleetReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
+    """One reading, on clients opened and closed for it."""
+    with FleetReader(settings, config) as reader:
+        return reader.read()
 
 
 def as_json(view: FleetView) -> dict[str, Any]:
@@ -61,6 +111,7 @@ def as_json(view: FleetView) -> dict[str, Any]:
         "deployments": [_route_json(r) for r in view.routes],
         "queues": view.queues,
         "jobs": view.jobs,
+        "spent_today_usd": round(view.spent_today, 6),
         "read_at": view.read_at,
     }
 
@@ -130,7 +181,9 @@ def as_tables(view: FleetView) -> Group:
         str(j["running"]),
         f"{j['created']} / {j['succeeded']} / {j['failed']}",
     )
-    return Group(routes, jobs)
+    clock = time.strftime("%H:%M:%S", time.localtime(view.read_at))
+    summary = f"Spent today (UTC): ${view.spent_today:.4f}. Read at {clock} (Redis's clock)."
+    return Group(routes, jobs, summary)
 
 
 def _ago(at: float | None, now: float) -> str:
