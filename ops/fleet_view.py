@@ -3,8 +3,9 @@ or as rich tables. Reading and rendering are separate so either can be tested al
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -17,8 +18,21 @@ from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
 from routing.keys import Keys
 from routing.planning import routes_of
+from routing.redis_text import decoded
 from routing.routes import Route
 from routing.settings import CoreSettings
+from workers.presence import SEEN_WITHIN_S
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker that announced itself lately (workers.presence)."""
+
+    worker_id: str
+    hostname: str
+    pid: int | None
+    concurrency: int | None
+    seen_at: float
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,13 @@ class FleetView:
     queues: dict[str, int]
     #: Redis's clock when it was read (the one the workers' statistics count on)
     read_at: float
+    #: workers seen within workers.presence.SEEN_WITHIN_S, by id
+    workers: list[WorkerSeen] = field(default_factory=list)
+
+    @property
+    def concurrency(self) -> int:
+        """Jobs the online workers can run at once (those that said)."""
+        return sum(w.concurrency or 0 for w in self.workers)
 
     @property
     def spent_today(self) -> float:
@@ -82,11 +103,14 @@ class FleetReader:
             for name in names:
                 pipe.llen(keys.queue_list(name))
             pipe.time()
-            *lengths, (seconds, micros) = pipe.execute()
+            pipe.zrange(keys.workers, 0, -1, withscores=True)
+            pipe.hgetall(keys.worker_info)
+            *lengths, (seconds, micros), seen, info = pipe.execute()
         queues = {name: int(length) for name, length in zip(names, lengths, strict=True)}
+        now = int(seconds) + int(micros) / 1e6
         jobs = self._store.counts()
         routes = read_route_status(self._breakers, keys.route_prefix, self._routes)
-        return FleetView(routes, jobs, queues, int(seconds) + int(micros) / 1e6)
+        return FleetView(routes, jobs, queues, now, workers_seen(seen, decoded(info), now))
 
     def close(self) -> None:
         self._jobs.close()
@@ -98,6 +122,28 @@ class FleetReader:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def workers_seen(
+    seen: list[tuple[bytes | str, float]], info: dict[str, str], now: float
+) -> list[WorkerSeen]:
+    """The workers announced within SEEN_WITHIN_S of ``now`` (Redis's clock), by id."""
+    workers = []
+    for member, score in seen:
+        worker_id = member.decode() if isinstance(member, bytes) else member
+        if score / 1000 < now - SEEN_WITHIN_S:
+            continue
+        about = json.loads(info.get(worker_id, "{}"))
+        workers.append(
+            WorkerSeen(
+                worker_id,
+                str(about.get("hostname", "")),
+                about.get("pid"),
+                about.get("concurrency"),
+                score / 1000,
+            )
+        )
+    return sorted(workers, key=lambda w: w.worker_id)
 
 
 def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
@@ -112,6 +158,16 @@ def as_json(view: FleetView) -> dict[str, Any]:
         "queues": view.queues,
         "jobs": view.jobs,
         "spent_today_usd": round(view.spent_today, 6),
+        "workers": [
+            {
+                "id": w.worker_id,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "concurrency": w.concurrency,
+                "seen_at": w.seen_at,
+            }
+            for w in view.workers
+        ],
         "read_at": view.read_at,
     }
 
@@ -182,7 +238,10 @@ def as_tables(view: FleetView) -> Group:
         f"{j['created']} / {j['succeeded']} / {j['failed']}",
     )
     clock = time.strftime("%H:%M:%S", time.localtime(view.read_at))
-    summary = f"Spent today (UTC): ${view.spent_today:.4f}. Read at {clock} (Redis's clock)."
+    summary = (
+        f"Workers online: {len(view.workers)} (concurrency {view.concurrency}). "
+        f"Spent today (UTC): ${view.spent_today:.4f}. Read at {clock} (Redis's clock)."
+    )
     return Group(routes, jobs, summary)
 
 

@@ -197,6 +197,17 @@ class Keys:
         return bucket_key(self.job_counts, day)
 
     @property
+    def workers(self) -> str:
+        """Sorted set: the workers alive lately, worker id scored by when each last announced
+        itself (Redis ms); workers/presence.py writes it, turnout status reads it."""
+        return f"{self.namespace}:workers"
+
+    @property
+    def worker_info(self) -> str:
+        """Hash: worker id -> JSON of its hostname, pid and concurrency (beside ``workers``)."""
+        return f"{self.namespace}:workers:info"
+
+    @property
     def reconciler_counts(self) -> str:
         """Hash: how many messages the reconciler re-sent, by reason."""
         return f"{self.namespace}:reconciler"

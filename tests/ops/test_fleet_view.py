@@ -11,6 +11,7 @@ from routing.fleet_router import FleetRouter
 from routing.keys import Keys
 from routing.routes import CallOutcome, Spent
 from routing.settings import CoreSettings
+from workers.presence import SEEN_WITHIN_S, WorkerPresence
 
 CONFIG = parse_config(
     {
@@ -60,3 +61,23 @@ def test_the_reading_carries_redis_clock_and_the_days_spend(redis_url, namespace
     shown = console.export_text()
     assert "Spent today (UTC): $0.7500" in shown
     assert "100 / 100 ms" in shown, "measured latencies, no bucket bound"
+
+
+def test_workers_online_are_those_announced_lately_and_not_retired(
+    redis_url, namespace, redis_client
+):
+    keys = Keys(namespace)
+    here = WorkerPresence(redis_client, keys, worker_id="w1@host:1", concurrency=8)
+    there = WorkerPresence(redis_client, keys, worker_id="w2@host:2", concurrency=4)
+    gone = WorkerPresence(redis_client, keys, worker_id="w3@host:3", concurrency=2)
+    for presence in (here, there, gone):
+        presence.announce()
+    stale_ms = (int(redis_client.time()[0]) - int(SEEN_WITHIN_S) - 1) * 1000
+    redis_client.zadd(keys.workers, {"w3@host:3": stale_ms})  # it stopped announcing
+    there.start()
+    there.stop()  # a clean shutdown takes it off
+    with FleetReader(settings(redis_url, namespace), CONFIG) as reader:
+        view = reader.read()
+    assert [(w.worker_id, w.concurrency) for w in view.workers] == [("w1@host:1", 8)]
+    assert view.workers[0].pid is not None
+    assert as_json(view)["workers"][0]["concurrency"] == 8
