@@ -31,33 +31,35 @@ def status(
     """Every route (a deployment, or one key of its pool) as the fleet sees it: breaker state and
     since when, last health check, p50/p95 latency and error rate over the last 5 minutes, calls
     in flight, calls, tokens and cost today, rate-limit headroom; queue length and jobs by
-    state."""
+    state; the day's spend over every route, and Redis's time of the reading (--watch refreshes
+    it, on the same Redis connections)."""
+    from ops.fleet_view import FleetReader, as_tables
     from ops.fleet_view import as_json as view_json
-    from ops.fleet_view import as_tables, read_fleet
 
     settings, config = settings_and_config()
+    with FleetReader(settings, config) as reader:
 
-    def read() -> Any:
-        try:
-            return read_fleet(settings, config)
-        except redis.RedisError as exc:
-            raise fail(f"Redis unreachable: {exc}", code=1) from None
+        def read() -> Any:
+            try:
+                return reader.read()
+            except redis.RedisError as exc:
+                raise fail(f"Redis unreachable: {exc}", code=1) from None
 
-    if as_json:
-        out.print_json(json.dumps(view_json(read())))
-        return
-    if not watch:
-        out.print(as_tables(read()))
-        return
-    from rich.live import Live
+        if as_json:
+            out.print_json(json.dumps(view_json(read())))
+            return
+        if not watch:
+            out.print(as_tables(read()))
+            return
+        from rich.live import Live
 
-    with Live(as_tables(read()), console=out, refresh_per_second=4) as live:
-        try:
-            while True:
-                time.sleep(every)
-                live.update(as_tables(read()))
-        except KeyboardInterrupt:
-            pass
+        with Live(as_tables(read()), console=out, refresh_per_second=4) as live:
+            try:
+                while True:
+                    time.sleep(every)
+                    live.update(as_tables(read()))
+            except KeyboardInterrupt:
+                pass
 
 
 breaker_app = typer.Typer(

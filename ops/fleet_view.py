@@ -3,8 +3,9 @@ or as rich tables. Reading and rendering are separate so either can be tested al
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -17,8 +18,21 @@ from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
 from routing.keys import Keys
 from routing.planning import routes_of
+from routing.redis_text import decoded
 from routing.routes import Route
 from routing.settings import CoreSettings
+from workers.presence import SEEN_WITHIN_S
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker that announced itself lately (workers.presence)."""
+
+    worker_id: str
+    hostname: str
+    pid: int | None
+    concurrency: int | None
+    seen_at: float
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,20 @@ class FleetView:
     jobs: dict[str, int]
     #: messages waiting in each Celery queue: jobs, and beat's control queue
     queues: dict[str, int]
+    #: Redis's clock when it was read (the one the workers' statistics count on)
     read_at: float
+    #: workers seen within workers.presence.SEEN_WITHIN_S, by id
+    workers: list[WorkerSeen] = field(default_factory=list)
+
+    @property
+    def concurrency(self) -> int:
+        """Jobs the online workers can run at once (those that said)."""
+        return sum(w.concurrency or 0 for w in self.workers)
+
+    @property
+    def spent_today(self) -> float:
+        """USD spent today (UTC) over every route."""
+        return sum(r.spent_today for r in self.routes)
 
 
 def all_routes(config: TurnoutConfig) -> list[Route]:
@@ -40,20 +67,89 @@ def all_routes(config: TurnoutConfig) -> list[Route]:
     ]
 
 
-def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
-    keys = Keys(settings.namespace)
-    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 5}
-    with redis.Redis.from_url(settings.redis_url, **timeouts) as client:
+class FleetReader:
+    """Reads the fleet, over clients it keeps until ``close``: ``turnout status --watch`` reads
+    every few seconds on the same connections instead of opening new ones each time (one client
+    when the breakers' Redis is the jobs' Redis)."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        config: TurnoutConfig,
+        *,
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._keys = Keys(settings.namespace)
+        self._routes = all_routes(config)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout_s,
+            "socket_timeout": timeout_s,
+            "client_name": f"turnout-status:{settings.namespace}",
+        }
+        self._jobs = redis.Redis.from_url(settings.redis_url, **options)
+        self._store = JobStore(self._jobs, self._keys, ttl_s=settings.job_ttl_s)
+        breaker_url = settings.breaker_redis_url or settings.redis_url
+        self._breakers = (
+            self._jobs
+            if breaker_url == settings.redis_url
+            else redis.Redis.from_url(breaker_url, **options)
+        )
+
+    def read(self) -> FleetView:
+        keys = self._keys
         names = (keys.queue, keys.control_queue)
-        with client.pipeline(transaction=False) as pipe:
+        with self._jobs.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.llen(keys.queue_list(name))
-            queues = {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
-        jobs = JobStore(client, keys, ttl_s=settings.job_ttl_s).counts()
-    breaker_url = settings.breaker_redis_url or settings.redis_url
-    with redis.Redis.from_url(breaker_url, **timeouts) as client:
-        routes = read_route_status(client, keys.route_prefix, all_routes(config))
-    return FleetView(routes, jobs, queues, time.time())
+            pipe.time()
+            pipe.zrange(keys.workers, 0, -1, withscores=True)
+            pipe.hgetall(keys.worker_info)
+            *lengths, (seconds, micros), seen, info = pipe.execute()
+        queues = {name: int(length) for name, length in zip(names, lengths, strict=True)}
+        now = int(seconds) + int(micros) / 1e6
+        jobs = self._store.counts()
+        routes = read_route_status(self._breakers, keys.route_prefix, self._routes)
+        return FleetView(routes, jobs, queues, now, workers_seen(seen, decoded(info), now))
+
+    def close(self) -> None:
+        self._jobs.close()
+        if self._breakers is not self._jobs:
+            self._breakers.close()
+
+    def __enter__(self) -> FleetReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def workers_seen(
+    seen: list[tuple[bytes | str, float]], info: dict[str, str], now: float
+) -> list[WorkerSeen]:
+    """The workers announced within SEEN_WITHIN_S of ``now`` (Redis's clock), by id."""
+    workers = []
+    for member, score in seen:
+        worker_id = member.decode() if isinstance(member, bytes) else member
+        if score / 1000 < now - SEEN_WITHIN_S:
+            continue
+        about = json.loads(info.get(worker_id, "{}"))
+        workers.append(
+            WorkerSeen(
+                worker_id,
+                str(about.get("hostname", "")),
+                about.get("pid"),
+                about.get("concurrency"),
+                score / 1000,
+            )
+        )
+    return sorted(workers, key=lambda w: w.worker_id)
+
+
+def read_fleet(settings: CoreSettings, config: TurnoutConfig) -> FleetView:
+    """One reading, on clients opened and closed for it."""
+    with FleetReader(settings, config) as reader:
+        return reader.read()
 
 
 def as_json(view: FleetView) -> dict[str, Any]:
@@ -61,6 +157,17 @@ def as_json(view: FleetView) -> dict[str, Any]:
         "deployments": [_route_json(r) for r in view.routes],
         "queues": view.queues,
         "jobs": view.jobs,
+        "spent_today_usd": round(view.spent_today, 6),
+        "workers": [
+            {
+                "id": w.worker_id,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "concurrency": w.concurrency,
+                "seen_at": w.seen_at,
+            }
+            for w in view.workers
+        ],
         "read_at": view.read_at,
     }
 
@@ -88,6 +195,7 @@ def _route_json(r: RouteStatus) -> dict[str, Any]:
             "minutes": RECENT_MINUTES,
             "calls": r.calls_recent,
             "errors": r.errors_recent,
+            "breaker_failures": r.failures_recent,
             "error_rate": r.error_rate,
             "p50_ms": r.p50_ms,
             "p95_ms": r.p95_ms,
@@ -129,7 +237,12 @@ def as_tables(view: FleetView) -> Group:
         str(j["running"]),
         f"{j['created']} / {j['succeeded']} / {j['failed']}",
     )
-    return Group(routes, jobs)
+    clock = time.strftime("%H:%M:%S", time.localtime(view.read_at))
+    summary = (
+        f"Workers online: {len(view.workers)} (concurrency {view.concurrency}). "
+        f"Spent today (UTC): ${view.spent_today:.4f}. Read at {clock} (Redis's clock)."
+    )
+    return Group(routes, jobs, summary)
 
 
 def _ago(at: float | None, now: float) -> str:
@@ -167,7 +280,7 @@ def _health(r: RouteStatus, now: float) -> str:
 def _latency(r: RouteStatus) -> str:
     if r.p50_ms is None or r.p95_ms is None:
         return "-"
-    return f"≤{r.p50_ms:.0f} / ≤{r.p95_ms:.0f} ms"
+    return f"{r.p50_ms:.0f} / {r.p95_ms:.0f} ms"
 
 
 def _today(r: RouteStatus) -> str:

@@ -15,7 +15,7 @@ from typing import Literal
 import redis
 
 from routing.breaker import Outcome
-from routing.keys import RouteKeys
+from routing.keys import LATENCY_SAMPLES, RouteKeys
 from routing.redis_scripts import source
 from routing.redis_text import as_literal, as_text
 from routing.routes import (
@@ -140,6 +140,7 @@ class FleetRouter:
                 route_keys.minutes,
                 route_keys.days,
                 route_keys.totals,
+                route_keys.latencies,
             ],
             [
                 grant.attempt_id,
@@ -164,6 +165,7 @@ class FleetRouter:
                 spent.prompt_tokens if spent else 0,
                 spent.completion_tokens if spent else 0,
                 repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
+                LATENCY_SAMPLES,
             ],
         )
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 #: ``_clock.lua``).
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
+#: How many of a route's latest latencies record_outcome.lua keeps (``RouteKeys.latencies``):
+#: enough for a p95 of a few hundred calls, a fixed cost per call.
+LATENCY_SAMPLES = 256
 
 
 def bucket_key(base: str, bucket: int) -> str:
@@ -77,13 +80,20 @@ class RouteKeys:
 
     @property
     def minutes(self) -> str:
-        """Base of the per-minute statistics hashes (calls, errors, latency buckets b<i>;
-        kept ten minutes): see ``minute``."""
+        """Base of the per-minute statistics hashes (calls, errors: an error class or a slow call
+        the breaker failed, failures as the breaker counts them, latency buckets b<i>; kept ten
+        minutes): see ``minute``."""
         return f"{self.breaker}:m"
 
     def minute(self, minute: int) -> str:
         """Hash: the statistics of minute number ``minute`` (Redis ms // MINUTE_MS)."""
         return bucket_key(self.minutes, minute)
+
+    @property
+    def latencies(self) -> str:
+        """List: the route's latest call latencies, newest first, each ``<ms>:<Redis ms>`` (when
+        it was recorded); record_outcome.lua keeps ``LATENCY_SAMPLES`` of them, ten minutes."""
+        return f"{self.breaker}:lat"
 
     @property
     def days(self) -> str:
@@ -185,6 +195,17 @@ class Keys:
         """Hash: the jobs created, succeeded and failed on UTC day number ``day`` (Redis ms //
         DAY_MS: take it from routing.redis_clock, never from this machine's clock)."""
         return bucket_key(self.job_counts, day)
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: the workers alive lately, worker id scored by when each last announced
+        itself (Redis ms); workers/presence.py writes it, turnout status reads it."""
+        return f"{self.namespace}:workers"
+
+    @property
+    def worker_info(self) -> str:
+        """Hash: worker id -> JSON of its hostname, pid and concurrency (beside ``workers``)."""
+        return f"{self.namespace}:workers:info"
 
     @property
     def reconciler_counts(self) -> str:

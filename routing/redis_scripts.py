@@ -19,6 +19,7 @@ from typing import Literal, get_args
 ScriptName = Literal[
     "acquire_route",
     "admin_breaker",
+    "announce_worker",
     "claim_health_checks",
     "claim_job",
     "create_job",

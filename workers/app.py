@@ -18,7 +18,7 @@ from routing.celery_config import celery_config, create_app
 from routing.settings import CoreSettings
 from workers.settings import WorkerSettings
 
-app = create_app(WorkerSettings(), include=["workers.tasks"])
+app = create_app(WorkerSettings(), include=["workers.tasks", "workers.presence"])
 
 
 def reconfigure(settings: CoreSettings, **overrides: Any) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 --
 -- KEYS (RouteKeys): KEYS[1] breaker hash, KEYS[2] probes, KEYS[3] inflight, KEYS[4] window,
 --   KEYS[5] base of the per-minute statistics, KEYS[6] base of the per-day statistics (the
---   minute's and the day's hash, <base>:<bucket>, derived from Redis TIME), KEYS[7] totals
+--   minute's and the day's hash, <base>:<bucket>, derived from Redis TIME), KEYS[7] totals,
+--   KEYS[8] the latest latencies (a list, newest first)
 -- ARGV[1] attempt id,
 --   ARGV[2] outcome: 'success' | 'failure' | 'credential' | 'cool' | 'ignore' (routing.breaker),
 --   ARGV[3] latency ms, ARGV[4] retry-after ms, ARGV[5] tokens used minus tokens estimated,
@@ -13,12 +14,16 @@
 --   ARGV[15] tpm (0 none), ARGV[16] probe successes that close,
 --   then what the statistics count: ARGV[17] 1 for a provider call (0: a health check or a grant
 --   given back), ARGV[18] error class ('' for a success), ARGV[19] latency bucket index,
---   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown)
+--   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown),
+--   ARGV[23] how many latencies to keep
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
--- (calls, errors, latency buckets b<i>; kept 10 minutes), per UTC day (calls, errors, tokens,
--- cost; kept 3 days) and since the start (calls, err:<class>, b<i>, lat_sum, tokens, cost).
+-- (calls, errors (an error class, or a slow call the breaker failed), failures as the breaker
+-- counts them, latency buckets b<i>; kept 10 minutes),
+-- the latest ARGV[23] latencies as '<ms>:<Redis ms>' (LPUSH then LTRIM: O(1) amortised), per UTC
+-- day (calls, errors, tokens, cost; kept 3 days) and since the start (calls, err:<class>, b<i>,
+-- lat_sum, tokens, cost).
 -- Prepend: _clock.lua
 local key, probes, inflight, window_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempt, outcome = ARGV[1], ARGV[2]
@@ -50,10 +55,15 @@ if is_call then
   redis.call('HINCRBY', t, bucket, 1)
   redis.call('HINCRBYFLOAT', t, 'lat_sum', latency / 1000)
   if error_class ~= '' then
-    redis.call('HINCRBY', m, 'errors', 1)
     redis.call('HINCRBY', d, 'errors', 1)
     redis.call('HINCRBY', t, 'err:' .. error_class, 1)
   end
+  local failure = outcome == 'failure' or outcome == 'credential'
+  if failure then redis.call('HINCRBY', m, 'failures', 1) end
+  if error_class ~= '' or failure then redis.call('HINCRBY', m, 'errors', 1) end
+  redis.call('LPUSH', KEYS[8], latency .. ':' .. now)
+  redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[23]) - 1)
+  redis.call('PEXPIRE', KEYS[8], 600000)
   if prompt + completion > 0 then
     for _, h in ipairs({d, t}) do
       redis.call('HINCRBY', h, 'prompt_tokens', prompt)

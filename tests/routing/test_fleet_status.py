@@ -12,16 +12,16 @@ from routing.errors import ErrorClass
 from routing.fleet_admin import operate_breaker
 from routing.fleet_router import FleetRouter
 from routing.fleet_status import percentile_ms, read_route_status
-from routing.keys import Keys, RouteKeys
+from routing.keys import LATENCY_SAMPLES, Keys, RouteKeys
 from routing.redis_scripts import source
-from routing.routes import LATENCY_BUCKETS_S, CallOutcome, Route, Spent
+from routing.routes import CallOutcome, Route, Spent
 
 SETTINGS = BreakerSettings(consecutive_failures=2, cooldown_s=60, cooldown_jitter=0)
 
 
-def route(name="primary", **settings):
+def route(name="primary", rpm=60, **settings):
     deployment = DeploymentConfig(id=name, provider="openai", model="gpt-4o-mini")
-    return Route(deployment, "OPENAI_API_KEY", SETTINGS.model_copy(update=settings), 60, 10_000)
+    return Route(deployment, "OPENAI_API_KEY", SETTINGS.model_copy(update=settings), rpm, 10_000)
 
 
 @pytest.fixture
@@ -38,13 +38,12 @@ def called(router, r, error=None, latency=0.2, spent=None, tokens=100):
     return router.record(grant, CallOutcome(error_class=error, latency_s=latency, spent=spent))
 
 
-def test_percentiles_are_the_upper_bound_of_their_bucket():
-    assert percentile_ms({}, 0.5) is None
-    one_each = {0: 1, 4: 1}  # one call under 50 ms, one between 0.5 and 1 s
-    assert percentile_ms(one_each, 0.5) == 50
-    assert percentile_ms(one_each, 0.95) == 1000
-    slowest = {len(LATENCY_BUCKETS_S): 3}
-    assert percentile_ms(slowest, 0.5) == LATENCY_BUCKETS_S[-1] * 1000, "slower than the last"
+def test_percentiles_are_measured_latencies_by_nearest_rank():
+    assert percentile_ms([], 0.5) is None
+    assert percentile_ms([1000], 0.5) == 1000, "a 1 s call reads 1000 ms, not <= 2500"
+    hundred = [float(ms) for ms in range(100, 0, -1)]
+    assert (percentile_ms(hundred, 0.5), percentile_ms(hundred, 0.95)) == (50, 95)
+    assert percentile_ms([40, 7000], 0.95) == 7000, "beyond the last histogram bound too"
 
 
 def test_a_route_never_used_reads_closed_unchecked_and_full(fleet):
@@ -64,7 +63,7 @@ def test_calls_errors_latency_tokens_cost_and_headroom(fleet):
     (status,) = read_route_status(client, prefix, [r])
     assert (status.calls_recent, status.errors_recent) == (4, 1)
     assert status.error_rate == pytest.approx(0.25)
-    assert (status.p50_ms, status.p95_ms) == (250, 5000)
+    assert (status.p50_ms, status.p95_ms) == (200, 3000), "measured, not bucket bounds"
     assert status.today["calls"] == 4
     assert status.today["prompt_tokens"] == 3000
     assert status.today["cost"] == pytest.approx(0.003)
@@ -128,3 +127,38 @@ def test_a_reader_whose_clock_is_a_day_off_reads_the_buckets_the_workers_write(f
     (status,) = read_route_status(client, prefix, [r])
     assert status.calls_recent == 1, "this minute is Redis's minute"
     assert status.today["calls"] == 1, "today is Redis's day"
+
+
+def test_latencies_are_those_of_the_last_five_minutes_and_a_bounded_few(fleet):
+    router, client, prefix = fleet
+    r = route(rpm=None)
+    samples = RouteKeys.under(prefix, r.id).latencies
+    now_ms = int(client.time()[0]) * 1000
+    client.rpush(samples, f"9000:{now_ms - 6 * 60_000}")  # a slow call six minutes ago
+    called(router, r, latency=1.0)
+    (status,) = read_route_status(client, prefix, [r])
+    assert (status.p50_ms, status.p95_ms) == (1000, 1000), "the old sample is out of the window"
+    for _ in range(LATENCY_SAMPLES + 5):
+        called(router, r, latency=0.01, tokens=0)
+    assert client.llen(samples) == LATENCY_SAMPLES, "a fixed cost per call"
+
+
+def test_a_route_opened_by_slow_calls_shows_the_error_rate_that_opened_it(fleet):
+    router, client, prefix = fleet
+    r = route(slow_call_s=0.5)
+    called(router, r, latency=2.0)
+    called(router, r, latency=2.0)
+    (status,) = read_route_status(client, prefix, [r])
+    assert status.state == "open"
+    assert (status.errors_recent, status.failures_recent) == (2, 2), "no error class, but slow"
+    assert status.error_rate == 1.0
+
+
+def test_errors_that_are_not_the_routes_fault_are_not_breaker_failures(fleet):
+    router, client, prefix = fleet
+    r = route()
+    called(router, r)
+    called(router, r, ErrorClass.BAD_REQUEST)
+    (status,) = read_route_status(client, prefix, [r])
+    assert (status.state, status.errors_recent, status.failures_recent) == ("closed", 1, 0)
+    assert status.error_rate == 0.5
