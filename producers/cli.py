@@ -153,16 +153,27 @@ def batch(
 def _print_attempts(attempts: list[Attempt]) -> None:
     """The attempt log, one line each: every call and every target passed over, with why."""
     for attempt in attempts:
-        if attempt.outcome == "skipped":
-            line = f"  {attempt.deployment}: skipped, {attempt.reason} ({attempt.message})"
-        else:
-            status = f" {attempt.status_code}" if attempt.status_code else ""
-            line = f"  {attempt.deployment}: {attempt.outcome}{status}, {attempt.latency_ms:.0f} ms"
-            if attempt.probe:
-                line += ", probe"
-            if attempt.retry_after_s is not None:
-                line += f", retry-after {attempt.retry_after_s:g}s"
-        err.print(escape(line), style="dim", highlight=False, soft_wrap=True)
+        err.print(escape(attempt_line(attempt)), style="dim", highlight=False, soft_wrap=True)
+
+
+def attempt_line(attempt: Attempt) -> str:
+    """One entry of the attempt log as ``show`` prints it. A skip's message already opens with
+    its reason when the worker wrote it (``open (3 consecutive failures) until ...``), so the
+    reason is printed once: only a message that does not name it is put in brackets after it."""
+    if attempt.outcome == "skipped":
+        reason, message = attempt.reason or "", attempt.message or ""
+        if not message or message == reason:
+            return f"  {attempt.deployment}: skipped, {reason}"
+        if message.startswith(reason + " "):
+            return f"  {attempt.deployment}: skipped, {message}"
+        return f"  {attempt.deployment}: skipped, {reason} ({message})"
+    status = f" {attempt.status_code}" if attempt.status_code else ""
+    line = f"  {attempt.deployment}: {attempt.outcome}{status}, {attempt.latency_ms:.0f} ms"
+    if attempt.probe:
+        line += ", probe"
+    if attempt.retry_after_s is not None:
+        line += f", retry-after {attempt.retry_after_s:g}s"
+    return line
 
 
 def _print_result(result: CompletionResult, *, as_json: bool) -> None:
