@@ -112,11 +112,20 @@ def batch(
     retry_failed: Annotated[
         bool, typer.Option(help="Run lines in OUTPUT.errors.jsonl again, as new jobs.")
     ] = False,
+    redis_patience: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Ride out Redis being unreachable this long (a restart) before giving up.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
     from producers.batch import BatchInputError, run_batch, summary_line, summary_table
     from producers.client import Client
+    from producers.redis_patience import RedisPatience
 
     if not input_path.is_file():
         raise fail(f"no input file {input_path}")
@@ -134,6 +143,7 @@ def batch(
             strict=strict,
             retry_failed=retry_failed,
             console=err,
+            patience=RedisPatience(budget_s=redis_patience),
         )
     except BatchInputError as exc:
         raise fail(str(exc)) from None
