@@ -7,6 +7,11 @@ arrives. A run that dies (killed, Ctrl-C, a lost machine) is run again with the 
 lines already written are skipped, and each remaining line submits with an idempotency key
 derived from the line and the output file, so a job the dead run had submitted is waited for,
 not run again. Lines go out in input order and are written in the order they finish.
+
+For unattended runs: invalid lines go to the errors file as well as stderr; Redis going away
+mid-run (a restart) is ridden out for ``--redis-patience`` seconds (producers.redis_patience)
+instead of ending the run; the summary says how long the run took, how many calls were retries
+or failovers, and which error classes the failures were.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import fcntl
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 
 from rich.console import Console
@@ -32,11 +39,14 @@ from producers.batch_lines import (
     duplicate_custom_ids,
     error_line,
     idempotency_key,
+    invalid_line,
     output_line,
     parse_line,
+    reported_problems,
     written_lines,
 )
 from producers.client import Client
+from producers.redis_patience import RedisPatience
 from routing.errors import ErrorClass, InvalidRequest, JobNotFound
 from routing.models import CompletionResult, JobError, JobState
 
@@ -63,6 +73,8 @@ class BatchPlan:
     #: Valid lines an earlier run wrote to the errors file only, and not run again now.
     failed_before: int
     lines: int
+    #: Invalid lines an earlier run already wrote to the errors file (not written twice).
+    reported_before: frozenset[tuple[int, str]] = frozenset()
 
     @property
     def done_before(self) -> int:
@@ -127,6 +139,7 @@ def plan_batch(
         succeeded_before=succeeded_before,
         failed_before=failed_before,
         lines=len(parsed),
+        reported_before=frozenset(_reported(errors_path(output))),
     )
 
 
@@ -141,6 +154,13 @@ def _checked(client: Client, item: BatchItem) -> BatchItem | LineProblem:
 
 def _targets(item: BatchItem) -> list[str] | None:
     return list(item.route.targets) or None
+
+
+def _reported(path: Path) -> set[tuple[int, str]]:
+    if not path.exists():
+        return set()
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return reported_problems(lines)
 
 
 def _read_lines(path: Path) -> list[tuple[str, str]]:
@@ -175,13 +195,23 @@ class BatchTally:
     cost_usd: float = 0.0
     by_deployment: dict[str, DeploymentTally] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    #: Calls made again to the deployment whose call just failed.
+    retries: int = 0
+    #: Calls moved to another deployment after one failed.
+    failovers: int = 0
+    failed_by_class: Counter[str] = field(default_factory=Counter)
+    #: Times a submit or wait found Redis away and tried again.
+    redis_retries: int = 0
 
     @property
     def done(self) -> int:
         return self.succeeded + self.failed
 
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.elapsed_s()
         return self.done / elapsed if elapsed > 0 else 0.0
 
     def count(self, result: CompletionResult) -> None:
@@ -189,6 +219,16 @@ class BatchTally:
             self.succeeded += 1
         else:
             self.failed += 1
+            error_class = result.error.error_class.value if result.error else "internal"
+            self.failed_by_class[error_class] += 1
+        calls = [a for a in result.attempts if a.outcome != "skipped"]
+        for before, call in pairwise(calls):
+            if before.outcome == "ok":
+                continue  # a run after a lost worker, not a retry
+            if call.deployment == before.deployment:
+                self.retries += 1
+            else:
+                self.failovers += 1
         self.cost_usd += result.cost_usd or 0.0
         if result.deployment is None:
             return
@@ -219,6 +259,9 @@ class BatchFiles:
             _append(self._out, as_jsonl(output_line(custom_id, result)))
         else:
             _append(self._err, as_jsonl(error_line(custom_id, result)))
+
+    def write_problem(self, problem: LineProblem) -> None:
+        _append(self._err, as_jsonl(invalid_line(problem)))
 
     def close(self) -> None:
         for fd in (self._out, self._err):
@@ -287,31 +330,39 @@ async def run_items(
     *,
     max_in_flight: int,
     on_result: Callable[[CompletionResult], None],
+    patience: RedisPatience | None = None,
+    on_outage: Callable[[BaseException], None] = lambda exc: None,
 ) -> None:
     """Submit ``items`` in order with at most ``max_in_flight`` unfinished, writing each result
-    as it arrives. A submit that fails (Redis down) ends the run: what was written stays."""
+    as it arrives. Redis away is ridden out for ``patience``; a submit that still fails ends the
+    run: what was written stays."""
+    patience = patience or RedisPatience()
     identity = str(files.output.resolve())
     window = asyncio.Semaphore(max_in_flight)
     running: set[asyncio.Task[None]] = set()
     failure: list[BaseException] = []
 
+    async def submit_and_wait(item: BatchItem) -> CompletionResult:
+        # Again from the submit after Redis was away: the idempotency key finds the same job.
+        request = item.request.model_copy(
+            update={"idempotency_key": idempotency_key(item, identity)}
+        )
+        handle = await client.asubmit(request, policy=item.route.policy, targets=_targets(item))
+        try:
+            return await handle.wait()
+        except JobNotFound as exc:  # its record is gone (evicted from Redis)
+            return CompletionResult(
+                job_id=handle.job_id,
+                state=JobState.FAILED,
+                error=JobError(
+                    error_class=ErrorClass.INTERNAL,
+                    message=f"{exc}; --retry-failed runs the line again as a new job",
+                ),
+            )
+
     async def one(item: BatchItem) -> None:
         try:
-            request = item.request.model_copy(
-                update={"idempotency_key": idempotency_key(item, identity)}
-            )
-            handle = await client.asubmit(request, policy=item.route.policy, targets=_targets(item))
-            try:
-                result = await handle.wait()
-            except JobNotFound as exc:  # its record is gone (evicted from Redis)
-                result = CompletionResult(
-                    job_id=handle.job_id,
-                    state=JobState.FAILED,
-                    error=JobError(
-                        error_class=ErrorClass.INTERNAL,
-                        message=f"{exc}; --retry-failed runs the line again as a new job",
-                    ),
-                )
+            result = await patience.run(lambda: submit_and_wait(item), on_outage=on_outage)
             files.write(item.custom_id, result)
             on_result(result)
         except BaseException as exc:
@@ -366,6 +417,7 @@ def run_batch(
     strict: bool,
     retry_failed: bool,
     console: Console,
+    patience: RedisPatience | None = None,
 ) -> BatchOutcome:
     """Plan, report the invalid lines, run the rest with a progress bar; BatchInputError when
     the input cannot run."""
@@ -389,8 +441,13 @@ def run_batch(
                 highlight=False,
                 soft_wrap=True,
             )
+        if plan.lines == 0:
+            console.print(f"{escape(input_path.name)} is empty (no lines to run)", highlight=False)
         tally = BatchTally()
         files = BatchFiles(output)
+        for problem in plan.problems:
+            if (problem.line_no, problem.message) not in plan.reported_before:
+                files.write_problem(problem)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -411,10 +468,25 @@ def run_batch(
                     bar, advance=1, failed=tally.failed, rate=tally.rate(), cost=tally.cost_usd
                 )
 
+            def redis_away(exc: BaseException) -> None:
+                tally.redis_retries += 1
+                if tally.redis_retries == 1 or tally.redis_retries % 100 == 0:
+                    progress.console.print(
+                        f"[yellow]Redis unreachable[/] ({escape(str(exc))}); trying again",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+
             try:
                 asyncio.run(
                     run_items(
-                        client, plan.todo, files, max_in_flight=max_in_flight, on_result=advance
+                        client,
+                        plan.todo,
+                        files,
+                        max_in_flight=max_in_flight,
+                        on_result=advance,
+                        patience=patience,
+                        on_outage=redis_away,
                     )
                 )
             finally:
@@ -440,9 +512,14 @@ def summary_table(outcome: BatchOutcome) -> Table:
 
 
 def summary_line(outcome: BatchOutcome) -> str:
+    """Two lines: what became of the input's lines; then how the run went."""
     t, plan = outcome.tally, outcome.plan
+    by_class = ", ".join(f"{name} {n}" for name, n in sorted(t.failed_by_class.items()))
     return (
         f"{plan.lines} lines: {t.succeeded} succeeded, {t.failed} failed"
         f" (in {outcome.errors.name}), {plan.done_before} done before"
-        f" ({plan.failed_before} of them failed), {len(plan.problems)} invalid; ${t.cost_usd:.4f}"
+        f" ({plan.failed_before} of them failed), {len(plan.problems)} invalid; ${t.cost_usd:.4f}\n"
+        f"{t.elapsed_s():.1f} s; {t.retries} retries, {t.failovers} failovers"
+        f"; failed by class: {by_class or 'none'}"
+        + (f"; Redis away, tried again {t.redis_retries} time(s)" if t.redis_retries else "")
     )

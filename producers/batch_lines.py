@@ -12,7 +12,9 @@ openai_format); ``--policy`` names one for every line instead; a plain line with
 the ``default`` policy.
 
 Output is OpenAI's Batch output format: succeeded lines in the output file, failed ones in
-``<output>.errors.jsonl`` with their error class and attempt log.
+``<output>.errors.jsonl`` with their error class and attempt log. An invalid input line goes to
+the errors file too (``invalid_line``: its line number and why, no response), so an unattended
+run leaves every line it did not run on disk, not only on stderr.
 """
 
 from __future__ import annotations
@@ -208,6 +210,32 @@ def error_line(custom_id: str, result: CompletionResult) -> dict[str, Any]:
         },
         "attempts": [a.model_dump(mode="json") for a in result.attempts],
     }
+
+
+def invalid_line(problem: LineProblem) -> dict[str, Any]:
+    """An input line that was not run, for the errors file: no job, so no response (and so
+    ``written_lines`` does not count it as done: fixed, it runs on the next run)."""
+    return {
+        "id": None,
+        "custom_id": problem.custom_id,
+        "line": problem.line_no,
+        "response": None,
+        "error": {"code": "invalid_line", "message": problem.message},
+    }
+
+
+def reported_problems(lines: Iterable[str]) -> set[tuple[int, str]]:
+    """``(line, message)`` of each invalid line a previous run wrote, so a run again does not
+    write the same one twice."""
+    reported = set()
+    for text in lines:
+        data = _json_of(text) if text.endswith("\n") else None
+        if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
+            continue
+        line, message = data.get("line"), data["error"].get("message")
+        if data["error"].get("code") == "invalid_line" and isinstance(line, int):
+            reported.add((line, str(message)))
+    return reported
 
 
 def _request_id(result: CompletionResult) -> str:

@@ -126,11 +126,20 @@ def batch(
     retry_failed: Annotated[
         bool, typer.Option(help="Run lines in OUTPUT.errors.jsonl again, as new jobs.")
     ] = False,
+    redis_patience: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Ride out Redis being unreachable this long (a restart) before giving up.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
     from producers.batch import BatchInputError, run_batch, summary_line, summary_table
     from producers.client import Client
+    from producers.redis_patience import RedisPatience
 
     if not input_path.is_file():
         raise fail(f"no input file {input_path}")
@@ -148,6 +157,7 @@ def batch(
             strict=strict,
             retry_failed=retry_failed,
             console=err,
+            patience=RedisPatience(budget_s=redis_patience),
         )
     except BatchInputError as exc:
         raise fail(str(exc)) from None
@@ -167,16 +177,27 @@ def batch(
 def _print_attempts(attempts: list[Attempt]) -> None:
     """The attempt log, one line each: every call and every target passed over, with why."""
     for attempt in attempts:
-        if attempt.outcome == "skipped":
-            line = f"  {attempt.deployment}: skipped, {attempt.reason} ({attempt.message})"
-        else:
-            status = f" {attempt.status_code}" if attempt.status_code else ""
-            line = f"  {attempt.deployment}: {attempt.outcome}{status}, {attempt.latency_ms:.0f} ms"
-            if attempt.probe:
-                line += ", probe"
-            if attempt.retry_after_s is not None:
-                line += f", retry-after {attempt.retry_after_s:g}s"
-        err.print(escape(line), style="dim", highlight=False, soft_wrap=True)
+        err.print(escape(attempt_line(attempt)), style="dim", highlight=False, soft_wrap=True)
+
+
+def attempt_line(attempt: Attempt) -> str:
+    """One entry of the attempt log as ``show`` prints it. A skip's message already opens with
+    its reason when the worker wrote it (``open (3 consecutive failures) until ...``), so the
+    reason is printed once: only a message that does not name it is put in brackets after it."""
+    if attempt.outcome == "skipped":
+        reason, message = attempt.reason or "", attempt.message or ""
+        if not message or message == reason:
+            return f"  {attempt.deployment}: skipped, {reason}"
+        if message.startswith(reason + " "):
+            return f"  {attempt.deployment}: skipped, {message}"
+        return f"  {attempt.deployment}: skipped, {reason} ({message})"
+    status = f" {attempt.status_code}" if attempt.status_code else ""
+    line = f"  {attempt.deployment}: {attempt.outcome}{status}, {attempt.latency_ms:.0f} ms"
+    if attempt.probe:
+        line += ", probe"
+    if attempt.retry_after_s is not None:
+        line += f", retry-after {attempt.retry_after_s:g}s"
+    return line
 
 
 def _print_result(result: CompletionResult, *, as_json: bool) -> None:

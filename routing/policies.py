@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -42,14 +43,17 @@ def resolve_policy(
             known = ", ".join(sorted(config.policies)) or "none defined"
             hint = "" if policy else " (no policy was given, so 'default' was looked up)"
             raise InvalidRequest(
-                f"unknown policy {name!r}{hint}; policies in {config.source}: {known}"
+                f"unknown policy {name!r}{hint}{_did_you_mean(name, config.policies)}"
+                f"; policies in {config.source}: {known}"
             )
         resolved = config.policies[name]
     unknown = config.unknown_targets(resolved.targets)
     if unknown:
+        names = [*config.deployments, *config.aliases]
         raise InvalidRequest(
             f"unknown deployment{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-            f"; deployments in {config.source}: {', '.join(sorted(config.deployments))}"
+            + "".join(_did_you_mean(target, names) for target in unknown)
+            + f"; deployments in {config.source}: {', '.join(sorted(config.deployments))}"
         )
     if max_deadline_s is not None and resolved.deadline_s > max_deadline_s:
         raise InvalidRequest(
@@ -57,6 +61,13 @@ def resolve_policy(
             f"({max_deadline_s:g}s, bounded by the broker's visibility timeout)"
         )
     return resolved
+
+
+def _did_you_mean(value: str, names: Iterable[str]) -> str:
+    """``; did you mean 'fast-lane'?`` for a near miss (a typo), else nothing; as the config's
+    own errors suggest."""
+    close = difflib.get_close_matches(value, sorted(names), n=1)
+    return f"; did you mean {close[0]!r} for {value!r}?" if close else ""
 
 
 def _check_types(policy: object, targets: object) -> None:

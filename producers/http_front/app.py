@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from producers.client import AsyncJobHandle, Client
-from producers.http_front import errors
+from producers.http_front import docs_page, errors
 from producers.http_front.access_log import AccessLog
 from producers.http_front.auth import BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
@@ -150,6 +150,7 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,  # an API answers the path it was asked, never a redirect
         redoc_url=None,
+        docs_url=None,  # docs_page serves /docs with local assets, not a CDN's
     )
     bearer = HTTPBearer(auto_error=False, description="A token from TURNOUT_API_TOKENS")
     # The middleware checks the token before the body is read; this declares it in the
@@ -271,10 +272,11 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     errors.install(app)
+    docs_page.install(app)
     # Added innermost first: AccessLog sees every answer, auth runs before the body is read.
     app.add_middleware(BodySizeLimit, max_bytes=settings.serve_max_body_bytes)
     if tokens is not None:
-        public = {"/healthz", app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url}
+        public = {"/healthz", app.openapi_url, *docs_page.PUBLIC_PATHS}
         app.add_middleware(BearerAuth, tokens=tokens, public_paths={p for p in public if p})
     hosts = HostAllowList.for_server(bind_host, settings.serve_allowed_hosts)
     app.add_middleware(AllowedHosts, hosts=hosts)

@@ -5,6 +5,7 @@ for real.)"""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 import uuid
@@ -435,3 +436,23 @@ def test_redis_down_is_503_on_submit_and_health(redis_url):
             assert "127.0.0.1" not in response.text, "no internals in the answer"
         read = http.get(f"/v1/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"})
         assert read.status_code == 503
+
+
+def test_the_docs_page_loads_swagger_ui_from_turnout_not_a_cdn(redis_url):
+    app, _ = app_for(redis_url, TURNOUT_API_TOKENS=secrets.token_urlsafe(32))
+    with TestClient(app) as http:
+        page = http.get("/docs")  # no token, as before
+        assert page.status_code == 200
+        urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+        assert urls, page.text
+        assert all(url.startswith("/") and not url.startswith("//") for url in urls), urls
+        assert "http://" not in page.text
+        assert "https://" not in page.text
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+            assert f"/docs-assets/{asset}" in urls
+            answer = http.get(f"/docs-assets/{asset}")  # no token either
+            assert answer.status_code == 200, asset
+            assert len(answer.content) > 500, asset
+        assert "SwaggerUIBundle" in http.get("/docs-assets/swagger-ui-bundle.js").text
+        assert http.get("/docs/oauth2-redirect").status_code == 200
+        assert http.get("/v1/jobs/nope").status_code == 401, "the API still needs a token"

@@ -68,3 +68,22 @@ def test_ordered_plan_keeps_the_order_and_reports_what_is_missing(config):
     plan = plan_candidates(RoutingPolicy(targets=["local", "gone", "openai-main"]), config)
     assert [r.deployment.id for r in plan.routes] == ["local", "openai-main"]
     assert plan.missing == ["gone"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "hint"),
+    [
+        ({"policy": "local_frist"}, "did you mean 'local_first' for 'local_frist'?"),
+        ({"targets": ["openai-main", "groq-bakup"]}, "did you mean 'groq-backup' for"),
+    ],
+)
+def test_a_near_miss_at_submit_suggests_what_was_meant(config, kwargs, hint):
+    with pytest.raises(InvalidRequest) as refused:
+        resolve_policy(config, **kwargs)
+    assert hint in str(refused.value)
+
+
+def test_a_name_like_nothing_suggests_nothing(config):
+    with pytest.raises(InvalidRequest) as refused:
+        resolve_policy(config, "zzzzzz")
+    assert "did you mean" not in str(refused.value)
