@@ -180,29 +180,64 @@ class TurnoutConfig:
     def health_for(self, deployment: DeploymentConfig) -> HealthSettings:
         return self.health.merged(deployment.health)
 
+    def missing_variables(self, is_set: Callable[[str], bool]) -> list[MissingVariable]:
+        """Every required variable of every deployment that is unset, in config order."""
+        return [
+            MissingVariable(index, deployment, env)
+            for index, deployment in enumerate(self.deployments.values())
+            for env in deployment.required_envs
+            if not is_set(env)
+        ]
+
     def check_credentials(self, is_set: Callable[[str], bool]) -> None:
         """Raise ConfigError naming every deployment whose required variables are unset."""
-        problems = []
-        for index, deployment in enumerate(self.deployments.values()):
-            for env in deployment.required_envs:
-                if is_set(env):
-                    continue
-                what = "an API key" if env in deployment.key_envs else env
-                problems.append(
-                    ConfigProblem(
-                        f"deployments[{index}] ({deployment.id})",
-                        f"{deployment.provider} needs {what}, and {env} is not set",
-                        f"export {env}=... (or add it to .env)"
-                        + (
-                            ", or point api_key_env at the variable that holds this "
-                            "deployment's key"
-                            if env in deployment.key_envs
-                            else ""
-                        ),
-                    )
-                )
+        problems = [missing.problem for missing in self.missing_variables(is_set)]
         if problems:
             raise config_error(self.source, problems)
+
+
+@dataclass(frozen=True)
+class MissingVariable:
+    """A variable a deployment needs (a key of its pool, or another the provider requires)
+    that is unset where this is checked."""
+
+    index: int
+    deployment: DeploymentConfig
+    env: str
+
+    @property
+    def is_key(self) -> bool:
+        return self.env in self.deployment.key_envs
+
+    @property
+    def path(self) -> str:
+        """Where the config names the variable: the key pool's entry, the deployment's
+        ``api_key_env``, or (a provider default) the deployment itself."""
+        where = f"deployments[{self.index}]"
+        named = self.deployment.api_key_env
+        if isinstance(named, list) and self.env in named:
+            return f"{where}.api_key_env[{named.index(self.env)}]"
+        if named == self.env:
+            return f"{where}.api_key_env"
+        return where
+
+    @property
+    def reason(self) -> str:
+        return f"unusable: {self.env} is not set"
+
+    @property
+    def problem(self) -> ConfigProblem:
+        what = "an API key" if self.is_key else self.env
+        return ConfigProblem(
+            f"deployments[{self.index}] ({self.deployment.id})",
+            f"{self.deployment.provider} needs {what}, and {self.env} is not set",
+            f"export {self.env}=... (or add it to .env)"
+            + (
+                ", or point api_key_env at the variable that holds this deployment's key"
+                if self.is_key
+                else ""
+            ),
+        )
 
 
 def load_configured(config_path: Path | None) -> TurnoutConfig:
