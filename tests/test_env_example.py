@@ -21,7 +21,7 @@ LISTED = re.findall(
 
 
 def variables_of(settings: type[BaseSettings]) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for field in settings.model_fields.values():
         alias = field.validation_alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
