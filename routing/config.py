@@ -393,9 +393,24 @@ _BREAKER_NOT_POLICY = {"failback", "close_after"}
 
 
 def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
+    """One problem per key path, in plain words: a union's branches (``api_key_env``: a name
+    or a list of names) are pydantic's business, not the reader's."""
+    said: set[str] = set()
+    for problem in _problems_of(exc):
+        if problem.path not in said:
+            said.add(problem.path)
+            yield problem
+
+
+def _problems_of(exc: ValidationError) -> Iterable[ConfigProblem]:
     for error in exc.errors():
         location = [part for part in error["loc"] if part != "__root__"]
         path = _key_path(location)
+        if _KEY_ENV_FIELD in location:
+            key_env = _describe_key_env(error, location)
+            if key_env is not None:
+                yield key_env
+            continue
         if error["type"] == "extra_forbidden":
             section = str(location[0]) if len(location) > 1 else ""
             allowed = _FIELD_HINTS.get(section, [])
@@ -426,12 +441,65 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
             )
         elif error["type"] == "missing":
             yield ConfigProblem(path, "required key is missing", "add it")
+        elif error["type"] == "string_pattern_mismatch":
+            yield ConfigProblem(
+                path,
+                f"{_PATTERN_WORDS.get(str(location[-1]), _IDENTIFIER_WORDS)}; "
+                f"got {_shown_input(error)}",
+                "see the config example in README.md",
+            )
         else:
             yield ConfigProblem(
                 path,
                 f"{error['msg']} (got {_shown_input(error)})",
                 "see the config example in README.md",
             )
+
+
+#: The field that takes a variable's name or a list of them (a key pool): a union.
+_KEY_ENV_FIELD = "api_key_env"
+
+#: What a pattern a field must match says, in words (others are identifiers).
+_PATTERN_WORDS = {"base_url": "must be a URL starting http:// or https://, without spaces"}
+_IDENTIFIER_WORDS = "may hold only letters, digits and _ . : @ / + - (1 to 200 of them)"
+
+
+def _describe_key_env(error: ErrorDetails, location: list[int | str]) -> ConfigProblem | None:
+    """``api_key_env``'s error, from the branch of its union the value took (None: the other
+    branch's, which says nothing more). Its value is the one most often a pasted key, so it is
+    shown only by its shape (``_shown_input``)."""
+    at = location.index(_KEY_ENV_FIELD)
+    branch = location[at + 1] if len(location) > at + 1 else None
+    entry = location[at + 2 :]
+    value = error.get("input")
+    pool_branch = isinstance(branch, str) and branch.startswith("list[")
+    fix = (
+        "put the key in the environment (or .env) under a name, say OPENAI_API_KEY_2, and "
+        "write that name here"
+    )
+    if pool_branch and entry:  # an entry of a list
+        where = _key_path([*location[: at + 1], *entry])
+    elif isinstance(value, str) and not pool_branch:
+        where = _key_path(location[: at + 1])
+    elif isinstance(value, str | list):  # the other branch's complaint about the same value
+        return None
+    else:
+        return ConfigProblem(
+            _key_path(location[: at + 1]),
+            "must be the name of an environment variable, or a list of names; got "
+            f"{type(value).__name__}",
+            fix,
+        )
+    if not isinstance(value, str):
+        return ConfigProblem(
+            where, f"must be the name of an environment variable; got {type(value).__name__}", fix
+        )
+    return ConfigProblem(
+        where,
+        "must be the NAME of an environment variable (letters, digits, _), not a key; got "
+        f"{_shown_input(error)}",
+        fix,
+    )
 
 
 def _shown_input(error: Any) -> str:
