@@ -327,7 +327,8 @@ def test_targets_this_config_does_not_know_are_reported_missing_in_order():
 
 def test_a_deployment_whose_key_variable_is_unset_is_planned_not_missing(monkeypatch):
     # ``missing`` is about the config (a target it does not know), not the environment:
-    # credentials are checked when the worker starts (TurnoutConfig.check_credentials).
+    # the planner reads no environment; the worker passes what it found unset at start as
+    # ``unusable`` (see the missing-credentials tests below).
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("TURNOUT_TEST_UNSET_KEY", raising=False)
     config = config_of(
