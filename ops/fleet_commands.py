@@ -136,14 +136,26 @@ def providers(
     """List every provider: enabled or not, the variables it misses, its key (masked)."""
     if ctx.invoked_subcommand is not None:
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    from workers.providers.inventory import inventory
+    from routing.config import load_configured
+    from routing.errors import ConfigError
+    from workers.providers.inventory import inventory, unset_variables
     from workers.settings import WorkerSettings
 
-    rows = inventory(WorkerSettings())
+    settings = WorkerSettings()
+    rows = inventory(settings)
+    unset = []
+    if settings.config_path is not None:
+        try:
+            unset = unset_variables(load_configured(settings.config_path), settings)
+        except ConfigError as exc:
+            err.print(f"[yellow]ignoring the config:[/] {escape(str(exc))}")
     if as_json:
-        sys.stdout.write(json.dumps({"providers": [row.as_dict() for row in rows]}) + "\n")
+        document = {"providers": [row.as_dict() for row in rows]}
+        document["unset"] = [u.as_dict() for u in unset]
+        sys.stdout.write(json.dumps(document) + "\n")
         return
     table = Table(title="Providers")
     for column in ("provider", "protocol", "enabled", "missing", "key"):
@@ -157,6 +169,13 @@ def providers(
             row.key or "",
         )
     Console().print(table)
+    if unset:
+        gaps = Table(title="Config entries whose variable is unset (out of rotation)")
+        for column in ("deployment", "provider", "config", "variable"):
+            gaps.add_column(column)
+        for u in unset:
+            gaps.add_row(u.deployment, u.provider, u.path, u.variable)
+        Console().print(gaps)
 
 
 @providers_app.command("check")

@@ -273,6 +273,8 @@ def _health(r: RouteStatus, now: float) -> str:
     h = r.health
     if h.state == "unknown":
         return "not checked"
+    if h.state == "unusable":
+        return f"unusable\n{h.detail.removeprefix('unusable: ')}"
     last = "ok" if h.ok else (h.error_class or "failed")
     return f"{h.state}\nlast {last} {_ago(h.checked_at, now)}"
 

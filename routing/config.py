@@ -180,29 +180,64 @@ class TurnoutConfig:
     def health_for(self, deployment: DeploymentConfig) -> HealthSettings:
         return self.health.merged(deployment.health)
 
+    def missing_variables(self, is_set: Callable[[str], bool]) -> list[MissingVariable]:
+        """Every required variable of every deployment that is unset, in config order."""
+        return [
+            MissingVariable(index, deployment, env)
+            for index, deployment in enumerate(self.deployments.values())
+            for env in deployment.required_envs
+            if not is_set(env)
+        ]
+
     def check_credentials(self, is_set: Callable[[str], bool]) -> None:
         """Raise ConfigError naming every deployment whose required variables are unset."""
-        problems = []
-        for index, deployment in enumerate(self.deployments.values()):
-            for env in deployment.required_envs:
-                if is_set(env):
-                    continue
-                what = "an API key" if env in deployment.key_envs else env
-                problems.append(
-                    ConfigProblem(
-                        f"deployments[{index}] ({deployment.id})",
-                        f"{deployment.provider} needs {what}, and {env} is not set",
-                        f"export {env}=... (or add it to .env)"
-                        + (
-                            ", or point api_key_env at the variable that holds this "
-                            "deployment's key"
-                            if env in deployment.key_envs
-                            else ""
-                        ),
-                    )
-                )
+        problems = [missing.problem for missing in self.missing_variables(is_set)]
         if problems:
             raise config_error(self.source, problems)
+
+
+@dataclass(frozen=True)
+class MissingVariable:
+    """A variable a deployment needs (a key of its pool, or another the provider requires)
+    that is unset where this is checked."""
+
+    index: int
+    deployment: DeploymentConfig
+    env: str
+
+    @property
+    def is_key(self) -> bool:
+        return self.env in self.deployment.key_envs
+
+    @property
+    def path(self) -> str:
+        """Where the config names the variable: the key pool's entry, the deployment's
+        ``api_key_env``, or (a provider default) the deployment itself."""
+        where = f"deployments[{self.index}]"
+        named = self.deployment.api_key_env
+        if isinstance(named, list) and self.env in named:
+            return f"{where}.api_key_env[{named.index(self.env)}]"
+        if named == self.env:
+            return f"{where}.api_key_env"
+        return where
+
+    @property
+    def reason(self) -> str:
+        return f"unusable: {self.env} is not set"
+
+    @property
+    def problem(self) -> ConfigProblem:
+        what = "an API key" if self.is_key else self.env
+        return ConfigProblem(
+            f"deployments[{self.index}] ({self.deployment.id})",
+            f"{self.deployment.provider} needs {what}, and {self.env} is not set",
+            f"export {self.env}=... (or add it to .env)"
+            + (
+                ", or point api_key_env at the variable that holds this deployment's key"
+                if self.is_key
+                else ""
+            ),
+        )
 
 
 def load_configured(config_path: Path | None) -> TurnoutConfig:
@@ -358,9 +393,24 @@ _BREAKER_NOT_POLICY = {"failback", "close_after"}
 
 
 def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
+    """One problem per key path, in plain words: a union's branches (``api_key_env``: a name
+    or a list of names) are pydantic's business, not the reader's."""
+    said: set[str] = set()
+    for problem in _problems_of(exc):
+        if problem.path not in said:
+            said.add(problem.path)
+            yield problem
+
+
+def _problems_of(exc: ValidationError) -> Iterable[ConfigProblem]:
     for error in exc.errors():
         location = [part for part in error["loc"] if part != "__root__"]
         path = _key_path(location)
+        if _KEY_ENV_FIELD in location:
+            key_env = _describe_key_env(error, location)
+            if key_env is not None:
+                yield key_env
+            continue
         if error["type"] == "extra_forbidden":
             section = str(location[0]) if len(location) > 1 else ""
             allowed = _FIELD_HINTS.get(section, [])
@@ -391,12 +441,65 @@ def _describe(exc: ValidationError) -> Iterable[ConfigProblem]:
             )
         elif error["type"] == "missing":
             yield ConfigProblem(path, "required key is missing", "add it")
+        elif error["type"] == "string_pattern_mismatch":
+            yield ConfigProblem(
+                path,
+                f"{_PATTERN_WORDS.get(str(location[-1]), _IDENTIFIER_WORDS)}; "
+                f"got {_shown_input(error)}",
+                "see the config example in README.md",
+            )
         else:
             yield ConfigProblem(
                 path,
                 f"{error['msg']} (got {_shown_input(error)})",
                 "see the config example in README.md",
             )
+
+
+#: The field that takes a variable's name or a list of them (a key pool): a union.
+_KEY_ENV_FIELD = "api_key_env"
+
+#: What a pattern a field must match says, in words (others are identifiers).
+_PATTERN_WORDS = {"base_url": "must be a URL starting http:// or https://, without spaces"}
+_IDENTIFIER_WORDS = "may hold only letters, digits and _ . : @ / + - (1 to 200 of them)"
+
+
+def _describe_key_env(error: ErrorDetails, location: list[int | str]) -> ConfigProblem | None:
+    """``api_key_env``'s error, from the branch of its union the value took (None: the other
+    branch's, which says nothing more). Its value is the one most often a pasted key, so it is
+    shown only by its shape (``_shown_input``)."""
+    at = location.index(_KEY_ENV_FIELD)
+    branch = location[at + 1] if len(location) > at + 1 else None
+    entry = location[at + 2 :]
+    value = error.get("input")
+    pool_branch = isinstance(branch, str) and branch.startswith("list[")
+    fix = (
+        "put the key in the environment (or .env) under a name, say OPENAI_API_KEY_2, and "
+        "write that name here"
+    )
+    if pool_branch and entry:  # an entry of a list
+        where = _key_path([*location[: at + 1], *entry])
+    elif isinstance(value, str) and not pool_branch:
+        where = _key_path(location[: at + 1])
+    elif isinstance(value, str | list):  # the other branch's complaint about the same value
+        return None
+    else:
+        return ConfigProblem(
+            _key_path(location[: at + 1]),
+            "must be the name of an environment variable, or a list of names; got "
+            f"{type(value).__name__}",
+            fix,
+        )
+    if not isinstance(value, str):
+        return ConfigProblem(
+            where, f"must be the name of an environment variable; got {type(value).__name__}", fix
+        )
+    return ConfigProblem(
+        where,
+        "must be the NAME of an environment variable (letters, digits, _), not a key; got "
+        f"{_shown_input(error)}",
+        fix,
+    )
 
 
 def _shown_input(error: Any) -> str:

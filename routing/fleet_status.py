@@ -36,7 +36,8 @@ RECENT_MINUTES = 5
 
 @dataclass(frozen=True)
 class Health:
-    #: 'ok', 'failing', or 'unknown' (never checked)
+    #: 'ok', 'failing', 'unknown' (never checked), or 'unusable' (the last worker to start
+    #: lacks a variable the route needs: ``detail`` names it; workers.credentials)
     state: str
     ok: bool | None = None
     checked_at: float | None = None
@@ -174,6 +175,8 @@ def _status(route: Route, replies: list[Any], now_ms: int) -> RouteStatus:
 
 
 def _health(breaker: dict[str, str], last: dict[str, str]) -> Health:
+    if last.get("unusable"):
+        return Health("unusable", detail=last["unusable"])
     if not last:
         return Health("unknown")
     return Health(

@@ -177,6 +177,8 @@ SkipReason = Literal[
     "context_too_small",
     "denied_by_policy",
     "smaller_context",
+    #: the route's key (or another variable its provider needs) is unset on this worker
+    "missing_credential",
 ]
 
 

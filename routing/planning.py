@@ -10,12 +10,15 @@ Rules applied here, in order, each passed-over target recorded with its reason:
   context window cannot hold the estimated prompt plus max_tokens ("context_too_small", when
   ``context_window_fallback``); targets whose estimated cost exceeds ``max_cost_usd``
   ("over_budget"); then the strategy's order; then each deployment's key pool, in a rotated
-  order so calls spread across its keys.
+  order so calls spread across its keys; last, routes the worker cannot use because a variable
+  they need is unset ("missing_credential", from ``unusable_routes``): never called, so their
+  breakers never move.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from routing.config import DeploymentConfig, TurnoutConfig
@@ -31,6 +34,13 @@ class PlannedSkip:
     deployment: DeploymentConfig
     reason: SkipReason
     detail: str
+    #: The key variable, when the skip concerns one key of a key pool.
+    key: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The deployment, or the route of a key pool's key, that was passed over."""
+        return f"{self.deployment.id}/{self.key}" if self.key else self.deployment.id
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,9 @@ def plan_candidates(
     prompt_tokens: int = 0,
     max_tokens: int | None = None,
     rng: random.Random | None = None,
+    unusable: Mapping[str, str] | None = None,
 ) -> Plan:
+    """``unusable``: route id -> why this worker cannot call it (``unusable_routes``)."""
     chance = rng or random.Random()
     names = config.expand(policy.targets)
     missing = [name for name in names if name not in config.deployments]
@@ -76,8 +88,41 @@ def plan_candidates(
         order = "latency"
     elif policy.strategy == "least_busy":
         order = "inflight"
-    routes = [route for d in eligible for route in routes_of(d, config, chance)]
+    routes = []
+    for deployment in eligible:
+        usable = []
+        for route in routes_of(deployment, config, chance):
+            if unusable and route.id in unusable:
+                pooled = len(deployment.key_envs) > 1
+                skip = PlannedSkip(
+                    deployment,
+                    "missing_credential",
+                    f"{route.id}: {unusable[route.id]}" if pooled else unusable[route.id],
+                    key=route.key_env if pooled else None,
+                )
+                skipped.append(skip)
+            else:
+                usable.append(route)
+        routes.extend(usable)
     return Plan(routes, order, skipped, missing)
+
+
+def unusable_routes(config: TurnoutConfig, is_set: Callable[[str], bool]) -> dict[str, str]:
+    """Route id -> why it cannot be called here: "unusable: OPENAI_API_KEY_2 is not set".
+
+    A key pool's route is unusable when its own key is unset; every route of a deployment is,
+    when a variable other than a key (an Azure endpoint, say) is unset."""
+    missing = config.missing_variables(is_set)
+    unusable: dict[str, str] = {}
+    for deployment in config.deployments.values():
+        own = [m for m in missing if m.deployment is deployment]
+        shared = [m.env for m in own if not m.is_key]
+        for route in routes_of(deployment, config):
+            unset = [*shared, *(m.env for m in own if m.is_key and m.env == route.key_env)]
+            if unset:
+                verb = "is" if len(unset) == 1 else "are"
+                unusable[route.id] = f"unusable: {', '.join(unset)} {verb} not set"
+    return unusable
 
 
 def routes_of(

@@ -51,19 +51,39 @@ EXIT_CONFIG = 78
 
 @signals.worker_init.connect
 def _check_config_before_consuming(**_: Any) -> None:
-    """Refuse to start with a broken config or a missing key, before taking any message.
+    """Refuse to start with a broken config (or, ``TURNOUT_STRICT_CONFIG=1``, a missing key),
+    before taking any message; otherwise say loudly which routes a missing variable takes out
+    of rotation, and record them for ``turnout status`` (workers.credentials).
 
     Celery's signal dispatch logs and swallows a receiver's exceptions, so the problem is
     printed here and the worker leaves with SystemExit, which it does not swallow.
     """
+    import redis
+
     from routing.errors import ConfigError
+    from routing.jobstore import redis_client
+    from routing.keys import Keys
+    from routing.planning import unusable_routes
+    from workers.credentials import describe_unusable, record_unusable
     from workers.runtime import load_worker_config
 
+    settings = WorkerSettings()
     try:
-        load_worker_config(WorkerSettings())
+        config = load_worker_config(settings)
     except ConfigError as exc:
         sys.stderr.write(f"turnout worker: cannot start: {exc}\n")
         raise SystemExit(EXIT_CONFIG) from None
+    unusable = unusable_routes(config, settings.is_set)
+    for line in describe_unusable(config, unusable):
+        sys.stderr.write(f"turnout worker: WARNING: {line}\n")
+    try:
+        client = redis_client(settings.breaker_redis_url or settings.redis_url)
+        try:
+            record_unusable(client, Keys(settings.namespace).route_prefix, config, unusable)
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        sys.stderr.write(f"turnout worker: unusable routes not recorded in Redis: {exc}\n")
 
 
 @signals.after_setup_logger.connect

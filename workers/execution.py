@@ -289,7 +289,7 @@ def execute_job(
         on_call=on_call,
     )
     for planned in plan.skipped:
-        job.log.explain((planned.deployment.id, planned.reason), _planned_skip(job, planned))
+        job.log.explain((planned.target, planned.reason), _planned_skip(job, planned))
     remaining: list[Route] = list(plan.routes)
     last_error: ProviderError | None = None
     out_of_time = False
@@ -612,6 +612,7 @@ def _planned_skip(job: _Job, planned: PlannedSkip) -> Attempt:
         outcome="skipped",
         reason=planned.reason,
         message=planned.detail,
+        key=planned.key,
         run=job.run,
         started_at=job.now(),
     )

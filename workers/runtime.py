@@ -32,7 +32,7 @@ from routing.models import (
     JobState,
     ProviderCompletion,
 )
-from routing.planning import plan_candidates, routes_of
+from routing.planning import plan_candidates, routes_of, unusable_routes
 from routing.routes import Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
@@ -74,9 +74,12 @@ class TaskReport:
 
 
 def load_worker_config(settings: WorkerSettings) -> TurnoutConfig:
-    """The config a worker runs with: valid, and with every required key variable set."""
+    """The config a worker runs with: valid, and (``TURNOUT_STRICT_CONFIG=1``) with every
+    required variable set; otherwise routes missing one are passed over (workers.credentials).
+    """
     config = load_configured(settings.config_path)
-    config.check_credentials(settings.is_set)
+    if settings.strict_config:
+        config.check_credentials(settings.is_set)
     return config
 
 
@@ -94,6 +97,7 @@ class WorkerRuntime:
         health: HealthChecker | None = None,
         announce: Callable[[Transition], None] = log_transition,
         alerts: AlertSink | None = None,
+        unusable: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -109,17 +113,25 @@ class WorkerRuntime:
         self.announce = announce
         self.alerts = alerts
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
+        #: route id -> why this worker cannot call it (a variable it needs is unset)
+        self.unusable = dict(unusable or {})
 
     @classmethod
     def build(cls, settings: WorkerSettings | None = None) -> WorkerRuntime:
         settings = settings or WorkerSettings()
         config = load_worker_config(settings)
+        unusable = unusable_routes(config, settings.is_set)
+        usable = [
+            route
+            for deployment in config.deployments.values()
+            for route in routes_of(deployment, config)
+            if route.id not in unusable
+        ]
         adapters = {
             route.id: build_adapter(
                 route.deployment.model_copy(update={"api_key_env": route.key_env}), settings
             )
-            for deployment in config.deployments.values()
-            for route in routes_of(deployment, config)
+            for route in usable
         }
         breaker_redis = redis_client(
             settings.breaker_redis_url or settings.redis_url,
@@ -151,7 +163,7 @@ class WorkerRuntime:
         announce = Announcer(alerts, config, process_source("worker"))
         health = HealthChecker(
             config,
-            [r for d in config.deployments.values() for r in routes_of(d, config)],
+            usable,
             adapters=adapters,
             transport=transport,
             router=router,
@@ -171,6 +183,7 @@ class WorkerRuntime:
             health=health,
             announce=announce,
             alerts=alerts,
+            unusable=unusable,
         )
 
     def close(self) -> None:
@@ -287,7 +300,11 @@ class WorkerRuntime:
                 request,
                 policy,
                 plan_candidates(
-                    policy, self.config, prompt_tokens=prompt_tokens, max_tokens=request.max_tokens
+                    policy,
+                    self.config,
+                    prompt_tokens=prompt_tokens,
+                    max_tokens=request.max_tokens,
+                    unusable=self.unusable,
                 ),
                 router=self.router,
                 call=self.call_route,

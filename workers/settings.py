@@ -43,6 +43,9 @@ class WorkerSettings(CoreSettings):
     #: is retried after a backoff and moves no breaker, and the process does not grow. At
     #: least 64: one body of the 32 MiB a call may receive is briefly held twice.
     reply_budget_mb: int = Field(default=256, ge=64, validation_alias="TURNOUT_REPLY_BUDGET_MB")
+    #: Refuse to start (exit 78) when any deployment's key is unset. Off, the worker starts,
+    #: logs each unset variable and passes those routes over (workers.credentials).
+    strict_config: bool = Field(default=False, validation_alias="TURNOUT_STRICT_CONFIG")
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol

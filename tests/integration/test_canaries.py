@@ -18,10 +18,10 @@ from ops.simulator.cohere_sim import CohereSimulator
 from ops.simulator.gemini_sim import GeminiSimulator
 from ops.simulator.ollama_sim import OllamaSimulator
 from ops.simulator.openai_sim import OpenAISimulator, mask_key
-from ops.simulator.server import ServerThread
+from ops.simulator.server import ServerThread, free_port
 from ops.simulator.vertex_sim import VertexSimulator
 from tests.integration.conftest import run_cli
-from tests.integration.harness import Worker
+from tests.integration.harness import Worker, stack_env
 from tests.integration.protocol_stack import protocol_env, write_protocol_config
 from tests.integration.test_secrets import dump_namespace
 from tests.providers.harness import ServiceAccountKey
@@ -118,3 +118,31 @@ def test_no_canary_credential_leaks_anywhere(redis_url, namespace, tmp_path):
         for secret in secret_values:
             assert secret not in text, f"{secret[:16]}... appears in the {where}"
     assert vertex.issued, "the Vertex deployment really went through the token flow"
+
+
+def test_a_key_pasted_as_api_key_env_is_shown_by_no_process(redis_url, namespace, tmp_path):
+    """The CLI, a worker's start and serve's start each refuse the config in plain words,
+    and none prints a run of 12 characters of the key."""
+    pasted = f"sk-proj-{secrets.token_urlsafe(27)}"
+    config = tmp_path / "turnout.yaml"
+    config.write_text(
+        "deployments:\n"
+        f"  - {{id: main, provider: openai, model: gpt-4o-mini, api_key_env: {pasted}}}\n"
+        "policies:\n  default: {targets: [main]}\n"
+    )
+    env = stack_env(redis_url, namespace, config, [], OPENAI_API_KEY="")
+    submitted = run_cli(["submit", "--prompt", "hello"], env)
+    served = run_cli(["serve", "--no-auth", "--port", str(free_port())], env)
+    worker = Worker(env, tmp_path / "worker.log").start(wait=False)
+    assert worker.process is not None
+    assert worker.process.wait(timeout_s=30) == 78
+    outputs = {
+        "turnout submit": (submitted.returncode, submitted.stdout + submitted.stderr),
+        "turnout serve": (served.returncode, served.stdout + served.stderr),
+        "worker": (78, worker.log()),
+    }
+    runs = {pasted[i : i + 12] for i in range(len(pasted) - 11)}
+    for name, (code, text) in outputs.items():
+        assert code != 0, name
+        assert "must be the NAME of an environment variable" in " ".join(text.split()), name
+        assert not [run for run in runs if run in text], f"{name} printed part of the key"

@@ -48,11 +48,13 @@ def test_a_job_in_flight_when_its_worker_is_killed_completes_once(redis_url, nam
         secondary.stop()
 
 
-def test_a_worker_with_a_missing_key_refuses_to_start(redis_url, namespace, tmp_path):
+def test_a_strict_worker_with_a_missing_key_refuses_to_start(redis_url, namespace, tmp_path):
+    """TURNOUT_STRICT_CONFIG=1 keeps the refusal (without it the worker starts: see
+    test_missing_credentials.py)."""
     primary = Sim("primary", key="sim-primary-key-123456789")
     try:
         config = write_config(tmp_path / "turnout.yaml", [primary])
-        env = stack_env(redis_url, namespace, config, [])
+        env = stack_env(redis_url, namespace, config, [], TURNOUT_STRICT_CONFIG="1")
         worker = Worker(env, tmp_path / "worker.log").start(wait=False)
         assert worker.process is not None
         assert worker.process.wait(timeout_s=30) == 78

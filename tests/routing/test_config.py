@@ -188,3 +188,32 @@ def test_an_override_that_contradicts_the_global_breaker_is_refused(tmp_path):
     text = VALID.replace("    rpm: 500", "    rpm: 500\n    breaker:\n      cooldown_s: 400")
     message = problems(tmp_path, text)
     assert "deployments[0].breaker: cooldown_max_s (300) is below cooldown_s (400)" in message
+
+
+PASTED = "sk-proj-Zq81vXk2Lr7WmN4tYb0cHd5sJf3uGe6aPo9i"
+
+
+def test_a_key_pasted_as_api_key_env_is_one_problem_in_plain_words(tmp_path):
+    message = problems(tmp_path, VALID.replace("api_key_env: GROQ_KEY_2", f"api_key_env: {PASTED}"))
+    lines = [line.strip() for line in message.splitlines() if "api_key_env" in line]
+    assert lines == [
+        "deployments[1].api_key_env: must be the NAME of an environment variable (letters, "
+        f"digits, _), not a key; got a string of {len(PASTED)} characters starting 'sk-'"
+    ]
+    assert "constrained" not in message
+    assert PASTED[:4] not in message
+
+
+def test_a_key_pasted_into_a_key_pool_names_its_entry(tmp_path):
+    pool = f"api_key_env: [GROQ_KEY_2, {PASTED}]"
+    message = problems(tmp_path, VALID.replace("api_key_env: GROQ_KEY_2", pool))
+    assert "deployments[1].api_key_env[1]: must be the NAME of an environment variable" in message
+    assert "list[" not in message
+    assert message.count("api_key_env") == 1
+    assert PASTED[:4] not in message
+
+
+def test_a_pattern_a_value_misses_is_said_in_words_not_as_a_regex(tmp_path):
+    message = problems(tmp_path, VALID.replace("http://127.0.0.1", "ftp://127.0.0.1"))
+    assert "deployments[0].base_url: must be a URL starting http:// or https://" in message
+    assert "should match pattern" not in message

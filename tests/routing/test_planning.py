@@ -20,6 +20,7 @@ from routing.planning import (
     PlannedSkip,
     plan_candidates,
     routes_of,
+    unusable_routes,
 )
 
 
@@ -35,7 +36,9 @@ def config_of(*deployments: dict[str, Any], **sections: Any) -> TurnoutConfig:
 
 def plan(config: TurnoutConfig, targets: list[str], **kwargs: Any) -> Plan:
     policy_fields = {
-        k: kwargs.pop(k) for k in list(kwargs) if k not in ("prompt_tokens", "max_tokens", "rng")
+        k: kwargs.pop(k)
+        for k in list(kwargs)
+        if k not in ("prompt_tokens", "max_tokens", "rng", "unusable")
     }
     return plan_candidates(RoutingPolicy(targets=targets, **policy_fields), config, **kwargs)
 
@@ -324,7 +327,8 @@ def test_targets_this_config_does_not_know_are_reported_missing_in_order():
 
 def test_a_deployment_whose_key_variable_is_unset_is_planned_not_missing(monkeypatch):
     # ``missing`` is about the config (a target it does not know), not the environment:
-    # credentials are checked when the worker starts (TurnoutConfig.check_credentials).
+    # the planner reads no environment; the worker passes what it found unset at start as
+    # ``unusable`` (see the missing-credentials tests below).
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("TURNOUT_TEST_UNSET_KEY", raising=False)
     config = config_of(
@@ -461,3 +465,35 @@ def test_a_configured_context_window_wins_over_the_packaged_table():
     assert [(s.deployment.id, s.reason) for s in small.skipped] == [
         ("smaller", "context_too_small")
     ]
+
+
+# -- missing credentials --------------------------------------------------------------------
+
+
+def test_a_pools_key_that_is_unset_takes_only_its_own_route_out_with_the_variable_named():
+    config = config_of(dep("pooled", "openai", "gpt-4o", api_key_env=POOL), dep("other"))
+    unusable = unusable_routes(config, lambda env: env != "POOL_KEY_B")
+    assert unusable == {"pooled/POOL_KEY_B": "unusable: POOL_KEY_B is not set"}
+    result = plan(config, ["pooled", "other"], unusable=unusable)
+    assert sorted(ids(result)) == ["other", "pooled/POOL_KEY_A", "pooled/POOL_KEY_C"]
+    (skip,) = result.skipped
+    assert (skip.target, skip.reason, skip.key) == (
+        "pooled/POOL_KEY_B",
+        "missing_credential",
+        "POOL_KEY_B",
+    )
+    assert skip.detail == "pooled/POOL_KEY_B: unusable: POOL_KEY_B is not set"
+
+
+def test_an_unset_provider_variable_takes_every_route_of_the_deployment_out():
+    config = config_of(
+        dep("azure", provider="azure", model="gpt-4o", api_key_env=["AZ_KEY_1", "AZ_KEY_2"]),
+        dep("default-key", provider="openai", model="gpt-4o-mini"),
+    )
+    unusable = unusable_routes(config, lambda env: env in ("AZ_KEY_1", "AZ_KEY_2"))
+    assert unusable == {
+        "azure/AZ_KEY_1": "unusable: AZURE_BASE_URL is not set",
+        "azure/AZ_KEY_2": "unusable: AZURE_BASE_URL is not set",
+        "default-key": "unusable: OPENAI_API_KEY is not set",
+    }
+    assert unusable_routes(config, lambda env: True) == {}

@@ -110,6 +110,7 @@ class Run:
         provider_retries=None,
         short_wait_s=2.0,
         leave_success=False,
+        unusable=None,
         **policy_fields,
     ):
         self.clock = clock or FakeClock()
@@ -128,7 +129,7 @@ class Run:
         self.result = execute_job(
             REQUEST,
             self.policy,
-            plan_candidates(self.policy, CONFIG, prompt_tokens=10),
+            plan_candidates(self.policy, CONFIG, prompt_tokens=10, unusable=unusable),
             router=self.router,
             call=self.providers,
             record_attempts=self.recorded.extend,
@@ -415,6 +416,28 @@ def test_targets_the_plan_rules_out_are_explained_and_no_candidates_fails():
     assert run.result.error.error_class is ErrorClass.NO_CANDIDATES
     (skip,) = run.attempts
     assert (skip.outcome, skip.reason) == ("skipped", "over_budget")
+
+
+def test_a_route_whose_key_is_unset_is_never_called_and_its_skip_is_in_the_log():
+    run = Run(
+        {"primary": [OK], "secondary": [OK]},
+        unusable={"primary": "unusable: PRIMARY_KEY is not set"},
+    )
+    assert run.result.state is JobState.SUCCEEDED
+    assert run.outcomes() == [("primary", "skipped"), ("secondary", "ok")]
+    skip = run.attempts[0]
+    assert (skip.reason, skip.message) == (
+        "missing_credential",
+        "unusable: PRIMARY_KEY is not set",
+    )
+
+
+def test_a_job_whose_every_route_lacks_its_key_fails_naming_the_variables():
+    run = Run({"primary": [OK]}, unusable={"primary": "unusable: PRIMARY_KEY is not set"})
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.NO_CANDIDATES
+    assert "PRIMARY_KEY is not set" in run.result.error.message
+    assert run.outcomes() == [("primary", "skipped")]
 
 
 def test_a_success_is_left_to_the_finish_and_failures_are_recorded_at_once():

@@ -1,6 +1,7 @@
 """Which providers this environment enables, and whether their credentials work.
 
-``turnout providers`` lists every provider (enabled or not, what is missing, the key masked);
+``turnout providers`` lists every provider (enabled or not, what is missing, the key masked),
+and every deployment or key-pool entry of the config whose variable is unset;
 ``turnout providers check`` sends each enabled provider's cheapest authenticated request
 (models lists, a token count, key info, Bedrock's foundation-models list) and says what is
 wrong in words an operator can act on.
@@ -57,6 +58,29 @@ def inventory(settings: WorkerSettings) -> list[ProviderStatus]:
             key = settings.value_of("AWS_ACCESS_KEY_ID")
         rows.append(ProviderStatus(spec.name, spec.protocol, not missing, missing, mask(key)))
     return rows
+
+
+@dataclass(frozen=True)
+class UnsetVariable:
+    """A variable the config names (a deployment's key, a key pool's entry, or one its
+    provider needs) that is unset here: the route it belongs to is out of rotation."""
+
+    deployment: str
+    provider: str
+    #: where the config names it: deployments[1].api_key_env[0], or deployments[1] for a
+    #: provider default
+    path: str
+    variable: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def unset_variables(config: TurnoutConfig, settings: WorkerSettings) -> list[UnsetVariable]:
+    return [
+        UnsetVariable(m.deployment.id, m.deployment.provider, m.path, m.env)
+        for m in config.missing_variables(settings.is_set)
+    ]
 
 
 @dataclass(frozen=True)
