@@ -317,7 +317,7 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
         if isinstance(provider, str) and provider not in PROVIDERS:
             yield ConfigProblem(
                 f"deployments[{index}].provider",
-                f"unknown provider {provider!r}",
+                f"unknown provider {_INPUT_REPR.repr(provider)}",
                 _choose(provider, PROVIDERS),
             )
         protocol = deployment.get("protocol")
@@ -353,7 +353,7 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
             if isinstance(member, str) and member not in seen:
                 yield ConfigProblem(
                     f"aliases.{name}[{index}]",
-                    f"unknown deployment {member!r}",
+                    f"unknown deployment {_INPUT_REPR.repr(member)}",
                     _choose(member, seen, what="a deployment id"),
                 )
     # Only names the schema accepts: a key of another type (YAML reads ``1:`` as an int) is
@@ -366,7 +366,7 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
             if isinstance(target, str) and target not in known:
                 yield ConfigProblem(
                     f"policies.{name}.targets[{index}]",
-                    f"unknown deployment or alias {target!r}",
+                    f"unknown deployment or alias {_INPUT_REPR.repr(target)}",
                     _choose(target, known, what="a deployment id or alias"),
                 )
 

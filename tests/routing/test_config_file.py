@@ -149,3 +149,12 @@ def test_a_key_nested_in_a_wrong_value_is_shown_by_its_shape(tmp_path):
     message = refused(tmp_path, BASE.replace("model: m", f"model: {{key: {pasted}}}"))
     assert pasted[:10] not in message, message
     assert f"a string of {len(pasted)} characters" in message
+
+
+def test_a_key_pasted_as_a_provider_or_a_target_is_not_echoed(tmp_path):
+    pasted = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"
+    as_provider = BASE.replace("provider: ollama", f"provider: {pasted}")
+    as_target = BASE + f"policies:\n  p:\n    targets: [{pasted}]\n"
+    for text in (as_provider, as_target):
+        message = refused(tmp_path, text)
+        assert pasted[:12] not in message, message
