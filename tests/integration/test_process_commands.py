@@ -105,6 +105,8 @@ def test_config_names_the_config_every_command_and_its_children_read(redis_url, 
     try:
         config = write_config(tmp_path / "turnout.yaml", [sim])
         env = stack_env(redis_url, "t-config", tmp_path / "nowhere.yaml", [])
+        # Strict: a missing key stops the worker (by default it starts without that route).
+        env["TURNOUT_STRICT_CONFIG"] = "1"
         done = run_cli(["--config", str(config), "worker"], env)
         assert done.returncode == 78, "the worker read the named config and misses its key"
         assert key_env(sim) in done.stdout + done.stderr
