@@ -2,11 +2,11 @@
 
 Workers keep their statistics in Redis (record_outcome.lua's, and the job counts of the job
 scripts), so one exporter is right however many workers run, and a worker that dies takes nothing
-with it. Each scrape asks each Redis its clock (the day and minute buckets are those of Redis's
-clock, as the scripts count them), then makes one pipelined round trip to the jobs' Redis (queue
-length, job counts, reconciler counts) and one to the breakers' (every route:
-routing.fleet_status; the same Redis unless TURNOUT_BREAKER_REDIS_URL names another); no value is
-kept between scrapes.
+with it. Each scrape is one reading of ops.fleet_view.FleetReader, the reader behind ``turnout
+status``, so a scrape and the status show the same numbers: routes (routing.fleet_status, on the
+breakers' Redis, the same one unless TURNOUT_BREAKER_REDIS_URL names another), queues, job and
+reconciler counts, and the workers announced lately (workers.presence), each read on Redis's
+clock, the one the scripts count on. No value is kept between scrapes.
 When a Redis does not answer, the scrape says ``turnout_up 0`` and nothing else: an absent series
 is honest, a stale one is not.
 
@@ -26,7 +26,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Literal
 
@@ -41,14 +41,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ops.fleet_view import all_routes
+from ops.fleet_view import FleetReader, FleetView
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass
-from routing.fleet_status import RouteStatus, read_route_status
-from routing.keys import Keys
-from routing.redis_clock import redis_time
+from routing.fleet_status import RouteStatus
 from routing.routes import LATENCY_BUCKETS_S, Route
 from routing.settings import CoreSettings
+from workers.presence import SEEN_WITHIN_S
 
 log = logging.getLogger("turnout.exporter")
 
@@ -202,36 +201,42 @@ FAMILIES: dict[str, Family] = {
             "Run messages the reconciler sent again: queued (a lost message), lease_expired (a "
             "dead worker's job).",
         ),
+        Family(
+            "turnout_workers_online",
+            "gauge",
+            (),
+            f"Workers that announced themselves within the last {SEEN_WITHIN_S:.0f} s "
+            "(workers.presence): one stopped cleanly leaves at once, a killed one when its "
+            "last announcement is that old.",
+        ),
+        Family(
+            "turnout_worker_concurrency",
+            "gauge",
+            (),
+            "Jobs the online workers can run at once: the sum of their concurrency.",
+        ),
     )
 }
 
 
-@dataclass(frozen=True)
-class FleetReading:
-    """What one scrape read: every route (with its config), the queues and the job counts."""
-
-    routes: list[tuple[Route, RouteStatus]]
-    queues: dict[str, int]
-    jobs_now: dict[str, int]
-    jobs_today: dict[str, int]
-    reconciler: dict[str, int] = field(default_factory=dict)
-
-
-def families_of(reading: FleetReading) -> list[Metric]:
-    """The metric families of a reading (no I/O), turnout_up included."""
+def families_of(view: FleetView, routes: Sequence[Route]) -> list[Metric]:
+    """The metric families of a reading (no I/O), turnout_up included; ``routes`` are the
+    config's, in the order of ``view.routes`` (FleetReader.routes: their configured limits)."""
     made = {name: _new(family) for name, family in FAMILIES.items()}
     add = partial(_add, made)
     add("turnout_up", [], 1)
-    for route, status in reading.routes:
+    for route, status in zip(routes, view.routes, strict=True):
         _add_route(made, route, status)
-    for queue, length in sorted(reading.queues.items()):
+    for queue, length in sorted(view.queues.items()):
         add("turnout_queue_length", [queue], length)
     for state in JOB_STATES_NOW:
-        add("turnout_jobs", [state], reading.jobs_now.get(state, 0))
+        add("turnout_jobs", [state], view.jobs.get(state, 0))
     for state in JOB_STATES_TODAY:
-        add("turnout_jobs_today", [state], reading.jobs_today.get(state, 0))
-    for reason in sorted({*RECONCILE_REASONS, *reading.reconciler}):
-        add("turnout_reconciler_resent_total", [reason], reading.reconciler.get(reason, 0))
+        add("turnout_jobs_today", [state], view.jobs.get(state, 0))
+    for reason in sorted({*RECONCILE_REASONS, *view.reconciler}):
+        add("turnout_reconciler_resent_total", [reason], view.reconciler.get(reason, 0))
+    add("turnout_workers_online", [], len(view.workers))
+    add("turnout_worker_concurrency", [], view.concurrency)
     return list(made.values())
 
 
@@ -319,19 +324,12 @@ class FleetCollector(Collector):
         connect_timeout_s: float = 2.0,
         timeout_s: float = 5.0,
     ) -> None:
-        self._keys = Keys(settings.namespace)
-        self._routes = all_routes(config)
-        options = {
-            "socket_connect_timeout": connect_timeout_s,
-            "socket_timeout": timeout_s,
-            "decode_responses": True,
-        }
-        self._jobs = redis.Redis.from_url(settings.redis_url, **options)
-        breaker_url = settings.breaker_redis_url or settings.redis_url
-        self._breakers = (
-            self._jobs
-            if breaker_url == settings.redis_url
-            else redis.Redis.from_url(breaker_url, **options)
+        self._reader = FleetReader(
+            settings,
+            config,
+            connect_timeout_s=connect_timeout_s,
+            timeout_s=timeout_s,
+            client_name="turnout-exporter",
         )
         self._was_up: bool | None = None
 
@@ -342,7 +340,7 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            reading = self.read()
+            view = self._reader.read()
         except redis.RedisError as exc:
             self._note(up=False, why=f"{type(exc).__name__}: {exc}")
             yield from down_families()
@@ -353,34 +351,10 @@ class FleetCollector(Collector):
             yield from down_families()
             return
         self._note(up=True)
-        yield from families_of(reading)
-
-    def read(self) -> FleetReading:
-        """Each Redis's clock, then one pipelined round trip to each; raises redis.RedisError
-        when one fails."""
-        keys = self._keys
-        day = redis_time(self._jobs).day  # the job scripts' day: the jobs' Redis's clock
-        pipe = self._jobs.pipeline(transaction=False)
-        queues = (keys.queue, keys.control_queue)
-        for queue in queues:
-            pipe.llen(keys.queue_list(queue))
-        pipe.hgetall(keys.job_counts)
-        pipe.hgetall(keys.job_counts_on(day))
-        pipe.hgetall(keys.reconciler_counts)
-        *lengths, now, today, reconciler = pipe.execute()
-        statuses = read_route_status(self._breakers, keys.route_prefix, self._routes)
-        return FleetReading(
-            routes=list(zip(self._routes, statuses, strict=True)),
-            queues={queue: int(n) for queue, n in zip(queues, lengths, strict=True)},
-            jobs_now=_counts(now, JOB_STATES_NOW),
-            jobs_today=_counts(today, JOB_STATES_TODAY),
-            reconciler=_counts(reconciler, ()),
-        )
+        yield from families_of(view, self._reader.routes)
 
     def close(self) -> None:
-        self._jobs.close()
-        if self._breakers is not self._jobs:
-            self._breakers.close()
+        self._reader.close()
 
     def _note(self, *, up: bool, why: str = "") -> None:
         """Log when Redis stops or starts answering, not on every scrape in between."""
@@ -389,12 +363,6 @@ class FleetCollector(Collector):
         elif not up and self._was_up is not False:
             log.warning("Redis did not answer; scrapes say turnout_up 0 until it does (%s)", why)
         self._was_up = up
-
-
-def _counts(fields: dict[str, str], names: Sequence[str]) -> dict[str, int]:
-    """Integer counts by name: ``names`` always (0 when absent), and any other field found.
-    Counts below 0 (a decrement racing a delete) read as 0."""
-    return {name: max(0, int(float(fields.get(name, 0)))) for name in {*names, *fields}}
 
 
 def exporter_registry(collector: Collector) -> CollectorRegistry:

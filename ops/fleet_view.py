@@ -46,6 +46,8 @@ class FleetView:
     read_at: float
     #: workers seen within workers.presence.SEEN_WITHIN_S, by id
     workers: list[WorkerSeen] = field(default_factory=list)
+    #: run messages the reconciler sent again since the start, by reason
+    reconciler: dict[str, int] = field(default_factory=dict)
 
     @property
     def concurrency(self) -> int:
@@ -70,7 +72,9 @@ def all_routes(config: TurnoutConfig) -> list[Route]:
 class FleetReader:
     """Reads the fleet, over clients it keeps until ``close``: ``turnout status --watch`` reads
     every few seconds on the same connections instead of opening new ones each time (one client
-    when the breakers' Redis is the jobs' Redis)."""
+    when the breakers' Redis is the jobs' Redis). The one reader of the fleet: ``turnout
+    status`` and the Prometheus exporter (ops.exporter) both render its FleetView, so they
+    cannot disagree. Raises redis.RedisError when a Redis does not answer."""
 
     def __init__(
         self,
@@ -79,13 +83,14 @@ class FleetReader:
         *,
         connect_timeout_s: float = 2.0,
         timeout_s: float = 5.0,
+        client_name: str = "turnout-status",
     ) -> None:
         self._keys = Keys(settings.namespace)
         self._routes = all_routes(config)
         options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": timeout_s,
-            "client_name": f"turnout-status:{settings.namespace}",
+            "client_name": f"{client_name}:{settings.namespace}",
         }
         self._jobs = redis.Redis.from_url(settings.redis_url, **options)
         self._store = JobStore(self._jobs, self._keys, ttl_s=settings.job_ttl_s)
@@ -96,6 +101,11 @@ class FleetReader:
             else redis.Redis.from_url(breaker_url, **options)
         )
 
+    @property
+    def routes(self) -> list[Route]:
+        """The config's routes, in the order of FleetView.routes (their limits, for instance)."""
+        return list(self._routes)
+
     def read(self) -> FleetView:
         keys = self._keys
         names = (keys.queue, keys.control_queue)
@@ -105,12 +115,20 @@ class FleetReader:
             pipe.time()
             pipe.zrange(keys.workers, 0, -1, withscores=True)
             pipe.hgetall(keys.worker_info)
-            *lengths, (seconds, micros), seen, info = pipe.execute()
+            pipe.hgetall(keys.reconciler_counts)
+            *lengths, (seconds, micros), seen, info, resent = pipe.execute()
         queues = {name: int(length) for name, length in zip(names, lengths, strict=True)}
         now = int(seconds) + int(micros) / 1e6
         jobs = self._store.counts()
         routes = read_route_status(self._breakers, keys.route_prefix, self._routes)
-        return FleetView(routes, jobs, queues, now, workers_seen(seen, decoded(info), now))
+        return FleetView(
+            routes,
+            jobs,
+            queues,
+            now,
+            workers_seen(seen, decoded(info), now),
+            reconciler={reason: max(0, int(float(n))) for reason, n in decoded(resent).items()},
+        )
 
     def close(self) -> None:
         self._jobs.close()

@@ -5,6 +5,7 @@ serves matches what the jobs' attempt logs and Redis say."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.error
@@ -16,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.fleet_view import all_routes
+from ops.polling import poll_until
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess
 from routing.config import load_config
@@ -23,6 +25,8 @@ from routing.fleet_status import read_route_status
 from routing.keys import Keys
 from routing.models import CompletionResult, JobState
 from routing.routes import LATENCY_BUCKETS_S, latency_bucket
+from tests.integration.conftest import make_stack, run_cli, tear_down
+from tests.integration.harness import Worker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -179,3 +183,44 @@ def test_a_scrape_matches_what_the_jobs_did(live, exporter):
 
     assert exporter.stop() == 0, f"SIGTERM stops it cleanly:\n{exporter.log()}"
     assert time.monotonic() - started < 30
+
+
+def test_a_worker_is_online_while_it_runs_and_gone_once_stopped(redis_url, tmp_path):
+    """Presence end to end: a real worker appears in ``turnout status --json`` with its
+    concurrency, and the exporter's gauges say the same; a SIGTERM takes it off both at once
+    (a clean shutdown retires its announcement; no waiting out SEEN_WITHIN_S)."""
+    fresh = make_stack(redis_url, tmp_path, worker=False)
+    worker = Worker(fresh.env, tmp_path / "worker.log", concurrency=3)
+    exporter = Exporter(fresh.env, tmp_path)
+    try:
+
+        def online() -> tuple[list[dict[str, object]], Samples]:
+            shown = run_cli(["status", "--json"], fresh.env)
+            assert shown.returncode == 0, shown.stderr
+            return json.loads(shown.stdout)["workers"], samples_of(exporter.scrape()[0])
+
+        workers, samples = online()
+        assert workers == []
+        assert samples[("turnout_workers_online", frozenset())] == 0
+
+        worker.start()
+        assert worker.process is not None
+        seen = poll_until(lambda: online()[0], timeout_s=15, interval_s=0.2)
+        assert seen, f"the worker never announced itself:\n{worker.log()}"
+        (me,) = seen
+        assert (me["concurrency"], me["pid"]) == (3, worker.process.pid)
+        samples = samples_of(exporter.scrape()[0])
+        assert samples[("turnout_workers_online", frozenset())] == 1
+        assert samples[("turnout_worker_concurrency", frozenset())] == 3
+
+        stopped_at = time.monotonic()
+        assert worker.process.stop() == 0, worker.log()
+        workers, samples = online()
+        assert workers == [], "a clean stop retires it at once"
+        assert time.monotonic() - stopped_at < 30
+        assert samples[("turnout_workers_online", frozenset())] == 0
+        assert samples[("turnout_worker_concurrency", frozenset())] == 0
+    finally:
+        worker.stop()
+        exporter.stop()
+        tear_down(fresh)

@@ -64,3 +64,9 @@ def test_prometheus_loads_the_rules_and_compose_mounts_them_beside_its_config():
     compose = yaml.safe_load((MONITORING.parents[1] / "docker-compose.yml").read_text())
     mounts = compose["services"]["prometheus"]["volumes"]
     assert "./ops/monitoring/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+
+
+def test_no_worker_online_is_read_from_the_workers_presence_not_guessed_from_the_queue():
+    (rule,) = [r for r in _rules() if r["alert"] == "TurnoutNoWorkerTakingJobs"]
+    assert rule["expr"].strip() == "turnout_workers_online == 0"
+    assert rule["labels"]["severity"] == "critical"

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.exporter import FAMILIES, PROVIDER_ERROR_CLASSES, FleetCollector, exporter_registry
-from ops.fleet_view import all_routes
+from ops.fleet_view import FleetReader, all_routes, as_json
 from routing.config import parse_config
 from routing.errors import ErrorClass
 from routing.fleet_admin import operate_breaker
@@ -27,6 +27,7 @@ from routing.models import CompletionRequest, JobState, RoutingPolicy
 from routing.redis_scripts import source
 from routing.routes import LATENCY_BUCKETS_S, CallOutcome, Spent
 from routing.settings import CoreSettings
+from workers.presence import SEEN_WITHIN_S, WorkerPresence
 
 MONITORING = Path(__file__).resolve().parents[2] / "ops" / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "turnout.json"
@@ -232,6 +233,53 @@ def test_jobs_queues_and_the_reconciler(fleet):
     assert resent == {"queued": 0, "lease_expired": 2}
 
 
+def test_workers_online_and_their_concurrency_are_those_announced_lately(
+    redis_url, namespace, redis_client
+):
+    given = settings(redis_url, namespace)
+    none = scrape(FleetCollector(given, CONFIG))
+    assert none[("turnout_workers_online", frozenset())] == 0, "no worker: 0, not a gap"
+    assert none[("turnout_worker_concurrency", frozenset())] == 0
+    keys = Keys(namespace)
+    for n, concurrency in ((1, 8), (2, 4), (3, 2)):
+        WorkerPresence(
+            redis_client, keys, worker_id=f"w{n}@host:{n}", concurrency=concurrency
+        ).announce()
+    stale_ms = (int(redis_client.time()[0]) - int(SEEN_WITHIN_S) - 1) * 1000
+    redis_client.zadd(keys.workers, {"w3@host:3": stale_ms})  # it stopped announcing
+    samples = scrape(FleetCollector(given, CONFIG))
+    assert samples[("turnout_workers_online", frozenset())] == 2
+    assert samples[("turnout_worker_concurrency", frozenset())] == 12
+
+
+def test_a_scrape_shows_the_numbers_turnout_status_shows(fleet, redis_client):
+    WorkerPresence(redis_client, Keys(fleet.namespace), worker_id="w@h:1", concurrency=3).announce()
+    samples = scrape(FleetCollector(fleet, CONFIG))
+    with FleetReader(fleet, CONFIG) as reader:
+        status = as_json(reader.read())
+    for row in status["deployments"]:
+        route = frozenset(
+            {
+                "route": row["id"],
+                "deployment": row["deployment"],
+                "provider": row["provider"],
+            }.items()
+        )
+        assert samples[("turnout_route_in_flight", route)] == row["in_flight"]
+        one_hot = {
+            s: samples[("turnout_breaker_state", route | {("state", s)})]
+            for s in ("closed", "open", "half_open")
+        }
+        assert one_hot[row["state"]] == 1, row["id"]
+    for state, count in status["jobs"].items():
+        name = "turnout_jobs" if state in ("queued", "running") else "turnout_jobs_today"
+        assert samples[(name, frozenset({"state": state}.items()))] == count, state
+    for queue, length in status["queues"].items():
+        assert samples[("turnout_queue_length", frozenset({"queue": queue}.items()))] == length
+    assert samples[("turnout_workers_online", frozenset())] == len(status["workers"]) == 1
+    assert samples[("turnout_worker_concurrency", frozenset())] == 3
+
+
 def test_every_family_served_is_in_the_catalog_with_its_labels(fleet):
     text = generate_latest(exporter_registry(FleetCollector(fleet, CONFIG))).decode()
     served = {family.name: family for family in text_string_to_metric_families(text)}
@@ -276,7 +324,7 @@ def test_a_registry_scrape_filtered_by_name_reads_only_those(fleet):
 def test_redis_coming_back_is_read_at_the_next_scrape(fleet):
     collector = FleetCollector(fleet, CONFIG)
     assert scrape(collector)[("turnout_up", frozenset())] == 1
-    collector._jobs.connection_pool.disconnect()  # as a Redis restart drops them
+    collector._reader._jobs.connection_pool.disconnect()  # as a Redis restart drops them
     assert scrape(collector)[("turnout_provider_requests_total", labels("primary"))] == 4
 
 
