@@ -221,8 +221,7 @@ class BatchTally:
             self.failed += 1
             error_class = result.error.error_class.value if result.error else "internal"
             self.failed_by_class[error_class] += 1
-        calls = [a for a in result.attempts if a.outcome != "skipped"]
-        for before, call in pairwise(calls):
+        for before, call in pairwise(result.provider_calls):
             if before.outcome == "ok":
                 continue  # a run after a lost worker, not a retry
             if call.deployment == before.deployment:

@@ -207,7 +207,7 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
     if result.state is JobState.SUCCEEDED:
         sys.stdout.write((result.text or "") + "\n")
         cost = f", ${result.cost_usd:.6f}" if result.cost_usd is not None else ""
-        calls = sum(a.outcome != "skipped" for a in result.attempts)
+        calls = len(result.provider_calls)
         err.print(
             escape(
                 f"job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "
