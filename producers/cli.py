@@ -137,7 +137,9 @@ def batch(
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
-    from producers.batch import BatchInputError, run_batch, summary_line, summary_table
+    from producers.batch import run_batch
+    from producers.batch_plan import BatchInputError
+    from producers.batch_summary import summary_line, summary_table
     from producers.client import Client
     from producers.redis_patience import RedisPatience
 
