@@ -1,5 +1,5 @@
 """The lines of ``turnout batch``: what an input line may say, what an output line says, and what
-a previous run already wrote. Pure: the runner (producers.batch) does the I/O.
+a previous run already wrote. Pure: producers.batch_plan reads the files, batch_files writes them.
 
 Input, one JSON object per line, in either shape:
 

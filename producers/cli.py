@@ -137,7 +137,9 @@ def batch(
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
-    from producers.batch import BatchInputError, run_batch, summary_line, summary_table
+    from producers.batch import run_batch
+    from producers.batch_plan import BatchInputError
+    from producers.batch_summary import summary_line, summary_table
     from producers.client import Client
     from producers.redis_patience import RedisPatience
 
@@ -207,7 +209,7 @@ def _print_result(result: CompletionResult, *, as_json: bool) -> None:
     if result.state is JobState.SUCCEEDED:
         sys.stdout.write((result.text or "") + "\n")
         cost = f", ${result.cost_usd:.6f}" if result.cost_usd is not None else ""
-        calls = sum(a.outcome != "skipped" for a in result.attempts)
+        calls = len(result.provider_calls)
         err.print(
             escape(
                 f"job {result.job_id}: {result.deployment} ({result.provider}/{result.model}), "

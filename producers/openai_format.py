@@ -203,13 +203,17 @@ def chat_completion(result: CompletionResult) -> dict[str, Any]:
 
 
 def turnout_facts(result: CompletionResult) -> dict[str, Any]:
+    """The job behind a body (schemas.TurnoutFacts). ``attempts`` is the attempt log exactly as
+    ``turnout show --json`` has it, so the name means one thing everywhere; ``calls`` counts the
+    provider calls in it (targets passed over are not calls)."""
     return {
         "job_id": result.job_id,
         "deployment": result.deployment,
         "provider": result.provider,
         "cost_usd": result.cost_usd,
-        "attempts": len(result.attempts),
+        "calls": len(result.provider_calls),
         "runs": result.runs,
+        "attempts": [attempt.model_dump(mode="json") for attempt in result.attempts],
     }
 
 

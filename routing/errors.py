@@ -6,7 +6,7 @@ Exception hierarchy::
     ├── InvalidRequest            bad input, rejected by the producer before anything is enqueued
     │   ├── UnknownModel          (producers.openai_format) ``model`` names no policy, deployment
     │   │                         or alias: ``turnout serve`` answers 404, as OpenAI does
-    │   └── BatchInputError       (producers.batch) a batch cannot start: its input, or its
+    │   └── BatchInputError       (producers.batch_plan) a batch cannot start: its input, or its
     │                             output, is wrong or in use; nothing was enqueued
     ├── ConfigError               the YAML config or the environment is wrong (names file, key, fix)
     ├── SubmitError               a valid job could not be stored or enqueued (Redis unreachable)

@@ -280,5 +280,11 @@ class CompletionResult(_Strict):
     def succeeded(self) -> bool:
         return self.state is JobState.SUCCEEDED
 
+    @property
+    def provider_calls(self) -> list[Attempt]:
+        """The attempts that called a provider: the log without the targets passed over, which
+        cost nothing and took no time. What "N calls" counts wherever turnout says it."""
+        return [a for a in self.attempts if a.outcome != "skipped"]
+
     def to_json_dict(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True)

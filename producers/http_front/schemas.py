@@ -22,14 +22,18 @@ class ErrorDetail(BaseModel):
 
 
 class TurnoutFacts(BaseModel):
-    """The job behind an answer: which deployment served it, what it cost, how many calls."""
+    """The job behind an answer: which deployment served it, what it cost, how it got there."""
 
     job_id: str
     deployment: str | None
     provider: str | None
     cost_usd: float | None
-    attempts: int
-    runs: int
+    calls: int = Field(description="Provider calls made; targets passed over are not counted.")
+    runs: int = Field(description="Times a worker started the job (2 or more: a worker was lost).")
+    attempts: list[Attempt] = Field(
+        description="Every provider call and every target passed over, with why: the same log "
+        "as the job's own attempts."
+    )
 
 
 class PendingJob(BaseModel):

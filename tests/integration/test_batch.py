@@ -208,6 +208,15 @@ def test_failed_lines_go_to_the_errors_file_with_their_class_and_attempts(fresh,
     assert [(a["deployment"], a["outcome"]) for a in failed["attempts"]] == [
         ("primary", "bad_request")
     ]
+    # attempts means what `turnout show --json` means by it, in both files: the attempt log.
+    (served,) = read_jsonl(output)
+    for line in (failed, served):
+        shown_json = run_cli(["show", line["response"]["request_id"], "--json"], fresh.env)
+        assert shown_json.returncode == 0, shown_json.stderr
+        log = json.loads(shown_json.stdout)["attempts"]
+        assert line["response"]["body"]["turnout"]["attempts"] == log
+        assert line["response"]["body"]["turnout"]["calls"] == 1
+    assert failed["attempts"] == failed["response"]["body"]["turnout"]["attempts"]
 
     again = run_cli(["batch", str(source), "-o", str(output)], fresh.env)
     assert again.returncode == 1, "nothing ran, and a line is still failed"

@@ -181,6 +181,10 @@ def test_the_openai_sdk_gets_completions_through_the_queue(api, stack):
     assert content.endswith("Hello from the SDK")
     assert completion.model == "sim-model", "the model that served it, not the policy"
     assert facts(completion)["deployment"] == "primary"
+    assert [(a["deployment"], a["outcome"]) for a in facts(completion)["attempts"]] == [
+        ("primary", "ok")
+    ]
+    assert facts(completion)["calls"] == 1
     assert stack.primary.chat_requests() == 1
     # A deployment names a route too; the same Idempotency-Key names the same job.
     key = secrets.token_hex(8)
@@ -545,6 +549,8 @@ def test_a_failed_job_is_answered_with_its_class_status(api, stack):
     assert job["response"] == {"status_code": 502, "body": body}
     calls = [a for a in job["attempts"] if a["outcome"] != "skipped"]
     assert {a["deployment"] for a in calls} == {"primary", "secondary"}
+    assert body["turnout"]["attempts"] == job["attempts"], "one attempt log, one meaning"
+    assert body["turnout"]["calls"] == len(calls)
     # The SDK, with its default retries, takes the answer as final: one job's calls, not three.
     before = stack.primary.chat_requests() + stack.secondary.chat_requests()
     with pytest.raises(openai.APIStatusError) as upstream:

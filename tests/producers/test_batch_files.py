@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from producers.batch import BatchFiles, BatchInputError, OutputLock, errors_path, plan_batch
+from producers.batch_files import BatchFiles, OutputLock
+from producers.batch_plan import BatchInputError, errors_path, plan_batch
 from producers.client import Client
 from producers.settings import ProducerSettings
 from routing.config import parse_config

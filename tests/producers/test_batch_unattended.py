@@ -11,7 +11,9 @@ import pytest
 import redis
 from rich.console import Console
 
-from producers.batch import BatchOutcome, BatchPlan, BatchTally, run_batch, summary_line
+from producers.batch import run_batch
+from producers.batch_plan import BatchPlan
+from producers.batch_summary import BatchOutcome, BatchTally, summary_line
 from producers.client import Client
 from producers.redis_patience import RedisPatience, is_redis_outage
 from producers.settings import ProducerSettings

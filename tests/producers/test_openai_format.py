@@ -3,6 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
+from producers.http_front.schemas import TurnoutFacts
 from producers.openai_format import (
     ChatCompletionRequest,
     Route,
@@ -14,7 +15,7 @@ from producers.openai_format import (
 )
 from routing.config import parse_config
 from routing.errors import ErrorClass, InvalidRequest
-from routing.models import CompletionResult, JobError, JobState
+from routing.models import Attempt, CompletionResult, JobError, JobState
 
 CONFIG = parse_config(
     {
@@ -93,9 +94,51 @@ def test_a_succeeded_job_is_a_chat_completion():
         "deployment": "primary",
         "provider": "openai",
         "cost_usd": 0.00001,
-        "attempts": 0,
+        "calls": 0,
         "runs": 1,
+        "attempts": [],
     }
+
+
+def _attempt(deployment: str, outcome: str, **fields: object) -> Attempt:
+    return Attempt(
+        deployment=deployment,
+        provider="openai",
+        model="m",
+        outcome=outcome,
+        started_at=1.0,
+        **fields,
+    )
+
+
+def test_turnouts_attempts_are_the_attempt_log_of_show_json_and_calls_count_provider_calls():
+    result = CompletionResult(
+        job_id="j3",
+        state=JobState.SUCCEEDED,
+        text="Hi",
+        deployment="backup",
+        runs=1,
+        attempts=[
+            _attempt("primary", "skipped", reason="open"),
+            _attempt("secondary", "server_error", status_code=503),
+            _attempt("backup", "ok", status_code=200),
+        ],
+    )
+    facts = chat_completion(result)["turnout"]
+    assert facts["attempts"] == result.to_json_dict()["attempts"], "the same list, not a count"
+    assert facts["calls"] == 2, "the skipped target was not a call"
+    TurnoutFacts.model_validate(facts)
+
+    failed = result.model_copy(
+        update={
+            "state": JobState.FAILED,
+            "error": JobError(error_class=ErrorClass.SERVER_ERROR, message="why"),
+            "attempts": result.attempts[:2],
+        }
+    )
+    _, body = failed_job_body(failed)
+    assert body["turnout"]["attempts"] == failed.to_json_dict()["attempts"]
+    assert body["turnout"]["calls"] == 1
 
 
 @pytest.mark.parametrize(

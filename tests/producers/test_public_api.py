@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 import producers
-from producers.batch import BatchInputError
+from producers.batch_plan import BatchInputError
 from producers.openai_format import UnknownModel
 from routing import errors
 from routing.errors import InvalidRequest, JobNotFound, SubmitError, TurnoutError
@@ -72,7 +72,7 @@ def test_every_package_ships_py_typed(package):
 # --- the error tree -------------------------------------------------------------------------
 
 #: Where the classes the tree names live (the tree says which module, for those outside).
-TREE_MODULES = ("routing.errors", "producers.openai_format", "producers.batch")
+TREE_MODULES = ("routing.errors", "producers.openai_format", "producers.batch_plan")
 BRANCH = re.compile(r"^(?P<indent>[ │]*)[├└]── (?P<name>\w+)")
 
 
