@@ -81,10 +81,8 @@ class Skip:
     unreachable: str = ""
 
     def describe(self) -> str:
-        """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one
-        (and what its calls found at the address, when nothing answered there)."""
-        why = f"{self.why}: {self.unreachable}" if self.unreachable else self.why
-        return f"{self.reason} ({why})" if why else self.reason
+        """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one."""
+        return f"{self.reason} ({self.why})" if self.why else self.reason
 
 
 @dataclass(frozen=True)

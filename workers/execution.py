@@ -529,7 +529,11 @@ def _heals(job: _Job, skip: Skip) -> bool:
 
 def _why_out(job: _Job, skip: Skip) -> str:
     last = job.will_not_heal.get(skip.route.id)
-    return f"{skip.route.id}: {skip.describe()}" + (f"; its last call: {last}" if last else "")
+    if last:
+        return f"{skip.route.id}: {skip.describe()}; its last call: {last}"
+    if skip.unreachable:
+        return f"{skip.route.id}: {skip.describe()}; the calls that opened it: {skip.unreachable}"
+    return f"{skip.route.id}: {skip.describe()}"
 
 
 def _waiting(job: _Job, skips: Sequence[Skip], wait_s: float) -> Waiting:

@@ -507,7 +507,7 @@ def test_a_breaker_opened_by_unreachable_calls_says_so_and_what_they_found(route
     assert transition.change == "opened"
     skip = refused(router, r)
     assert skip.unreachable == "no such host nowhere.invalid", "the last call's message"
-    assert skip.describe() == "open (5 consecutive failures: no such host nowhere.invalid)"
+    assert skip.describe() == "open (5 consecutive failures)"
 
 
 @pytest.mark.parametrize("ordinary_at", [0, 2, 4])
