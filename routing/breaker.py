@@ -19,6 +19,12 @@ errors open the breaker at once, with a long cool-down, until a probe succeeds; 
 Retry-After cools the route for exactly that long without counting as a failure; a bad request,
 a content-policy refusal or a context-length error is the request's fault, not the route's, and
 counts for nothing.
+
+A breaker remembers whether the failures that opened it all found nothing at the route's address
+(connection refused, no such host: ``unreachable``, the last such call's message): every failure
+since the last success and the last change of state for a count or a rate, the failed probe for a
+re-open. A wrong base URL does not mend with a cool-down, so a job does not wait for such a route
+(design invariant 7). Any success forgets it.
 """
 
 from __future__ import annotations
@@ -174,6 +180,9 @@ class BreakerState:
     probe_successes: int = 0
     #: closed by probes, and no call has succeeded on it since: the next success is the failback
     failback_pending: bool = False
+    #: while closed: the last failure's message if every failure since the last success (or
+    #: change of state) found nothing at the address; once open: what opened it, if so ("" not)
+    unreachable: str = ""
     #: probe id -> when its permit expires
     probes: dict[str, float] = field(default_factory=dict)
     #: window bucket index -> (calls, failures)
@@ -193,6 +202,8 @@ class Verdict:
     why: str = ""
     #: this call to allow() moved the breaker from open to half-open
     became_half_open: bool = False
+    #: open because nothing answers at its address: the message of the call that found it so
+    unreachable: str = ""
 
 
 #: The window is counted in this many buckets.
@@ -215,9 +226,20 @@ def allow(
     became_half_open = False
     if state.state == "open":
         if now < state.open_until:
-            return Verdict(False, reason="open", retry_at=state.open_until, why=state.reason)
+            return Verdict(
+                False,
+                reason="open",
+                retry_at=state.open_until,
+                why=state.reason,
+                unreachable=state.unreachable,
+            )
         if settings.failback == "manual":
-            return Verdict(False, reason="open", why=f"{state.reason}; failback is manual")
+            return Verdict(
+                False,
+                reason="open",
+                why=f"{state.reason}; failback is manual",
+                unreachable=state.unreachable,
+            )
         state.state, state.changed_at, state.probe_successes = "half_open", now, 0
         state.probes.clear()
         became_half_open = True
@@ -260,9 +282,11 @@ def record(
     probe_id: str,
     retry_after_s: float | None = None,
     jitter: float = 0.5,
+    unreachable: str = "",
 ) -> BreakerChange | None:
     """Apply one call's outcome; returns the transition it caused ("opened", "closed",
-    "reopened", "cooled", "failback") or None."""
+    "reopened", "cooled", "failback") or None. ``unreachable``: the call found nothing at the
+    route's address, and this is what it said ("" otherwise)."""
     was_probe = state.probes.pop(probe_id, None) is not None
     if outcome is Outcome.IGNORE:
         return None
@@ -270,6 +294,7 @@ def record(
         state.cool_until = max(state.cool_until, now + (retry_after_s or 0.0))
         return "cooled"
     if outcome is Outcome.CREDENTIAL:
+        state.unreachable = ""
         if state.state == "open":  # already open: keep it shut for the credential's cool-down
             state.open_until = max(state.open_until, now + settings.auth_cooldown_s)
             state.reason = CREDENTIAL_REJECTED
@@ -278,6 +303,7 @@ def record(
     if outcome is Outcome.SUCCESS:
         _count(state, settings, now, failed=False)
         state.consecutive = 0
+        state.unreachable = ""
         if state.state == "half_open" and was_probe:
             state.probe_successes += 1
             if state.probe_successes < settings.close_after:
@@ -294,9 +320,12 @@ def record(
     if state.state == "half_open":
         if not was_probe:
             return None  # a call let through before the trip; the probes decide
+        state.unreachable = unreachable
         return _open(state, settings, now, "probe failed", None, jitter=jitter)
     if state.state == "open":
         return None  # in flight when the route opened
+    first = state.consecutive == 0
+    state.unreachable = unreachable if unreachable and (first or state.unreachable) else ""
     state.consecutive += 1
     calls, failures = _count(state, settings, now, failed=True)
     if state.consecutive >= settings.consecutive_failures:

@@ -103,8 +103,9 @@ class FleetRouter:
                 as_literal(reply[i + 1], SKIP_CAUSES),
                 now + int(reply[i + 2]) / 1000 if int(reply[i + 2]) else None,
                 as_text(reply[i + 3]),
+                as_text(reply[i + 4]),
             )
-            for i in range(3 + half_opened, len(reply), 4)
+            for i in range(3 + half_opened, len(reply), 5)
         ]
         grant = Grant(routes[chosen - 1], attempt_id, probe, "fleet") if chosen else None
         return Acquisition(grant, skips, transitions)
@@ -166,6 +167,7 @@ class FleetRouter:
                 spent.completion_tokens if spent else 0,
                 repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
                 LATENCY_SAMPLES,
+                call_outcome.unreachable,
             ],
         )
 

@@ -95,7 +95,15 @@ class LocalRouter:
                     )
                 if not verdict.allowed:
                     assert verdict.reason, "a refusal says why"
-                    skips.append(Skip(route, verdict.reason, verdict.retry_at, verdict.why))
+                    skips.append(
+                        Skip(
+                            route,
+                            verdict.reason,
+                            verdict.retry_at,
+                            verdict.why,
+                            verdict.unreachable,
+                        )
+                    )
                     continue
                 if probes_only and not verdict.probe:
                     skips.append(Skip(route, "closed", None))
@@ -133,6 +141,7 @@ class LocalRouter:
                 probe_id=grant.attempt_id,
                 retry_after_s=outcome.retry_after_s,
                 jitter=random.random(),
+                unreachable=outcome.unreachable,
             )
             if change is None:
                 return None

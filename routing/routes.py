@@ -20,7 +20,7 @@ from routing.breaker import (
     breaker_outcome,
 )
 from routing.config import DeploymentConfig
-from routing.errors import ErrorClass, ProviderError
+from routing.errors import AddressUnreachable, ErrorClass, ProviderError
 from routing.models import RouteRefusal
 
 #: How candidates are ordered: as given, by measured latency, by calls in flight.
@@ -76,6 +76,9 @@ class Skip:
     retry_at: float | None
     #: why its breaker opened, when the reason is 'open'
     why: str = ""
+    #: open because the calls that opened it found nothing at its address: what the last one
+    #: said ("connection refused at host:port: ..."); it does not heal by itself
+    unreachable: str = ""
 
     def describe(self) -> str:
         """``open (3 consecutive failures)``: the reason, and the breaker's own when it has one."""
@@ -148,6 +151,9 @@ class CallOutcome:
     #: False: the call failed for a reason of the worker's (ProviderError.route_at_fault), so
     #: its breaker counts it for nothing
     route_at_fault: bool = True
+    #: the call found nothing at the route's address (routing.errors.AddressUnreachable): what
+    #: it said; "" otherwise. The breaker remembers it when such failures open it.
+    unreachable: str = ""
 
     @classmethod
     def of(
@@ -168,6 +174,7 @@ class CallOutcome:
             spent=spent,
             is_call=is_call,
             route_at_fault=error.route_at_fault if error else True,
+            unreachable=error.message if isinstance(error, AddressUnreachable) else "",
         )
 
     def breaker_outcome(self, settings: BreakerSettings) -> Outcome:

@@ -19,9 +19,11 @@ When no route is available, the job waits for the earliest to return (``on_all_u
 wait``) if that is soon, is rescheduled (its worker slot freed) if it is later but within the
 deadline, and fails as all_unavailable otherwise. Nothing waits past the deadline, and nothing
 waits for a route that does not heal by itself (design invariant 7): one whose breaker opened on
-a rejected credential (it stays open until a probe succeeds), one whose failback is manual, and
-one whose last call in this run found nothing at its address or had its credential rejected
-(a wrong base URL, a missing model: its cool-down ends, but the next call fails the same way).
+a rejected credential (it stays open until a probe succeeds), one whose failback is manual, one
+whose breaker opened on failures that all found nothing at its address (any job's calls: the
+breaker says so, and what they found), and one whose last call in this run found nothing at its
+address or had its credential rejected (a wrong base URL, a missing model: its cool-down ends,
+but the next call fails the same way).
 Routes that do heal: a Retry-After's cool-down, a rate limit's window, a probe in flight, and a
 breaker opened by failures for its cool-down. A rescheduled job says what it waits for
 (``ExecutionResult.waiting``).
@@ -517,12 +519,21 @@ def _heals(job: _Job, skip: Skip) -> bool:
         return False
     if skip.reason in _PASSING_REFUSALS:
         return True
-    return skip.reason == "open" and skip.retry_at is not None and skip.why != CREDENTIAL_REJECTED
+    return (
+        skip.reason == "open"
+        and skip.retry_at is not None
+        and skip.why != CREDENTIAL_REJECTED
+        and not skip.unreachable
+    )
 
 
 def _why_out(job: _Job, skip: Skip) -> str:
     last = job.will_not_heal.get(skip.route.id)
-    return f"{skip.route.id}: {skip.describe()}" + (f"; its last call: {last}" if last else "")
+    if last:
+        return f"{skip.route.id}: {skip.describe()}; its last call: {last}"
+    if skip.unreachable:
+        return f"{skip.route.id}: {skip.describe()}; the calls that opened it: {skip.unreachable}"
+    return f"{skip.route.id}: {skip.describe()}"
 
 
 def _waiting(job: _Job, skips: Sequence[Skip], wait_s: float) -> Waiting:

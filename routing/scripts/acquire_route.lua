@@ -10,9 +10,10 @@
 --   probe TTL ms, manual failback (0|1)
 -- Reply: {chosen (1-based index into the routes as given; 0 none), probe (0|1),
 --   H, then the H indexes of routes this call moved from open to half-open,
---   then 4 values per route passed over: index, reason, ms until it may be available (relative,
+--   then 5 values per route passed over: index, reason, ms until it may be available (relative,
 --   so a worker whose clock is off by seconds still waits the right time; 0: not on its own),
---   why it opened}
+--   why it opened, and for an open one what its calls said if what opened it found nothing at
+--   its address ('' otherwise: record_outcome.lua's 'unreachable')}
 -- Routes whose health checks fail (beat's, 'health' = 'failing') go after the healthy ones: not
 -- chosen while a healthy one can be, still tried when none can. A route whose probe permits are
 -- taken is looked at again after at most PROBE_POLL ms: the probe usually answers long before its
@@ -67,16 +68,16 @@ local half_opened, skips = {}, {}
 local chosen, chosen_probe = 0, 0
 for _, r in ipairs(routes) do
   local key = r.key
-  local b = redis.call('HMGET', key, 'state', 'open_until', 'cool_until', 'reason')
+  local b = redis.call('HMGET', key, 'state', 'open_until', 'cool_until', 'reason', 'unreachable')
   local state = b[1] or 'closed'
   local open_until, cool_until = tonumber(b[2] or '0'), tonumber(b[3] or '0')
-  local reason, retry_at, probe, why = nil, 0, 0, ''
+  local reason, retry_at, probe, why, unreachable = nil, 0, 0, '', ''
   if cool_until > now then
     reason, retry_at = 'cooling', cool_until
   elseif state == 'open' and now < open_until then
-    reason, retry_at, why = 'open', open_until, b[4] or ''
+    reason, retry_at, why, unreachable = 'open', open_until, b[4] or '', b[5] or ''
   elseif state == 'open' and r.manual then
-    reason, why = 'open', (b[4] or '') .. '; failback is manual'
+    reason, why, unreachable = 'open', (b[4] or '') .. '; failback is manual', b[5] or ''
   else
     if state == 'open' then
       redis.call('HSET', key, 'state', 'half_open', 'changed_at', now, 'probe_ok', 0)
@@ -124,6 +125,7 @@ for _, r in ipairs(routes) do
       skips[#skips + 1] = 0
     end
     skips[#skips + 1] = why
+    skips[#skips + 1] = unreachable
   else
     if r.rpm > 0 then
       redis.call('HSET', key, 'rpm_tokens', tostring(rpm_left - 1), 'rpm_ts', now)

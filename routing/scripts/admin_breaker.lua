@@ -10,13 +10,14 @@ local action = ARGV[1]
 if action == 'open' then
   redis.call('HSET', key, 'state', 'open', 'open_until', now + tonumber(ARGV[2]),
              'reason', 'opened by an operator', 'opened_at', now, 'changed_at', now,
-             'consecutive', 0, 'probe_ok', 0, 'failback', 0)
+             'consecutive', 0, 'probe_ok', 0, 'failback', 0, 'unreachable', '')
 elseif action == 'close' then
   redis.call('HSET', key, 'state', 'closed', 'closed_at', now, 'reason', '', 'changed_at', now,
-             'consecutive', 0, 'probe_ok', 0, 'failback', 1, 'cool_until', 0)
+             'consecutive', 0, 'probe_ok', 0, 'failback', 1, 'cool_until', 0,
+             'unreachable', '')
 else
   redis.call('HDEL', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive', 'reason',
-             'opened_at', 'changed_at', 'probe_ok', 'failback', 'cool_until')
+             'opened_at', 'changed_at', 'probe_ok', 'failback', 'cool_until', 'unreachable')
 end
 redis.call('DEL', KEYS[2], KEYS[3])
 return before

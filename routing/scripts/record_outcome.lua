@@ -15,7 +15,8 @@
 --   then what the statistics count: ARGV[17] 1 for a provider call (0: a health check or a grant
 --   given back), ARGV[18] error class ('' for a success), ARGV[19] latency bucket index,
 --   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown),
---   ARGV[23] how many latencies to keep
+--   ARGV[23] how many latencies to keep,
+--   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise)
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
@@ -24,6 +25,9 @@
 -- the latest ARGV[23] latencies as '<ms>:<Redis ms>' (LPUSH then LTRIM: O(1) amortised), per UTC
 -- day (calls, errors, tokens, cost; kept 3 days) and since the start (calls, err:<class>, b<i>,
 -- lat_sum, tokens, cost).
+-- The hash's 'unreachable' (routing.breaker's BreakerState.unreachable): while closed, the last
+-- failure's message if every failure since the last success or change of state was unreachable;
+-- once open, what opened it, if so. acquire_route.lua replies it for an open route.
 -- Prepend: _clock.lua
 local key, probes, inflight, window_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempt, outcome = ARGV[1], ARGV[2]
@@ -34,6 +38,7 @@ local window, min_calls = tonumber(ARGV[9]), tonumber(ARGV[10])
 local cooldown, cooldown_max = tonumber(ARGV[11]), tonumber(ARGV[12])
 local jitter_share, auth_cooldown, tpm = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local close_after, is_call, error_class = tonumber(ARGV[16]), ARGV[17] == '1', ARGV[18]
+local unreachable = ARGV[24] or ''
 
 redis.call('ZREM', inflight, attempt)
 local was_probe = redis.call('ZREM', probes, attempt) == 1
@@ -79,7 +84,7 @@ if is_call then
 end
 
 local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
-                     'reason', 'lat', 'cool_until', 'probe_ok', 'failback')
+                     'reason', 'lat', 'cool_until', 'probe_ok', 'failback', 'unreachable')
 local state = b[1] or 'closed'
 local open_until, reopens = tonumber(b[2] or '0'), tonumber(b[3] or '0')
 local closed_at, consecutive = tonumber(b[4] or '0'), tonumber(b[5] or '0')
@@ -136,6 +141,7 @@ if outcome == 'cool' then
   return result('cooled')
 end
 if outcome == 'credential' then
+  redis.call('HSET', key, 'unreachable', '')
   if state == 'open' then
     redis.call('HSET', key, 'open_until', math.max(open_until, now + auth_cooldown),
                'reason', 'credential rejected')
@@ -152,7 +158,7 @@ if outcome == 'success' then
     end
   end
   count(false)
-  redis.call('HSET', key, 'consecutive', 0)
+  redis.call('HSET', key, 'consecutive', 0, 'unreachable', '')
   if state == 'half_open' and was_probe then
     local ok = tonumber(b[9] or '0') + 1
     if ok < close_after then
@@ -173,11 +179,14 @@ end
 -- a failure
 if state == 'half_open' then
   if not was_probe then return result('') end
+  redis.call('HSET', key, 'unreachable', unreachable)
   return open('probe failed', nil)
 end
 if state == 'open' then return result('') end
+local streak = ''
+if unreachable ~= '' and (consecutive == 0 or (b[11] or '') ~= '') then streak = unreachable end
 consecutive = consecutive + 1
-redis.call('HSET', key, 'consecutive', consecutive)
+redis.call('HSET', key, 'consecutive', consecutive, 'unreachable', streak)
 local calls, failures = count(true)
 if consecutive >= max_consecutive then
   return open(consecutive .. ' consecutive failures', nil)

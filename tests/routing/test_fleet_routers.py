@@ -484,3 +484,99 @@ def test_a_rider_applies_the_record_only_when_sent_and_reads_its_transition(redi
         "closed",
     )
     client.close()
+
+
+REFUSED = "connection refused at 127.0.0.1:9: nothing listens there (is the base URL right?)"
+
+
+def unreachable_call(router, r, message=REFUSED):
+    acquired = router.acquire([r], order="given", tokens=10)
+    assert acquired.grant is not None, acquired.skips
+    return router.record(
+        acquired.grant,
+        CallOutcome(error_class=ErrorClass.CONNECTION, latency_s=0.01, unreachable=message),
+    )
+
+
+def test_a_breaker_opened_by_unreachable_calls_says_so_and_what_they_found(router):
+    r = route()
+    for _ in range(4):
+        assert unreachable_call(router, r) is None
+    transition = unreachable_call(router, r, "no such host nowhere.invalid")
+    assert transition is not None
+    assert transition.change == "opened"
+    skip = refused(router, r)
+    assert skip.unreachable == "no such host nowhere.invalid", "the last call's message"
+    assert skip.describe() == "open (5 consecutive failures)"
+
+
+@pytest.mark.parametrize("ordinary_at", [0, 2, 4])
+def test_one_ordinary_failure_among_those_that_opened_it_makes_it_an_ordinary_open(
+    router, ordinary_at
+):
+    r = route()
+    for i in range(5):
+        if i == ordinary_at:
+            call(router, r, ErrorClass.CONNECTION)
+        else:
+            unreachable_call(router, r)
+    skip = refused(router, r)
+    assert skip.reason == "open"
+    assert skip.unreachable == ""
+
+
+def test_a_success_forgets_the_unreachable_calls_before_it(router):
+    r = route()
+    unreachable_call(router, r)
+    call(router, r)
+    for _ in range(4):
+        call(router, r, ErrorClass.TIMEOUT)
+    unreachable_call(router, r)
+    assert refused(router, r).unreachable == ""
+
+
+def test_the_rate_opens_it_as_unreachable_when_every_failure_since_a_success_was(router):
+    r = route(settings=FAST.model_copy(update={"consecutive_failures": 10, "min_calls": 4}))
+    call(router, r)
+    unreachable_call(router, r)
+    call(router, r)
+    transition = unreachable_call(router, r)
+    assert transition is not None
+    assert transition.change == "opened"
+    assert refused(router, r).unreachable == REFUSED
+
+
+def test_a_failed_probe_reopens_as_unreachable_by_what_the_probe_found(router):
+    r = route()
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    assert refused(router, r).unreachable == ""
+    time.sleep(0.35)
+    assert unreachable_call(router, r) is not None  # the probe: reopened
+    assert refused(router, r).unreachable == REFUSED
+
+
+def test_a_probe_success_clears_what_opened_it(router):
+    r = route()
+    for _ in range(5):
+        unreachable_call(router, r)
+    time.sleep(0.35)
+    grant, transition = call(router, r)
+    assert grant.probe
+    assert transition is not None
+    assert transition.change == "closed"
+    for _ in range(5):
+        call(router, r, ErrorClass.OVERLOADED)
+    assert refused(router, r).unreachable == "", "an ordinary open after the close"
+
+
+def test_a_credential_error_replaces_an_unreachable_open(router):
+    r = route()
+    for _ in range(5):
+        unreachable_call(router, r)
+    straggler_open = refused(router, r)
+    assert straggler_open.unreachable == REFUSED
+    time.sleep(0.35)
+    call(router, r, ErrorClass.AUTH)  # the probe finds the address answers, the key does not
+    skip = refused(router, r)
+    assert (skip.why, skip.unreachable) == ("credential rejected", "")

@@ -629,3 +629,36 @@ def test_a_breaker_open_on_a_rejected_credential_is_not_waited_for():
     assert run.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
     assert "primary: open (credential rejected)" in run.result.error.message
     assert run.providers.calls == {}
+
+
+def test_a_breaker_others_opened_on_nothing_at_its_address_is_not_waited_for():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
+    refused = AddressUnreachable("connection refused at 127.0.0.1:9: nothing listens there")
+    for _ in range(route.breaker.consecutive_failures):
+        grant = router.acquire([route], order="given", tokens=1).grant
+        assert grant is not None
+        router.record(grant, CallOutcome.of(refused, latency_s=0.01))
+    run = Run({"primary": [OK]}, router=router, clock=clock, deadline_s=3600)
+    assert run.result.state is JobState.FAILED, "its cool-down ends, but the URL stays wrong"
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.ALL_UNAVAILABLE
+    assert "primary: open (" in run.result.error.message
+    assert "connection refused at 127.0.0.1:9" in run.result.error.message
+    assert run.result.waiting is None
+    assert run.providers.calls == {}, "this job never called it"
+
+
+def test_a_breaker_others_opened_on_connections_failing_for_now_is_waited_for():
+    clock = FakeClock()
+    router = LocalRouter(clock=clock.wall)
+    (route,) = plan_candidates(RoutingPolicy(targets=["primary"]), CONFIG).routes
+    reset = ConnectionFailed("RemoteProtocolError: peer closed connection")
+    for _ in range(route.breaker.consecutive_failures):
+        grant = router.acquire([route], order="given", tokens=1).grant
+        assert grant is not None
+        router.record(grant, CallOutcome.of(reset, latency_s=0.01))
+    run = Run({"primary": [OK]}, router=router, clock=clock, deadline_s=3600)
+    assert run.result.state is JobState.QUEUED
+    assert run.result.waiting is not None
