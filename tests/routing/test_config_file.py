@@ -152,7 +152,7 @@ def test_a_key_nested_in_a_wrong_value_is_shown_by_its_shape(tmp_path):
 
 
 def test_a_key_pasted_as_a_provider_or_a_target_is_not_echoed(tmp_path):
-    pasted = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"
+    pasted = "sk-ant-" + "api03-abcdefghijklmnopqrstuvwxyz0123456789"  # an obvious fake
     as_provider = BASE.replace("provider: ollama", f"provider: {pasted}")
     as_target = BASE + f"policies:\n  p:\n    targets: [{pasted}]\n"
     for text in (as_provider, as_target):
