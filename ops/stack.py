@@ -47,8 +47,13 @@ DEFAULT_GRACE_S = 10.0
 #: deadlock in a parent with threads (rich's spinner is one).
 _DIE_WITH_PARENT = (
     "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0) != 0:\n"
+    "    sys.exit('cannot ask the kernel to stop this child with its parent (prctl failed)')\n"
     "if os.getppid() != int(sys.argv[1]): sys.exit(143)\n"
+    # Python's start-up ignores these two and exec keeps ignored signals: the program (say
+    # redis-server) gets its defaults back, as if started directly.
+    "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
     "os.execvp(sys.argv[2], sys.argv[2:])\n"
 )
 

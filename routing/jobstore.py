@@ -126,9 +126,21 @@ def result_from_record(
             "started_at": seconds("started_at"),
             "finished_at": seconds("finished_at"),
             "runs": int(fields.get("runs", 0)),
-            "waiting": json.loads(fields["waiting"]) if fields.get("waiting") else None,
+            "waiting": waiting_of(fields.get("waiting")),
         }
     )
+
+
+def waiting_of(raw: str | bytes | None) -> Waiting | None:
+    """What a queued job waits for, read leniently: a newer worker may write a reason or a
+    field this producer does not know (a rolling upgrade), and a waiting note is only ever
+    information, so one it cannot read is no note rather than a failed wait."""
+    if not raw:
+        return None
+    try:
+        return Waiting.model_validate_json(raw)
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -407,7 +419,7 @@ class AsyncJobStore:
         state, waiting = await self.redis.hmget(self.keys.job(job_id), ["state", "waiting"])
         if state is None:
             return None, None
-        return JobState(as_text(state)), (Waiting.model_validate_json(waiting) if waiting else None)
+        return JobState(as_text(state)), waiting_of(waiting)
 
     async def get(self, job_id: str) -> CompletionResult | None:
         stored = await self.read(job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -111,7 +112,12 @@ def test_a_child_dies_with_its_parent_even_a_sigkilled_one(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     parent = ChildProcess("parent", python(parent_code), env=env, log_dir=tmp_path)
     pid = int(parent.wait_until(lambda: parent.log().strip(), timeout_s=20, what="a PID"))
-    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == b"-c", "execed in place"
+    # The wrapper execs the program in place (same PID) once its prctl is done: wait for that.
+    parent.wait_until(
+        lambda: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == b"-c",
+        timeout_s=10,
+        what="the wrapper to exec the program in place",
+    )
     parent.kill()
     started = time.monotonic()
     while not reaped(pid) and time.monotonic() - started < 5:
@@ -208,3 +214,13 @@ def test_turnout_up_prints_exports_with_a_redis_password_masked():
         "  export TURNOUT_CONFIG=/tmp/turnout-stack-x/turnout.yaml",
         "  export TURNOUT_NAMESPACE=turnout-1a2b3c",
     ], "what has no password is printed as it is, to paste"
+
+
+def test_a_child_started_through_the_wrapper_gets_default_signal_dispositions(tmp_path):
+    """The wrapper is Python, which ignores SIGPIPE and SIGXFSZ at start-up, and exec keeps
+    ignored signals: a program such as redis-server must get its defaults back."""
+    child = ChildProcess("sh", ["sh", "-c", "grep SigIgn /proc/self/status"], log_dir=tmp_path)
+    assert child.wait(timeout_s=20) == 0
+    ignored = int(child.log().split()[1], 16)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (signum - 1)), f"{signum.name} is still ignored"

@@ -91,6 +91,20 @@ def test_delete_undoes_a_create_in_one_script(redis_client, namespace):
     assert store.create("job-2", request, RoutingPolicy(targets=["a"])) == ("job-2", True)
 
 
+def test_a_job_a_worker_already_claimed_is_not_taken_back(redis_client, namespace):
+    """Sending the message raised, yet it reached the queue and a worker claimed the job: the
+    delete keeps the job (and its idempotency key), so the producer's retry finds it instead
+    of creating a second job that would call the provider again."""
+    keys = Keys(namespace)
+    store = JobStore(redis_client, keys, ttl_s=60)
+    request = CompletionRequest.from_prompt("hi").model_copy(update={"idempotency_key": "once"})
+    store.create("job-1", request, RoutingPolicy(targets=["a"]))
+    assert store.claim("job-1", "worker-token", lease_s=5, max_runs=3).status == "claimed"
+    store.delete("job-1", request)
+    assert redis_client.exists(keys.job("job-1"), keys.idempotency("once")) == 2
+    assert store.create("job-2", request, RoutingPolicy(targets=["a"])) == ("job-1", False)
+
+
 def test_the_async_store_deletes_with_the_same_script(redis_url, redis_client, namespace):
     keys = Keys(namespace)
     request = CompletionRequest.from_prompt("hi").model_copy(update={"idempotency_key": "once"})
@@ -111,3 +125,14 @@ def test_the_async_store_deletes_with_the_same_script(redis_url, redis_client, n
 def _code(text: str) -> str:
     """The script without its comments."""
     return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+
+
+def test_a_waiting_note_this_producer_cannot_read_is_no_note_not_a_failed_wait():
+    from routing.jobstore import waiting_of
+
+    newer = '{"routes": [{"route": "a", "reason": "a_reason_from_a_newer_worker"}], "until": 1.0}'
+    assert waiting_of(newer) is None
+    known = '{"routes": [{"route": "a", "reason": "cooling"}], "until": 1.0}'
+    note = waiting_of(known)
+    assert note is not None
+    assert note.routes[0].route == "a"
