@@ -39,7 +39,7 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help=LOGLEVEL_HELP)] = "info",
     hostname: Annotated[
-        str | None, typer.Option(help="Celery node name; default a fresh one, worker-XXXX@host.")
+        str | None, typer.Option(help="Celery node name; default a fresh one, worker-<hex>@host.")
     ] = None,
 ) -> NoReturn:
     """Run a Celery worker: it takes jobs from Redis and calls the providers (threads pool;
