@@ -146,7 +146,7 @@ class FleetRouter:
             [
                 grant.attempt_id,
                 outcome.value,
-                int(latency_s * 1000),
+                round(latency_s * 1000, 3),  # fractions kept: a local call takes under 1 ms
                 int((retry_after_s or 0) * 1000),
                 token_delta,
                 random.random(),

@@ -7,7 +7,8 @@
 --   KEYS[8] the latest latencies (a list, newest first)
 -- ARGV[1] attempt id,
 --   ARGV[2] outcome: 'success' | 'failure' | 'credential' | 'cool' | 'ignore' (routing.breaker),
---   ARGV[3] latency ms, ARGV[4] retry-after ms, ARGV[5] tokens used minus tokens estimated,
+--   ARGV[3] latency ms (with fractions), ARGV[4] retry-after ms,
+--   ARGV[5] tokens used minus tokens estimated,
 --   ARGV[6] jitter in [0, 1), then the route's settings: ARGV[7] consecutive failures,
 --   ARGV[8] failure rate, ARGV[9] window ms, ARGV[10] min calls, ARGV[11] cool-down ms,
 --   ARGV[12] cool-down cap ms, ARGV[13] cool-down jitter share, ARGV[14] auth cool-down ms,

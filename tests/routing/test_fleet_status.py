@@ -46,6 +46,16 @@ def test_percentiles_are_measured_latencies_by_nearest_rank():
     assert percentile_ms([40, 7000], 0.95) == 7000, "beyond the last histogram bound too"
 
 
+def test_a_call_under_a_millisecond_is_measured_not_rounded_to_zero(fleet):
+    """A local server answers in a fraction of a millisecond: its latency is kept with its
+    fractions (the integration test's p50 read 0.0 when whole milliseconds were sent)."""
+    router, client, prefix = fleet
+    r = route()
+    called(router, r, latency=0.0004)
+    (status,) = read_route_status(client, prefix, [r])
+    assert status.p50_ms == pytest.approx(0.4)
+
+
 def test_a_route_never_used_reads_closed_unchecked_and_full(fleet):
     _, client, prefix = fleet
     (status,) = read_route_status(client, prefix, [route()])
