@@ -42,10 +42,25 @@ def is_redis_outage(exc: BaseException) -> bool:
     """True when ``exc``, or what it was raised from (SubmitError wraps), is Redis away."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, _OUTAGES):
+        if isinstance(seen, _OUTAGES) or _torn_connection(seen):
             return True
         seen = seen.__cause__
     return False
+
+
+def _torn_connection(exc: BaseException) -> bool:
+    """redis-py's asyncio connection, dropped by one coroutine while another writes on it,
+    raises ``AttributeError: 'NoneType' object has no attribute 'writelines'`` from inside its
+    own module (seen here when Redis is killed mid-run): that is Redis going away too. Only an
+    AttributeError raised in redis-py's own code counts, so one of ours is never hidden."""
+    if not isinstance(exc, AttributeError):
+        return False
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and str(frame.tb_frame.f_globals.get("__name__", "")).startswith(
+        "redis."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -154,3 +154,19 @@ def test_other_errors_are_not_retried():
         asyncio.run(FAST.run(wrong))
     assert calls == [1]
     assert is_redis_outage(redis.BusyLoadingError("loading")), "a restarted Redis replaying AOF"
+
+
+def test_redis_pys_torn_connection_counts_as_an_outage_and_our_own_attribute_errors_do_not():
+    import asyncio
+
+    from redis.asyncio.connection import Connection
+
+    from producers.redis_patience import is_redis_outage
+
+    torn = Connection()  # never connected: its writer is None, as after a disconnect mid-write
+    with pytest.raises(AttributeError) as caught:
+        asyncio.run(torn._send_packed_command([b"PING"]))
+    assert is_redis_outage(caught.value)
+    with pytest.raises(AttributeError) as ours:
+        None.writelines  # type: ignore[attr-defined]  # noqa: B018
+    assert not is_redis_outage(ours.value)
