@@ -120,19 +120,32 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "vertex",
             "",
             None,
-            also_required=("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"),
+            # The location: a deployment's own, else GOOGLE_CLOUD_LOCATION, else "global".
+            also_required=("GOOGLE_CLOUD_PROJECT",),
             base_url_env="VERTEX_BASE_URL",
-            optional_envs=("GOOGLE_APPLICATION_CREDENTIALS", "GEMINI_MAX_RETRIES"),
+            optional_envs=(
+                "GOOGLE_CLOUD_LOCATION",
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                "GEMINI_MAX_RETRIES",
+            ),
         ),
         ProviderSpec(
             "bedrock",
             "bedrock",
             "",
             None,
-            also_required=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"),
+            # No variable is required: botocore's credential chain (keys, AWS_PROFILE, SSO,
+            # AssumeRole, container and instance credentials) or AWS_BEARER_TOKEN_BEDROCK, and
+            # the region from the deployment, AWS_REGION, AWS_DEFAULT_REGION or the profile.
             base_url_env="AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
             optional_envs=(
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN",
+                "AWS_PROFILE",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_BEARER_TOKEN_BEDROCK",
                 "AWS_ENDPOINT_URL_BEDROCK",
                 "BEDROCK_ANTHROPIC_VERSION",
             ),

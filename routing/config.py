@@ -11,7 +11,7 @@ import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails
@@ -21,11 +21,21 @@ from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.config_file import read_config_data
 from routing.errors import ConfigError
 from routing.health import HealthOverrides, HealthSettings
+from routing.model_names import contradiction, expand_shorthand
 from routing.models import Identifier, RoutingPolicy
 from routing.prices import ModelInfo, model_info
 from routing.tokens import estimate_cost_usd
 
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+#: An AWS region or a Vertex location: ``us-east-1``, ``europe-west4``, ``global``.
+RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+
+#: Which deployment field stands in for which provider variable, and the providers it is for.
+_DEPLOYMENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "region": ("bedrock",),
+    "location": ("vertex",),
+    "auth": ("azure",),
+}
 
 
 class DeploymentConfig(BaseModel):
@@ -55,6 +65,16 @@ class DeploymentConfig(BaseModel):
     health: HealthOverrides | None = None
     #: Speak another protocol the provider also serves (``ollama``: ``openai`` for its /v1).
     protocol: Protocol | None = None
+    #: Bedrock: the AWS region of this deployment (else AWS_REGION, AWS_DEFAULT_REGION, the
+    #: profile's region), so one config can reach models offered in different regions.
+    region: RegionName | None = None
+    #: Vertex: the location of this deployment (``global``, ``us``, ``eu`` or a region; else
+    #: GOOGLE_CLOUD_LOCATION, else ``global`` as google-genai defaults): Gemini 3 on Vertex is
+    #: served from ``global`` only while older models live in regions.
+    location: RegionName | None = None
+    #: Azure: ``entra_id`` authenticates with a Microsoft Entra ID token (azure-identity's
+    #: DefaultAzureCredential) instead of the resource's api-key.
+    auth: Literal["api_key", "entra_id"] | None = None
 
     @property
     def spec(self) -> ProviderSpec:
@@ -84,6 +104,8 @@ class DeploymentConfig(BaseModel):
         provider's others except a base-URL variable its ``base_url`` makes moot."""
         required: list[str] = []
         for env in self.spec.required_envs:
+            if env == self.spec.key_env and self.auth == "entra_id":
+                continue  # an Entra ID token replaces the key
             if env == self.spec.key_env and self.key_envs:
                 required.extend(self.key_envs)
             elif not (self.base_url and env == self.spec.base_url_env):
@@ -268,6 +290,7 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
                 )
             ],
         )
+    data = _with_shorthand(data)
     problems = list(_cross_check(data))
     try:
         parsed = _ConfigFile.model_validate(data)
@@ -285,6 +308,18 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         health=parsed.health,
         source=source,
     )
+
+
+def _with_shorthand(data: dict[Any, Any]) -> dict[Any, Any]:
+    """The config with LiteLLM-style model names read (routing.model_names)."""
+    deployments = data.get("deployments")
+    if not isinstance(deployments, list):
+        return data
+    expanded = [
+        expand_shorthand(entry, PROVIDERS) if isinstance(entry, dict) else entry
+        for entry in deployments
+    ]
+    return {**data, "deployments": expanded}
 
 
 def _check_breaker_overrides(parsed: _ConfigFile) -> list[ConfigProblem]:
@@ -320,6 +355,28 @@ def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:
                 f"unknown provider {_INPUT_REPR.repr(provider)}",
                 _choose(provider, PROVIDERS),
             )
+        model = deployment.get("model")
+        if isinstance(provider, str) and isinstance(model, str):
+            named = contradiction(provider, model, PROVIDERS)
+            if named is not None:
+                yield ConfigProblem(
+                    f"deployments[{index}].model",
+                    f"model {_INPUT_REPR.repr(model)} names provider {named!r}, but "
+                    f"provider: is {provider!r}",
+                    f"drop the '{model.partition('/')[0]}/' prefix, or set provider: {named}",
+                )
+        for field_name, providers in _DEPLOYMENT_FIELDS.items():
+            if (
+                deployment.get(field_name) is not None
+                and isinstance(provider, str)
+                and provider in PROVIDERS
+                and provider not in providers
+            ):
+                yield ConfigProblem(
+                    f"deployments[{index}].{field_name}",
+                    f"{field_name}: applies to {' and '.join(providers)} deployments only",
+                    f"remove {field_name}: from this {provider} deployment",
+                )
         protocol = deployment.get("protocol")
         if isinstance(provider, str) and provider in PROVIDERS and protocol is not None:
             spec = PROVIDERS[provider]

@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from routing.celery_config import reschedule_countdown_s
 from routing.config import TurnoutConfig, load_configured
-from routing.errors import ErrorClass, InvalidResponse, ProviderError
+from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
 from routing.jobstore import Claim, JobStore, redis_client
@@ -83,6 +83,24 @@ def load_worker_config(settings: WorkerSettings) -> TurnoutConfig:
     return config
 
 
+def built_adapters(
+    routes: list[Route], settings: WorkerSettings, unusable: dict[str, str]
+) -> dict[str, ProviderAdapter]:
+    """An adapter per route; a route whose adapter cannot be built (a Bedrock deployment with
+    no region anywhere, say) joins ``unusable`` with the reason, like a missing variable:
+    the worker still starts and serves the others."""
+    adapters: dict[str, ProviderAdapter] = {}
+    for route in routes:
+        try:
+            adapters[route.id] = build_adapter(
+                route.deployment.model_copy(update={"api_key_env": route.key_env}), settings
+            )
+        except ConfigError as exc:
+            unusable[route.id] = f"unusable: {exc}"
+            log.warning("route %s is out of rotation: %s", route.id, exc)
+    return adapters
+
+
 class WorkerRuntime:
     def __init__(
         self,
@@ -127,12 +145,8 @@ class WorkerRuntime:
             for route in routes_of(deployment, config)
             if route.id not in unusable
         ]
-        adapters = {
-            route.id: build_adapter(
-                route.deployment.model_copy(update={"api_key_env": route.key_env}), settings
-            )
-            for route in usable
-        }
+        adapters = built_adapters(usable, settings, unusable)
+        usable = [route for route in usable if route.id in adapters]
         breaker_redis = redis_client(
             settings.breaker_redis_url or settings.redis_url,
             max_connections=settings.worker_concurrency + 16,

@@ -19,8 +19,21 @@ from pydantic import AliasChoices, Field, SecretStr
 from routing.settings import CoreSettings, env_file
 
 
-def _env(name: str) -> Any:
-    return Field(default=None, validation_alias=AliasChoices(name, name.lower()))
+def _env(name: str, *aliases: str) -> Any:
+    """A provider variable, read by its own name and then by each alias (the names other tools
+    give it: ``AZURE_API_BASE`` is LiteLLM's ``AZURE_BASE_URL``); the first one set wins."""
+    names = [form for env in (name, *aliases) for form in (env, env.lower())]
+    return Field(default=None, validation_alias=AliasChoices(*names))
+
+
+#: Variable -> the other tool that names it so: what ``turnout providers check`` says when a
+#: value came from an alias.
+ALIAS_OWNERS: dict[str, str] = {
+    "OPENAI_API_BASE": "Letta's and LiteLLM's name",
+    "AZURE_API_BASE": "LiteLLM's name",
+    "GOOGLE_API_KEY": "google-genai's and LiteLLM's name",
+    "AWS_REGION_NAME": "LiteLLM's name",
+}
 
 
 class WorkerSettings(CoreSettings):
@@ -50,7 +63,7 @@ class WorkerSettings(CoreSettings):
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol
     openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")
-    openai_base_url: str | None = _env("OPENAI_BASE_URL")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL", "OPENAI_API_BASE")
     openai_organization: str | None = _env("OPENAI_ORGANIZATION")
     openai_project: str | None = _env("OPENAI_PROJECT")
     openrouter_api_key: SecretStr | None = _env("OPENROUTER_API_KEY")
@@ -69,7 +82,7 @@ class WorkerSettings(CoreSettings):
     lm_api_token: SecretStr | None = _env("LM_API_TOKEN")
     # Azure OpenAI: AZURE_API_VERSION "v1" selects the v1 API (no deployment in the path)
     azure_api_key: SecretStr | None = _env("AZURE_API_KEY")
-    azure_base_url: str | None = _env("AZURE_BASE_URL")
+    azure_base_url: str | None = _env("AZURE_BASE_URL", "AZURE_API_BASE")
     azure_api_version: str = Field(
         default="2024-10-21",
         validation_alias=AliasChoices("AZURE_API_VERSION", "azure_api_version"),
@@ -89,7 +102,8 @@ class WorkerSettings(CoreSettings):
         validation_alias=AliasChoices("ANTHROPIC_MAX_RETRIES", "anthropic_max_retries"),
     )
     # Gemini API (AI Studio)
-    gemini_api_key: SecretStr | None = _env("GEMINI_API_KEY")
+    #: GOOGLE_API_KEY first, as google-genai reads them: with both set, it wins there too.
+    gemini_api_key: SecretStr | None = _env("GOOGLE_API_KEY", "GEMINI_API_KEY")
     gemini_base_url: str | None = _env("GEMINI_BASE_URL")
     #: Retries on one Gemini or Vertex deployment when the policy names none.
     gemini_max_retries: int = Field(
@@ -115,6 +129,14 @@ class WorkerSettings(CoreSettings):
     aws_secret_access_key: SecretStr | None = _env("AWS_SECRET_ACCESS_KEY")
     aws_session_token: SecretStr | None = _env("AWS_SESSION_TOKEN")
     aws_default_region: str | None = _env("AWS_DEFAULT_REGION")
+    #: What the AWS SDKs other than botocore (and LiteLLM, as AWS_REGION_NAME) read first.
+    aws_region: str | None = _env("AWS_REGION", "AWS_REGION_NAME")
+    #: A profile of the shared config files (~/.aws/config): keys, SSO, AssumeRole, a
+    #: credential_process, and its region. Read from .env too, which botocore would not.
+    aws_profile: str | None = _env("AWS_PROFILE")
+    #: A Bedrock API key: sent as ``Authorization: Bearer`` instead of a SigV4 signature, as
+    #: botocore does when it is set.
+    aws_bearer_token_bedrock: SecretStr | None = _env("AWS_BEARER_TOKEN_BEDROCK")
     aws_endpoint_url_bedrock_runtime: str | None = _env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
     aws_endpoint_url_bedrock: str | None = _env("AWS_ENDPOINT_URL_BEDROCK")
     #: When set (e.g. bedrock-2023-05-31), Anthropic models on Bedrock are called through
@@ -149,10 +171,31 @@ class WorkerSettings(CoreSettings):
     def is_set(self, env_name: str) -> bool:
         return self.value_of(env_name) is not None
 
+    def source_of(self, env_name: str) -> str | None:
+        """The variable that really holds ``env_name``'s value: itself, or the alias it was
+        read from (``AZURE_API_BASE`` for ``AZURE_BASE_URL``); None when unset. The
+        environment is read before ``.env`` and, within each, the names in field order, as
+        pydantic-settings reads them."""
+        field_name = _FIELD_BY_ENV.get(env_name.upper())
+        if field_name is None:
+            return env_name if self.is_set(env_name) else None
+        if getattr(self, field_name) is None:
+            return None
+        names = _ENVS_BY_FIELD[field_name]
+        environ = {k.upper(): v for k, v in os.environ.items()}
+        dotenv = {k.upper(): v for k, v in self._dotenv.items()}
+        for source in (environ, dotenv):
+            for name in names:
+                value = source.get(name)
+                if value is not None and value.strip():
+                    return name
+        return env_name  # set some other way (passed to the constructor)
+
 
 def _env_names(alias: object) -> list[str]:
     choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
-    return [str(choice).upper() for choice in choices if isinstance(choice, str)]
+    names = [str(choice).upper() for choice in choices if isinstance(choice, str)]
+    return list(dict.fromkeys(names))
 
 
 #: Variable name -> the Settings field that reads it.
@@ -160,4 +203,9 @@ _FIELD_BY_ENV: dict[str, str] = {
     env: name
     for name, info in WorkerSettings.model_fields.items()
     for env in _env_names(info.validation_alias)
+}
+
+#: Settings field -> the variables it reads, in the order it reads them.
+_ENVS_BY_FIELD: dict[str, list[str]] = {
+    name: _env_names(info.validation_alias) for name, info in WorkerSettings.model_fields.items()
 }

@@ -11,7 +11,12 @@ spells out the canonical request (session token included) and the string-to-sign
 
 ``api_key`` is ``"ACCESS_KEY_ID:SECRET_ACCESS_KEY"``, or ``"ACCESS_KEY_ID:SECRET:SESSION_TOKEN"``
 for temporary credentials (then the token must be sent, and signed); ``None`` accepts any caller.
-``region`` (None: any) is the region the credential scope must name. Model ids are checked only
+``region`` (None: any) is the region the credential scope must name. More credentials are
+added with ``add_credentials`` (the STS simulator does so for each set it issues), optionally
+with an expiry after which AWS's 403 ``ExpiredTokenException`` answers them. ``bearer_token`` is
+a Bedrock API key the simulator accepts as ``Authorization: Bearer``; a wrong one gets the 403
+real Bedrock sends ("Authentication failed: Please make sure your API Key is valid.", with a
+capital-M ``Message`` [obs, public issue threads]). Model ids are checked only
 when ``models`` is given, as Bedrock does: 400 "The provided model identifier is invalid."
 """
 
@@ -50,6 +55,8 @@ _AUTHORIZATION = re.compile(
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]{64})$"
 )
 _BAD_TOKEN = "The security token included in the request is invalid."  # noqa: S105
+_EXPIRED_TOKEN = "The security token included in the request is expired"  # noqa: S105
+_BAD_API_KEY = "Authentication failed: Please make sure your API Key is valid."
 _BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. Check your "
     "AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -90,11 +97,15 @@ class BedrockSimulator(ProviderSimulator):
         models: list[str] | None = None,
         seed: int | None = None,
         region: str | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         super().__init__(name=name, api_key=api_key, faults=faults, models=models, seed=seed)
         self.region = region
+        self.bearer_token = bearer_token
         self.check_models = models is not None
         self.credentials: dict[str, tuple[str, str | None]] = {}
+        #: Access key id -> when its session token expires (credentials without one never do).
+        self.expiries: dict[str, datetime.datetime] = {}
         #: Every signed request seen, with the verdict: the Authorization value itself is never
         #: recorded, so this is how tests see which headers a client signed.
         self.signatures: deque[dict[str, Any]] = deque(maxlen=50)
@@ -102,6 +113,19 @@ class BedrockSimulator(ProviderSimulator):
             key_id, _, rest = api_key.partition(":")
             secret, _, token = rest.partition(":")
             self.credentials[key_id] = (secret, token or None)
+
+    def add_credentials(
+        self,
+        key_id: str,
+        secret: str,
+        token: str | None = None,
+        *,
+        expires_at: datetime.datetime | None = None,
+    ) -> None:
+        """Accept one more set of credentials (thread-safe enough: one dict assignment each)."""
+        if expires_at is not None:
+            self.expiries[key_id] = expires_at
+        self.credentials[key_id] = (secret, token)
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -128,7 +152,10 @@ class BedrockSimulator(ProviderSimulator):
     # --- SigV4 ----------------------------------------------------------------------------------
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
-        if self.api_key is None:
+        header = incoming.headers.get("authorization")
+        if header is not None and header.startswith("Bearer ") and self.bearer_token is not None:
+            return self._check_bearer(incoming, header.removeprefix("Bearer "))
+        if self.api_key is None and not self.credentials and self.bearer_token is None:
             return None
         header = incoming.headers.get("authorization")
         if header is None:
@@ -158,6 +185,17 @@ class BedrockSimulator(ProviderSimulator):
         seen["verdict"] = refusal[0]
         return aws_error(403, *refusal)
 
+    def _check_bearer(self, incoming: Incoming, token: str) -> Reply | None:
+        seen = {"method": incoming.method, "raw_path": incoming.raw_path, "key_id": None}
+        seen |= {"scheme": "bearer", "verdict": "ok"}
+        self.signatures.append(seen)
+        assert self.bearer_token is not None
+        if hmac.compare_digest(token.encode(), self.bearer_token.encode()):
+            return None
+        seen["verdict"] = "AccessDeniedException"
+        error_type = b"AccessDeniedException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        return Reply.json(403, {"Message": _BAD_API_KEY}, [(b"x-amzn-ErrorType", error_type)])
+
     def _verify(
         self, incoming: Incoming, scope: list[str], signed: list[str], amz_date: str, given: str
     ) -> tuple[str, str] | None:
@@ -167,6 +205,9 @@ class BedrockSimulator(ProviderSimulator):
         token = incoming.headers.get("x-amz-security-token")
         if known is None or known[1] != token:
             return "UnrecognizedClientException", _BAD_TOKEN
+        expiry = self.expiries.get(key_id)
+        if expiry is not None and datetime.datetime.now(datetime.UTC) >= expiry:
+            return "ExpiredTokenException", _EXPIRED_TOKEN
         problem = self._scope_problem(date, region, service, amz_date, signed, incoming)
         if problem is not None:
             return "InvalidSignatureException", problem
@@ -323,6 +364,7 @@ def signing_strings(
     amz_date: str,
     key: tuple[str, str],
     region: str,
+    service: str = SIGNING_NAME,
 ) -> tuple[str, str, str]:
     """(canonical request, string-to-sign, signature) as botocore computes them for what was
     received (its canonical request re-encodes the raw path, so a ``%3A`` on the wire is
@@ -336,7 +378,7 @@ def signing_strings(
         headers={name: incoming.headers[name] for name in signed},
     )
     request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(key[0], key[1]), SIGNING_NAME, region)
+    signer = SigV4Auth(Credentials(key[0], key[1]), service, region)
     canonical: str = signer.canonical_request(request)
     string_to_sign: str = signer.string_to_sign(request, canonical)
     signature: str = signer.signature(string_to_sign, request)

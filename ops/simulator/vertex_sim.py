@@ -46,8 +46,14 @@ class VertexSimulator(GenerateContentSimulator):
         seed: int | None = None,
         trusted_keys: Mapping[str, str] | None = None,
         token_lifetime_s: int = 3600,
+        global_only: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(name=name, api_key=api_key, faults=faults, models=models, seed=seed)
+        #: Models served from the ``global`` location only (Gemini 3 previews are): a regional
+        #: path for one gets Vertex's 404 for a publisher model it does not have there.
+        self.global_only = global_only
+        #: The locations the model paths named, in order (what tests read).
+        self.locations: list[str] = []
         self.trusted_keys = dict(trusted_keys) if trusted_keys is not None else None
         self.token_lifetime_s = token_lifetime_s
         #: access token -> when it expires (epoch seconds)
@@ -83,6 +89,20 @@ class VertexSimulator(GenerateContentSimulator):
         if expires <= time.time():
             return self._unauthenticated("ACCESS_TOKEN_EXPIRED")
         return None
+
+    def validate(self, incoming: Incoming) -> Reply | None:
+        location, model = incoming.params.get("location"), incoming.params.get("model")
+        if location is not None:
+            self.locations.append(location)
+        if model in self.global_only and location != "global":
+            project = incoming.params.get("project")
+            return rpc_error(
+                404,
+                f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"
+                f"models/{model}` was not found or your project does not have access to it. "
+                "Please ensure you are using a valid model version.",
+            )
+        return super().validate(incoming)
 
     def _unauthenticated(self, reason: str) -> Reply:
         method = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"

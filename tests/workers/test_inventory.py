@@ -42,7 +42,7 @@ def test_a_provider_is_enabled_only_with_all_its_variables(settings):
     )
     assert (table["azure"].enabled, table["azure"].missing) == (False, ["AZURE_BASE_URL"])
     assert table["bedrock"].missing == ["AWS_SECRET_ACCESS_KEY"]
-    assert table["vertex"].missing == ["GOOGLE_CLOUD_LOCATION"]
+    assert table["vertex"].missing == [], "the location defaults to global, as in google-genai"
     assert table["openai"].missing == ["OPENAI_API_KEY"]
 
 

@@ -32,7 +32,6 @@ from urllib.parse import quote
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
@@ -45,6 +44,13 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.anthropic import DEFAULT_MAX_TOKENS, anthropic_body, parse_message
+from workers.providers.aws_credentials import (
+    AwsCredentialChain,
+    bearer_allowed,
+    choose_region,
+    config_file_region,
+    static_keys,
+)
 from workers.providers.base import USER_AGENT
 from workers.providers.bedrock_errors import classify_error
 from workers.providers.reading import read_json, sane_counts, snippet, token_count
@@ -52,7 +58,6 @@ from workers.settings import WorkerSettings
 
 #: The SigV4 service name of both bedrock-runtime and the bedrock control plane.
 SIGNING_NAME = "bedrock"
-CREDENTIAL_ENVS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 #: botocore's "standard" retry mode: 3 attempts, so 2 retries.
 DEFAULT_RETRIES = 2
 #: The top of the temperature range of the models on Bedrock.
@@ -69,7 +74,9 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 class BedrockAdapter:
     """Builds signed Converse (or InvokeModel) calls for one deployment and reads their replies.
 
-    Credentials stay ``SecretStr`` until the moment a request is signed.
+    Each call is signed with credentials frozen from botocore at that moment
+    (workers.providers.aws_credentials), or carries the Bedrock API key as a bearer token; no
+    secret is kept on the adapter beyond the ``SecretStr`` of that key.
     """
 
     def __init__(
@@ -79,33 +86,45 @@ class BedrockAdapter:
         region: str,
         runtime_url: str,
         control_url: str,
-        access_key_id: SecretStr,
-        secret_access_key: SecretStr,
-        session_token: SecretStr | None = None,
+        credentials: AwsCredentialChain | None = None,
+        bearer_token: SecretStr | None = None,
         anthropic_version: str | None = None,
     ) -> None:
+        if (credentials is None) == (bearer_token is None):
+            raise ValueError("a Bedrock adapter needs either credentials or a bearer token")
         self.deployment = deployment
         self.default_retries = DEFAULT_RETRIES
         self.region = region
         self.runtime_url = runtime_url.rstrip("/")
         self.control_url = control_url.rstrip("/")
         self.anthropic_version = anthropic_version
-        self._access_key_id = access_key_id
-        self._secret_access_key = secret_access_key
-        self._session_token = session_token
+        self.credentials = credentials
+        self._bearer_token = bearer_token
 
     @classmethod
     def from_settings(
         cls, deployment: DeploymentConfig, settings: WorkerSettings
     ) -> BedrockAdapter:
-        """A deployment's ``base_url`` serves both APIs (a simulator, a proxy); otherwise each has
-        its own override variable, as in the AWS SDKs, and then its regional endpoint."""
-        region = settings.aws_default_region
-        key, secret = settings.aws_access_key_id, settings.aws_secret_access_key
-        if key is None or secret is None or region is None:
-            needed = zip(CREDENTIAL_ENVS, (key, secret, region), strict=True)
-            missing = ", ".join(name for name, value in needed if value is None)
-            raise ConfigError(f"bedrock deployment {deployment.id} needs {missing}: export it")
+        """The region is the deployment's, else AWS_REGION (or LiteLLM's AWS_REGION_NAME),
+        AWS_DEFAULT_REGION, the profile's. AWS_BEARER_TOKEN_BEDROCK, when set, is used instead
+        of SigV4, as botocore prefers it when it is set. A deployment's ``base_url`` serves
+        both APIs (a simulator, a proxy); otherwise each has its own override variable, as in
+        the AWS SDKs, and then its regional endpoint."""
+        choice = choose_region(
+            deployment.region,
+            {
+                "AWS_REGION": settings.aws_region,
+                "AWS_DEFAULT_REGION": settings.aws_default_region,
+            },
+            lambda: config_file_region(settings.aws_profile),
+        )
+        if choice is None:
+            raise ConfigError(
+                f"bedrock deployment {deployment.id} has no region: give it region: in the "
+                "config, or export AWS_REGION (or AWS_DEFAULT_REGION), or set region in the "
+                "AWS profile"
+            )
+        region = choice.region
         runtime = (
             deployment.base_url
             or settings.aws_endpoint_url_bedrock_runtime
@@ -116,15 +135,24 @@ class BedrockAdapter:
             or settings.aws_endpoint_url_bedrock
             or f"https://bedrock.{region}.amazonaws.com"
         )
+        options: dict[str, Any] = {}
+        if settings.aws_bearer_token_bedrock is not None:
+            for url in {runtime, control}:
+                if not bearer_allowed(url):
+                    raise ConfigError(
+                        f"bedrock deployment {deployment.id}: AWS_BEARER_TOKEN_BEDROCK is sent "
+                        f"only over HTTPS (as botocore does), and {url} is plain HTTP"
+                    )
+            options["bearer_token"] = settings.aws_bearer_token_bedrock
+        else:
+            options["credentials"] = credential_chain(settings)
         return cls(
             deployment,
             region=region,
             runtime_url=runtime,
             control_url=control,
-            access_key_id=key,
-            secret_access_key=secret,
-            session_token=settings.aws_session_token,
             anthropic_version=settings.bedrock_anthropic_version,
+            **options,
         )
 
     @property
@@ -151,25 +179,35 @@ class BedrockAdapter:
         return self.signed("GET", f"{self.control_url}/foundation-models?byOutputModality=TEXT")
 
     def signed(self, method: str, url: str, body: bytes = b"") -> HttpCall:
-        """``url`` exactly as it will be sent, signed now by botocore for service ``bedrock``.
+        """``url`` exactly as it will be sent, signed now by botocore for service ``bedrock``
+        (or carrying the Bedrock API key: ``bearer``).
 
         Only content-type (with a body), host and the x-amz-* headers are signed, as boto3 does;
         the transport derives the Host header from the URL the same way botocore does.
         """
+        if self._bearer_token is not None:
+            return self.bearer(method, url, body, self._bearer_token)
+        assert self.credentials is not None
         to_sign = {"Content-Type": "application/json"} if body else {}
-        credentials = Credentials(
-            self._access_key_id.get_secret_value(),
-            self._secret_access_key.get_secret_value(),
-            None if self._session_token is None else self._session_token.get_secret_value(),
-        )
         aws_request = AWSRequest(method=method, url=url, data=body, headers=to_sign)
-        SigV4Auth(credentials, SIGNING_NAME, self.region).add_auth(aws_request)
+        SigV4Auth(self.credentials.frozen(), SIGNING_NAME, self.region).add_auth(aws_request)
         headers = {"accept": "application/json", "user-agent": USER_AGENT}
         headers.update({name.lower(): value for name, value in to_sign.items()})
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
             value = aws_request.headers.get(name)
             if value is not None:
                 headers[name.lower()] = value
+        return HttpCall(method, url, headers, body)
+
+    @staticmethod
+    def bearer(method: str, url: str, body: bytes, token: SecretStr) -> HttpCall:
+        """A call with ``Authorization: Bearer <Bedrock API key>``, as botocore's BearerAuth
+        sends it (bedrock-runtime's service model lists ``smithy.api#httpBearerAuth``), and no
+        SigV4 headers. ``from_settings`` has made sure the URLs are HTTPS (or loopback)."""
+        headers = {"accept": "application/json", "user-agent": USER_AGENT}
+        if body:
+            headers["content-type"] = "application/json"
+        headers["authorization"] = f"Bearer {token.get_secret_value()}"
         return HttpCall(method, url, headers, body)
 
     def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
@@ -188,6 +226,17 @@ class BedrockAdapter:
                 f"200 from the models list without modelSummaries: {snippet(reply.body)}",
                 status_code=200,
             )
+
+
+def credential_chain(settings: WorkerSettings) -> AwsCredentialChain:
+    """botocore's chain for AWS_PROFILE, with the key pair of the settings first when set."""
+    try:
+        keys = static_keys(
+            settings.aws_access_key_id, settings.aws_secret_access_key, settings.aws_session_token
+        )
+    except ConfigError as exc:
+        return AwsCredentialChain(profile=settings.aws_profile, refusal=str(exc))
+    return AwsCredentialChain(profile=settings.aws_profile, static=keys)
 
 
 def converse_body(request: CompletionRequest) -> dict[str, Any]:

@@ -101,6 +101,10 @@ def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> Prov
         if any(marker in lowered for marker in _MODEL_MARKERS):
             return ModelNotFound(text, **details)
         return BadRequest(text, **details)
+    if status == 403 and "api key is valid" in normalised(message):
+        # A Bedrock API key (bearer) refused: "Authentication failed: Please make sure your API
+        # Key is valid." [obs, public issue threads]: the key's fault, not a permission.
+        return AuthFailed(text, **details)
     known = _ERRORS_BY_CODE.get(code or "")
     if known is not None:
         return known(text, **details)

@@ -107,6 +107,10 @@ class GeminiAdapter(_GenerateContentAdapter):
         return HttpCall("GET", f"{self.base_url}/models?pageSize=1", self._headers(), b"")
 
 
+#: The location served by aiplatform.googleapis.com, with no region in the host.
+GLOBAL_LOCATION = "global"
+
+
 def vertex_base_url(location: str, override: str | None = None) -> str:
     """Scheme and host (plus any proxy path prefix) in front of ``/v1/projects/...``.
 
@@ -118,7 +122,7 @@ def vertex_base_url(location: str, override: str | None = None) -> str:
         parts = urlsplit(override.rstrip("/"))
         path = parts.path[: -len("/v1")] if parts.path.endswith("/v1") else parts.path
         return f"{parts.scheme}://{parts.netloc}{path}"
-    if location == "global":
+    if location == GLOBAL_LOCATION:
         return "https://aiplatform.googleapis.com"
     if location in ("us", "eu"):
         return f"https://aiplatform.{location}.rep.googleapis.com"
@@ -166,11 +170,14 @@ class VertexAdapter(_GenerateContentAdapter):
 
     @classmethod
     def from_settings(cls, deployment: DeploymentConfig, settings: WorkerSettings) -> VertexAdapter:
-        project, location = settings.google_cloud_project, settings.google_cloud_location
-        if not project or not location:
+        """The location is the deployment's ``location:``, else GOOGLE_CLOUD_LOCATION, else
+        ``global`` (google-genai's default when none is given: Gemini 3 is served there)."""
+        project = settings.google_cloud_project
+        location = deployment.location or settings.google_cloud_location or GLOBAL_LOCATION
+        if not project:
             raise ConfigError(
-                f"deployment {deployment.id}: Vertex AI needs GOOGLE_CLOUD_PROJECT and "
-                "GOOGLE_CLOUD_LOCATION; fix: export both (or add them to .env)"
+                f"deployment {deployment.id}: Vertex AI needs GOOGLE_CLOUD_PROJECT; fix: export "
+                "it (or add it to .env)"
             )
         return cls(
             deployment,

@@ -18,6 +18,7 @@ from routing.catalog import PROVIDERS, ProviderSpec
 from routing.config import DeploymentConfig, TurnoutConfig
 from routing.errors import ErrorClass, ProviderError
 from workers.http import HttpTransport
+from workers.providers.aws_credentials import missing_for_inventory
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor
 from workers.settings import WorkerSettings
@@ -55,7 +56,10 @@ def inventory(settings: WorkerSettings) -> list[ProviderStatus]:
         missing = [env for env in spec.enable_envs if not settings.is_set(env)]
         key = settings.value_of(spec.key_env) if spec.key_env else None
         if spec.name == "bedrock":
-            key = settings.value_of("AWS_ACCESS_KEY_ID")
+            missing = missing_for_inventory(settings.is_set)
+            key = settings.value_of("AWS_BEARER_TOKEN_BEDROCK") or settings.value_of(
+                "AWS_ACCESS_KEY_ID"
+            )
         rows.append(ProviderStatus(spec.name, spec.protocol, not missing, missing, mask(key)))
     return rows
 

@@ -1,0 +1,134 @@
+"""A simulated AWS STS endpoint: AssumeRole, for the Bedrock credential-chain tests.
+
+botocore's AssumeRole provider (a profile with ``role_arn`` and ``source_profile``) calls
+STS with the source profile's keys; pointed here by ``AWS_ENDPOINT_URL_STS`` (or the profile's
+``endpoint_url``) it gets what STS answers: the query protocol's form body in, the
+``AssumeRoleResponse`` XML out. The request's SigV4 signature (service ``sts``) is verified as
+the Bedrock simulator verifies its own, with the source keys; a wrong one, or a role not in
+``roles``, gets STS's XML ``ErrorResponse``.
+
+Each set of credentials it issues is registered with the Bedrock simulator it serves
+(``BedrockSimulator.add_credentials``), expiring after ``lifetime_s``, so a worker whose
+credentials are not refreshed in time is refused with ``ExpiredTokenException`` there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import secrets
+import urllib.parse
+import uuid
+from xml.sax.saxutils import escape
+
+from ops.simulator.base import Endpoint, Incoming, ProviderSimulator, Reply
+from ops.simulator.bedrock_sim import _AUTHORIZATION, BedrockSimulator, signing_strings
+from ops.simulator.faults import Faults
+
+_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+
+def sts_error(status: int, code: str, message: str) -> Reply:
+    body = (
+        f'<ErrorResponse xmlns="{_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return Reply(status, body.encode(), [(b"content-type", b"text/xml")])
+
+
+class StsSimulator(ProviderSimulator):
+    """AssumeRole for ``roles``, signed with ``source`` (access key id, secret)."""
+
+    protocol = "sts"
+
+    def __init__(
+        self,
+        *,
+        source: tuple[str, str],
+        roles: list[str],
+        issue_to: BedrockSimulator,
+        lifetime_s: float = 3600.0,
+        faults: Faults | None = None,
+    ) -> None:
+        super().__init__(name="sts", api_key=None, faults=faults)
+        self.source = source
+        self.roles = set(roles)
+        self.issue_to = issue_to
+        self.lifetime_s = lifetime_s
+        #: Access key ids issued, in order (what tests count).
+        self.issued: list[str] = []
+
+    def _form(self, incoming: Incoming) -> dict[str, str]:
+        pairs = urllib.parse.parse_qsl(incoming.body.decode(errors="replace"))
+        return dict(pairs)
+
+    def match(self, incoming: Incoming) -> Endpoint | None:
+        if incoming.method == "POST" and incoming.path == "/":
+            return "generate"
+        return None
+
+    def authenticate(self, incoming: Incoming) -> Reply | None:
+        parsed = _AUTHORIZATION.match(incoming.headers.get("authorization", "").strip())
+        amz_date = incoming.headers.get("x-amz-date", "")
+        if parsed is None or not amz_date:
+            return sts_error(403, "MissingAuthenticationToken", "Request is missing a signature")
+        scope = parsed["credential"].split("/")
+        if len(scope) != 5 or scope[0] != self.source[0] or scope[3] != "sts":
+            return sts_error(
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
+        signed = parsed["signed"].split(";")
+        _, _, expected = signing_strings(
+            incoming, signed, amz_date, self.source, scope[2], service="sts"
+        )
+        if not hmac.compare_digest(expected, parsed["signature"]):
+            return sts_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        return None
+
+    def validate(self, incoming: Incoming) -> Reply | None:
+        form = self._form(incoming)
+        if form.get("Action") != "AssumeRole":
+            return sts_error(400, "InvalidAction", f"Could not find operation {form.get('Action')}")
+        if form.get("RoleArn") not in self.roles:
+            return sts_error(
+                403,
+                "AccessDenied",
+                f"User: arn:aws:iam::123456789012:user/source is not authorized to perform: "
+                f"sts:AssumeRole on resource: {form.get('RoleArn')}",
+            )
+        return None
+
+    def success(self, incoming: Incoming) -> Reply:
+        form = self._form(incoming)
+        key_id = f"ASIA{secrets.token_hex(8).upper()}"
+        secret = secrets.token_urlsafe(30)
+        token = f"IQoJsimulated{secrets.token_urlsafe(48)}"
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.lifetime_s)
+        self.issue_to.add_credentials(key_id, secret, token, expires_at=expires)
+        self.issued.append(key_id)
+        role = form["RoleArn"]
+        session = form.get("RoleSessionName", "session")
+        body = (
+            f'<AssumeRoleResponse xmlns="{_NS}"><AssumeRoleResult>'
+            f"<Credentials><AccessKeyId>{key_id}</AccessKeyId>"
+            f"<SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken>"
+            f"<Expiration>{expires:%Y-%m-%dT%H:%M:%SZ}</Expiration></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>AROASIM:{escape(session)}</AssumedRoleId>"
+            f"<Arn>{escape(role)}/{escape(session)}</Arn></AssumedRoleUser>"
+            f"</AssumeRoleResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+            f"</ResponseMetadata></AssumeRoleResponse>"
+        )
+        return Reply(200, body.encode(), [(b"content-type", b"text/xml")])
+
+    def probe(self, incoming: Incoming) -> Reply:
+        return self.not_found(incoming)
+
+    def error(self, status: int, faults: Faults) -> Reply:
+        return sts_error(status, "ServiceUnavailable", "Service unavailable")
