@@ -9,6 +9,8 @@ Paths, as a resource at ``https://<resource>.openai.azure.com`` serves them:
 
 What it reproduces, because a client must handle it:
 
+* Entra ID (``identity_header`` set): a managed-identity token endpoint at ``/msi/token``, and
+  ``Authorization: Bearer`` with the tokens it issued, refused with Azure's 401 once expired.
 * Auth by ``api-key``. On v1 also ``Authorization: Bearer <key>``: Microsoft's v1 sample uses
   the plain OpenAI client, which sends the key that way. A missing or wrong key answers 401 with
   Azure's ``{"error": {"code": "401", ...}}``.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 import uuid
 from typing import Any
 
@@ -82,6 +85,15 @@ PROMPT_FILTERED = (
     "The response was filtered due to the prompt triggering Azure OpenAI's content management "
     "policy. Please modify your prompt and retry. To learn more about our content filtering "
     "policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
+)
+
+#: Where the simulated App Service managed-identity endpoint answers (IDENTITY_ENDPOINT).
+MSI_TOKEN_PATH = "/msi/token"  # noqa: S105 (a path, not a password)
+COGNITIVE_SERVICES = "https://cognitiveservices.azure.com"
+#: Azure OpenAI's 401 to a bearer token it does not accept [obs, public issue threads].
+ENTRA_REFUSED = (
+    "Unauthorized. Access token is missing, invalid, audience is incorrect "
+    "(https://cognitiveservices.azure.com), or have expired."
 )
 
 _SAFE = {"filtered": False, "severity": "safe"}
@@ -143,9 +155,23 @@ class AzureSimulator(OpenAISimulator):
     protocol = "azure"
     prefix = V1_PREFIX
 
-    def __init__(self, *, models: list[str] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        models: list[str] | None = None,
+        identity_header: str | None = None,
+        entra_token_lifetime_s: int = 3600,
+        **options: Any,
+    ) -> None:
         super().__init__(models=models, **options)
         self.deployments = frozenset(models) if models else None
+        #: Set: the simulator is also an App Service managed-identity endpoint
+        #: (``GET /msi/token``, the secret in ``X-IDENTITY-HEADER``) and accepts the Entra ID
+        #: tokens it issues as ``Authorization: Bearer`` until they expire.
+        self.identity_header = identity_header
+        self.entra_token_lifetime_s = entra_token_lifetime_s
+        #: Entra ID token -> when it expires (epoch seconds).
+        self.entra_tokens: dict[str, float] = {}
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -157,7 +183,7 @@ class AzureSimulator(OpenAISimulator):
                 incoming.params["deployment"] = deployment
                 return "generate"
             return None
-        if incoming.method == "GET" and path == "/openai/models":
+        if incoming.method == "GET" and path in ("/openai/models", MSI_TOKEN_PATH):
             return "probe"
         return super().match(incoming)  # the v1 paths: OpenAI's under /openai/v1
 
@@ -167,10 +193,18 @@ class AzureSimulator(OpenAISimulator):
     # --- the request --------------------------------------------------------------------------
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
+        if incoming.path == MSI_TOKEN_PATH:
+            return None  # checked by _issue_entra_token, as App Service checks its header
+        bearer = incoming.headers.get("authorization", "")
+        if self.identity_header is not None and bearer.lower().startswith("bearer "):
+            expires = self.entra_tokens.get(bearer[7:].strip())
+            if expires is not None and expires > time.time():
+                return None
+            if expires is not None or incoming.headers.get("api-key") is None:
+                return Reply.json(401, azure_error("401", ENTRA_REFUSED))
         if self.api_key is None:
             return None
         given = incoming.headers.get("api-key")
-        bearer = incoming.headers.get("authorization", "")
         if given is None and _is_v1(incoming) and bearer.lower().startswith("bearer "):
             given = bearer[7:].strip()
         if not given:
@@ -178,6 +212,30 @@ class AzureSimulator(OpenAISimulator):
         if given != self.api_key:
             return Reply.json(401, azure_error("401", WRONG_KEY))
         return None
+
+    def _issue_entra_token(self, incoming: Incoming) -> Reply:
+        """App Service's managed-identity endpoint (api-version 2019-08-01), as azure-identity's
+        AppServiceCredential calls it: the resource is the scope without ``/.default``."""
+        if self.identity_header is None or incoming.headers.get("x-identity-header") != (
+            self.identity_header
+        ):
+            return Reply.json(401, {"error": "unauthorized", "error_description": "bad header"})
+        if incoming.query.get("resource") != COGNITIVE_SERVICES:
+            return Reply.json(
+                400,
+                {"error": "invalid_resource", "error_description": "unexpected resource"},
+            )
+        token = f"eyJ0eXAiOiJKV1QifQ.sim-entra-{uuid.uuid4().hex}.sig"
+        expires = int(time.time()) + self.entra_token_lifetime_s
+        self.entra_tokens[token] = expires
+        body = {
+            "access_token": token,
+            "expires_on": str(expires),
+            "resource": COGNITIVE_SERVICES,
+            "token_type": "Bearer",
+            "client_id": "00000000-0000-0000-0000-000000000000",
+        }
+        return Reply.json(200, body)
 
     def _version_problem(self, incoming: Incoming) -> Reply | None:
         version = incoming.query.get("api-version")
@@ -242,6 +300,8 @@ class AzureSimulator(OpenAISimulator):
         return Reply.json(200, body, reply.headers)
 
     def probe(self, incoming: Incoming) -> Reply:
+        if incoming.path == MSI_TOKEN_PATH:
+            return self._issue_entra_token(incoming)
         problem = self._version_problem(incoming)
         if problem is not None:
             return problem

@@ -16,10 +16,13 @@ only what differs:
 
   ``model`` in the body is the deployment name.
 
-Both authenticate with ``api-key: <key>``. On v1 Microsoft's Python sample uses the plain
-``OpenAI`` client, which sends the key as ``Authorization: Bearer``; that the key is accepted
-that way is inferred, not documented (providers.md §20), while Microsoft's v1 REST samples send
-``api-key``. The documented header, the same on both surfaces, is the one that cannot surprise.
+Both authenticate with ``api-key: <key>``, or, for a deployment with ``auth: entra_id``, with
+``Authorization: Bearer <Entra ID token>`` (workers.providers.azure_credentials), the header the
+openai SDK's ``azure_ad_token_provider`` sends, and no ``api-key``. On v1 Microsoft's Python
+sample uses the plain ``OpenAI`` client, which sends the key as ``Authorization: Bearer``;
+that the key is accepted that way is inferred, not documented (providers.md §20), while
+Microsoft's v1 REST samples send ``api-key``. The documented header, the same on both surfaces,
+is the one that cannot surprise.
 
 Error classes are OpenAI's (``classify_error``) plus Azure's quirks (``classify_azure_error``):
 a prompt blocked by the content filter is a 400 (``content_filter`` /
@@ -32,6 +35,7 @@ credential check reports it as "wrong region or version".
 from __future__ import annotations
 
 import json
+import threading
 import urllib.parse
 from collections.abc import Mapping
 
@@ -41,6 +45,7 @@ from routing.config import DeploymentConfig
 from routing.errors import ConfigError, ErrorClass, ProviderError, provider_error
 from routing.models import CompletionRequest, ProviderCompletion
 from workers.http import HttpCall, HttpReply
+from workers.providers.azure_credentials import EntraTokenCache
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.openai_compat import (
     DEFAULT_RETRIES,
@@ -76,8 +81,12 @@ class AzureOpenAIAdapter:
         endpoint: str,
         api_key: SecretStr | None,
         api_version: str,
+        entra_tokens: EntraTokenCache | None = None,
     ) -> None:
         self.deployment = deployment
+        #: Set for ``auth: entra_id``: the token replaces the key.
+        self.entra_tokens = entra_tokens
+        self._sent = threading.local()
         self.default_retries = DEFAULT_RETRIES
         self.endpoint = azure_endpoint(endpoint)
         self.api_version = api_version.strip()
@@ -104,11 +113,13 @@ class AzureOpenAIAdapter:
                 f"deployment {deployment.id}: set AZURE_BASE_URL (or the deployment's base_url) "
                 "to the resource endpoint, https://<resource>.openai.azure.com"
             )
+        entra = deployment.auth == "entra_id"
         return cls(
             deployment,
             endpoint=endpoint,
-            api_key=deployment_key(deployment, settings),
+            api_key=None if entra else deployment_key(deployment, settings),
             api_version=settings.azure_api_version,
+            entra_tokens=EntraTokenCache() if entra else None,
         )
 
     def _headers(self) -> dict[str, str]:
@@ -117,7 +128,11 @@ class AzureOpenAIAdapter:
             "accept": "application/json",
             "user-agent": USER_AGENT,
         }
-        if self._api_key is not None:
+        if self.entra_tokens is not None:
+            token = self.entra_tokens.token()
+            headers["authorization"] = f"Bearer {token}"
+            self._sent.token = token
+        elif self._api_key is not None:
             headers["api-key"] = self._api_key.get_secret_value()
         return headers
 
@@ -127,8 +142,17 @@ class AzureOpenAIAdapter:
 
     def parse_reply(self, reply: HttpReply) -> ProviderCompletion:
         if reply.status != 200:
-            raise classify_azure_error(reply.status, reply.body, reply.headers)
+            raise self._error(reply)
         return parse_chat_completion(reply.body)
+
+    def _error(self, reply: HttpReply) -> ProviderError:
+        """Azure's error; a 401 to an Entra ID token also drops that token (unless a newer one
+        replaced it), so the next call gets a fresh one. The reply is read on the thread that
+        built the call, which remembers the token it sent."""
+        sent: str | None = getattr(self._sent, "token", None)
+        if reply.status == 401 and self.entra_tokens is not None and sent is not None:
+            self.entra_tokens.invalidate(sent)
+        return classify_azure_error(reply.status, reply.body, reply.headers)
 
     def build_probe(self) -> HttpCall:
         """The models list of the resource: proves the key, the endpoint and the api-version,
@@ -138,7 +162,7 @@ class AzureOpenAIAdapter:
 
     def read_probe(self, reply: HttpReply) -> None:
         if reply.status != 200:
-            raise classify_azure_error(reply.status, reply.body, reply.headers)
+            raise self._error(reply)
 
 
 def azure_endpoint(base_url: str) -> str:
