@@ -231,5 +231,8 @@ def providers_check(
         Console().print(table)
         for r in failed:
             console.print(f"[bold]{r.provider}[/]: {escape(r.hint)}", soft_wrap=True)
+        for r in results:
+            for note in r.notes:
+                console.print(f"{r.provider}: {escape(note)}", soft_wrap=True, highlight=False)
     if failed:
         raise typer.Exit(1)

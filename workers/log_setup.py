@@ -28,3 +28,6 @@ def configure_worker_logging(logger: logging.Logger) -> None:
     # httpx logs every request at INFO; a busy worker has better things to write.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # botocore logs whole STS and SSO replies at DEBUG, fresh secret keys and session tokens
+    # included, before anyone could tell a redactor about them (workers.providers.aws_credentials)
+    logging.getLogger("botocore").setLevel(logging.WARNING)

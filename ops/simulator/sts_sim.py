@@ -58,6 +58,8 @@ class StsSimulator(ProviderSimulator):
         self.lifetime_s = lifetime_s
         #: Access key ids issued, in order (what tests count).
         self.issued: list[str] = []
+        #: The secret keys and session tokens issued: what tests look for in logs and Redis.
+        self.secrets: list[str] = []
 
     def _form(self, incoming: Incoming) -> dict[str, str]:
         pairs = urllib.parse.parse_qsl(incoming.body.decode(errors="replace"))
@@ -113,6 +115,7 @@ class StsSimulator(ProviderSimulator):
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.lifetime_s)
         self.issue_to.add_credentials(key_id, secret, token, expires_at=expires)
         self.issued.append(key_id)
+        self.secrets += [secret, token]
         role = form["RoleArn"]
         session = form.get("RoleSessionName", "session")
         body = (

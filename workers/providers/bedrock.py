@@ -51,7 +51,7 @@ from workers.providers.aws_credentials import (
     config_file_region,
     static_keys,
 )
-from workers.providers.base import USER_AGENT
+from workers.providers.base import USER_AGENT, deployment_key
 from workers.providers.bedrock_errors import classify_error
 from workers.providers.reading import read_json, sane_counts, snippet, token_count
 from workers.settings import WorkerSettings
@@ -136,14 +136,15 @@ class BedrockAdapter:
             or f"https://bedrock.{region}.amazonaws.com"
         )
         options: dict[str, Any] = {}
-        if settings.aws_bearer_token_bedrock is not None:
+        bearer = bearer_token(deployment, settings)
+        if bearer is not None:
             for url in {runtime, control}:
                 if not bearer_allowed(url):
                     raise ConfigError(
                         f"bedrock deployment {deployment.id}: AWS_BEARER_TOKEN_BEDROCK is sent "
                         f"only over HTTPS (as botocore does), and {url} is plain HTTP"
                     )
-            options["bearer_token"] = settings.aws_bearer_token_bedrock
+            options["bearer_token"] = bearer
         else:
             options["credentials"] = credential_chain(settings)
         return cls(
@@ -226,6 +227,17 @@ class BedrockAdapter:
                 f"200 from the models list without modelSummaries: {snippet(reply.body)}",
                 status_code=200,
             )
+
+
+def bearer_token(deployment: DeploymentConfig, settings: WorkerSettings) -> SecretStr | None:
+    """The Bedrock API key of this deployment: the variable its ``api_key_env`` names (one
+    key per deployment, or a key pool), else AWS_BEARER_TOKEN_BEDROCK; None: SigV4."""
+    if deployment.api_key_env is None:
+        return settings.aws_bearer_token_bedrock
+    token = deployment_key(deployment, settings)
+    if token is None:
+        raise ConfigError(f"unusable: {deployment.key_env} is not set")
+    return token
 
 
 def credential_chain(settings: WorkerSettings) -> AwsCredentialChain:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from routing.catalog import PROVIDERS, ProviderSpec
@@ -21,7 +21,7 @@ from workers.http import HttpTransport
 from workers.providers.aws_credentials import missing_for_inventory
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor
-from workers.settings import WorkerSettings
+from workers.settings import ALIAS_OWNERS, WorkerSettings
 
 #: A model to name in a probe that needs one (Vertex counts tokens for a model).
 PROBE_MODELS = {"vertex": "gemini-2.5-flash", "gemini": "gemini-2.5-flash"}
@@ -94,6 +94,9 @@ class ProbeResult:
     latency_ms: float
     detail: str
     hint: str
+    #: Where a value came from when it was not our name: "AZURE_BASE_URL read from
+    #: AZURE_API_BASE (LiteLLM's name)".
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -146,7 +149,20 @@ def probe(
     else:
         status, detail = "ok", "credentials accepted"
     latency_ms = round((time.monotonic() - started) * 1000, 1)
-    return ProbeResult(spec.name, status, latency_ms, detail, hint(spec, settings, status))
+    notes = alias_notes(spec, settings)
+    return ProbeResult(spec.name, status, latency_ms, detail, hint(spec, settings, status), notes)
+
+
+def alias_notes(spec: ProviderSpec, settings: WorkerSettings) -> list[str]:
+    """One line per variable of ``spec`` whose value was read from another tool's name for it
+    (workers.settings.ALIAS_OWNERS), so nobody looks for the wrong variable."""
+    notes = []
+    for env in spec.all_envs:
+        source = settings.source_of(env)
+        if source is not None and source != env:
+            owner = ALIAS_OWNERS.get(source)
+            notes.append(f"{env} read from {source}" + (f" ({owner})" if owner else ""))
+    return notes
 
 
 def check_enabled(
