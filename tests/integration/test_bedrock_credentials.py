@@ -17,7 +17,7 @@ from ops.simulator.bedrock_sim import BedrockSimulator
 from ops.simulator.server import ServerThread
 from ops.simulator.sts_sim import StsSimulator
 from producers.client import Client
-from routing.models import JobState
+from routing.models import CompletionResult, JobState
 from tests.integration.conftest import run_cli
 from tests.integration.harness import FAST_DELIVERY_ENV, Worker, settings_for
 from tests.integration.test_secrets import dump_namespace
@@ -79,7 +79,7 @@ def test_expiring_role_credentials_are_refreshed_mid_run_and_api_keys_work(
     client = Client(settings=settings_for(env))
     try:
         worker.start()
-        results = []
+        results: list[CompletionResult] = []
         started = time.monotonic()
         while len(results) < 6 or time.monotonic() - started < 3 * LIFETIME_S:
             results.append(client.submit("hello", policy="role").wait(timeout=60))

@@ -108,7 +108,7 @@ def test_the_cache_refreshes_within_the_margin_and_keeps_a_live_token_on_failure
             self.token, self.expires_on, self.refresh_on = token, expires_on, None
 
     now = [1000.0]
-    answers: list = []
+    answers: list[object] = []
 
     class Credential:
         def get_token_info(self, scope):

@@ -9,6 +9,7 @@ from ops.simulator.vertex_sim import VertexSimulator
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers.harness import ServiceAccountKey, adapter_for, complete, serving, settings
+from workers.providers.gemini import VertexAdapter
 
 PROJECT = "proj-1"
 GLOBAL_MODEL, REGIONAL_MODEL = "gemini-3-pro-preview", "gemini-2.5-flash"
@@ -66,11 +67,13 @@ def test_the_global_location_is_served_by_the_host_without_a_region(tmp_path):
     key_file = ServiceAccountKey.generate().write(tmp_path / "sa.json", "https://oauth2.invalid")
     env = settings(GOOGLE_CLOUD_PROJECT=PROJECT, GOOGLE_APPLICATION_CREDENTIALS=str(key_file))
     global_ = adapter_for("vertex", GLOBAL_MODEL, env, location="global")
+    assert isinstance(global_, VertexAdapter)
     assert global_.url == (
         f"https://aiplatform.googleapis.com/v1/projects/{PROJECT}/locations/global/"
         f"publishers/google/models/{GLOBAL_MODEL}:generateContent"
     )
     regional = adapter_for("vertex", REGIONAL_MODEL, env, location="europe-west4")
+    assert isinstance(regional, VertexAdapter)
     assert regional.url.startswith(
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj-1/locations/europe-west4/"
     )
