@@ -7,9 +7,10 @@ STS with the source profile's keys; pointed here by ``AWS_ENDPOINT_URL_STS`` (or
 the Bedrock simulator verifies its own, with the source keys; a wrong one, or a role not in
 ``roles``, gets STS's XML ``ErrorResponse``.
 
-Each set of credentials it issues is registered with the Bedrock simulator it serves
-(``BedrockSimulator.add_credentials``), expiring after ``lifetime_s``, so a worker whose
-credentials are not refreshed in time is refused with ``ExpiredTokenException`` there.
+It also serves container credentials (``container_token``), the JSON botocore's
+ContainerProvider reads. Each set of credentials it issues is registered with the Bedrock
+simulator it serves (``BedrockSimulator.add_credentials``), expiring after ``lifetime_s``, so a
+worker whose credentials are not refreshed in time is refused with ``ExpiredTokenException``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from ops.simulator.bedrock_sim import _AUTHORIZATION, BedrockSimulator, signing_
 from ops.simulator.faults import Faults
 
 _NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+#: Where the container credentials endpoint answers.
+CONTAINER_PATH = "/v1/credentials"
 
 
 def sts_error(status: int, code: str, message: str) -> Reply:
@@ -50,12 +53,15 @@ class StsSimulator(ProviderSimulator):
         issue_to: BedrockSimulator,
         lifetime_s: float = 3600.0,
         faults: Faults | None = None,
+        container_token: str | None = None,
     ) -> None:
         super().__init__(name="sts", api_key=None, faults=faults)
         self.source = source
         self.roles = set(roles)
         self.issue_to = issue_to
         self.lifetime_s = lifetime_s
+        #: Set: also serve container credentials at CONTAINER_PATH to this token.
+        self.container_token = container_token
         #: Access key ids issued, in order (what tests count).
         self.issued: list[str] = []
         #: The secret keys and session tokens issued: what tests look for in logs and Redis.
@@ -68,9 +74,13 @@ class StsSimulator(ProviderSimulator):
     def match(self, incoming: Incoming) -> Endpoint | None:
         if incoming.method == "POST" and incoming.path == "/":
             return "generate"
+        if incoming.method == "GET" and incoming.path == CONTAINER_PATH:
+            return "probe"
         return None
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
+        if incoming.path == CONTAINER_PATH:
+            return None  # its own token header, checked in probe()
         parsed = _AUTHORIZATION.match(incoming.headers.get("authorization", "").strip())
         amz_date = incoming.headers.get("x-amz-date", "")
         if parsed is None or not amz_date:
@@ -109,13 +119,7 @@ class StsSimulator(ProviderSimulator):
 
     def success(self, incoming: Incoming) -> Reply:
         form = self._form(incoming)
-        key_id = f"ASIA{secrets.token_hex(8).upper()}"
-        secret = secrets.token_urlsafe(30)
-        token = f"IQoJsimulated{secrets.token_urlsafe(48)}"
-        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.lifetime_s)
-        self.issue_to.add_credentials(key_id, secret, token, expires_at=expires)
-        self.issued.append(key_id)
-        self.secrets += [secret, token]
+        key_id, secret, token, expires = self._issue()
         role = form["RoleArn"]
         session = form.get("RoleSessionName", "session")
         body = (
@@ -131,7 +135,32 @@ class StsSimulator(ProviderSimulator):
         return Reply(200, body.encode(), [(b"content-type", b"text/xml")])
 
     def probe(self, incoming: Incoming) -> Reply:
-        return self.not_found(incoming)
+        """The container credentials endpoint (ECS, EKS Pod Identity) botocore's
+        ContainerProvider reads through AWS_CONTAINER_CREDENTIALS_FULL_URI, with
+        AWS_CONTAINER_AUTHORIZATION_TOKEN in ``Authorization``."""
+        if self.container_token is None or incoming.headers.get("authorization") != (
+            self.container_token
+        ):
+            return Reply.json(401, {"message": "unauthorized"})
+        key_id, secret, token, expires = self._issue()
+        body = {
+            "AccessKeyId": key_id,
+            "SecretAccessKey": secret,
+            "Token": token,
+            "Expiration": f"{expires:%Y-%m-%dT%H:%M:%SZ}",
+            "RoleArn": next(iter(self.roles), ""),
+        }
+        return Reply.json(200, body)
+
+    def _issue(self) -> tuple[str, str, str, datetime.datetime]:
+        key_id = f"ASIA{secrets.token_hex(8).upper()}"
+        secret = secrets.token_urlsafe(30)
+        token = f"IQoJsimulated{secrets.token_urlsafe(48)}"
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.lifetime_s)
+        self.issue_to.add_credentials(key_id, secret, token, expires_at=expires)
+        self.issued.append(key_id)
+        self.secrets += [secret, token]
+        return key_id, secret, token, expires
 
     def error(self, status: int, faults: Faults) -> Reply:
         return sts_error(status, "ServiceUnavailable", "Service unavailable")

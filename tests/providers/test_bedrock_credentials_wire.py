@@ -7,6 +7,7 @@ simulator."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -185,3 +186,57 @@ def test_no_credentials_anywhere_is_an_auth_failure_that_names_the_chain(aws_fil
     assert caught.value.error_class is ErrorClass.AUTH
     assert "no AWS credentials found" in caught.value.message
     assert "AWS_PROFILE" in caught.value.message
+
+
+def test_container_credentials_are_found_and_refreshed(aws_files, monkeypatch):
+    """ECS / EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI (botocore allows loopback
+    hosts over HTTP) with its authorization token; 2-second credentials, refreshed by botocore
+    before each call carries them."""
+    simulator = BedrockSimulator(region="us-east-1")
+    sts = StsSimulator(
+        source=SOURCE, roles=[ROLE], issue_to=simulator, lifetime_s=2, container_token="ctok"
+    )
+    with serving(simulator) as server, serving(sts) as sts_server:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"{sts_server.url}/v1/credentials")
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ctok")
+        adapter = bedrock(server, AWS_REGION="us-east-1")
+        for _ in range(2):
+            complete(adapter, REQUEST)
+            time.sleep(2.2)
+    assert [s["verdict"] for s in simulator.signatures] == ["ok", "ok"]
+    assert len(set(sts.issued)) >= 2
+
+
+def test_boto3_with_a_bedrock_api_key_sends_the_same_auth_and_body(aws_files, monkeypatch):
+    """boto3 prefers AWS_BEARER_TOKEN_BEDROCK over SigV4 (bedrock-runtime's service model
+    lists smithy.api#httpBearerAuth): the request it would send, captured before sending,
+    carries the same Authorization, content type and body as ours."""
+    import boto3
+
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", API_KEY)
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    captured = []
+
+    class Captured(Exception):
+        pass
+
+    def capture(request, **_):
+        captured.append(request)
+        raise Captured
+
+    client.meta.events.register("before-send.bedrock-runtime.Converse", capture)
+    with pytest.raises(Captured):
+        client.converse(
+            modelId=MODEL,
+            messages=[{"role": "user", "content": [{"text": "hi"}]}],
+            inferenceConfig={"maxTokens": 20},
+        )
+    (theirs,) = captured
+    ours = adapter_for(
+        "bedrock", MODEL, settings(AWS_BEARER_TOKEN_BEDROCK=API_KEY, AWS_REGION="us-east-1")
+    ).build_call(REQUEST)
+    assert ours.url == theirs.url
+    assert ours.headers["authorization"].encode() == theirs.headers["Authorization"]
+    assert ours.headers["content-type"].encode() == theirs.headers["Content-Type"]
+    assert json.loads(ours.body) == json.loads(theirs.body)
+    assert not any(name.lower().startswith("x-amz-") for name in theirs.headers)
