@@ -103,6 +103,8 @@ class DeploymentConfig(BaseModel):
         """The variables this deployment cannot run without: its own key variables, and the
         provider's others except a base-URL variable its ``base_url`` makes moot."""
         required: list[str] = []
+        if self.spec.key_env is None and self.api_key_env is not None:
+            required.extend(self.key_envs)  # Bedrock API keys: named, so needed
         for env in self.spec.required_envs:
             if env == self.spec.key_env and self.auth == "entra_id":
                 continue  # an Entra ID token replaces the key

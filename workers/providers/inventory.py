@@ -173,8 +173,14 @@ def check_enabled(
     timeout_s: float = 10.0,
     redact: Redactor | None = None,
 ) -> list[ProbeResult]:
-    """Probe every enabled provider at once, each bounded by ``timeout_s``."""
-    enabled = [PROVIDERS[row.name] for row in inventory(settings) if row.enabled]
+    """Probe every enabled provider at once, each bounded by ``timeout_s``: those whose
+    variables are set, and those a config deployment can run with what is set (an Azure
+    deployment with ``auth: entra_id`` has no key; Bedrock's credentials may be a profile's)."""
+    names = {row.name for row in inventory(settings) if row.enabled}
+    for deployment in config.deployments.values() if config else ():
+        if all(settings.is_set(env) for env in deployment.required_envs):
+            names.add(deployment.provider)
+    enabled = [spec for spec in PROVIDERS.values() if spec.name in names]
     if not enabled:
         return []
     with ThreadPoolExecutor(max_workers=len(enabled)) as pool:
