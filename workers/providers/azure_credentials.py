@@ -89,7 +89,11 @@ class EntraTokenCache:
         self._margin_s = margin_s
         self._cooldown_s = cooldown_s
         self._clock = clock
+        #: Held for a whole refresh: one at a time.
         self._lock = threading.Lock()
+        #: Held only to swap ``_token``, so a 401's compare-and-clear never drops a token a
+        #: refresh has just put in place.
+        self._swap = threading.Lock()
         self._credential: Any = None
         self._token: _Token | None = None
         self._failure: tuple[type[ProviderError], str, float] | None = None
@@ -114,11 +118,12 @@ class EntraTokenCache:
 
     def invalidate(self, token: str) -> bool:
         """Forget ``token`` (a 401 answered a call that carried it); a newer one is kept."""
-        current = self._token
-        if current is None or current.value != token:
-            return False
-        self._token = None
-        return True
+        with self._swap:
+            current = self._token
+            if current is None or current.value != token:
+                return False
+            self._token = None
+            return True
 
     def _due(self, token: _Token, now: float) -> bool:
         due_at = token.expires_on - self._margin_s
@@ -147,7 +152,8 @@ class EntraTokenCache:
             log.warning("Entra ID token refresh failed; the current token is used: %s", exc.message)
             return usable.value
         self._failure = None
-        self._token = fresh
+        with self._swap:
+            self._token = fresh
         return fresh.value
 
     def _fetch(self) -> _Token:

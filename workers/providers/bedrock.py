@@ -1,11 +1,17 @@
 """AWS Bedrock Runtime (../shared/providers.md §7, §18): Converse for every model, and InvokeModel
 with the Anthropic Messages body for Anthropic models when BEDROCK_ANTHROPIC_VERSION is set.
 
-Requests are signed with SigV4 by botocore, AWS's own signer, never by hand. The model id is a URI
-label, so ``anthropic.claude-3-haiku-20240307-v1:0`` goes on the wire as ``...-v1%3A0`` (exactly
-as boto3 sends it) and AWS canonicalises that path by encoding it once more (``%253A``): signing
-the very URL string that is sent, with botocore, gets both right. Signing happens in
-``build_call`` because the call is sent at once: a signature is only accepted for a few minutes.
+Requests are signed with SigV4 by botocore, AWS's own signer, never by hand, with credentials
+from botocore's own chain, frozen for each call (workers.providers.aws_credentials); or they
+carry a Bedrock API key as ``Authorization: Bearer``, as botocore does when
+AWS_BEARER_TOKEN_BEDROCK is set (bedrock-runtime's service model lists ``aws.auth#sigv4`` and
+``smithy.api#httpBearerAuth``).
+
+The model id is a URI label, so ``anthropic.claude-3-haiku-20240307-v1:0`` goes on the wire as
+``...-v1%3A0`` (exactly as boto3 sends it) and AWS canonicalises that path by encoding it once
+more (``%253A``): signing the very URL string that is sent, with botocore, gets both right.
+Signing happens in ``build_call`` because the call is sent at once: a signature is only
+accepted for a few minutes.
 
 Errors are classified by the exception name in ``x-amzn-ErrorType`` (read as botocore's
 RestJSONParser reads it), not by status alone: Bedrock's 403 is a bad signature or a missing

@@ -206,8 +206,9 @@ def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> s
     if status == "invalid_key":
         if spec.name == "bedrock":
             return (
-                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for "
-                "temporary credentials): no stray whitespace, not expired, clock in sync"
+                "check the credentials botocore found (AWS_PROFILE and its SSO login or role, "
+                "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN) or "
+                "AWS_BEARER_TOKEN_BEDROCK: no stray whitespace, not expired, clock in sync"
             )
         if spec.name == "vertex":
             return (
@@ -222,7 +223,7 @@ def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> s
         if spec.name == "bedrock":
             return (
                 "the credentials work but lack bedrock:ListFoundationModels or model access in "
-                f"{settings.aws_default_region}: grant them in IAM and the Bedrock console"
+                "the deployment's region: grant them in IAM and the Bedrock console"
             )
         if spec.name == "vertex":
             return (
@@ -241,12 +242,13 @@ def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> s
             )
         if spec.name == "bedrock":
             return (
-                f"check AWS_DEFAULT_REGION ({settings.aws_default_region}): Bedrock or the "
-                "model may not be offered there"
+                "check the region (the deployment's region:, else AWS_REGION, "
+                "AWS_DEFAULT_REGION, the profile's): Bedrock or the model may not be offered there"
             )
         if spec.name == "vertex":
             return (
-                f"check GOOGLE_CLOUD_LOCATION ({settings.google_cloud_location}) and "
+                "check the location (the deployment's location:, else GOOGLE_CLOUD_LOCATION "
+                f"({settings.google_cloud_location or 'unset: global'})) and "
                 f"GOOGLE_CLOUD_PROJECT ({settings.google_cloud_project})"
             )
         return "the endpoint answered 404: check the base URL and the model name"
