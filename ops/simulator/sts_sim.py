@@ -8,9 +8,10 @@ the Bedrock simulator verifies its own, with the source keys; a wrong one, or a 
 ``roles``, gets STS's XML ``ErrorResponse``.
 
 It also serves container credentials (``container_token``), the JSON botocore's
-ContainerProvider reads. Each set of credentials it issues is registered with the Bedrock
-simulator it serves (``BedrockSimulator.add_credentials``), expiring after ``lifetime_s``, so a
-worker whose credentials are not refreshed in time is refused with ``ExpiredTokenException``.
+ContainerProvider reads, and IAM Identity Center role credentials (``sso_token``). Each set of
+credentials it issues is registered with the Bedrock simulator it serves
+(``BedrockSimulator.add_credentials``), expiring after ``lifetime_s``, so a worker whose
+credentials are not refreshed in time is refused with ``ExpiredTokenException``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ops.simulator.faults import Faults
 _NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 #: Where the container credentials endpoint answers.
 CONTAINER_PATH = "/v1/credentials"
+#: IAM Identity Center's GetRoleCredentials.
+SSO_PATH = "/federation/credentials"
 
 
 def sts_error(status: int, code: str, message: str) -> Reply:
@@ -54,6 +57,7 @@ class StsSimulator(ProviderSimulator):
         lifetime_s: float = 3600.0,
         faults: Faults | None = None,
         container_token: str | None = None,
+        sso_token: str | None = None,
     ) -> None:
         super().__init__(name="sts", api_key=None, faults=faults)
         self.source = source
@@ -62,6 +66,8 @@ class StsSimulator(ProviderSimulator):
         self.lifetime_s = lifetime_s
         #: Set: also serve container credentials at CONTAINER_PATH to this token.
         self.container_token = container_token
+        #: Set: also serve SSO GetRoleCredentials at SSO_PATH to this access token.
+        self.sso_token = sso_token
         #: Access key ids issued, in order (what tests count).
         self.issued: list[str] = []
         #: The secret keys and session tokens issued: what tests look for in logs and Redis.
@@ -74,13 +80,13 @@ class StsSimulator(ProviderSimulator):
     def match(self, incoming: Incoming) -> Endpoint | None:
         if incoming.method == "POST" and incoming.path == "/":
             return "generate"
-        if incoming.method == "GET" and incoming.path == CONTAINER_PATH:
+        if incoming.method == "GET" and incoming.path in (CONTAINER_PATH, SSO_PATH):
             return "probe"
         return None
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
-        if incoming.path == CONTAINER_PATH:
-            return None  # its own token header, checked in probe()
+        if incoming.path in (CONTAINER_PATH, SSO_PATH):
+            return None  # their own token headers, checked in probe()
         parsed = _AUTHORIZATION.match(incoming.headers.get("authorization", "").strip())
         amz_date = incoming.headers.get("x-amz-date", "")
         if parsed is None or not amz_date:
@@ -137,7 +143,11 @@ class StsSimulator(ProviderSimulator):
     def probe(self, incoming: Incoming) -> Reply:
         """The container credentials endpoint (ECS, EKS Pod Identity) botocore's
         ContainerProvider reads through AWS_CONTAINER_CREDENTIALS_FULL_URI, with
-        AWS_CONTAINER_AUTHORIZATION_TOKEN in ``Authorization``."""
+        AWS_CONTAINER_AUTHORIZATION_TOKEN in ``Authorization``; or IAM Identity Center's
+        GetRoleCredentials (the SSO portal), which botocore's SSOProvider calls with the
+        cached SSO access token in ``x-amz-sso_bearer_token``."""
+        if incoming.path == SSO_PATH:
+            return self._sso_role_credentials(incoming)
         if self.container_token is None or incoming.headers.get("authorization") != (
             self.container_token
         ):
@@ -151,6 +161,24 @@ class StsSimulator(ProviderSimulator):
             "RoleArn": next(iter(self.roles), ""),
         }
         return Reply.json(200, body)
+
+    def _sso_role_credentials(self, incoming: Incoming) -> Reply:
+        if self.sso_token is None or incoming.headers.get("x-amz-sso_bearer_token") != (
+            self.sso_token
+        ):
+            return Reply.json(
+                401,
+                {"message": "Session token not found or invalid"},
+                [(b"x-amzn-ErrorType", b"UnauthorizedException")],
+            )
+        key_id, secret, token, expires = self._issue()
+        credentials = {
+            "accessKeyId": key_id,
+            "secretAccessKey": secret,
+            "sessionToken": token,
+            "expiration": int(expires.timestamp() * 1000),
+        }
+        return Reply.json(200, {"roleCredentials": credentials})
 
     def _issue(self) -> tuple[str, str, str, datetime.datetime]:
         key_id = f"ASIA{secrets.token_hex(8).upper()}"

@@ -1,9 +1,9 @@
 """Bedrock credentials through a real worker process: an AssumeRole profile whose session
 credentials live 3 seconds (a local STS on 127.0.0.1, reached through AWS_ENDPOINT_URL_STS,
 which botocore honours), jobs spread over several lifetimes, and a Bedrock API key deployment
-beside it. The simulator refuses expired tokens and checks every signature and key; no job
-fails, no call is refused, the breaker stays closed, and no issued secret reaches the log or
-Redis."""
+beside it; and an IAM Identity Center (SSO) profile, its role credentials from a local portal.
+The simulator refuses expired tokens and checks every signature and key; no job fails, no
+call is refused, the breaker stays closed, and no issued secret reaches the log or Redis."""
 
 from __future__ import annotations
 
@@ -110,6 +110,83 @@ def test_expiring_role_credentials_are_refreshed_mid_run_and_api_keys_work(
         for secret in [*sts.secrets, SOURCE[1], API_KEY]:
             assert secret not in log
             assert secret not in dumped
+    finally:
+        client.close()
+        worker.stop()
+        for server in servers:
+            server.stop()
+
+
+def test_an_sso_profile_through_a_worker(redis_url, namespace, tmp_path):
+    """IAM Identity Center: a profile with sso_start_url/sso_account_id/sso_role_name and the
+    access token `aws sso login` caches in ~/.aws/sso/cache (the worker's HOME is the test's
+    directory: botocore fixes that path at import). botocore's SSOProvider trades it for role
+    credentials at the portal (AWS_ENDPOINT_URL_SSO, here the STS simulator), which live 3 s
+    and are refreshed between jobs."""
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    start_url = "https://turnout-test.awsapps.com/start"
+    sso_token = "aoaAAAAAGsimulated-sso-access-token-0123456789"
+    bedrock = BedrockSimulator(name="bedrock")
+    portal = StsSimulator(
+        source=SOURCE, roles=[], issue_to=bedrock, lifetime_s=LIFETIME_S, sso_token=sso_token
+    )
+    servers = [ServerThread(bedrock).start(), ServerThread(portal).start()]
+    home = tmp_path / "home"
+    cache = home / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (cache / f"{hashlib.sha1(start_url.encode()).hexdigest()}.json").write_text(  # noqa: S324
+        json.dumps(
+            {
+                "startUrl": start_url,
+                "region": "us-east-1",
+                "accessToken": sso_token,
+                "expiresAt": expires,
+            }
+        )
+    )
+    (home / ".aws" / "config").write_text(
+        "[profile sso-dev]\n"
+        f"sso_start_url = {start_url}\nsso_region = us-east-1\n"
+        "sso_account_id = 123456789012\nsso_role_name = BedrockUser\nregion = us-east-1\n"
+    )
+    config = tmp_path / "turnout.yaml"
+    config.write_text(
+        "deployments:\n"
+        f"  - {{id: bedrock-sso, provider: bedrock, model: '{MODEL}',\n"
+        f"      base_url: '{servers[0].url}'}}\n"
+        "policies:\n"
+        "  default: {targets: [bedrock-sso], retries_per_target: 0, deadline_s: 8}\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "PYTHONPATH")},
+        **FAST_DELIVERY_ENV,
+        "HOME": str(home),
+        "REDIS_URL": redis_url,
+        "TURNOUT_NAMESPACE": namespace,
+        "TURNOUT_CONFIG": str(config),
+        "AWS_PROFILE": "sso-dev",
+        "AWS_ENDPOINT_URL_SSO": servers[1].url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    worker = Worker(env, tmp_path / "worker.log", concurrency=2)
+    client = Client(settings=settings_for(env))
+    try:
+        worker.start()
+        results: list[CompletionResult] = []
+        for _ in range(3):
+            results.append(client.submit("hello").wait(timeout=60))
+            time.sleep(LIFETIME_S / 2)
+        assert [r.state for r in results] == [JobState.SUCCEEDED] * 3, results
+        assert [s["verdict"] for s in bedrock.signatures] == ["ok"] * 3
+        assert {s["key_id"] for s in bedrock.signatures} <= set(portal.issued)
+        assert len(portal.issued) >= 2, "refreshed from the portal as they expired"
+        worker.stop()
+        log = worker.log()
+        for secret in [*portal.secrets, sso_token]:
+            assert secret not in log
     finally:
         client.close()
         worker.stop()
