@@ -45,7 +45,7 @@ def model_info(provider: str, model: str) -> ModelInfo | None:
     """The model's list prices (USD per million tokens) and context window, or ``None`` when
     the table does not know it."""
     provider = provider.lower()
-    model = _normalise(provider, model.lower())
+    model = normalised_model(provider, model.lower())
     tables = _tables()
     for name in (provider, _FALLBACK_PROVIDER.get(provider)):
         if name is not None and name in tables:
@@ -55,7 +55,8 @@ def model_info(provider: str, model: str) -> ModelInfo | None:
     return None
 
 
-def _normalise(provider: str, model: str) -> str:
+def normalised_model(provider: str, model: str) -> str:
+    """The id as the table spells it: Bedrock's region prefix and Gemini's ``models/`` gone."""
     if provider == "bedrock" and model.startswith(_BEDROCK_REGION_PREFIXES):
         return model.split(".", 1)[1]
     if provider in ("gemini", "vertex"):

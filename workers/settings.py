@@ -46,6 +46,11 @@ class WorkerSettings(CoreSettings):
     #: Refuse to start (exit 78) when any deployment's key is unset. Off, the worker starts,
     #: logs each unset variable and passes those routes over (workers.credentials).
     strict_config: bool = Field(default=False, validation_alias="TURNOUT_STRICT_CONFIG")
+    #: How long the fleet remembers that a model refused a parameter (workers.parameter_lessons):
+    #: a day, so a model that starts accepting it again gets it back by tomorrow.
+    parameter_lesson_ttl_s: int = Field(
+        default=86_400, ge=1, validation_alias="TURNOUT_PARAMETER_LESSON_TTL"
+    )
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol
@@ -67,11 +72,12 @@ class WorkerSettings(CoreSettings):
     vllm_api_key: SecretStr | None = _env("VLLM_API_KEY")
     lmstudio_base_url: str | None = _env("LMSTUDIO_BASE_URL")
     lm_api_token: SecretStr | None = _env("LM_API_TOKEN")
-    # Azure OpenAI: AZURE_API_VERSION "v1" selects the v1 API (no deployment in the path)
+    # Azure OpenAI: the v1 API by default (/openai/v1/, no api-version; every model, the
+    # reasoning ones included); a dated AZURE_API_VERSION selects the classic surface instead
     azure_api_key: SecretStr | None = _env("AZURE_API_KEY")
     azure_base_url: str | None = _env("AZURE_BASE_URL")
     azure_api_version: str = Field(
-        default="2024-10-21",
+        default="v1",
         validation_alias=AliasChoices("AZURE_API_VERSION", "azure_api_version"),
     )
     # Anthropic

@@ -126,14 +126,25 @@ def test_from_settings_through_the_registry():
     assert built.build_call(REQUEST).headers["api-key"] == KEY
 
 
-def test_a_deployment_base_url_overrides_the_variable_and_the_default_version_is_ga():
+def test_a_deployment_base_url_overrides_the_variable_and_the_default_is_the_v1_api():
     deployment = DeploymentConfig(
         id="az", provider="azure", model="dep", base_url="https://other.openai.azure.com"
     )
     built = build_adapter(deployment, settings(AZURE_API_KEY=KEY, AZURE_BASE_URL=ENDPOINT))
     assert built.build_call(REQUEST).url == (
-        "https://other.openai.azure.com/openai/deployments/dep/chat/completions"
-        "?api-version=2024-10-21"
+        "https://other.openai.azure.com/openai/v1/chat/completions"
+    ), "the v1 API: no deployment in the path, no api-version (every model, o3 included)"
+    assert json.loads(built.build_call(REQUEST).body)["model"] == "dep"
+
+
+def test_a_configured_api_version_keeps_the_classic_surface():
+    deployment = DeploymentConfig(id="az", provider="azure", model="dep")
+    built = build_adapter(
+        deployment,
+        settings(AZURE_API_KEY=KEY, AZURE_BASE_URL=ENDPOINT, AZURE_API_VERSION="2024-10-21"),
+    )
+    assert built.build_call(REQUEST).url.endswith(
+        "/openai/deployments/dep/chat/completions?api-version=2024-10-21"
     )
 
 
