@@ -1,6 +1,8 @@
 """The simulators refuse, for a model named like the real one, what the real service refuses,
 with its body and status: checked through the official SDKs, which parse those bodies."""
 
+from typing import Any
+
 import anthropic
 import boto3
 import openai
@@ -15,7 +17,7 @@ from ops.simulator.openai_sim import OpenAISimulator
 from ops.simulator.server import ServerThread
 
 KEY = "sim-refusal-key-0123456789"
-USER = [{"role": "user", "content": "hi"}]
+USER: Any = [{"role": "user", "content": "hi"}]
 PREFILL = (
     "This model does not support assistant message prefill. The conversation must end with a "
     "user message."
@@ -61,7 +63,8 @@ def test_openai_reasoning_models(openai_server, model, kwargs, param, code, mess
     assert refused.value.status_code == 400
     assert (refused.value.param, refused.value.code) == (param, code)
     if message:
-        assert refused.value.body["message"] == message
+        body: Any = refused.value.body
+        assert body["message"] == message
 
 
 def test_what_reasoning_models_accept_and_other_models_are_untouched(openai_server):
@@ -129,7 +132,8 @@ def test_claude_refusals(anthropic_client, model, kwargs, messages, message):
     with pytest.raises(anthropic.BadRequestError) as refused:
         anthropic_client.messages.create(model=model, max_tokens=64, messages=messages, **kwargs)
     assert refused.value.status_code == 400
-    assert refused.value.body["error"] == {"type": "invalid_request_error", "message": message}
+    body: Any = refused.value.body
+    assert body["error"] == {"type": "invalid_request_error", "message": message}
 
 
 def test_older_claudes_accept_sampling_and_prefill(anthropic_client):

@@ -6,7 +6,7 @@ from routing.capabilities import ASSISTANT_PREFILL
 from routing.config import parse_config
 from routing.errors import ErrorClass, UnsupportedParameter
 from routing.local_router import LocalRouter
-from routing.models import CompletionRequest, JobState, Message, RoutingPolicy
+from routing.models import Attempt, CompletionRequest, JobState, Message, RoutingPolicy
 from routing.planning import plan_candidates
 from routing.request_fit import LocalLessons
 from tests.workers.test_execution import OK, FakeClock
@@ -58,7 +58,7 @@ def run(targets, scripts, request=SAMPLED, *, router=None, lessons=None, **polic
     clock = FakeClock()
     router = router or LocalRouter(clock=clock.wall)
     provider = Provider(scripts)
-    recorded = []
+    recorded: list[Attempt] = []
     routing = RoutingPolicy(targets=targets, retries_per_target=0, **policy)
     result = execute_job(
         request,
