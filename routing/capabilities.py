@@ -108,6 +108,7 @@ class _Rule:
         return (int(major), int(minor) if minor else 0) >= self.min_version
 
 
+@cache
 def model_capabilities(provider: str, model: str) -> ModelCapabilities:
     """The table's capabilities of ``model`` served by ``provider`` (Azure as OpenAI's models,
     Vertex as Gemini's and Claude's), the defaults where no rule speaks."""

@@ -281,7 +281,14 @@ class _Job:
     #: why the last route ruled out by its model's refusals was (for the job's error)
     refusal: str | None = None
 
+    @property
+    def sets_parameters(self) -> bool:
+        """The request sets a parameter some model may refuse (or ends with a prefill)."""
+        return bool(parameters_set(self.request))
+
     def fit(self, route: Route) -> Fit:
+        if not self.sets_parameters:
+            return Fit(self.request)  # nothing to fit: no lesson to read
         deployment = route.deployment
         return fit_request(
             self.request,
