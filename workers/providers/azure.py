@@ -9,8 +9,10 @@ only what differs:
       POST {endpoint}/openai/v1/chat/completions          (no api-version)
 
   ``model`` in the body is the deployment name. It serves every model, the reasoning ones
-  included; Microsoft's docs address it with the plain ``OpenAI`` client and
-  ``base_url={endpoint}/openai/v1/`` (the SDK's ``AzureOpenAI`` always adds an api-version).
+  included; Microsoft's docs (learn.microsoft.com, azure/foundry/openai/api-version-lifecycle)
+  address it with the plain ``OpenAI`` client and ``base_url={endpoint}/openai/v1/``, no
+  api-version (the SDK's ``AzureOpenAI`` always adds one, from ``OPENAI_API_VERSION`` if need
+  be, so it speaks only the classic surface).
 * **Classic** (``AZURE_API_VERSION`` is a dated version, such as ``2024-10-21``)::
 
       POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}
@@ -21,7 +23,9 @@ only what differs:
   enabled only for api versions 2024-12-01-preview and later" (model_not_found: this deployment
   as configured serves nothing). The models-list probe passes at any version, so the probe also
   asks the model table (``base_model`` for a deployment named otherwise) and fails, without a
-  billed call, where the jobs' calls would.
+  billed call, where the jobs' calls would. A deployment the table cannot name (no
+  ``base_model``, a name of its own) is not caught: the data plane offers no free request that
+  goes through the model's api-version gate (a chat call does, and is billed when it passes).
 
 Both authenticate with ``api-key: <key>``. On v1 Microsoft's Python sample uses the plain
 ``OpenAI`` client, which sends the key as ``Authorization: Bearer``; that the key is accepted
