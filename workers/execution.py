@@ -794,7 +794,8 @@ def _attempt(
     """``note``: what the request went without on this route ("dropped temperature: ...")."""
     deployment = grant.route.deployment
     message = None if error is None else job.redact(error.message)
-    if note is not None:
+    if note is not None:  # it quotes refusals, another worker's among them: redacted too
+        note = job.redact(note)
         message = note if message is None else f"{message} ({note})"
     return Attempt(
         deployment=deployment.id,
