@@ -4,7 +4,7 @@ import pytest
 from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
-from routing.errors import ErrorClass, ProviderError
+from routing.errors import ErrorClass, ProviderError, UnsupportedParameter
 from routing.models import CompletionRequest
 from workers.http import HttpReply
 from workers.providers.openai_compat import (
@@ -369,5 +369,5 @@ def test_a_parameter_this_model_refuses_is_unsupported_parameter_not_model_not_f
         "Unsupported parameter: 'stop' is not supported with this model.", "unsupported_parameter"
     )
     error = classify_error("openai", 400, body, {})
-    assert error.error_class is ErrorClass.UNSUPPORTED_PARAMETER
+    assert isinstance(error, UnsupportedParameter)
     assert error.param == "stop", "named by the message when error.param is null"
