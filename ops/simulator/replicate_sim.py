@@ -83,11 +83,18 @@ class ReplicateSimulator(ProviderSimulator):
     protocol = "replicate"
 
     def __init__(
-        self, *, run_s: float = 0.0, model_error: str | None = None, **kwargs: Any
+        self,
+        *,
+        run_s: float = 0.0,
+        model_error: str | None = None,
+        max_wait_s: float = 60.0,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("models", ["meta/meta-llama-3-8b-instruct"])
         super().__init__(**kwargs)
         self.run_s = run_s
+        #: The most a ``Prefer: wait`` holds (Replicate's 60 s; tests shorten it to poll soon).
+        self.max_wait_s = max_wait_s
         self.model_error = model_error
         self.predictions: dict[str, _Prediction] = {}
         self.polls = 0
@@ -116,7 +123,7 @@ class ReplicateSimulator(ProviderSimulator):
         reply = await super()._serve(kind, incoming, receive)
         if kind != "generate" or reply is None or "id" not in incoming.params:
             return reply  # a refusal, an injected fault or a malformed body
-        wait = _prefer_wait(incoming.headers.get("prefer", ""))
+        wait = min(_prefer_wait(incoming.headers.get("prefer", "")), self.max_wait_s)
         prediction = self.predictions[incoming.params["id"]]
         if wait:
             remaining = prediction.created + self.run_s - time.time()

@@ -157,7 +157,10 @@ def classify_hf_error(
         return ServerError(text, **details)
     if status == 429 and error_type == "overloaded":
         return Overloaded(text, **details)
-    return classify_error(provider, status, body, headers)
+    error = classify_error(provider, status, body, headers)
+    if error.provider_code is None:
+        error.provider_code = error_type  # TGI names its kind of error, not a code
+    return error
 
 
 def _tgi_error_type(body: bytes) -> str | None:
