@@ -16,7 +16,7 @@ from tests.providers.harness import adapter_for, complete, recent, serving, sett
 KEY = "hf_conformance0123456789abcdefGHIJ"
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 MESSAGES: Any = [{"role": "system", "content": "be terse"}, {"role": "user", "content": "Hi"}]
-PARAMS = {"max_tokens": 64, "temperature": 0.2, "top_p": 0.8, "stop": ["END"]}
+PARAMS: Any = {"max_tokens": 64, "temperature": 0.2, "top_p": 0.8, "stop": ["END"]}
 REQUEST = CompletionRequest.model_validate({"messages": MESSAGES, **PARAMS})
 
 

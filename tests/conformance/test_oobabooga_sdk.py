@@ -2,6 +2,8 @@
 simulator, ``openai.OpenAI`` sends what the adapter sends, and both read the loaded model's
 answer and FastAPI's 401 the same way."""
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -11,7 +13,7 @@ from routing.models import CompletionRequest
 from tests.providers.harness import adapter_for, complete, recent, serving, settings
 
 KEY = "ooba-conformance-0123456789"
-MESSAGES = [{"role": "user", "content": "Hi"}]
+MESSAGES: Any = [{"role": "user", "content": "Hi"}]
 REQUEST = CompletionRequest.model_validate(
     {"messages": MESSAGES, "max_tokens": 32, "temperature": 0.7}
 )

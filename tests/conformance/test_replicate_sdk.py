@@ -3,7 +3,7 @@ SDK's ``run`` and our exchange create the same prediction, poll the same URL whi
 read the same output; the SDK's errors and ours agree on what went wrong."""
 
 import pytest
-import replicate
+from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from ops.simulator.replicate_sim import ReplicateSimulator
@@ -28,7 +28,7 @@ REQUEST = CompletionRequest.model_validate(
 
 
 def sdk(server, key=KEY):
-    client = replicate.Client(api_token=key, base_url=server.url)
+    client = Client(api_token=key, base_url=server.url)
     client.poll_interval = 0.05
     return client
 
