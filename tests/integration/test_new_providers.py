@@ -5,8 +5,10 @@ probing each with its own free endpoint."""
 
 import json
 import os
+import secrets
 
 import pytest
+import redis
 import yaml
 
 from ops.simulator.ai21_sim import AI21Simulator
@@ -18,6 +20,7 @@ from producers.client import Client
 from routing.models import JobState
 from tests.integration.conftest import run_cli
 from tests.integration.harness import FAST_DELIVERY_ENV, Worker, settings_for
+from tests.integration.test_secrets import dump_namespace
 
 KEYS = {
     "REPLICATE_API_TOKEN": "r8_integration0123456789abcdefghij",
@@ -197,3 +200,54 @@ def test_providers_check_probes_each_new_provider(sims, tmp_path, redis_url, nam
     assert made["ai21"].state.stats.requests["/studio/v1/library/files"] == 1
     for key in KEYS.values():
         assert key not in done.stdout + done.stderr
+
+
+def test_no_canary_credential_of_the_new_providers_leaks_anywhere(
+    sims, redis_url, namespace, tmp_path
+):
+    """Every new provider refuses its canary through the worker (each its own auth failure);
+    the last target, a TGI that checks no token, answers, so the job completes. No canary is
+    in Redis, the worker's log, the CLI's output or a URL."""
+    made, urls = sims
+    canaries = {name: f"canary-{name.lower()}-{secrets.token_hex(12)}" for name in KEYS}
+    env = {**stack(tmp_path, redis_url, namespace, urls), **canaries}
+    config = yaml.safe_load((tmp_path / "turnout.yaml").read_text())
+    config["deployments"].append({"id": "open-tgi", "provider": "tgi", "model": "tgi"})
+    made["tgi"].api_key = "the-token-the-endpoint-really-wants"  # the protected one refuses
+    open_tgi = ServerThread(TGISimulator(name="open")).start()
+    config["deployments"][-1]["base_url"] = open_tgi.url
+    config["policies"]["everything"] = {
+        "retries_per_target": 0,
+        "deadline_s": 8,
+        "targets": ["rep", "jamba", "hf", "tgi", "tgw", "open-tgi"],
+    }
+    (tmp_path / "turnout.yaml").write_text(yaml.safe_dump(config))
+    worker = Worker(env, tmp_path / "worker.log", loglevel="debug")
+    try:
+        worker.start()
+        submitted = run_cli(
+            ["submit", "--prompt", "hello", "--policy", "everything", "--wait", "--json"], env
+        )
+    finally:
+        worker.stop()
+        open_tgi.stop()
+    checked = run_cli(["providers", "check", "--json", "--timeout", "5"], env)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    data = json.loads(submitted.stdout)
+    assert data["deployment"] == "open-tgi"
+    assert [a["outcome"] for a in data["attempts"]] == ["auth"] * 5 + ["ok"]
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        stored = dump_namespace(client, namespace)
+    urls_sent = "\n".join(
+        f"{r['raw_path']} {r['query']}" for sim in made.values() for r in sim.state.stats.recent
+    )
+    places = {
+        "redis": stored,
+        "worker log": worker.log(),
+        "submit output": submitted.stdout + submitted.stderr,
+        "providers check output": checked.stdout + checked.stderr,
+        "request urls": urls_sent,
+    }
+    for where, text in places.items():
+        for canary in canaries.values():
+            assert canary not in text, f"{canary[:16]}... appears in the {where}"
