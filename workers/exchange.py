@@ -46,7 +46,9 @@ def exchange(
     deadline = clock() + timeout_s
     cancel_s = min(CANCEL_TIMEOUT_S, timeout_s * CANCEL_SHARE)
     start_s = max(timeout_s - cancel_s, 0.001)
-    wait_s = max(1, min(60, math.floor(start_s - WAIT_MARGIN_S)))
+    # Prefer: wait takes whole seconds; an attempt too short for one asks for no wait at all,
+    # so the reply (and the prediction's id) comes back before the call can time out.
+    wait_s = max(0, min(60, math.floor(start_s - WAIT_MARGIN_S)))
     reply = transport.send(adapter.build_start(request, wait_s=wait_s), timeout_s=start_s)
     while (pending := adapter.pending(reply)) is not None:
         release_body(reply.body)

@@ -159,3 +159,12 @@ def test_a_poll_that_fails_cancels_the_prediction_and_fails_the_attempt():
         exchange(script, adapter(), REQUEST, 10.0, clock=clock, sleep=clock.sleep)
     assert [call.method for call, _ in script.sent] == ["POST", "GET", "POST"]
     assert script.sent[-1][0].url.endswith("/cancel")
+
+
+def test_an_attempt_too_short_for_a_whole_second_of_wait_asks_for_none():
+    clock = Clock()
+    script = Script(clock, [reply(201, prediction("succeeded", output=["ok"]))])
+    exchange(script, adapter(), REQUEST, 1.2, clock=clock, sleep=clock.sleep)
+    ((start, timeout),) = script.sent
+    assert "prefer" not in dict(start.headers)
+    assert timeout < 1.2

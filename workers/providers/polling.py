@@ -32,7 +32,7 @@ class PollingAdapter(ProviderAdapter, Protocol):
 
     def build_start(self, request: CompletionRequest, *, wait_s: int) -> HttpCall:
         """The call that starts the work, asking the provider to hold the reply up to
-        ``wait_s`` seconds for it to finish."""
+        ``wait_s`` seconds for it to finish (0: to answer at once)."""
         ...
 
     def pending(self, reply: HttpReply) -> Pending | None:

@@ -102,8 +102,10 @@ class ReplicateAdapter:
         else:
             url = f"{self.base_url}/v1/models/{self.model_ref}/predictions"
         headers = bearer_headers(self._api_key, with_body=True)
-        wait = max(1, min(MAX_WAIT_S, wait_s))
-        headers["prefer"] = "wait" if wait == MAX_WAIT_S else f"wait={wait}"
+        if wait_s >= MAX_WAIT_S:
+            headers["prefer"] = "wait"
+        elif wait_s >= 1:
+            headers["prefer"] = f"wait={wait_s}"
         return HttpCall("POST", url, headers, json.dumps(body).encode())
 
     def pending(self, reply: HttpReply) -> Pending | None:
