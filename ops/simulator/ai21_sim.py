@@ -60,7 +60,7 @@ class AI21Simulator(ProviderSimulator):
     context_window = 256_000
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("models", ["jamba-mini", "jamba-large"])
+        kwargs["models"] = kwargs.get("models") or ["jamba-mini", "jamba-large"]
         super().__init__(**kwargs)
 
     def match(self, incoming: Incoming) -> Endpoint | None:

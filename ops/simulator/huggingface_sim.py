@@ -71,7 +71,7 @@ class HuggingFaceSimulator(OpenAISimulator):
     protocol = "huggingface"
 
     def __init__(self, *, permissions: list[str] | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("models", ["meta-llama/Llama-3.1-8B-Instruct"])
+        kwargs["models"] = kwargs.get("models") or ["meta-llama/Llama-3.1-8B-Instruct"]
         super().__init__(**kwargs)
         self.permissions = permissions
 
@@ -164,7 +164,7 @@ class TGISimulator(OpenAISimulator):
     max_total_tokens = 4096
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("models", ["tgi"])
+        kwargs["models"] = kwargs.get("models") or ["tgi"]
         super().__init__(**kwargs)
 
     def match(self, incoming: Incoming) -> Endpoint | None:

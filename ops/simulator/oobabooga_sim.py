@@ -33,7 +33,7 @@ class OobaboogaSimulator(OpenAISimulator):
     protocol = "oobabooga"
 
     def __init__(self, *, listen: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault("models", ["Qwen3-8B-Q4_K_M.gguf"])
+        kwargs["models"] = kwargs.get("models") or ["Qwen3-8B-Q4_K_M.gguf"]
         super().__init__(**kwargs)
         self.listen = listen
 

@@ -90,7 +90,7 @@ class ReplicateSimulator(ProviderSimulator):
         max_wait_s: float = 60.0,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("models", ["meta/meta-llama-3-8b-instruct"])
+        kwargs["models"] = kwargs.get("models") or ["meta/meta-llama-3-8b-instruct"]
         super().__init__(**kwargs)
         self.run_s = run_s
         #: The most a ``Prefer: wait`` holds (Replicate's 60 s; tests shorten it to poll soon).
