@@ -16,8 +16,9 @@ Lookup by ``(provider, model)``, case-insensitive:
 3. else the same for the provider whose models it serves: ``azure`` -> ``openai``,
    ``vertex`` -> ``gemini``.
 
-Two spellings are normalised first: Bedrock's cross-region inference profiles
-(``us.anthropic.claude-...``, priced here as the plain model) and Gemini's ``models/`` prefix.
+Three spellings are normalised first: Bedrock's cross-region inference profiles
+(``us.anthropic.claude-...``, priced here as the plain model), Gemini's ``models/`` prefix and
+the Hugging Face router's ``:provider`` suffix.
 An unknown model is ``None``: callers treat its cost and context window as unknown rather than
 guessed.
 """
@@ -61,6 +62,8 @@ def normalised_model(provider: str, model: str) -> str:
         return model.split(".", 1)[1]
     if provider in ("gemini", "vertex"):
         return model.removeprefix("models/")
+    if provider == "huggingface":  # the router's ":provider" (or ":fastest") picks who serves it
+        return model.split(":", 1)[0]
     return model
 
 

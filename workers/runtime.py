@@ -38,6 +38,7 @@ from routing.routes import Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
+from workers.exchange import exchange
 from workers.execution import (
     CallStarted,
     ExecutionResult,
@@ -205,7 +206,7 @@ class WorkerRuntime:
     ) -> ProviderCompletion:
         adapter = self.adapters[route.id]
         deployment = route.deployment
-        reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
+        reply = exchange(self.transport, adapter, request, timeout_s)
         try:
             return adapter.parse_reply(reply)
         except ProviderError as exc:
