@@ -37,9 +37,10 @@ def simulate(
 ) -> None:
     """Run a simulated provider on 127.0.0.1, checking the key in TURNOUT_SIM_API_KEY.
 
-    Protocols: openai, azure, anthropic, gemini, vertex, bedrock, cohere, ollama. Faults can
-    be changed while it runs: POST /_sim/faults with a JSON object such as
-    {"fail_rate": 1, "fail_status": 503}; GET /_sim/state shows faults and request counts.
+    Protocols: openai, azure, anthropic, gemini, vertex, bedrock, cohere, ollama, huggingface,
+    tgi, ai21, replicate, oobabooga. Faults can be changed while it runs: POST /_sim/faults
+    with a JSON object such as {"fail_rate": 1, "fail_status": 503}; GET /_sim/state shows
+    faults and request counts.
     """
     from ops.simulator.registry import SIMULATORS, simulator_class
 

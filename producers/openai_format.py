@@ -251,6 +251,10 @@ _FAILURES: dict[ErrorClass, HttpFailure] = {
         400, "invalid_request_error", "content_policy_violation"
     ),
     ErrorClass.NO_CANDIDATES: HttpFailure(400, "invalid_request_error", "no_candidates"),
+    # No target's model takes a parameter the request sets (prefill, or the policy said fail).
+    ErrorClass.UNSUPPORTED_PARAMETER: HttpFailure(
+        400, "invalid_request_error", "unsupported_parameter"
+    ),
     ErrorClass.RATE_LIMITED: HttpFailure(429, "rate_limit_error", "rate_limited"),
     ErrorClass.ALL_UNAVAILABLE: HttpFailure(503, "service_unavailable", "all_unavailable"),
     ErrorClass.DEADLINE_EXCEEDED: HttpFailure(504, "timeout_error", "deadline_exceeded"),

@@ -135,12 +135,21 @@ class Outcome(StrEnum):
     CREDENTIAL = "credential"
     #: 429 with Retry-After: cool for exactly that long; not a failure.
     COOL = "cool"
-    #: the request's own fault (bad_request, content_policy, context_length): counts for nothing.
+    #: the request's own fault (bad_request, content_policy, context_length,
+    #: unsupported_parameter): counts for nothing.
     IGNORE = "ignore"
 
 
 _CREDENTIAL = frozenset({ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND})
-_IGNORED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.CONTENT_POLICY, ErrorClass.CONTEXT_LENGTH})
+_IGNORED = frozenset(
+    {
+        ErrorClass.BAD_REQUEST,
+        ErrorClass.CONTENT_POLICY,
+        ErrorClass.CONTEXT_LENGTH,
+        # the model refuses a parameter: the route is healthy, the request was not for it
+        ErrorClass.UNSUPPORTED_PARAMETER,
+    }
+)
 
 
 def breaker_outcome(

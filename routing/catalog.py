@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Protocol = Literal[
-    "openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "cohere", "ollama"
+    "openai",
+    "azure",
+    "anthropic",
+    "gemini",
+    "vertex",
+    "bedrock",
+    "cohere",
+    "ollama",
+    "huggingface",
+    "ai21",
+    "replicate",
 ]
 
 
@@ -197,6 +207,55 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "LM_API_TOKEN",
             key_optional=True,
             base_url_env="LMSTUDIO_BASE_URL",
+        ),
+        # Hugging Face Inference Providers: the router in front of every provider HF serves
+        # (model ids like meta-llama/Llama-3.1-8B-Instruct, optionally :provider). HF_ENDPOINT
+        # is the Hub that answers the token probe (huggingface_hub's own variable).
+        ProviderSpec(
+            "huggingface",
+            "huggingface",
+            "https://router.huggingface.co/v1",
+            "HF_TOKEN",
+            optional_envs=("HF_ENDPOINT",),
+        ),
+        # Text Generation Inference: a self-hosted TGI or a Hugging Face Inference Endpoint
+        # (its Messages API under /v1); HF_TOKEN when the endpoint is protected.
+        ProviderSpec(
+            "tgi",
+            "huggingface",
+            "http://localhost:8080/v1",
+            "HF_TOKEN",
+            key_optional=True,
+            base_url_env="TGI_BASE_URL",
+            base_url_env_suffix="/v1",
+        ),
+        ProviderSpec(
+            "ai21",
+            "ai21",
+            "https://api.ai21.com/studio/v1",
+            "AI21_API_KEY",
+            base_url_env="AI21_API_HOST",
+            optional_envs=("AI21_NUM_RETRIES",),
+        ),
+        # Replicate's predictions API (not OpenAI's): create, wait, poll, cancel.
+        ProviderSpec(
+            "replicate",
+            "replicate",
+            "https://api.replicate.com",
+            "REPLICATE_API_TOKEN",
+            base_url_env="REPLICATE_BASE_URL",
+            optional_envs=("REPLICATE_POLL_INTERVAL",),
+        ),
+        # Text Generation WebUI (oobabooga): its OpenAI-compatible API, a key when started
+        # with --api-key.
+        ProviderSpec(
+            "oobabooga",
+            "openai",
+            "http://127.0.0.1:5000/v1",
+            "OOBABOOGA_API_KEY",
+            key_optional=True,
+            base_url_env="OOBABOOGA_API_BASE",
+            base_url_env_suffix="/v1",
         ),
     )
 }

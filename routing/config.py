@@ -6,6 +6,7 @@ broken config takes one edit, not one per error.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import reprlib
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_core import ErrorDetails
 
 from routing.breaker import BreakerOverrides, BreakerSettings
+from routing.capabilities import ModelCapabilities, Parameter, model_capabilities
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.config_file import read_config_data
 from routing.errors import ConfigError
@@ -36,6 +38,21 @@ _DEPLOYMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "location": ("vertex",),
     "auth": ("azure",),
 }
+
+
+class CapabilityOverrides(BaseModel):
+    """A deployment's corrections to the model table (routing.capabilities): each field set here
+    replaces the table's value, for this deployment only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameters: list[Parameter] | None = None
+    reasoning: bool | None = None
+    assistant_prefill: bool | None = None
+    tools: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    locations: list[str] | None = None
 
 
 class DeploymentConfig(BaseModel):
@@ -75,6 +92,11 @@ class DeploymentConfig(BaseModel):
     #: Azure: ``entra_id`` authenticates with a Microsoft Entra ID token (azure-identity's
     #: DefaultAzureCredential) instead of the resource's api-key.
     auth: Literal["api_key", "entra_id"] | None = None
+    #: The model the table should look up when ``model`` is a name of the deployment's own (an
+    #: Azure deployment called ``prod-reasoning`` serving ``o3``).
+    base_model: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    #: Corrections to what the table says the model accepts.
+    capabilities: CapabilityOverrides | None = None
 
     @property
     def spec(self) -> ProviderSpec:
@@ -117,7 +139,7 @@ class DeploymentConfig(BaseModel):
     @property
     def model_info(self) -> ModelInfo:
         """Prices and context window: the deployment's own, else the packaged table's."""
-        known = model_info(self.provider, self.model)
+        known = model_info(self.provider, self.base_model or self.model)
         return ModelInfo(
             input_cost_per_mtok=self.input_cost_per_mtok
             if self.input_cost_per_mtok is not None
@@ -132,6 +154,25 @@ class DeploymentConfig(BaseModel):
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         return estimate_cost_usd(self.model_info, prompt_tokens, completion_tokens)
+
+    @property
+    def model_capabilities(self) -> ModelCapabilities:
+        """What this deployment's model accepts: the table's (for ``base_model`` when set),
+        with the deployment's own ``capabilities`` and ``context_window`` over it."""
+        known = model_capabilities(self.provider, self.base_model or self.model)
+        changes: dict[str, Any] = {}
+        if self.capabilities is not None:
+            for name, value in self.capabilities.model_dump(exclude_none=True).items():
+                changes[name] = frozenset(value) if name == "parameters" else value
+            if self.capabilities.locations is not None:
+                changes["locations"] = tuple(self.capabilities.locations)
+        window = self.model_info.context_window
+        if window != known.context_window:
+            changes["context_window"] = window
+        if not changes:
+            return known
+        families = ("deployment config", *known.families)
+        return dataclasses.replace(known, families=families, **changes)
 
 
 class _ConfigFile(BaseModel):

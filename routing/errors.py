@@ -26,6 +26,9 @@ Exception hierarchy::
         ├── AuthFailed            auth              fail over: this credential is wrong
         ├── PermissionDenied      permission        fail over
         ├── ModelNotFound         model_not_found   fail over
+        ├── UnsupportedParameter  unsupported_parameter  this model refuses a parameter the
+        │                             request sets (``param``): retried once without it, else
+        │                             fail over; moves no breaker (the route is healthy)
         ├── ContextLength         context_length    fail over: another deployment may fit it
         ├── ContentPolicy         content_policy    fail over
         ├── InvalidResponse       invalid_response  fail over: the provider broke its protocol
@@ -41,7 +44,7 @@ the job-level classes (``deadline_exceeded``, ``no_candidates``, ``worker_lost``
 from __future__ import annotations
 
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from routing.models import CompletionResult, Waiting
@@ -56,6 +59,7 @@ class ErrorClass(StrEnum):
     AUTH = "auth"
     PERMISSION = "permission"
     MODEL_NOT_FOUND = "model_not_found"
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"
     BAD_REQUEST = "bad_request"
     CONTEXT_LENGTH = "context_length"
     CONTENT_POLICY = "content_policy"
@@ -246,6 +250,20 @@ class ModelNotFound(ProviderError):
     error_class = ErrorClass.MODEL_NOT_FOUND
 
 
+class UnsupportedParameter(ProviderError):
+    """The model refuses a parameter the request sets (``param``: ``temperature``, ``stop``, or
+    ``assistant_prefill`` for a conversation ending with an assistant turn; None when the reply
+    did not say which). The request is fine for other models and the route is healthy: its
+    breaker ignores it, and the job retries without the parameter or fails over."""
+
+    error_class = ErrorClass.UNSUPPORTED_PARAMETER
+    route_at_fault = False
+
+    def __init__(self, message: str, *, param: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.param = param
+
+
 class BadRequest(ProviderError):
     error_class = ErrorClass.BAD_REQUEST
 
@@ -273,6 +291,7 @@ PROVIDER_ERRORS: dict[ErrorClass, type[ProviderError]] = {
         AuthFailed,
         PermissionDenied,
         ModelNotFound,
+        UnsupportedParameter,
         BadRequest,
         ContextLength,
         ContentPolicy,

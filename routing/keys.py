@@ -222,6 +222,13 @@ class Keys:
         """The keys of one route (its breaker, permits, statistics, health)."""
         return RouteKeys.under(self.route_prefix, route_id)
 
+    def refused_parameters(self, provider: str, model: str) -> str:
+        """Hash: parameter -> the refusal that taught it, for one model of one provider
+        (``routing.request_fit.lesson_subject``): what the fleet learnt that model refuses.
+        Expires ``TURNOUT_PARAMETER_LESSON_TTL`` after its last lesson, so a model that starts
+        accepting a parameter again gets it back."""
+        return f"{self.prefix}model:{provider}:{model}:refuses"
+
     def done_channel(self, job_id: str) -> str:
         """Pub/sub channel announcing that the job finished (payload: its state)."""
         return f"{self.namespace}:done:{job_id}"

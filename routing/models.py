@@ -139,6 +139,11 @@ class RoutingPolicy(_Strict):
     #: When every target is unavailable (breakers open, limits spent): wait for the earliest
     #: to return within the deadline, or fail at once.
     on_all_unavailable: Literal["wait", "fail"] = "wait"
+    #: A parameter the target's model does not accept (routing.capabilities, and what the fleet
+    #: learnt from refusals): ``drop`` it for that target (the attempt log says so), ``skip``
+    #: the target, or ``fail`` the job. A conversation ending with an assistant turn (prefill)
+    #: is never dropped: a model that refuses it is passed over.
+    unsupported_parameters: Literal["drop", "skip", "fail"] = "drop"
 
     @field_validator("targets")
     @classmethod
@@ -179,6 +184,8 @@ SkipReason = Literal[
     "smaller_context",
     #: the route's key (or another variable its provider needs) is unset on this worker
     "missing_credential",
+    #: its model refuses a parameter the request sets (or assistant prefill)
+    "unsupported_parameter",
 ]
 
 

@@ -16,8 +16,9 @@ Lookup by ``(provider, model)``, case-insensitive:
 3. else the same for the provider whose models it serves: ``azure`` -> ``openai``,
    ``vertex`` -> ``gemini``.
 
-Two spellings are normalised first: Bedrock's cross-region inference profiles
-(``us.anthropic.claude-...``, priced here as the plain model) and Gemini's ``models/`` prefix.
+Three spellings are normalised first: Bedrock's cross-region inference profiles
+(``us.anthropic.claude-...``, priced here as the plain model), Gemini's ``models/`` prefix and
+the Hugging Face router's ``:provider`` suffix.
 An unknown model is ``None``: callers treat its cost and context window as unknown rather than
 guessed.
 """
@@ -45,7 +46,7 @@ def model_info(provider: str, model: str) -> ModelInfo | None:
     """The model's list prices (USD per million tokens) and context window, or ``None`` when
     the table does not know it."""
     provider = provider.lower()
-    model = _normalise(provider, model.lower())
+    model = normalised_model(provider, model.lower())
     tables = _tables()
     for name in (provider, _FALLBACK_PROVIDER.get(provider)):
         if name is not None and name in tables:
@@ -55,11 +56,14 @@ def model_info(provider: str, model: str) -> ModelInfo | None:
     return None
 
 
-def _normalise(provider: str, model: str) -> str:
+def normalised_model(provider: str, model: str) -> str:
+    """The id as the table spells it: Bedrock's region prefix and Gemini's ``models/`` gone."""
     if provider == "bedrock" and model.startswith(_BEDROCK_REGION_PREFIXES):
         return model.split(".", 1)[1]
     if provider in ("gemini", "vertex"):
         return model.removeprefix("models/")
+    if provider == "huggingface":  # the router's ":provider" (or ":fastest") picks who serves it
+        return model.split(":", 1)[0]
     return model
 
 

@@ -13,6 +13,11 @@ records each reason once. On that route:
     longer than ``retry_after_max_s`` moves on at once;
   * bad_request fails the job (every provider would refuse the same request); so does
     content_policy unless ``content_policy_fallback``;
+  * unsupported_parameter (this model refuses a parameter the request sets): the lesson is kept
+    fleet-wide (``lessons``), and the route is called once more at once without it, or passed
+    over (prefill, or the policy's ``unsupported_parameters`` says ``skip``; ``fail`` fails the
+    job). Before every call the request is fitted to the route's model (routing.request_fit):
+    what it is known to refuse is dropped (the attempt says so) or rules the route out;
   * context_length moves on to routes with a larger context window only;
   * anything else moves on to the next route.
 When no route is available, the job waits for the earliest to return (``on_all_unavailable:
@@ -55,7 +60,14 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from routing.breaker import CREDENTIAL_REJECTED
-from routing.errors import AddressUnreachable, Disposition, ErrorClass, ProviderError
+from routing.capabilities import PARAMETERS
+from routing.errors import (
+    AddressUnreachable,
+    Disposition,
+    ErrorClass,
+    ProviderError,
+    UnsupportedParameter,
+)
 from routing.models import (
     Attempt,
     CompletionRequest,
@@ -68,6 +80,7 @@ from routing.models import (
     WaitingRoute,
 )
 from routing.planning import Plan, PlannedSkip
+from routing.request_fit import Fit, LocalLessons, ParameterLessons, fit_request, parameters_set
 from routing.routes import CallOutcome, Grant, Route, Router, Skip, Spent, Transition
 
 log = logging.getLogger("turnout.breaker")
@@ -139,6 +152,15 @@ class PendingRecord:
 
 class _DeadlineReached(Exception):
     """No time left for another attempt."""
+
+
+class _TargetRefuses(Exception):
+    """The route's model refuses what the request needs (found at the call: a lesson another
+    worker learnt meanwhile); the route was not called."""
+
+    def __init__(self, fit: Fit) -> None:
+        super().__init__(fit.detail)
+        self.fit = fit
 
 
 class _RouteUnavailable(Exception):
@@ -251,6 +273,29 @@ class _Job:
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: route id -> its last call's error, when that error is one no cool-down mends
     will_not_heal: dict[str, str] = field(default_factory=dict)
+    lessons: ParameterLessons = field(default_factory=LocalLessons)
+    #: the route to call again at once, without the parameter it just refused
+    again: Route | None = None
+    #: (route id, parameter): retried once without it already
+    retried_without: set[tuple[str, str]] = field(default_factory=set)
+    #: why the last route ruled out by its model's refusals was (for the job's error)
+    refusal: str | None = None
+
+    @property
+    def sets_parameters(self) -> bool:
+        """The request sets a parameter some model may refuse (or ends with a prefill)."""
+        return bool(parameters_set(self.request))
+
+    def fit(self, route: Route) -> Fit:
+        if not self.sets_parameters:
+            return Fit(self.request)  # nothing to fit: no lesson to read
+        deployment = route.deployment
+        return fit_request(
+            self.request,
+            deployment,
+            mode=self.policy.unsupported_parameters,
+            learnt=self.lessons.refused(deployment),
+        )
 
 
 def execute_job(
@@ -272,6 +317,7 @@ def execute_job(
     short_wait_s: float = SHORT_WAIT_S,
     on_transition: Callable[[Transition], None] | None = None,
     on_call: Callable[[CallStarted], None] | None = None,
+    lessons: ParameterLessons | None = None,
 ) -> ExecutionResult:
     job = _Job(
         request,
@@ -289,6 +335,7 @@ def execute_job(
         on_transition=on_transition or log_transition,
         short_wait_s=short_wait_s,
         on_call=on_call,
+        lessons=lessons or LocalLessons(),
     )
     for planned in plan.skipped:
         job.log.explain((planned.target, planned.reason), _planned_skip(job, planned))
@@ -299,8 +346,18 @@ def execute_job(
         if job.deadline - clock() < MIN_ATTEMPT_S:
             out_of_time = True
             break
+        remaining, refused = _fitting_routes(job, remaining)
+        if refused is not None:
+            return refused
+        if not remaining:
+            break
+        again, job.again = job.again, None
+        first = [again] if again in remaining else []
         acquired = router.acquire(
-            remaining, order=plan.order, tokens=job.tokens, hold_s=_attempt_timeout(job)
+            [*first, *(r for r in remaining if r is not again)],
+            order="given" if first else plan.order,
+            tokens=job.tokens,
+            hold_s=_attempt_timeout(job),
         )
         for transition in acquired.transitions:
             job.on_transition(transition)
@@ -319,6 +376,18 @@ def execute_job(
         except _RouteUnavailable as unavailable:
             _explain(job, unavailable.skips)
             continue  # the next round picks from what is left, this route included
+        except _TargetRefuses:
+            continue  # the next round's fitting passes it over (or fails the job)
+        except UnsupportedParameter as exc:
+            last_error = exc
+            after = _after_refusal(job, route, exc)
+            if isinstance(after, ExecutionResult):
+                return after
+            if after == "again":
+                job.again = route
+            else:
+                remaining = [r for r in remaining if r is not route]
+            continue
         except ProviderError as exc:
             last_error = exc
             disposition = exc.disposition
@@ -337,7 +406,57 @@ def execute_job(
             unrecorded=job.log.unrecorded(),
             pending_record=job.pending,
         )
+    if last_error is None and not out_of_time and job.refusal is not None:
+        return _failed(
+            ErrorClass.UNSUPPORTED_PARAMETER,
+            f"no target accepts this request: {job.refusal}",
+            job.log,
+        )
     return _failed(*_final_error(policy, plan, last_error, out_of_time, redact), job.log)
+
+
+def _fitting_routes(
+    job: _Job, remaining: list[Route]
+) -> tuple[list[Route], ExecutionResult | None]:
+    """The routes whose models can take the request (dropping what they refuse, where the
+    policy allows); the others are passed over, once each, or fail the job (``fail``)."""
+    fitting = []
+    for route in remaining:
+        fit = job.fit(route)
+        if fit.refused is None:
+            fitting.append(route)
+            continue
+        job.refusal = f"{route.deployment.id}: {fit.detail}"
+        if fit.fails_job:
+            return [], _failed(
+                ErrorClass.UNSUPPORTED_PARAMETER, f"{route.deployment.id}: {fit.detail}", job.log
+            )
+        job.log.explain(
+            (route.id, "unsupported_parameter"),
+            _skip_attempt(job, route, "unsupported_parameter", fit.detail),
+        )
+    return fitting, None
+
+
+def _after_refusal(job: _Job, route: Route, exc: UnsupportedParameter) -> ExecutionResult | str:
+    """After a model refused a parameter: keep the lesson for the fleet, then "again" (call the
+    route once more without it), "failover", or the job's failure (``fail``)."""
+    param = exc.param
+    if param is None or param not in parameters_set(job.request):
+        return "failover"  # a refusal it did not name, or of something turnout did not send
+    deployment = route.deployment
+    job.lessons.learn(deployment, param, job.redact(exc.message))
+    if job.policy.unsupported_parameters == "fail":
+        return _failed(
+            ErrorClass.UNSUPPORTED_PARAMETER,
+            f"{deployment.id}: {job.redact(exc.message)} (unsupported_parameters: fail)",
+            job.log,
+        )
+    droppable = param in PARAMETERS and job.policy.unsupported_parameters == "drop"
+    if droppable and (route.id, param) not in job.retried_without:
+        job.retried_without.add((route.id, param))
+        return "again"
+    return "failover"
 
 
 def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> ProviderCompletion:
@@ -423,6 +542,10 @@ def _reacquire(job: _Job, route: Route) -> Grant:
 
 def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     route = grant.route
+    fit = job.fit(route)
+    if fit.refused is not None:
+        job.router.release(grant)
+        raise _TargetRefuses(fit)
     started_at, started = job.now(), job.clock()
     error: ProviderError | None = None
     completion: ProviderCompletion | None = None
@@ -430,7 +553,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     if job.on_call is not None:
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
-        completion = job.call(route, job.request, timeout)
+        completion = job.call(route, fit.request, timeout)
     except ProviderError as exc:
         # Kept without its traceback: the frames it holds hold the reply (and its body) in a
         # cycle with ``error`` until a full collection.
@@ -461,7 +584,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         transition = job.router.record(grant, outcome)
         if transition is not None:
             job.on_transition(transition)
-    job.log.add(_attempt(job, grant, started_at, latency, error))
+    job.log.add(_attempt(job, grant, started_at, latency, error, note=fit.note))
     if error is not None:
         raise error
     assert completion is not None
@@ -660,9 +783,20 @@ def _failed(error_class: ErrorClass, message: str, log: _AttemptLog) -> Executio
 
 
 def _attempt(
-    job: _Job, grant: Grant, started_at: float, elapsed_s: float, error: ProviderError | None
+    job: _Job,
+    grant: Grant,
+    started_at: float,
+    elapsed_s: float,
+    error: ProviderError | None,
+    *,
+    note: str | None = None,
 ) -> Attempt:
+    """``note``: what the request went without on this route ("dropped temperature: ...")."""
     deployment = grant.route.deployment
+    message = None if error is None else job.redact(error.message)
+    if note is not None:  # it quotes refusals, another worker's among them: redacted too
+        note = job.redact(note)
+        message = note if message is None else f"{message} ({note})"
     return Attempt(
         deployment=deployment.id,
         provider=deployment.provider,
@@ -671,7 +805,7 @@ def _attempt(
         status_code=200 if error is None else error.status_code,
         latency_ms=round(elapsed_s * 1000, 2),
         retry_after_s=None if error is None else error.retry_after_s,
-        message=None if error is None else job.redact(error.message),
+        message=message,
         key=grant.route.key_env if len(deployment.key_envs) > 1 else None,
         probe=grant.probe,
         run=job.run,

@@ -26,6 +26,7 @@ from routing.models import CompletionRequest
 from routing.redis_scripts import source
 from routing.redis_text import as_text
 from routing.routes import CallOutcome, Grant, Route, Router, Transition
+from workers.exchange import exchange
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
 from workers.reply_budget import release_body
@@ -166,7 +167,7 @@ class HealthChecker:
     def _send(self, route: Route, settings: HealthSettings) -> None:
         adapter = self.adapters[route.id]
         if settings.probe == "completion":
-            reply = self.transport.send(adapter.build_call(PING), timeout_s=settings.timeout_s)
+            reply = exchange(self.transport, adapter, PING, settings.timeout_s)
             try:
                 adapter.parse_reply(reply)
             finally:

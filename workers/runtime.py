@@ -33,10 +33,12 @@ from routing.models import (
     ProviderCompletion,
 )
 from routing.planning import plan_candidates, routes_of, unusable_routes
+from routing.request_fit import LocalLessons, ParameterLessons
 from routing.routes import Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
+from workers.exchange import exchange
 from workers.execution import (
     CallStarted,
     ExecutionResult,
@@ -48,6 +50,7 @@ from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
 from workers.leases import LeaseKeeper
 from workers.malloc_tuning import fix_mmap_threshold
+from workers.parameter_lessons import RedisParameterLessons
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
 from workers.redaction import Redactor, secrets_of
@@ -116,6 +119,7 @@ class WorkerRuntime:
         announce: Callable[[Transition], None] = log_transition,
         alerts: AlertSink | None = None,
         unusable: dict[str, str] | None = None,
+        lessons: ParameterLessons | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -133,6 +137,8 @@ class WorkerRuntime:
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
         #: route id -> why this worker cannot call it (a variable it needs is unset)
         self.unusable = dict(unusable or {})
+        #: what the fleet learnt its models refuse (Redis in a fleet; this process's otherwise)
+        self.lessons: ParameterLessons = lessons or LocalLessons()
 
     @classmethod
     def build(cls, settings: WorkerSettings | None = None) -> WorkerRuntime:
@@ -198,6 +204,9 @@ class WorkerRuntime:
             announce=announce,
             alerts=alerts,
             unusable=unusable,
+            lessons=RedisParameterLessons(
+                store.redis, store.keys, ttl_s=settings.parameter_lesson_ttl_s
+            ),
         )
 
     def close(self) -> None:
@@ -211,7 +220,7 @@ class WorkerRuntime:
     ) -> ProviderCompletion:
         adapter = self.adapters[route.id]
         deployment = route.deployment
-        reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
+        reply = exchange(self.transport, adapter, request, timeout_s)
         try:
             return adapter.parse_reply(reply)
         except ProviderError as exc:
@@ -330,6 +339,7 @@ class WorkerRuntime:
                 run=claim.runs,
                 on_transition=self.announce,
                 on_call=on_call,
+                lessons=self.lessons,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)

@@ -59,6 +59,11 @@ class WorkerSettings(CoreSettings):
     #: Refuse to start (exit 78) when any deployment's key is unset. Off, the worker starts,
     #: logs each unset variable and passes those routes over (workers.credentials).
     strict_config: bool = Field(default=False, validation_alias="TURNOUT_STRICT_CONFIG")
+    #: How long the fleet remembers that a model refused a parameter (workers.parameter_lessons):
+    #: a day, so a model that starts accepting it again gets it back by tomorrow.
+    parameter_lesson_ttl_s: int = Field(
+        default=86_400, ge=1, validation_alias="TURNOUT_PARAMETER_LESSON_TTL"
+    )
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
     # OpenAI and the servers that speak its protocol
@@ -80,11 +85,12 @@ class WorkerSettings(CoreSettings):
     vllm_api_key: SecretStr | None = _env("VLLM_API_KEY")
     lmstudio_base_url: str | None = _env("LMSTUDIO_BASE_URL")
     lm_api_token: SecretStr | None = _env("LM_API_TOKEN")
-    # Azure OpenAI: AZURE_API_VERSION "v1" selects the v1 API (no deployment in the path)
+    # Azure OpenAI: the v1 API by default (/openai/v1/, no api-version; every model, the
+    # reasoning ones included); a dated AZURE_API_VERSION selects the classic surface instead
     azure_api_key: SecretStr | None = _env("AZURE_API_KEY")
     azure_base_url: str | None = _env("AZURE_BASE_URL", "AZURE_API_BASE")
     azure_api_version: str = Field(
-        default="2024-10-21",
+        default="v1",
         validation_alias=AliasChoices("AZURE_API_VERSION", "azure_api_version"),
     )
     # Anthropic
@@ -145,6 +151,37 @@ class WorkerSettings(CoreSettings):
     # Cohere
     cohere_api_key: SecretStr | None = _env("COHERE_API_KEY")
     cohere_base_url: str | None = _env("COHERE_BASE_URL")
+    # Hugging Face: Inference Providers (the router) and TGI / Inference Endpoints. HF_TOKEN as
+    # huggingface_hub reads it (HUGGING_FACE_HUB_TOKEN is its older name); HF_ENDPOINT is the
+    # Hub, which answers the token probe.
+    hf_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HF_TOKEN", "hf_token", "HUGGING_FACE_HUB_TOKEN"),
+    )
+    hf_endpoint: str | None = _env("HF_ENDPOINT")
+    tgi_base_url: str | None = _env("TGI_BASE_URL")
+    # AI21 Studio (Jamba): the ai21 SDK's variables; AI21_API_HOST is the base URL with
+    # /studio/v1, AI21_NUM_RETRIES its retries [0].
+    ai21_api_key: SecretStr | None = _env("AI21_API_KEY")
+    ai21_api_host: str | None = _env("AI21_API_HOST")
+    ai21_num_retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices("AI21_NUM_RETRIES", "ai21_num_retries"),
+    )
+    # Replicate: the replicate SDK's variables (token, base URL, seconds between polls).
+    replicate_api_token: SecretStr | None = _env("REPLICATE_API_TOKEN")
+    replicate_base_url: str | None = _env("REPLICATE_BASE_URL")
+    replicate_poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        validation_alias=AliasChoices("REPLICATE_POLL_INTERVAL", "replicate_poll_interval"),
+    )
+    # Text Generation WebUI (oobabooga): its API's URL and its --api-key, if it was given one.
+    oobabooga_api_base: str | None = _env("OOBABOOGA_API_BASE")
+    oobabooga_api_key: SecretStr | None = _env("OOBABOOGA_API_KEY")
 
     @cached_property
     def _dotenv(self) -> dict[str, str | None]:

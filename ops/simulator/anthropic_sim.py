@@ -25,6 +25,7 @@ from ops.simulator.base import (
     reply_text,
 )
 from ops.simulator.faults import Faults
+from ops.simulator.model_refusals import claude_refusal
 
 #: 2023-06-01 is the documented version; 2026-10-21 is what anthropic SDK 2.x sends.
 API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
@@ -161,6 +162,13 @@ class AnthropicSimulator(ProviderSimulator):
             isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
         ):
             return error_reply(400, "stop_sequences: Input should be a list of non-empty strings")
+        refused = claude_refusal(
+            request["model"],
+            {name: request.get(name) for name in ("temperature", "top_p", "top_k")},
+            messages[-1].get("role"),
+        )
+        if refused is not None:
+            return error_reply(400, refused)
         return None
 
     def error(self, status: int, faults: Faults) -> Reply:

@@ -38,6 +38,7 @@ from typing import Any
 
 from ops.simulator.base import Endpoint, Incoming, Reply, retry_after_headers
 from ops.simulator.faults import Faults
+from ops.simulator.model_refusals import is_openai_reasoning
 from ops.simulator.openai_sim import OpenAISimulator
 
 #: A prompt containing this is answered as if the content filter withheld the output.
@@ -65,6 +66,8 @@ API_VERSIONS = frozenset(
 V1_API_VERSIONS = frozenset({"preview", "v1"})
 
 CLASSIC_PREFIX = "/openai/deployments/"
+#: The first dated api-version that serves reasoning models (o-series, gpt-5).
+REASONING_MIN_VERSION = "2024-12-01-preview"
 V1_PREFIX = "/openai/v1"
 DEFAULT_RETRY_AFTER_S = 1.0
 
@@ -161,6 +164,7 @@ class AzureSimulator(OpenAISimulator):
         models: list[str] | None = None,
         identity_header: str | None = None,
         entra_token_lifetime_s: int = 3600,
+        deployment_models: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(models=models, **options)
@@ -172,6 +176,8 @@ class AzureSimulator(OpenAISimulator):
         self.entra_token_lifetime_s = entra_token_lifetime_s
         #: Entra ID token -> when it expires (epoch seconds).
         self.entra_tokens: dict[str, float] = {}
+        #: deployment name -> the model it serves (a deployment named like a model serves it)
+        self.deployment_models = dict(deployment_models or {})
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -248,15 +254,38 @@ class AzureSimulator(OpenAISimulator):
             return None
         return Reply.json(400, azure_error("BadRequest", "API version not supported"))
 
+    @staticmethod
+    def _reasoning_version_problem(incoming: Incoming, model: str) -> Reply | None:
+        """Reasoning models are served on the classic surface only from 2024-12-01-preview."""
+        version = incoming.query.get("api-version") or ""
+        if _is_v1(incoming) or not is_openai_reasoning(model):
+            return None
+        if version[:10] >= REASONING_MIN_VERSION[:10]:
+            return None
+        return Reply.json(
+            400,
+            azure_error(
+                "BadRequest",
+                f"Model {model} is enabled only for api versions {REASONING_MIN_VERSION} and later",
+            ),
+        )
+
     def validate(self, incoming: Incoming) -> Reply | None:
         problem = self._version_problem(incoming)
         if problem is not None:
             return problem
         as_openai = _as_openai(incoming)
+        deployment = as_openai.json.get("model") if isinstance(as_openai.json, dict) else None
+        if isinstance(deployment, str):
+            model = self.deployment_models.get(deployment, deployment)
+            problem = self._reasoning_version_problem(incoming, model)
+            if problem is not None:
+                return problem
+            as_openai = dataclasses.replace(as_openai, json={**as_openai.json, "model": model})
         problem = super().validate(as_openai)
         if problem is not None:
             return problem
-        deployment = as_openai.json["model"]
+        deployment = deployment if isinstance(deployment, str) else as_openai.json["model"]
         if self.deployments is not None and deployment not in self.deployments:
             return Reply.json(404, azure_error("DeploymentNotFound", DEPLOYMENT_NOT_FOUND))
         return None

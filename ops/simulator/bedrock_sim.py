@@ -44,6 +44,7 @@ from ops.simulator.base import (
     reply_text,
 )
 from ops.simulator.faults import Faults
+from ops.simulator.model_refusals import PREFILL_REFUSAL, claude_refusal
 
 SIGNING_NAME = "bedrock"
 #: How far X-Amz-Date may be from the server's clock, as AWS allows.
@@ -265,8 +266,22 @@ class BedrockSimulator(ProviderSimulator):
         if not isinstance(request, dict):
             return _invalid("Malformed input request, please reformat your input and try again.")
         if operation == "invoke":
-            return _validate_anthropic(request)
-        return _validate_converse(request)
+            problem = _validate_anthropic(request)
+            sampling = {name: request.get(name) for name in ("temperature", "top_p", "top_k")}
+            prefix = ""
+        else:
+            problem = _validate_converse(request)
+            config = request.get("inferenceConfig") or {}
+            sampling = {name: config.get(name) for name in ("temperature", "topP")}
+            prefix = "The model returned the following errors: "
+        if problem is not None:
+            return problem
+        messages = request["messages"]
+        refused = claude_refusal(model, sampling, messages[-1].get("role"))
+        if refused is not None:
+            # Claude's own refusal, passed through as a ValidationException.
+            return _invalid(refused if refused == PREFILL_REFUSAL else prefix + refused)
+        return None
 
     def success(self, incoming: Incoming) -> Reply:
         model, operation = self.operation(incoming)

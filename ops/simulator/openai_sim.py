@@ -23,6 +23,7 @@ from ops.simulator.base import (
     retry_after_headers,
 )
 from ops.simulator.faults import Faults
+from ops.simulator.model_refusals import openai_refusal
 
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -131,6 +132,9 @@ class OpenAISimulator(ProviderSimulator):
                         400, f"Invalid '{field}': integer below minimum value.", param=field
                     ),
                 )
+        refused = openai_refusal(request["model"], request)
+        if refused is not None:
+            return Reply.json(400, refused)
         return None
 
     def error(self, status: int, faults: Faults) -> Reply:

@@ -16,6 +16,11 @@ SIMULATORS: dict[str, str] = {
     "bedrock": "ops.simulator.bedrock_sim:BedrockSimulator",
     "cohere": "ops.simulator.cohere_sim:CohereSimulator",
     "ollama": "ops.simulator.ollama_sim:OllamaSimulator",
+    "huggingface": "ops.simulator.huggingface_sim:HuggingFaceSimulator",
+    "tgi": "ops.simulator.huggingface_sim:TGISimulator",
+    "ai21": "ops.simulator.ai21_sim:AI21Simulator",
+    "replicate": "ops.simulator.replicate_sim:ReplicateSimulator",
+    "oobabooga": "ops.simulator.oobabooga_sim:OobaboogaSimulator",
 }
 
 

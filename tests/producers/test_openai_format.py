@@ -146,6 +146,7 @@ def test_turnouts_attempts_are_the_attempt_log_of_show_json_and_calls_count_prov
     [
         (ErrorClass.BAD_REQUEST, 400, "invalid_request_error"),
         (ErrorClass.CONTEXT_LENGTH, 400, "invalid_request_error"),
+        (ErrorClass.UNSUPPORTED_PARAMETER, 400, "invalid_request_error"),
         (ErrorClass.RATE_LIMITED, 429, "rate_limit_error"),
         (ErrorClass.ALL_UNAVAILABLE, 503, "service_unavailable"),
         (ErrorClass.DEADLINE_EXCEEDED, 504, "timeout_error"),

@@ -16,25 +16,33 @@ from pathlib import Path
 
 import pytest
 
+from ops.simulator.ai21_sim import AI21Simulator
 from ops.simulator.anthropic_sim import AnthropicSimulator
 from ops.simulator.azure_sim import AzureSimulator
 from ops.simulator.bedrock_sim import BedrockSimulator
 from ops.simulator.cohere_sim import CohereSimulator
 from ops.simulator.gemini_sim import GeminiSimulator
+from ops.simulator.huggingface_sim import HuggingFaceSimulator, TGISimulator
 from ops.simulator.ollama_sim import OllamaSimulator
+from ops.simulator.oobabooga_sim import OobaboogaSimulator
 from ops.simulator.openai_sim import OpenAISimulator
+from ops.simulator.replicate_sim import ReplicateSimulator
 from ops.simulator.server import ServerThread
 from ops.simulator.vertex_sim import VertexSimulator
 from routing.errors import ErrorClass, ProviderError
 from routing.models import CompletionRequest
 from tests.providers import (
+    test_ai21_wire,
     test_anthropic_wire,
     test_azure_wire,
     test_bedrock_wire,
     test_cohere_wire,
     test_gemini_wire,
+    test_huggingface_wire,
     test_ollama_wire,
+    test_oobabooga_wire,
     test_openai_wire,
+    test_replicate_wire,
     test_vertex_wire,
 )
 from tests.providers.harness import (
@@ -166,6 +174,56 @@ def vertex(tmp_path: Path) -> Iterator[Reach]:
         yield Reach(server, wire.adapter(server, key_file), wire.REQUEST, refused)
 
 
+@contextmanager
+def huggingface(tmp_path: Path) -> Iterator[Reach]:
+    """The Inference Providers router, the Hub's whoami-v2 on the same server."""
+    wire = test_huggingface_wire
+    simulator = HuggingFaceSimulator(name="hf", api_key=wire.KEY, models=[wire.MODEL])
+    with serving(simulator) as server:
+        wrong = wire.adapter(server, key="hf_wrong0123456789abcdefgh")
+        yield Reach(server, wire.adapter(server), wire.REQUEST, {"wrong key": wrong})
+
+
+@contextmanager
+def tgi(tmp_path: Path) -> Iterator[Reach]:
+    """A protected Inference Endpoint (TGI behind an HF token)."""
+    wire = test_huggingface_wire
+    with serving(TGISimulator(name="tgi", api_key=wire.KEY)) as server:
+        refused = {
+            "wrong key": wire.tgi_adapter(server, key="hf_wrong0123456789abcdefgh"),
+            "no key": wire.tgi_adapter(server),
+        }
+        yield Reach(server, wire.tgi_adapter(server, key=wire.KEY), wire.REQUEST, refused)
+
+
+@contextmanager
+def ai21(tmp_path: Path) -> Iterator[Reach]:
+    wire = test_ai21_wire
+    with serving(AI21Simulator(name="ai21", api_key=wire.KEY)) as server:
+        wrong = wire.adapter(server, key="ai21-wrong-0123456789abcdef")
+        yield Reach(server, wire.adapter(server), wire.REQUEST, {"wrong key": wrong})
+
+
+@contextmanager
+def replicate(tmp_path: Path) -> Iterator[Reach]:
+    wire = test_replicate_wire
+    with serving(ReplicateSimulator(name="rep", api_key=wire.KEY)) as server:
+        wrong = wire.adapter(server, key="r8_wrong0123456789abcdefghij")
+        yield Reach(server, wire.adapter(server), wire.REQUEST, {"wrong key": wrong})
+
+
+@contextmanager
+def oobabooga(tmp_path: Path) -> Iterator[Reach]:
+    """Text Generation WebUI started with --api-key."""
+    wire = test_oobabooga_wire
+    with serving(OobaboogaSimulator(name="tgw", api_key=wire.KEY)) as server:
+        refused = {
+            "wrong key": wire.adapter(server, key="ooba-wrong-0123456789"),
+            "no key": wire.adapter(server),
+        }
+        yield Reach(server, wire.adapter(server, key=wire.KEY), wire.REQUEST, refused)
+
+
 PROTOCOLS: dict[str, Callable[[Path], AbstractContextManager[Reach]]] = {
     "openai": openai,
     "anthropic": anthropic,
@@ -176,6 +234,11 @@ PROTOCOLS: dict[str, Callable[[Path], AbstractContextManager[Reach]]] = {
     "ollama": ollama,
     "ollama.com": ollama_com,
     "vertex": vertex,
+    "huggingface": huggingface,
+    "tgi": tgi,
+    "ai21": ai21,
+    "replicate": replicate,
+    "oobabooga": oobabooga,
 }
 AZURES = [f"azure-{version}" for version in test_azure_wire.VERSIONS]
 
@@ -320,6 +383,69 @@ FAILURES = [
             (504, E.TIMEOUT),
         ],
     ),
+    *_failures(
+        ["huggingface"],
+        _always,
+        [
+            (400, E.BAD_REQUEST),
+            (402, E.PERMISSION),  # the monthly included credits are spent
+            (403, E.PERMISSION),
+            (404, E.MODEL_NOT_FOUND),
+            (429, E.RATE_LIMITED),
+            (500, E.SERVER_ERROR),
+            (503, E.OVERLOADED),
+        ],
+    ),
+    *_failures(  # TGI's own {"error", "error_type"} body
+        ["tgi"],
+        _always,
+        [
+            (422, E.BAD_REQUEST, "validation"),
+            (424, E.SERVER_ERROR, "generation"),
+            (429, E.OVERLOADED, "overloaded"),
+            (500, E.SERVER_ERROR, "incomplete_generation"),
+            (503, E.OVERLOADED),  # an Inference Endpoint scaled to zero, starting
+        ],
+    ),
+    *_failures(
+        ["ai21"],
+        _always,
+        [
+            (400, E.BAD_REQUEST),
+            (401, E.AUTH),
+            (403, E.PERMISSION),
+            (404, E.MODEL_NOT_FOUND),
+            (408, E.TIMEOUT),
+            (422, E.BAD_REQUEST),
+            (424, E.SERVER_ERROR),  # the model failed
+            (429, E.RATE_LIMITED),
+            (500, E.SERVER_ERROR),
+            (503, E.OVERLOADED),
+            (530, E.SERVER_ERROR),  # an internal dependency failed
+        ],
+    ),
+    *_failures(
+        ["replicate"],
+        _always,
+        [
+            (401, E.AUTH),
+            (402, E.PERMISSION),  # insufficient credit
+            (403, E.PERMISSION),
+            (404, E.MODEL_NOT_FOUND),
+            (429, E.RATE_LIMITED),
+            (500, E.SERVER_ERROR),
+            (503, E.OVERLOADED),
+        ],
+    ),
+    *_failures(
+        ["oobabooga"],
+        _always,
+        [
+            (400, E.BAD_REQUEST),
+            (500, E.SERVER_ERROR),
+            (503, E.OVERLOADED),
+        ],
+    ),
 ]
 # The Retry-After each protocol's simulator is asked to send with an injected failure.
 INJECTED_RETRY_AFTER_S = {"gemini": 1.5}
@@ -385,6 +511,13 @@ REFUSALS = [
     ("ollama.com", "wrong key", None, None, None),
     ("ollama.com", "no key", None, None, None),
     ("vertex", "untrusted key", None, None, "Invalid JWT Signature"),
+    ("huggingface", "wrong key", 401, None, None),
+    ("tgi", "wrong key", 401, None, "token seems invalid"),
+    ("tgi", "no key", 401, None, None),
+    ("ai21", "wrong key", 401, None, "Bad or missing API token"),
+    ("replicate", "wrong key", 401, None, "valid authentication token"),
+    ("oobabooga", "wrong key", 401, None, "Unauthorized"),
+    ("oobabooga", "no key", 401, None, "Unauthorized"),
 ]
 
 

@@ -81,6 +81,7 @@ OUTCOMES = {
     ErrorClass.BAD_REQUEST: Outcome.IGNORE,
     ErrorClass.CONTENT_POLICY: Outcome.IGNORE,
     ErrorClass.CONTEXT_LENGTH: Outcome.IGNORE,
+    ErrorClass.UNSUPPORTED_PARAMETER: Outcome.IGNORE,  # the route is healthy
 }
 
 

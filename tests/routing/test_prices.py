@@ -121,3 +121,10 @@ def test_bedrock_ids_and_cross_region_profiles():
 )
 def test_unknown_is_none(provider, model):
     assert model_info(provider, model) is None
+
+
+def test_the_hugging_face_routers_provider_suffix_names_the_same_model():
+    plain = model_info("huggingface", "meta-llama/Llama-3.1-8B-Instruct")
+    assert plain == ModelInfo(None, None, 131_072)
+    assert model_info("huggingface", "meta-llama/Llama-3.1-8B-Instruct:novita") == plain
+    assert model_info("huggingface", "meta-llama/Llama-3.1-8B-Instruct:fastest") == plain

@@ -126,14 +126,25 @@ def test_from_settings_through_the_registry():
     assert built.build_call(REQUEST).headers["api-key"] == KEY
 
 
-def test_a_deployment_base_url_overrides_the_variable_and_the_default_version_is_ga():
+def test_a_deployment_base_url_overrides_the_variable_and_the_default_is_the_v1_api():
     deployment = DeploymentConfig(
         id="az", provider="azure", model="dep", base_url="https://other.openai.azure.com"
     )
     built = build_adapter(deployment, settings(AZURE_API_KEY=KEY, AZURE_BASE_URL=ENDPOINT))
     assert built.build_call(REQUEST).url == (
-        "https://other.openai.azure.com/openai/deployments/dep/chat/completions"
-        "?api-version=2024-10-21"
+        "https://other.openai.azure.com/openai/v1/chat/completions"
+    ), "the v1 API: no deployment in the path, no api-version (every model, o3 included)"
+    assert json.loads(built.build_call(REQUEST).body)["model"] == "dep"
+
+
+def test_a_configured_api_version_keeps_the_classic_surface():
+    deployment = DeploymentConfig(id="az", provider="azure", model="dep")
+    built = build_adapter(
+        deployment,
+        settings(AZURE_API_KEY=KEY, AZURE_BASE_URL=ENDPOINT, AZURE_API_VERSION="2024-10-21"),
+    )
+    assert built.build_call(REQUEST).url.endswith(
+        "/openai/deployments/dep/chat/completions?api-version=2024-10-21"
     )
 
 
@@ -298,3 +309,31 @@ def test_read_probe_accepts_200_and_classifies_the_rest():
     with pytest.raises(ProviderError) as version:
         adapter().read_probe(reply(400, azure_error("BadRequest", "API version not supported")))
     assert version.value.error_class is ErrorClass.MODEL_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("model", "base_model", "version", "refused"),
+    [
+        ("o3", None, "2024-10-21", True),
+        ("prod-r", "gpt-5-mini", "2024-10-01-preview", True),
+        ("o3", None, "2024-12-01-preview", False),
+        ("o3", None, "2025-04-01-preview", False),
+        ("o3", None, "v1", False),
+        ("gpt4o-prod", None, "2024-10-21", False),
+        ("prod-r", None, "2024-10-21", False),  # a name the table cannot place: not caught
+    ],
+)
+def test_the_probe_fails_where_a_reasoning_models_calls_would(model, base_model, version, refused):
+    deployment = DeploymentConfig(id="az", provider="azure", model=model, base_model=base_model)
+    adapter = AzureOpenAIAdapter(
+        deployment, endpoint=ENDPOINT, api_key=SecretStr(KEY), api_version=version
+    )
+    models_list = HttpReply(200, {}, b'{"object": "list", "data": []}', 0.01)
+    if not refused:
+        adapter.read_probe(models_list)
+        return
+    with pytest.raises(ProviderError) as caught:
+        adapter.read_probe(models_list)
+    assert caught.value.error_class is ErrorClass.MODEL_NOT_FOUND
+    assert "2024-12-01-preview" in caught.value.message
+    assert version in caught.value.message

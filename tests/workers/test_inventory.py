@@ -21,6 +21,12 @@ def settings(monkeypatch, tmp_path):
         "OLLAMA_BASE_URL",
         "VLLM_API_BASE",
         "LMSTUDIO_BASE_URL",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "TGI_BASE_URL",
+        "AI21_API_KEY",
+        "REPLICATE_API_TOKEN",
+        "OOBABOOGA_API_BASE",
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -58,3 +64,18 @@ def test_keys_show_at_most_their_last_four_characters(settings):
     assert table["openai"].key == "…cdef"
     assert table["azure"].key == "…", "a short key shows nothing"
     assert mask(None) is None
+
+
+def test_the_seeds_other_providers_are_listed_by_their_own_variables(settings):
+    table = rows(
+        settings,
+        HUGGING_FACE_HUB_TOKEN="hf_older_name_0123456789",
+        REPLICATE_API_TOKEN="r8_token_0123456789abcdef",
+        OOBABOOGA_API_BASE="http://127.0.0.1:5000",
+    )
+    assert table["huggingface"].enabled, "huggingface_hub's older token name counts"
+    assert table["huggingface"].key == "…6789"
+    assert (table["replicate"].enabled, table["replicate"].protocol) == (True, "replicate")
+    assert table["ai21"].missing == ["AI21_API_KEY"]
+    assert table["oobabooga"].enabled, "a local server is enabled by its URL"
+    assert table["tgi"].missing == ["TGI_BASE_URL"]

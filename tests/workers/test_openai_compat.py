@@ -4,7 +4,7 @@ import pytest
 from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
-from routing.errors import ErrorClass, ProviderError
+from routing.errors import ErrorClass, ProviderError, UnsupportedParameter
 from routing.models import CompletionRequest
 from workers.http import HttpReply
 from workers.providers.openai_compat import (
@@ -364,8 +364,10 @@ def test_odd_usage_never_costs_the_completion(usage):
     assert result.text == "Hi"
 
 
-def test_a_parameter_this_model_refuses_fails_over():
+def test_a_parameter_this_model_refuses_is_unsupported_parameter_not_model_not_found():
     body = openai_error(
         "Unsupported parameter: 'stop' is not supported with this model.", "unsupported_parameter"
     )
-    assert classify_error("openai", 400, body, {}).error_class is ErrorClass.MODEL_NOT_FOUND
+    error = classify_error("openai", 400, body, {})
+    assert isinstance(error, UnsupportedParameter)
+    assert error.param == "stop", "named by the message when error.param is null"

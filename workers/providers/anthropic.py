@@ -55,11 +55,13 @@ from routing.errors import (
     ProviderTimeout,
     RateLimited,
     ServerError,
+    UnsupportedParameter,
 )
 from routing.models import CompletionRequest, FinishReason, Message, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
+from workers.providers.refused_parameters import refused_in
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import WorkerSettings
 
@@ -312,6 +314,9 @@ def classify_error(
     if code in _NO_SPEND_CODES and status in (400, 402, 403, 429):
         return PermissionDenied(text, **details)
     if status == 400:
+        refused = refused_in(message)
+        if refused is not None:  # "`temperature` is deprecated for this model", prefill
+            return UnsupportedParameter(text, param=refused, **details)
         if any(marker in lowered for marker in _NO_MONEY_MARKERS):
             return PermissionDenied(text, **details)
         if any(marker in lowered for marker in _CONTEXT_MARKERS):

@@ -4,17 +4,28 @@ Azure serves OpenAI's request and success shapes on its own URLs, with its own k
 its own error quirks, so this adapter reuses ``openai_compat`` for bodies and parsing and adds
 only what differs:
 
-* **Classic** (``AZURE_API_VERSION`` is a dated version, default ``2024-10-21``)::
+* **v1**, the default (``AZURE_API_VERSION`` unset or ``v1``)::
+
+      POST {endpoint}/openai/v1/chat/completions          (no api-version)
+
+  ``model`` in the body is the deployment name. It serves every model, the reasoning ones
+  included; Microsoft's docs (learn.microsoft.com, azure/foundry/openai/api-version-lifecycle)
+  address it with the plain ``OpenAI`` client and ``base_url={endpoint}/openai/v1/``, no
+  api-version (the SDK's ``AzureOpenAI`` always adds one, from ``OPENAI_API_VERSION`` if need
+  be, so it speaks only the classic surface).
+* **Classic** (``AZURE_API_VERSION`` is a dated version, such as ``2024-10-21``)::
 
       POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}
 
   The body is OpenAI's, ``model`` included: the openai SDK's ``AzureOpenAI`` sends the
-  deployment name there too (and routes on it), so we send exactly what it sends.
-* **v1** (``AZURE_API_VERSION=v1``)::
-
-      POST {endpoint}/openai/v1/chat/completions          (no api-version)
-
-  ``model`` in the body is the deployment name.
+  deployment name there too (and routes on it), so we send exactly what it sends. Reasoning
+  models (o-series, gpt-5) answer versions before ``2024-12-01-preview`` with 400 "Model o3 is
+  enabled only for api versions 2024-12-01-preview and later" (model_not_found: this deployment
+  as configured serves nothing). The models-list probe passes at any version, so the probe also
+  asks the model table (``base_model`` for a deployment named otherwise) and fails, without a
+  billed call, where the jobs' calls would. A deployment the table cannot name (no
+  ``base_model``, a name of its own) is not caught: the data plane offers no free request that
+  goes through the model's api-version gate (a chat call does, and is billed when it passes).
 
 Both authenticate with ``api-key: <key>``, or, for a deployment with ``auth: entra_id``, with
 ``Authorization: Bearer <Entra ID token>`` (workers.providers.azure_credentials), the header the
@@ -42,7 +53,7 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 
 from routing.config import DeploymentConfig
-from routing.errors import ConfigError, ErrorClass, ProviderError, provider_error
+from routing.errors import ConfigError, ErrorClass, ModelNotFound, ProviderError, provider_error
 from routing.models import CompletionRequest, ProviderCompletion
 from workers.http import HttpCall, HttpReply
 from workers.providers.azure_credentials import EntraTokenCache
@@ -66,6 +77,9 @@ _ENDPOINT_SUFFIXES = ("/openai/v1", "/openai")
 #: supported", "invalid_api_version", "Model x is enabled only for api versions 2024-12-01-preview
 #: and later" (all [obs] in public issue threads).
 _VERSION_MARKERS = ("api version", "api-version", "apiversion", "invalid_api_version")
+
+#: The first dated api-version that serves reasoning models (o-series, gpt-5).
+REASONING_MIN_VERSION = "2024-12-01-preview"
 
 #: Azure's verdicts on the prompt by its content filter (providers.md §3.1).
 _CONTENT_FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
@@ -163,6 +177,28 @@ class AzureOpenAIAdapter:
     def read_probe(self, reply: HttpReply) -> None:
         if reply.status != 200:
             raise self._error(reply)
+        too_old = self.version_refuses_model()
+        if too_old is not None:
+            raise ModelNotFound(too_old, status_code=None)
+
+    def version_refuses_model(self) -> str | None:
+        """Why the configured api-version cannot serve this deployment's model (a reasoning
+        model before 2024-12-01-preview), or None. The models list answers 200 at any version;
+        the calls would not."""
+        if self.is_v1 or not self.deployment.model_capabilities.reasoning:
+            return None
+        if _version_date(self.api_version) >= _version_date(REASONING_MIN_VERSION):
+            return None
+        return (
+            f"AZURE_API_VERSION {self.api_version} cannot serve {self.deployment.model}, a "
+            f"reasoning model: Azure serves it only at api versions {REASONING_MIN_VERSION} and "
+            "later; unset AZURE_API_VERSION (the v1 API) or set a later version"
+        )
+
+
+def _version_date(version: str) -> str:
+    """``2024-10-21`` of ``2024-10-21`` and of ``2024-10-01-preview``: dates compare as text."""
+    return version[:10]
 
 
 def azure_endpoint(base_url: str) -> str:

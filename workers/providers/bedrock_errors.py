@@ -27,8 +27,10 @@ from routing.errors import (
     ProviderTimeout,
     RateLimited,
     ServerError,
+    UnsupportedParameter,
 )
 from workers.providers.reading import clip, snippet
+from workers.providers.refused_parameters import refused_in
 from workers.providers.retry_headers import parse_retry_after
 
 #: Exception name -> class, for every name whose meaning does not depend on its message.
@@ -96,6 +98,9 @@ def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> Prov
     }
     if code == "ValidationException":
         lowered = normalised(message)
+        refused = refused_in(lowered)
+        if refused is not None:  # Claude's own refusal, passed through (Converse, InvokeModel)
+            return UnsupportedParameter(text, param=refused, **details)
         if any(marker in lowered for marker in _CONTEXT_MARKERS):
             return ContextLength(text, **details)
         if any(marker in lowered for marker in _MODEL_MARKERS):

@@ -3,7 +3,8 @@
 ``turnout providers`` lists every provider (enabled or not, what is missing, the key masked),
 and every deployment or key-pool entry of the config whose variable is unset;
 ``turnout providers check`` sends each enabled provider's cheapest authenticated request
-(models lists, a token count, key info, Bedrock's foundation-models list) and says what is
+(models lists, a token count, key info, Bedrock's foundation-models list, the Hugging Face
+Hub's whoami-v2, Replicate's account, AI21's file library) and says what is
 wrong in words an operator can act on.
 """
 
@@ -229,6 +230,17 @@ def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> s
             return (
                 "the credentials work but lack Vertex AI access in project "
                 f"{settings.google_cloud_project}: grant roles/aiplatform.user, enable the API"
+            )
+        if spec.name == "huggingface":
+            return (
+                "the token works but may not call Inference Providers: give a fine-grained "
+                'token the permission "Make calls to Inference Providers", or check the '
+                "credits at https://huggingface.co/settings/billing"
+            )
+        if spec.name == "replicate":
+            return (
+                "the token works but may not run predictions: check the credit at "
+                "https://replicate.com/account/billing"
             )
         return "the key works but may not use this API: check the account's access and billing"
     if status == "unreachable":

@@ -27,11 +27,13 @@ from routing.errors import (
     ProviderTimeout,
     RateLimited,
     ServerError,
+    UnsupportedParameter,
 )
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
+from workers.providers.refused_parameters import OPENAI_CODES, refused_in, request_name
 from workers.providers.retry_headers import parse_retry_after, parse_should_retry
 from workers.settings import WorkerSettings
 
@@ -213,12 +215,15 @@ def classify_error(
         "should_retry": parse_should_retry(headers),
     }
     text = f"{status} from {provider}: {message}"
+    if status == 400:
+        # This model refuses a parameter the request uses (o-series models and `stop`, Grok
+        # reasoning models and `stop`): fine for other models, and the route is healthy.
+        param = error_param(body)
+        refused = request_name(param) if param and code in OPENAI_CODES else refused_in(message)
+        if refused is not None or code in OPENAI_CODES:
+            return UnsupportedParameter(text, param=refused, **details)
     if status in (400, 422) and _names_unknown_model(lowered):
         # OpenRouter, DeepSeek and Mistral answer an unknown model with 400/422, not 404.
-        return ModelNotFound(text, **details)
-    if status == 400 and code in ("unsupported_parameter", "unsupported_value"):
-        # This model refuses a parameter the request uses (o-series models and `stop`, say):
-        # the request is fine for other deployments, so it fails over instead of failing.
         return ModelNotFound(text, **details)
     if status == 400:
         if any(marker in lowered for marker in _CONTEXT_MARKERS):
@@ -288,6 +293,17 @@ def embedded_error_status(body: bytes) -> int | None:
         return None
     code = data["error"].get("code")
     return code if isinstance(code, int) and 400 <= code <= 599 else 502
+
+
+def error_param(body: bytes) -> str | None:
+    """OpenAI's ``error.param``: the request field an error is about, when it names one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) and param else None
 
 
 def error_details(body: bytes) -> tuple[str, str | None]:

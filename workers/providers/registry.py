@@ -23,6 +23,9 @@ ADAPTERS: dict[Protocol, str] = {
     "bedrock": "workers.providers.bedrock:BedrockAdapter.from_settings",
     "cohere": "workers.providers.cohere:CohereAdapter.from_settings",
     "ollama": "workers.providers.ollama:OllamaAdapter.from_settings",
+    "huggingface": "workers.providers.huggingface:HuggingFaceAdapter.from_settings",
+    "ai21": "workers.providers.ai21:AI21Adapter.from_settings",
+    "replicate": "workers.providers.replicate:ReplicateAdapter.from_settings",
 }
 
 

@@ -1,0 +1,82 @@
+"""One completion's HTTP exchange: a single call for most providers; for one whose work runs
+in the background (Replicate's predictions), the start, the polls until the work is final, and
+a cancel when the time runs out first.
+
+Everything happens within the attempt's ``timeout_s``, which the attempt loop already bounds by
+the job's deadline (workers.execution), and part of it is kept for the cancel: work turnout has
+given up on is called off rather than left running (and billing) on the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from routing.errors import ProviderError, ProviderTimeout
+from routing.models import CompletionRequest
+from workers.http import HttpReply, HttpTransport
+from workers.providers.base import ProviderAdapter
+from workers.providers.polling import Pending, PollingAdapter
+from workers.reply_budget import release_body
+
+log = logging.getLogger("turnout.worker")
+
+#: The longest a cancel may take, and the share of an attempt kept for one.
+CANCEL_TIMEOUT_S = 2.0
+CANCEL_SHARE = 0.2
+#: What the provider is asked to hold the start's reply short of its timeout, so the reply
+#: (with the work's id, to poll or cancel) arrives before the call times out.
+WAIT_MARGIN_S = 1.0
+
+
+def exchange(
+    transport: HttpTransport,
+    adapter: ProviderAdapter,
+    request: CompletionRequest,
+    timeout_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HttpReply:
+    """The reply that ``adapter.parse_reply`` reads: the only one, or the final poll's."""
+    if not isinstance(adapter, PollingAdapter):
+        return transport.send(adapter.build_call(request), timeout_s=timeout_s)
+    deadline = clock() + timeout_s
+    cancel_s = min(CANCEL_TIMEOUT_S, timeout_s * CANCEL_SHARE)
+    start_s = max(timeout_s - cancel_s, 0.001)
+    # Prefer: wait takes whole seconds; an attempt too short for one asks for no wait at all,
+    # so the reply (and the prediction's id) comes back before the call can time out.
+    wait_s = max(0, min(60, math.floor(start_s - WAIT_MARGIN_S)))
+    reply = transport.send(adapter.build_start(request, wait_s=wait_s), timeout_s=start_s)
+    while (pending := adapter.pending(reply)) is not None:
+        release_body(reply.body)
+        left = deadline - clock() - cancel_s
+        if left < pending.interval_s:
+            _cancel(transport, pending, cancel_s)
+            raise ProviderTimeout(
+                f"{adapter.deployment.provider} {pending.work_id} still {pending.status} "
+                f"after {timeout_s:g}s; canceled it"
+            )
+        sleep(pending.interval_s)
+        try:
+            reply = transport.send(pending.poll, timeout_s=deadline - clock() - cancel_s)
+        except ProviderError:
+            _cancel(transport, pending, cancel_s)
+            raise
+    return reply
+
+
+def _cancel(transport: HttpTransport, pending: Pending, timeout_s: float) -> None:
+    """Best effort: a cancel that fails is logged, and the attempt fails as it would have."""
+    try:
+        reply = transport.send(pending.cancel, timeout_s=max(timeout_s, 0.001))
+    except ProviderError as exc:
+        log.warning("could not cancel %s: %s", pending.work_id, exc.error_class)
+        return
+    try:
+        if reply.status >= 400:
+            log.warning("cancel of %s answered %s", pending.work_id, reply.status)
+    finally:
+        release_body(reply.body)
