@@ -68,7 +68,7 @@ from routing.models import (
     WaitingRoute,
 )
 from routing.planning import Plan, PlannedSkip
-from routing.routes import CallOutcome, Grant, Route, Router, Skip, Spent, Transition
+from routing.routes import CallOutcome, Grant, KeyLabel, Route, Router, Skip, Spent, Transition
 
 log = logging.getLogger("turnout.breaker")
 
@@ -251,6 +251,8 @@ class _Job:
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: route id -> its last call's error, when that error is one no cool-down mends
     will_not_heal: dict[str, str] = field(default_factory=dict)
+    #: the key a route's next call carries, for its usage per key (None: not counted)
+    key_of: Callable[[Route], KeyLabel | None] | None = None
 
 
 def execute_job(
@@ -272,6 +274,7 @@ def execute_job(
     short_wait_s: float = SHORT_WAIT_S,
     on_transition: Callable[[Transition], None] | None = None,
     on_call: Callable[[CallStarted], None] | None = None,
+    key_of: Callable[[Route], KeyLabel | None] | None = None,
 ) -> ExecutionResult:
     job = _Job(
         request,
@@ -289,6 +292,7 @@ def execute_job(
         on_transition=on_transition or log_transition,
         short_wait_s=short_wait_s,
         on_call=on_call,
+        key_of=key_of,
     )
     for planned in plan.skipped:
         job.log.explain((planned.target, planned.reason), _planned_skip(job, planned))
@@ -427,6 +431,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     error: ProviderError | None = None
     completion: ProviderCompletion | None = None
     job.calls_on[route.id] += 1
+    key = job.key_of(route) if job.key_of is not None else None
     if job.on_call is not None:
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
@@ -454,7 +459,9 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         if usage
         else None
     )
-    outcome = CallOutcome.of(error, latency_s=latency, token_delta=used - job.tokens, spent=spent)
+    outcome = CallOutcome.of(
+        error, latency_s=latency, token_delta=used - job.tokens, spent=spent, key=key
+    )
     if error is None:
         job.pending = PendingRecord(grant, outcome)
     else:

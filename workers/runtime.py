@@ -18,7 +18,7 @@ import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from routing.celery_config import reschedule_countdown_s
-from routing.config import TurnoutConfig, load_configured
+from routing.config import TurnoutConfig, load_configured, stored_key_name
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
@@ -33,10 +33,11 @@ from routing.models import (
     ProviderCompletion,
 )
 from routing.planning import plan_candidates, routes_of, unusable_routes
-from routing.routes import Rider, Route, Router, Transition
+from routing.routes import KeyLabel, Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
+from workers.credentials import record_unusable
 from workers.execution import (
     CallStarted,
     ExecutionResult,
@@ -46,6 +47,10 @@ from workers.execution import (
 )
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
+from workers.key_crypto import Keyring, KeyStoreError
+from workers.key_follower import KeyFollower
+from workers.key_routes import KeyWithdrawn, StoreBackedRoutes, env_key_labels, stored_names
+from workers.key_store import KeyStore, StoredKey
 from workers.leases import LeaseKeeper
 from workers.malloc_tuning import fix_mmap_threshold
 from workers.providers.base import ProviderAdapter
@@ -98,6 +103,7 @@ class WorkerRuntime:
         announce: Callable[[Transition], None] = log_transition,
         alerts: AlertSink | None = None,
         unusable: dict[str, str] | None = None,
+        key_labels: dict[str, KeyLabel] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -113,8 +119,14 @@ class WorkerRuntime:
         self.announce = announce
         self.alerts = alerts
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
-        #: route id -> why this worker cannot call it (a variable it needs is unset)
+        #: route id -> why this worker cannot call it (a variable it needs is unset, or its
+        #: key store value is missing, revoked or refused): replaced whole on each change
         self.unusable = dict(unusable or {})
+        self._env_unusable = dict(self.unusable)
+        #: route id -> the key its next call carries (counted per key by the fleet router)
+        self.key_labels: dict[str, KeyLabel] = dict(key_labels or {})
+        self.stored: StoreBackedRoutes | None = None
+        self.key_follower: KeyFollower | None = None
 
     @classmethod
     def build(cls, settings: WorkerSettings | None = None) -> WorkerRuntime:
@@ -125,7 +137,7 @@ class WorkerRuntime:
             route
             for deployment in config.deployments.values()
             for route in routes_of(deployment, config)
-            if route.id not in unusable
+            if route.id not in unusable and stored_key_name(route.key_env) is None
         ]
         adapters = {
             route.id: build_adapter(
@@ -140,10 +152,13 @@ class WorkerRuntime:
             connect_timeout_s=settings.breaker_timeout_s,
         )
         prefix = Keys(settings.namespace).route_prefix
+        keys = Keys(settings.namespace)
         fleet = FleetRouter(
             breaker_redis,
             prefix,
             shares_job_store_redis=settings.breaker_redis_url in (None, settings.redis_url),
+            key_usage_prefix=keys.key_usage_prefix,
+            key_usage_ids=keys.key_usage_ids,
         )
         router = FallbackRouter(fleet, LocalRouter())
         store = JobStore(
@@ -172,7 +187,7 @@ class WorkerRuntime:
             redact=redactor,
             on_transition=announce,
         )
-        return cls(
+        runtime = cls(
             settings,
             config,
             store=store,
@@ -184,9 +199,78 @@ class WorkerRuntime:
             announce=announce,
             alerts=alerts,
             unusable=unusable,
+            key_labels=env_key_labels(usable, settings),
         )
+        runtime.follow_key_store(breaker_redis, prefix)
+        return runtime
+
+    def follow_key_store(self, marks: redis.Redis, route_prefix: str) -> None:
+        """Give the store-backed routes their keys, and keep them current (workers.key_routes,
+        workers.key_follower). Fail closed: without a master key, or with one given wrongly,
+        those routes are out of rotation with the reason, and the others serve."""
+        names = stored_names(self.config)
+        if not names:
+            return
+        stored = StoreBackedRoutes(
+            self.settings,
+            self.config,
+            adapters=self.adapters,
+            labels=self.key_labels,
+            remember_secret=self.redact.add,
+        )
+        self.stored = stored
+
+        def apply(_version: int, found: dict[str, StoredKey]) -> None:
+            if stored.apply(found) or not self.key_follower_applied:
+                self._publish_unusable(marks, route_prefix)
+            self.key_follower_applied = True
+
+        try:
+            keyring = Keyring.from_settings(self.settings)
+        except KeyStoreError as exc:
+            keyring = Keyring(None, missing=str(exc))
+        self.redact.add(*keyring.texts)
+        if keyring.current is None:
+            stored.refuse_all(keyring.missing)
+            self._publish_unusable(marks, route_prefix)
+            return
+        client = redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            decode_responses=True,
+            client_name=f"turnout-keys:{self.settings.namespace}",
+        )
+        self.key_follower = KeyFollower(
+            client,
+            Keys(self.settings.namespace),
+            KeyStore(client, Keys(self.settings.namespace), keyring),
+            names,
+            apply,
+        )
+        try:
+            self.key_follower.load()
+        except redis.RedisError as exc:
+            stored.refuse_all(f"the key store could not be read ({exc})")
+            self._publish_unusable(marks, route_prefix)
+        self.key_follower.start()
+
+    #: Set once the first reading of the key store was applied.
+    key_follower_applied = False
+
+    def _publish_unusable(self, marks: redis.Redis, route_prefix: str) -> None:
+        """The routes out of rotation now: for this worker's plans (one dict, replaced whole)
+        and, best effort, for turnout status."""
+        stored = self.stored.unusable if self.stored is not None else {}
+        self.unusable = {**self._env_unusable, **stored}
+        try:
+            record_unusable(marks, route_prefix, self.config, self.unusable)
+        except redis.RedisError as exc:
+            log.warning("unusable routes not recorded in Redis: %s", exc)
 
     def close(self) -> None:
+        if self.key_follower is not None:
+            self.key_follower.stop()
         self.leases.stop()
         self.transport.close()
         if self.alerts is not None:
@@ -195,7 +279,12 @@ class WorkerRuntime:
     def call_route(
         self, route: Route, request: CompletionRequest, timeout_s: float
     ) -> ProviderCompletion:
-        adapter = self.adapters[route.id]
+        adapter = self.adapters.get(route.id)
+        if adapter is None:
+            raise KeyWithdrawn(
+                f"{route.id}: its key was withdrawn while the job ran "
+                f"({self.unusable.get(route.id, 'no longer usable on this worker')})"
+            )
         deployment = route.deployment
         reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
         try:
@@ -311,15 +400,23 @@ class WorkerRuntime:
                 record_attempts=record,
                 deadline_s=claim.deadline_left_s,
                 prompt_tokens=prompt_tokens,
-                default_retries=lambda route: self.adapters[route.id].default_retries,
+                default_retries=self._default_retries,
                 redact=self.redact,
                 run=claim.runs,
                 on_transition=self.announce,
                 on_call=on_call,
+                key_of=self._key_of,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
             return _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    def _key_of(self, route: Route) -> KeyLabel | None:
+        return self.key_labels.get(route.id)
+
+    def _default_retries(self, route: Route) -> int:
+        adapter = self.adapters.get(route.id)
+        return adapter.default_retries if adapter is not None else 0
 
     def _reschedule(
         self, job_id: str, token: str, result: ExecutionResult, *, earlier: list[Attempt]
