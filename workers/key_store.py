@@ -163,10 +163,10 @@ class KeyStore:
         if not text:
             return ""
         sealed = SealedValue.from_json(name, text)
-        master = self.keyring.require()
-        if sealed.kid == master.key_id:
+        value = self.keyring.open(name, sealed)  # every value checked, resealed or not
+        if sealed.kid == self.keyring.require().key_id:
             return text
-        return self.keyring.seal(name, sealed.slot, self.keyring.open(name, sealed)).to_json()
+        return self.keyring.seal(name, sealed.slot, value).to_json()
 
     def _change(self, mode: str, name: str, value: str | None, *, grace_s: float) -> int:
         self.keyring.require()
