@@ -70,8 +70,8 @@ def _check_name(name: str) -> str:
 def _read_value(name: str) -> str:
     """The value, from stdin when it is not a terminal, else from a hidden prompt."""
     if sys.stdin.isatty():
-        value = typer.prompt(
-            f"value of {name}", hide_input=True, confirmation_prompt=True, err=True
+        value = str(
+            typer.prompt(f"value of {name}", hide_input=True, confirmation_prompt=True, err=True)
         )
     else:
         value = sys.stdin.read()

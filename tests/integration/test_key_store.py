@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -134,7 +135,7 @@ def test_rotation_keeps_the_previous_value_for_its_grace_then_drops_it(
         assert "no previous value within its grace" in late.stderr
 
 
-def _every_value(client: redis.Redis, pattern: str) -> dict[bytes, bytes]:
+def _every_value(client: Any, pattern: str) -> dict[bytes, bytes]:
     """Every key matching ``pattern`` and everything it holds, as bytes."""
     found: dict[bytes, bytes] = {}
     for key in client.scan_iter(pattern, count=1000):
@@ -198,10 +199,10 @@ def test_a_canary_is_nowhere_in_plaintext_and_tampering_is_refused(redis_url, na
             client.hset(store_keys.record(STORED_NAME), "current", json.dumps(sealed))
             client.publish(store_keys.channel, client.incr(store_keys.version))
             tampered_at = time.time()
-            worker_log = stack.workers[0].log_path
+            worker = stack.workers[0]
 
             def refused_in_log() -> bool:
-                return "failed its integrity check (AES-GCM tag)" in worker_log.read_text()
+                return "failed its integrity check (AES-GCM tag)" in worker.log()
 
             eventually(refused_in_log, timeout=10, what="the worker refusing the changed value")
             shown = run_cli(["status", "--json"], stack.env)
@@ -234,7 +235,7 @@ def test_a_canary_is_nowhere_in_plaintext_and_tampering_is_refused(redis_url, na
             assert canary[:16] not in shown.stdout + shown.stderr
         assert canary[:16] not in metrics
         for process in stack.workers:
-            assert canary[:16] not in process.log_path.read_text()
+            assert canary[:16] not in process.log()
 
 
 def test_a_worker_without_the_master_key_serves_env_routes_and_says_why_others_are_out(
