@@ -310,3 +310,44 @@ def test_a_weak_master_key_stops_the_cli_and_the_worker(redis_url, namespace, tm
         assert "cannot start: TURNOUT_ENCRYPTION_KEY" in worker.log()
     finally:
         sim.stop()
+
+
+def test_a_stored_key_the_provider_refuses_is_flagged_auth_failing_everywhere(
+    redis_url, namespace, tmp_path
+):
+    sim = Sim("pool", key="sim-pool-key-123456789")
+    config = write_config(
+        tmp_path / "turnout.yaml",
+        [sim],
+        deployments={"pool": {"api_key": "store:stale"}},
+        policy={"retries_per_target": 0},
+    )
+    master = new_master_key()
+    env = {**stack_env(redis_url, namespace, config, [sim]), "TURNOUT_ENCRYPTION_KEY": master}
+    assert keys_cli(["set", "stale"], env, "sk-stale-revoked-at-the-provider").returncode == 0
+    worker = Worker(env, tmp_path / "worker.log").start()
+    producer = Client(settings=settings_for(env))
+    try:
+        for n in range(12):
+            result = producer.submit(f"job {n}").wait(timeout=30)
+            assert result.state is JobState.SUCCEEDED, result.error
+        usage = usage_by_key(env)
+        stale = usage["store:stale@1"]
+        assert stale["auth_failing"] is True
+        assert int(str(stale["errors"]["auth"])) >= 1  # type: ignore[index]
+        assert usage["env:SIM_KEY_POOL"]["auth_failing"] is False
+        shown = json.loads(run_cli(["status", "--json"], env).stdout)
+        by_key = {k["key"]: k for k in shown["keys"]}
+        assert by_key["store:stale@1"]["auth_failing"] is True
+        assert by_key["store:stale@1"]["masked"] == "…ider"
+        listed = keys_cli(["list"], {**env, "COLUMNS": "200"})
+        assert "auth failing" in listed.stdout
+        collector = FleetCollector(settings_for(env), load_config(config))
+        metrics = generate_latest(exporter_registry(collector)).decode()
+        collector.close()
+        assert 'turnout_key_auth_failing{key="store:stale@1",masked="…ider"} 1.0' in metrics
+        assert "sk-stale-revoked" not in listed.stdout + json.dumps(shown) + metrics
+    finally:
+        producer.close()
+        worker.stop()
+        sim.stop()
