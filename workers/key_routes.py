@@ -23,10 +23,12 @@ from routing.key_usage import env_key_id, masked
 from routing.keys import Keys
 from routing.planning import routes_of
 from routing.routes import KeyLabel, Route
-from workers.key_crypto import Keyring, last4_of
+from workers.key_crypto import Keyring, KeyStoreError, last4_of
+from workers.key_follower import KeyFollower
 from workers.key_store import KeyStore, StoredKey
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
+from workers.redaction import Redactor
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("turnout.keys")
@@ -171,3 +173,57 @@ def store_route_problems(
         if key.state != "live":
             problems[route.id] = key.reason
     return problems
+
+
+def follow_key_store(
+    settings: WorkerSettings,
+    config: TurnoutConfig,
+    *,
+    adapters: MutableMapping[str, ProviderAdapter],
+    labels: MutableMapping[str, KeyLabel],
+    redactor: Redactor,
+    on_change: Callable[[dict[str, str]], None],
+) -> tuple[StoreBackedRoutes | None, KeyFollower | None]:
+    """A worker process's store-backed routes, given their keys now and kept current by a
+    follower thread; ``on_change`` gets the routes out of rotation (and why) after the first
+    reading and after every change. Fail closed: without a master key, or with one given
+    wrongly, or with the store out of reach at start, those routes are out with the reason
+    (the follower catches up once Redis answers) and the others serve. (None, None): the config
+    names no stored key."""
+    names = stored_names(config)
+    if not names:
+        return None, None
+    stored = StoreBackedRoutes(
+        settings, config, adapters=adapters, labels=labels, remember_secret=redactor.add
+    )
+    try:
+        keyring = Keyring.from_settings(settings)
+    except KeyStoreError as exc:
+        keyring = Keyring(None, missing=str(exc))
+    redactor.add(*keyring.texts)
+    if keyring.current is None:
+        stored.refuse_all(keyring.missing)
+        on_change(stored.unusable)
+        return stored, None
+    first = [True]
+
+    def apply(_version: int, found: dict[str, StoredKey]) -> None:
+        if stored.apply(found) or first[0]:
+            on_change(stored.unusable)
+        first[0] = False
+
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        decode_responses=True,
+        client_name=f"turnout-keys:{settings.namespace}",
+    )
+    keys = Keys(settings.namespace)
+    follower = KeyFollower(client, keys, KeyStore(client, keys, keyring), names, apply)
+    try:
+        follower.load()
+    except redis.RedisError as exc:
+        stored.refuse_all(f"the key store could not be read ({exc})")
+        on_change(stored.unusable)
+    return stored, follower.start()

@@ -47,10 +47,8 @@ from workers.execution import (
 )
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
-from workers.key_crypto import Keyring, KeyStoreError
 from workers.key_follower import KeyFollower
-from workers.key_routes import KeyWithdrawn, StoreBackedRoutes, env_key_labels, stored_names
-from workers.key_store import KeyStore, StoredKey
+from workers.key_routes import KeyWithdrawn, StoreBackedRoutes, env_key_labels, follow_key_store
 from workers.leases import LeaseKeeper
 from workers.malloc_tuning import fix_mmap_threshold
 from workers.providers.base import ProviderAdapter
@@ -205,68 +203,24 @@ class WorkerRuntime:
         return runtime
 
     def follow_key_store(self, marks: redis.Redis, route_prefix: str) -> None:
-        """Give the store-backed routes their keys, and keep them current (workers.key_routes,
-        workers.key_follower). Fail closed: without a master key, or with one given wrongly,
-        those routes are out of rotation with the reason, and the others serve."""
-        names = stored_names(self.config)
-        if not names:
-            return
-        stored = StoreBackedRoutes(
+        """Give the store-backed routes their keys and keep them current (workers.key_routes);
+        each change replaces ``unusable`` whole and marks it for turnout status."""
+
+        def publish(stored: dict[str, str]) -> None:
+            self.unusable = {**self._env_unusable, **stored}
+            try:
+                record_unusable(marks, route_prefix, self.config, self.unusable)
+            except redis.RedisError as exc:
+                log.warning("unusable routes not recorded in Redis: %s", exc)
+
+        self.stored, self.key_follower = follow_key_store(
             self.settings,
             self.config,
             adapters=self.adapters,
             labels=self.key_labels,
-            remember_secret=self.redact.add,
+            redactor=self.redact,
+            on_change=publish,
         )
-        self.stored = stored
-
-        def apply(_version: int, found: dict[str, StoredKey]) -> None:
-            if stored.apply(found) or not self.key_follower_applied:
-                self._publish_unusable(marks, route_prefix)
-            self.key_follower_applied = True
-
-        try:
-            keyring = Keyring.from_settings(self.settings)
-        except KeyStoreError as exc:
-            keyring = Keyring(None, missing=str(exc))
-        self.redact.add(*keyring.texts)
-        if keyring.current is None:
-            stored.refuse_all(keyring.missing)
-            self._publish_unusable(marks, route_prefix)
-            return
-        client = redis.Redis.from_url(
-            self.settings.redis_url,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            decode_responses=True,
-            client_name=f"turnout-keys:{self.settings.namespace}",
-        )
-        self.key_follower = KeyFollower(
-            client,
-            Keys(self.settings.namespace),
-            KeyStore(client, Keys(self.settings.namespace), keyring),
-            names,
-            apply,
-        )
-        try:
-            self.key_follower.load()
-        except redis.RedisError as exc:
-            stored.refuse_all(f"the key store could not be read ({exc})")
-            self._publish_unusable(marks, route_prefix)
-        self.key_follower.start()
-
-    #: Set once the first reading of the key store was applied.
-    key_follower_applied = False
-
-    def _publish_unusable(self, marks: redis.Redis, route_prefix: str) -> None:
-        """The routes out of rotation now: for this worker's plans (one dict, replaced whole)
-        and, best effort, for turnout status."""
-        stored = self.stored.unusable if self.stored is not None else {}
-        self.unusable = {**self._env_unusable, **stored}
-        try:
-            record_unusable(marks, route_prefix, self.config, self.unusable)
-        except redis.RedisError as exc:
-            log.warning("unusable routes not recorded in Redis: %s", exc)
 
     def close(self) -> None:
         if self.key_follower is not None:
