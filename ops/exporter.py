@@ -11,7 +11,9 @@ When a Redis does not answer, the scrape says ``turnout_up 0`` and nothing else:
 is honest, a stale one is not.
 
 Label ``route`` is a route id (a deployment, or ``<deployment>/<KEY_VARIABLE>`` for one key of a
-pool), with its ``deployment`` and ``provider``. Counters are totals since the route's statistics
+pool), with its ``deployment`` and ``provider``. Label ``key`` of the turnout_key_* families is
+an API key's id (``env:NAME``, ``store:NAME@slot``) and ``masked`` its last 4 characters, never
+the key (routing.key_usage). Counters are totals since the route's statistics
 began (they reset only when its Redis keys are deleted, which rate() and increase() take as a
 counter reset). Run one exporter per Prometheus: two behind one job double every sum.
 

@@ -311,6 +311,11 @@ def keys_list(
     if as_json:
         sys.stdout.write(json.dumps({"keys": rows, "read_at": now.seconds}) + "\n")
         return
+    if not rows:
+        out.print(
+            "no keys yet: none stored (turnout keys set NAME), none counted, none in the config"
+        )
+        return
     table = Table(title="API keys")
     for column in (
         "key",
