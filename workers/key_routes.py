@@ -131,9 +131,9 @@ class StoreBackedRoutes:
                         unusable[route.id] = reason
                         changed = True
                         log.warning("route %s is out of rotation: %s", route.id, reason)
-                    if self._adapters.pop(route.id, None) is not None:
+                    self._labels.pop(route.id, None)  # first: a call without an adapter
+                    if self._adapters.pop(route.id, None) is not None:  # is counted for no key
                         changed = True
-                    self._labels.pop(route.id, None)
                     self._sealed.pop(route.id, None)
             self.unusable = unusable
             return changed
