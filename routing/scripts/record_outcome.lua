@@ -18,6 +18,9 @@
 --   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown),
 --   ARGV[23] how many latencies to keep,
 --   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise)
+-- Optional, the usage of the call's API key (KeyUsageKeys; only with a provider call):
+--   KEYS[9] its totals hash, KEYS[10] base of its per-day hashes, KEYS[11] the set of key ids;
+--   ARGV[25] the key's id (env:NAME, store:NAME@slot: never its value), ARGV[26] its mask
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
@@ -82,6 +85,23 @@ if is_call then
   end
   redis.call('PEXPIRE', m, 600000)
   redis.call('PEXPIRE', d, 3 * DAY_MS)
+  if KEYS[9] then
+    local u, ud = KEYS[9], bucket_key(KEYS[10], DAY_MS)
+    redis.call('SADD', KEYS[11], ARGV[25])
+    redis.call('HINCRBY', u, 'calls', 1)
+    redis.call('HINCRBY', ud, 'calls', 1)
+    redis.call('HSET', u, 'last_used', now, 'last_error', error_class, 'masked', ARGV[26])
+    if error_class ~= '' then
+      redis.call('HINCRBY', u, 'err:' .. error_class, 1)
+      redis.call('HINCRBY', ud, 'errors', 1)
+    end
+    if prompt + completion > 0 then
+      redis.call('HINCRBY', u, 'prompt_tokens', prompt)
+      redis.call('HINCRBY', u, 'completion_tokens', completion)
+    end
+    if cost ~= '' then redis.call('HINCRBYFLOAT', u, 'cost', cost) end
+    redis.call('PEXPIRE', ud, 3 * DAY_MS)
+  end
 end
 
 local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
