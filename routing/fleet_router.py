@@ -168,6 +168,7 @@ class FleetRouter:
                 repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
                 LATENCY_SAMPLES,
                 call_outcome.unreachable,
+                call_outcome.open_reason,
             ],
         )
 

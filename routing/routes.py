@@ -154,6 +154,9 @@ class CallOutcome:
     #: the call found nothing at the route's address (routing.errors.AddressUnreachable): what
     #: it said; "" otherwise. The breaker remembers it when such failures open it.
     unreachable: str = ""
+    #: why a call that opens the breaker at once opens it, when not a rejected credential
+    #: (ProviderError.open_reason: a wrong address); "" otherwise
+    open_reason: str = ""
 
     @classmethod
     def of(
@@ -175,6 +178,7 @@ class CallOutcome:
             is_call=is_call,
             route_at_fault=error.route_at_fault if error else True,
             unreachable=error.message if isinstance(error, AddressUnreachable) else "",
+            open_reason=error.open_reason if error else "",
         )
 
     def breaker_outcome(self, settings: BreakerSettings) -> Outcome:

@@ -17,7 +17,9 @@
 --   given back), ARGV[18] error class ('' for a success), ARGV[19] latency bucket index,
 --   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown),
 --   ARGV[23] how many latencies to keep,
---   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise)
+--   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise),
+--   ARGV[25] why a 'credential' outcome opens the breaker when not a rejected credential
+--   ('misconfigured: ...', routing.errors.Misconfigured; '' for 'credential rejected')
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
@@ -40,6 +42,8 @@ local cooldown, cooldown_max = tonumber(ARGV[11]), tonumber(ARGV[12])
 local jitter_share, auth_cooldown, tpm = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local close_after, is_call, error_class = tonumber(ARGV[16]), ARGV[17] == '1', ARGV[18]
 local unreachable = ARGV[24] or ''
+local open_reason = ARGV[25] or ''
+if open_reason == '' then open_reason = 'credential rejected' end
 
 redis.call('ZREM', inflight, attempt)
 local was_probe = redis.call('ZREM', probes, attempt) == 1
@@ -145,10 +149,10 @@ if outcome == 'credential' then
   redis.call('HSET', key, 'unreachable', '')
   if state == 'open' then
     redis.call('HSET', key, 'open_until', math.max(open_until, now + auth_cooldown),
-               'reason', 'credential rejected')
+               'reason', open_reason)
     return result('')
   end
-  return open('credential rejected', auth_cooldown)
+  return open(open_reason, auth_cooldown)
 end
 if outcome == 'success' then
   if is_call then

@@ -81,6 +81,8 @@ OUTCOMES = {
     ErrorClass.BAD_REQUEST: Outcome.IGNORE,
     ErrorClass.CONTENT_POLICY: Outcome.IGNORE,
     ErrorClass.CONTEXT_LENGTH: Outcome.IGNORE,
+    ErrorClass.INCOMPLETE: Outcome.IGNORE,  # the budget ran out thinking: the route is fine
+    ErrorClass.CONFIGURATION: Outcome.CREDENTIAL,  # a wrong address: open until a probe passes
 }
 
 
