@@ -28,6 +28,7 @@ from routing.redis_text import as_text
 from routing.routes import CallOutcome, Grant, Route, Router, Transition
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
+from workers.providers.wrong_address import check_address
 from workers.reply_budget import release_body
 
 log = logging.getLogger("turnout.health")
@@ -166,14 +167,18 @@ class HealthChecker:
     def _send(self, route: Route, settings: HealthSettings) -> None:
         adapter = self.adapters[route.id]
         if settings.probe == "completion":
-            reply = self.transport.send(adapter.build_call(PING), timeout_s=settings.timeout_s)
+            call = adapter.build_call(PING)
+            reply = self.transport.send(call, timeout_s=settings.timeout_s)
             try:
+                check_address(call, reply)
                 adapter.parse_reply(reply)
             finally:
                 release_body(reply.body)
         else:
-            reply = self.transport.send(adapter.build_probe(), timeout_s=settings.timeout_s)
+            call = adapter.build_probe()
+            reply = self.transport.send(call, timeout_s=settings.timeout_s)
             try:
+                check_address(call, reply)
                 adapter.read_probe(reply)
             finally:
                 release_body(reply.body)

@@ -50,6 +50,7 @@ from workers.leases import LeaseKeeper
 from workers.malloc_tuning import fix_mmap_threshold
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
+from workers.providers.wrong_address import check_address
 from workers.redaction import Redactor, secrets_of
 from workers.reply_budget import MIB, ReplyBudget, release_body
 from workers.settings import WorkerSettings
@@ -197,8 +198,10 @@ class WorkerRuntime:
     ) -> ProviderCompletion:
         adapter = self.adapters[route.id]
         deployment = route.deployment
-        reply = self.transport.send(adapter.build_call(request), timeout_s=timeout_s)
+        call = adapter.build_call(request)
+        reply = self.transport.send(call, timeout_s=timeout_s)
         try:
+            check_address(call, reply)
             return adapter.parse_reply(reply)
         except ProviderError as exc:
             # Its traceback holds this frame, and so the body: keep neither past the call.
