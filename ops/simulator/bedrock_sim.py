@@ -39,6 +39,7 @@ from ops.simulator.base import (
     reply_text,
 )
 from ops.simulator.faults import Faults
+from ops.simulator.quirks import bedrock_overflow
 
 SIGNING_NAME = "bedrock"
 #: How far X-Amz-Date may be from the server's clock, as AWS allows.
@@ -223,9 +224,27 @@ class BedrockSimulator(ProviderSimulator):
         request = incoming.json
         if not isinstance(request, dict):
             return _invalid("Malformed input request, please reformat your input and try again.")
+        problem = (
+            _validate_anthropic(request) if operation == "invoke" else _validate_converse(request)
+        )
+        if problem is None and self.state.faults.context_window is not None:
+            problem = self._overflow(model, operation, request, self.state.faults.context_window)
+        return problem
+
+    @staticmethod
+    def _overflow(model: str, operation: str, request: dict[str, Any], window: int) -> Reply | None:
+        """Bedrock's ValidationException for a prompt the model's window cannot hold."""
         if operation == "invoke":
-            return _validate_anthropic(request)
-        return _validate_converse(request)
+            texts = [str(m.get("content", "")) for m in request["messages"]]
+            texts.append(str(request.get("system", "")))
+            max_tokens = int(request["max_tokens"])
+        else:
+            texts = [str(b.get("text", "")) for m in request["messages"] for b in m["content"]]
+            texts += [str(b.get("text", "")) for b in request.get("system") or []]
+            max_tokens = int((request.get("inferenceConfig") or {}).get("maxTokens") or 4096)
+        prompt_tokens = sum(estimate_tokens(text) for text in texts if text)
+        message = bedrock_overflow(model, prompt_tokens, max_tokens, window)
+        return None if message is None else _invalid(message)
 
     def success(self, incoming: Incoming) -> Reply:
         model, operation = self.operation(incoming)
