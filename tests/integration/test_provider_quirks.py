@@ -4,8 +4,11 @@ closed where the route is healthy (tests.integration.quirks_scenario has the sta
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tests.integration.conftest import run_cli
 from tests.integration.quirks_scenario import LONG_PROMPT, quirks_stack, run_case
 
 
@@ -89,6 +92,13 @@ def test_a_wrong_base_path_opens_the_route_with_its_url_not_credential_rejected(
     assert "/openai/deployments/v1/chat/completions" in seen.breaker_reason
     assert "credential" not in seen.breaker_reason
     assert "sim-" not in seen.breaker_reason, "never a key"
+    worker = quirks[1]
+    shown = run_cli(["status", "--json"], worker.env)
+    assert shown.returncode == 0, shown.stderr
+    (route,) = [r for r in json.loads(shown.stdout)["deployments"] if r["id"] == "wrong-path"]
+    assert (route["state"], route["reason"]) == ("open", seen.breaker_reason)
+    table = run_cli(["status"], {**worker.env, "COLUMNS": "400"})
+    assert "open (misconfigured: 404 at http://127.0.0.1:" in table.stdout
 
 
 def test_a_refused_connection_names_the_host_and_port_it_tried(quirks):
