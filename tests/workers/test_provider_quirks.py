@@ -199,3 +199,18 @@ def test_llama_servers_refusal_passed_on_by_ollama_is_context_length():
     }
     error = ollama_error(400, body({"error": json.dumps({"error": detail})}), {})
     assert error.error_class is ErrorClass.CONTEXT_LENGTH
+
+
+def test_ollama_length_with_only_thinking_is_incomplete():
+    from workers.providers.ollama import parse_chat_response
+
+    reply = {
+        "model": "qwen3",
+        "message": {"role": "assistant", "content": "", "thinking": "Hmm, let me see"},
+        "done": True,
+        "done_reason": "length",
+        "eval_count": 32,
+    }
+    with pytest.raises(ProviderError) as caught:
+        parse_chat_response(body(reply))
+    assert caught.value.error_class is ErrorClass.INCOMPLETE

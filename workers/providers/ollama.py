@@ -9,7 +9,8 @@ names (``num_predict`` is max_tokens). A local server needs no key; ollama.com's
 ``done_reason``: ``stop`` and ``length`` come from generation. ``load`` and ``unload`` are what
 the server answers a request with *no messages* (it only loaded or unloaded the model), which
 turnout never sends: such a reply carries no completion, so it is invalid_response (fail over).
-A missing ``done_reason`` (servers before it existed) reads as ``stop``.
+A missing ``done_reason`` (servers before it existed) reads as ``stop``; ``length`` with empty
+content (a thinking model spent ``num_predict`` thinking) is Incomplete, not a success.
 
 Context: Ollama loads a model with ``num_ctx`` tokens of context (its default, 4096 on a small
 GPU, is far below most models' window) and, unless a request says ``"truncate": false``, cuts an
@@ -51,6 +52,7 @@ from routing.errors import (
     AuthFailed,
     BadRequest,
     ContextLength,
+    Incomplete,
     InvalidResponse,
     ModelNotFound,
     Overloaded,
@@ -202,6 +204,14 @@ def parse_chat_response(raw: bytes) -> ProviderCompletion:
         raise InvalidResponse(
             f"the server answered with done_reason {reason!r}: it did not generate",
             status_code=200,
+        )
+    if reason == "length" and not content:
+        # A thinking model (qwen3, deepseek-r1) spent num_predict in message.thinking.
+        raise Incomplete(
+            "the output budget ran out before any answer (done_reason length, empty content): "
+            "raise max_tokens",
+            status_code=200,
+            provider_code=reason,
         )
     model = data.get("model")
     return ProviderCompletion(
