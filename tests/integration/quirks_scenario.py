@@ -44,9 +44,11 @@ LONG_PROMPT = "Summarise the following notes. " + " ".join(
 #: config, so the plan sends the prompt and Bedrock refuses it, as a real overflow goes).
 BEDROCK_WINDOW = 1000
 
-#: case -> (policy's first target, the request's fields)
+#: case -> (policy's first target, the request's fields); the second target is ``fallback``
+#: (a 1M-token window), or ``fallback-128k`` where it says so
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "5 groq 413 TPM": ("groq", {"prompt": LONG_PROMPT, "max_tokens": 1024}),
+    "5b groq 413 TPM, smaller fallback": ("groq-b", {"prompt": LONG_PROMPT, "max_tokens": 1024}),
     "6a bedrock claude overflow": ("bedrock-claude", {"prompt": LONG_PROMPT, "max_tokens": 256}),
     "6b bedrock text bytes": ("bedrock-nova", {"prompt": LONG_PROMPT, "max_tokens": 256}),
     "7 magistral chunks": ("mistral", {"prompt": "why is the sky blue?"}),
@@ -148,6 +150,7 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
     key = {"api_key_env": "SIM_KEY"}
     deployments = [
         {"id": "groq", "provider": "groq", "model": "llama-3.1-8b-instant", **key},
+        {"id": "groq-b", "provider": "groq", "model": "llama-3.1-8b-instant", **key},
         {
             "id": "bedrock-claude",
             "provider": "bedrock",
@@ -172,9 +175,11 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
             "context_window": 1_000_000,
             **key,
         },
+        {"id": "fallback-128k", "provider": "openai", "model": "gpt-4o-mini", **key},
     ]
     bases = {
         "groq": f"{urls['groq']}/v1",
+        "groq-b": f"{urls['groq']}/v1",
         "bedrock-claude": urls["bedrock"],
         "bedrock-nova": urls["bedrock"],
         "mistral": f"{urls['mistral']}/v1",
@@ -185,12 +190,13 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
         "wrong-path": f"{urls['openai']}/openai/deployments/v1",
         "refused": f"http://127.0.0.1:{free_port()}/v1",
         "fallback": f"{urls['openai']}/v1",
+        "fallback-128k": f"{urls['openai']}/v1",
     }
     for deployment in deployments:
         deployment["base_url"] = bases[str(deployment["id"])]
     policies = {
         name.split(" ", 1)[0]: {
-            "targets": [first, "fallback"],
+            "targets": [first, "fallback-128k" if "smaller fallback" in name else "fallback"],
             "attempt_timeout_s": 6,
             "deadline_s": 8,
             "retries_per_target": 1,

@@ -32,6 +32,12 @@ def test_groqs_413_tpm_is_a_rate_limit_that_fails_over_at_once_and_cools_the_rou
     assert 0 < seen.cooling_s <= 7.7, "cooled by x-ratelimit-reset-tokens (7.66s)"
 
 
+def test_groqs_413_tpm_does_not_pass_over_targets_with_a_smaller_window(quirks):
+    seen = observe(quirks, "5b groq 413 TPM, smaller fallback")
+    assert (seen.state, seen.deployment) == ("succeeded", "fallback-128k")
+    assert seen.calls == ["groq-b:rate_limited", "fallback-128k:ok"]
+
+
 @pytest.mark.parametrize("case", ["6a bedrock claude overflow", "6b bedrock text bytes"])
 def test_bedrocks_overflow_wordings_move_the_job_to_a_larger_context(quirks, case):
     seen = observe(quirks, case)
