@@ -148,7 +148,7 @@ def _forget(redis_url: str, namespace: str) -> None:
 
 def _config(urls: dict[str, str]) -> dict[str, Any]:
     key = {"api_key_env": "SIM_KEY"}
-    deployments = [
+    deployments: list[dict[str, Any]] = [
         {"id": "groq", "provider": "groq", "model": "llama-3.1-8b-instant", **key},
         {"id": "groq-b", "provider": "groq", "model": "llama-3.1-8b-instant", **key},
         {

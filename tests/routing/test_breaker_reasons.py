@@ -79,16 +79,3 @@ def test_incomplete_replies_never_count_against_the_route(router):
 )
 def test_which_reasons_wait_for_a_probe(why, until_probe):
     assert opened_until_probe(why) is until_probe
-
-
-def test_a_job_does_not_wait_for_a_route_opened_on_a_wrong_address():
-    from types import SimpleNamespace
-
-    from routing.routes import Skip
-    from workers.execution import _heals
-
-    job = SimpleNamespace(will_not_heal={})
-    wrong = Skip(route(), "open", retry_at=1e12, why=f"misconfigured: {WRONG.message}")
-    failing = Skip(route(), "open", retry_at=1e12, why="5 consecutive failures")
-    assert not _heals(job, wrong)
-    assert _heals(job, failing)

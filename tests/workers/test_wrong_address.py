@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from routing.errors import ErrorClass, Misconfigured
+from routing.routes import Skip
+from tests.routing.test_fleet_routers import route
+from workers.execution import _heals
 from workers.http import HttpCall, HttpReply
 from workers.providers.wrong_address import check_address, shown_url
 
@@ -66,3 +71,13 @@ def test_the_url_shown_has_no_query_string_or_userinfo():
         check_address(call, reply(404, b"<html></html>"))
     assert "s3cret" not in caught.value.message
     assert "AIza" not in caught.value.message
+
+
+def test_a_job_does_not_wait_for_a_route_opened_on_a_wrong_address():
+    job: Any = SimpleNamespace(will_not_heal={})
+    wrong = Skip(
+        route(), "open", retry_at=1e12, why="misconfigured: 404 at http://gw/v1/chat/completions"
+    )
+    failing = Skip(route(), "open", retry_at=1e12, why="5 consecutive failures")
+    assert not _heals(job, wrong)
+    assert _heals(job, failing)
