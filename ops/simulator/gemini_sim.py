@@ -248,7 +248,16 @@ class GenerateContentSimulator(ProviderSimulator):
         return Reply(200, b'{"candidates": [{"content": {"parts": [{"text": "cut')
 
     def not_found(self, incoming: Incoming) -> Reply:
-        return rpc_error(404, f"Method not found: {incoming.method} {incoming.path}")
+        """A path Google serves no API at gets its front end's HTML page, not a google.rpc
+        error (that is for a model or method the API does not know)."""
+        page = (
+            "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+            "  <title>Error 404 (Not Found)!!1</title>\n"
+            "  <p><b>404.</b> <ins>That\u2019s an error.</ins>\n"
+            f"  <p>The requested URL <code>{incoming.path}</code> was not found on this server."
+            "  <ins>That\u2019s all we know.</ins>\n"
+        )
+        return Reply(404, page.encode(), content_type=b"text/html; charset=UTF-8")
 
 
 def _thoughts(thinking: Any) -> int:

@@ -58,6 +58,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "9b gemini thoughts only": ("gemini-pro", {"prompt": "think hard", "max_tokens": 32}),
     "10a wrong base path": ("wrong-path", {"prompt": "hello"}),
     "10b refused connection": ("refused", {"prompt": "hello"}),
+    "10c gemini behind a wrong prefix": ("gemini-wrong", {"prompt": "hello"}),
 }
 
 
@@ -168,6 +169,7 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
         {"id": "gemini-pro", "provider": "gemini", "model": "gemini-2.5-pro", **key},
         {"id": "wrong-path", "provider": "openai", "model": "gpt-4o-mini", **key},
         {"id": "refused", "provider": "openai", "model": "gpt-4o-mini", **key},
+        {"id": "gemini-wrong", "provider": "gemini", "model": "gemini-2.5-flash", **key},
         {
             "id": "fallback",
             "provider": "openai",
@@ -189,6 +191,7 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
         "gemini-pro": f"{urls['gemini']}/v1beta",
         "wrong-path": f"{urls['openai']}/openai/deployments/v1",
         "refused": f"http://127.0.0.1:{free_port()}/v1",
+        "gemini-wrong": f"{urls['gemini']}/google/v1beta",
         "fallback": f"{urls['openai']}/v1",
         "fallback-128k": f"{urls['openai']}/v1",
     }

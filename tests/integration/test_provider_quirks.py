@@ -112,3 +112,11 @@ def test_a_refused_connection_names_the_host_and_port_it_tried(quirks):
     assert (seen.state, seen.deployment) == ("succeeded", "fallback")
     assert seen.calls[0] == "refused:connection"
     assert "connection refused at 127.0.0.1:" in (seen.message or "")
+
+
+def test_googles_html_404_for_a_wrong_prefix_is_a_configuration_error(quirks):
+    seen = observe(quirks, "10c gemini behind a wrong prefix")
+    assert (seen.state, seen.deployment) == ("succeeded", "fallback")
+    assert seen.calls == ["gemini-wrong:configuration", "fallback:ok"]
+    assert seen.breaker == "open"
+    assert "/google/v1beta/models/gemini-2.5-flash:generateContent" in seen.breaker_reason

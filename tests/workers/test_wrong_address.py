@@ -81,3 +81,11 @@ def test_a_job_does_not_wait_for_a_route_opened_on_a_wrong_address():
     failing = Skip(route(), "open", retry_at=1e12, why="5 consecutive failures")
     assert not _heals(job, wrong)
     assert _heals(job, failing)
+
+
+def test_connection_errors_name_the_host_and_the_port_used():
+    from workers.http import _where
+
+    assert _where("https://api.groq.com/openai/v1/chat/completions") == "api.groq.com:443"
+    assert _where("http://127.0.0.1:11434/api/chat?key=secret") == "127.0.0.1:11434"
+    assert _where("http://gpu-box/v1") == "gpu-box:80"
