@@ -176,6 +176,7 @@ class FleetRouter:
             repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
             LATENCY_SAMPLES,
             call_outcome.unreachable,
+            call_outcome.open_reason,
         ]
         key = call_outcome.key
         if key is not None and is_call and self._key_usage_prefix:

@@ -165,6 +165,9 @@ class CallOutcome:
     unreachable: str = ""
     #: the key the call carried, for its usage per key (None: not counted per key)
     key: KeyLabel | None = None
+    #: why a call that opens the breaker at once opens it, when not a rejected credential
+    #: (ProviderError.open_reason: a wrong address); "" otherwise
+    open_reason: str = ""
 
     @classmethod
     def of(
@@ -188,6 +191,7 @@ class CallOutcome:
             route_at_fault=error.route_at_fault if error else True,
             unreachable=error.message if isinstance(error, AddressUnreachable) else "",
             key=key,
+            open_reason=error.open_reason if error else "",
         )
 
     def breaker_outcome(self, settings: BreakerSettings) -> Outcome:

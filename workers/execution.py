@@ -59,7 +59,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from routing.breaker import CREDENTIAL_REJECTED
+from routing.breaker import opened_until_probe
 from routing.capabilities import PARAMETERS
 from routing.errors import (
     AddressUnreachable,
@@ -634,7 +634,12 @@ _PASSING_REFUSALS = frozenset({"cooling", "rate_limited", "no_probe_permit"})
 #: Classes whose failure a cool-down does not mend (the breaker opens on them until a probe
 #: succeeds).
 _CREDENTIAL_CLASSES = frozenset(
-    {ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND}
+    {
+        ErrorClass.AUTH,
+        ErrorClass.PERMISSION,
+        ErrorClass.MODEL_NOT_FOUND,
+        ErrorClass.CONFIGURATION,
+    }
 )
 
 
@@ -653,7 +658,7 @@ def _heals(job: _Job, skip: Skip) -> bool:
     return (
         skip.reason == "open"
         and skip.retry_at is not None
-        and skip.why != CREDENTIAL_REJECTED
+        and not opened_until_probe(skip.why)
         and not skip.unreachable
     )
 

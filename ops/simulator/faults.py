@@ -35,6 +35,12 @@ class Faults:
     #: puts it across the 500-character cut of an error message, where the attack run found a
     #: key's head surviving redaction.
     echo_credential_at: int | None = None
+    #: Groq only: the tier's tokens per minute, instead of on_demand's for the model; a request
+    #: whose prompt and max_tokens exceed it is refused 413 (ops.simulator.quirks).
+    tpm_limit: int | None = None
+    #: The model's context window in tokens, for Bedrock's overflow answers (None: no limit):
+    #: a window small enough to overflow in a test without a megabyte of prompt.
+    context_window: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         allowed = {f.name for f in fields(self)}
