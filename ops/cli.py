@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ops import exporter, fleet_commands, process_commands, stack_commands
+from ops import exporter, fleet_commands, key_commands, process_commands, stack_commands
 from producers import cli as producer_commands
 from routing.settings import ENV_FILE_VAR
 
@@ -32,6 +32,7 @@ producer_commands.mount(app)
 app.command("status")(fleet_commands.status)
 app.add_typer(fleet_commands.breaker_app, name="breaker")
 app.add_typer(fleet_commands.providers_app, name="providers")
+app.add_typer(key_commands.keys_app, name="keys")
 app.command("exporter")(exporter.exporter)
 app.command("simulate")(stack_commands.simulate)
 app.command("up")(stack_commands.up)

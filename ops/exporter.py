@@ -11,7 +11,9 @@ When a Redis does not answer, the scrape says ``turnout_up 0`` and nothing else:
 is honest, a stale one is not.
 
 Label ``route`` is a route id (a deployment, or ``<deployment>/<KEY_VARIABLE>`` for one key of a
-pool), with its ``deployment`` and ``provider``. Counters are totals since the route's statistics
+pool), with its ``deployment`` and ``provider``. Label ``key`` of the turnout_key_* families is
+an API key's id (``env:NAME``, ``store:NAME@slot``) and ``masked`` its last 4 characters, never
+the key (routing.key_usage). Counters are totals since the route's statistics
 began (they reset only when its Redis keys are deleted, which rate() and increase() take as a
 counter reset). Run one exporter per Prometheus: two behind one job double every sum.
 
@@ -45,6 +47,7 @@ from ops.fleet_view import FleetReader, FleetView
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass
 from routing.fleet_status import RouteStatus
+from routing.key_usage import KeyUsage
 from routing.routes import LATENCY_BUCKETS_S, Route
 from routing.settings import CoreSettings
 from workers.presence import SEEN_WITHIN_S
@@ -70,6 +73,8 @@ BREAKER_STATES = ("closed", "open", "half_open")
 JOB_STATES_NOW = ("queued", "running")
 JOB_STATES_TODAY = ("created", "succeeded", "failed")
 RECONCILE_REASONS = ("queued", "lease_expired")
+#: Labels of every per-key family.
+KEY_LABELS = ("key", "masked")
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,37 @@ FAMILIES: dict[str, Family] = {
             (),
             "Jobs the online workers can run at once: the sum of their concurrency.",
         ),
+        Family(
+            "turnout_key_calls_total",
+            "counter",
+            KEY_LABELS,
+            "Provider calls that carried the API key (key: env:NAME or store:NAME@slot; "
+            "masked: its last 4 characters; never the key).",
+        ),
+        Family(
+            "turnout_key_errors_total",
+            "counter",
+            (*KEY_LABELS, "class"),
+            "Failed provider calls that carried the API key, by error class.",
+        ),
+        Family(
+            "turnout_key_tokens_total",
+            "counter",
+            (*KEY_LABELS, "kind"),
+            "Tokens the provider reported for calls that carried the API key (prompt, completion).",
+        ),
+        Family(
+            "turnout_key_cost_usd_total",
+            "counter",
+            KEY_LABELS,
+            "USD spent on calls that carried the API key.",
+        ),
+        Family(
+            "turnout_key_auth_failing",
+            "gauge",
+            KEY_LABELS,
+            "1: the key's last call was refused as auth (the provider no longer takes it).",
+        ),
     )
 }
 
@@ -237,7 +273,20 @@ def families_of(view: FleetView, routes: Sequence[Route]) -> list[Metric]:
         add("turnout_reconciler_resent_total", [reason], view.reconciler.get(reason, 0))
     add("turnout_workers_online", [], len(view.workers))
     add("turnout_worker_concurrency", [], view.concurrency)
+    for key in view.keys:
+        _add_key(made, key)
     return list(made.values())
+
+
+def _add_key(made: dict[str, _Made], key: KeyUsage) -> None:
+    labels = [key.key_id, key.masked]
+    _add(made, "turnout_key_calls_total", labels, key.calls)
+    for error_class, count in sorted(key.errors.items()):
+        _add(made, "turnout_key_errors_total", [*labels, error_class], count)
+    _add(made, "turnout_key_tokens_total", [*labels, "prompt"], key.prompt_tokens)
+    _add(made, "turnout_key_tokens_total", [*labels, "completion"], key.completion_tokens)
+    _add(made, "turnout_key_cost_usd_total", labels, key.cost_usd)
+    _add(made, "turnout_key_auth_failing", labels, 1 if key.auth_failing else 0)
 
 
 def down_families() -> list[Metric]:

@@ -16,7 +16,8 @@ from rich.table import Table
 from routing.config import TurnoutConfig
 from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
-from routing.keys import Keys
+from routing.key_usage import KeyUsage, read_key_usage
+from routing.keys import DAY_MS, Keys
 from routing.planning import routes_of
 from routing.redis_text import decoded
 from routing.routes import Route
@@ -48,6 +49,8 @@ class FleetView:
     workers: list[WorkerSeen] = field(default_factory=list)
     #: run messages the reconciler sent again since the start, by reason
     reconciler: dict[str, int] = field(default_factory=dict)
+    #: every API key's usage, by its id and mask (routing.key_usage), never the key
+    keys: list[KeyUsage] = field(default_factory=list)
 
     @property
     def concurrency(self) -> int:
@@ -128,6 +131,7 @@ class FleetReader:
             now,
             workers_seen(seen, decoded(info), now),
             reconciler={reason: max(0, int(float(n))) for reason, n in decoded(resent).items()},
+            keys=read_key_usage(self._breakers, keys, int(now * 1000) // DAY_MS),
         )
 
     def close(self) -> None:
@@ -186,7 +190,24 @@ def as_json(view: FleetView) -> dict[str, Any]:
             }
             for w in view.workers
         ],
+        "keys": [_key_json(k) for k in view.keys],
         "read_at": view.read_at,
+    }
+
+
+def _key_json(k: KeyUsage) -> dict[str, Any]:
+    return {
+        "key": k.key_id,
+        "source": k.source,
+        "masked": k.masked,
+        "calls": k.calls,
+        "calls_today": k.calls_today,
+        "errors": k.errors,
+        "prompt_tokens": k.prompt_tokens,
+        "completion_tokens": k.completion_tokens,
+        "cost_usd": round(k.cost_usd, 6),
+        "last_used": k.last_used / 1000 if k.last_used else None,
+        "auth_failing": k.auth_failing,
     }
 
 
@@ -260,7 +281,27 @@ def as_tables(view: FleetView) -> Group:
         f"Workers online: {len(view.workers)} (concurrency {view.concurrency}). "
         f"Spent today (UTC): ${view.spent_today:.4f}. Read at {clock} (Redis's clock)."
     )
-    return Group(routes, jobs, summary)
+    if not view.keys:
+        return Group(routes, jobs, summary)
+    return Group(routes, jobs, _keys_table(view), summary)
+
+
+def _keys_table(view: FleetView) -> Table:
+    table = Table(title="API keys (turnout keys list has more)")
+    for column in ("key", "masked", "today", "calls", "errors", "cost", "last used"):
+        table.add_column(column)
+    for k in view.keys:
+        errors = ", ".join(f"{c} {n}" for c, n in sorted(k.errors.items()))
+        table.add_row(
+            escape(k.key_id) + (" [red]auth failing[/]" if k.auth_failing else ""),
+            escape(k.masked),
+            str(k.calls_today),
+            str(k.calls),
+            escape(errors) or "-",
+            f"${k.cost_usd:.4f}",
+            _ago(k.last_used / 1000 if k.last_used else None, view.read_at),
+        )
+    return table
 
 
 def _ago(at: float | None, now: float) -> str:

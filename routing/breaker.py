@@ -47,6 +47,15 @@ BreakerRefusal = Literal["open", "no_probe_permit", "cooling"]
 #: Why a breaker opened on an auth, permission or unknown-model error: it opens until a probe
 #: succeeds, so it does not heal by itself (record_outcome.lua writes the same words).
 CREDENTIAL_REJECTED = "credential rejected"
+#: How the reason of a breaker opened on a wrong address begins (routing.errors.Misconfigured:
+#: "misconfigured: 404 at http://host/v1/chat/completions ..."): it too opens until a probe passes.
+MISCONFIGURED = "misconfigured"
+
+
+def opened_until_probe(why: str) -> bool:
+    """Whether a breaker that opened for ``why`` stays open until a probe succeeds (a rejected
+    credential, a wrong address) rather than healing with its cool-down."""
+    return why == CREDENTIAL_REJECTED or why.startswith(f"{MISCONFIGURED}:")
 
 
 class BreakerSettings(BaseModel):
@@ -131,16 +140,23 @@ class Outcome(StrEnum):
 
     SUCCESS = "success"
     FAILURE = "failure"
-    #: auth, permission, model_not_found: open now, until a probe succeeds.
+    #: auth, permission, model_not_found, configuration: open now, until a probe succeeds.
     CREDENTIAL = "credential"
     #: 429 with Retry-After: cool for exactly that long; not a failure.
     COOL = "cool"
     #: the request's own fault (bad_request, content_policy, context_length,
-    #: unsupported_parameter): counts for nothing.
+    #: unsupported_parameter), or an answer the budget cut short (incomplete): counts for nothing.
     IGNORE = "ignore"
 
 
-_CREDENTIAL = frozenset({ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND})
+_CREDENTIAL = frozenset(
+    {
+        ErrorClass.AUTH,
+        ErrorClass.PERMISSION,
+        ErrorClass.MODEL_NOT_FOUND,
+        ErrorClass.CONFIGURATION,
+    }
+)
 _IGNORED = frozenset(
     {
         ErrorClass.BAD_REQUEST,
@@ -148,6 +164,7 @@ _IGNORED = frozenset(
         ErrorClass.CONTEXT_LENGTH,
         # the model refuses a parameter: the route is healthy, the request was not for it
         ErrorClass.UNSUPPORTED_PARAMETER,
+        ErrorClass.INCOMPLETE,
     }
 )
 
@@ -292,10 +309,12 @@ def record(
     retry_after_s: float | None = None,
     jitter: float = 0.5,
     unreachable: str = "",
+    open_reason: str = "",
 ) -> BreakerChange | None:
     """Apply one call's outcome; returns the transition it caused ("opened", "closed",
     "reopened", "cooled", "failback") or None. ``unreachable``: the call found nothing at the
-    route's address, and this is what it said ("" otherwise)."""
+    route's address, and this is what it said ("" otherwise). ``open_reason``: why a
+    CREDENTIAL outcome opens it, when not a rejected credential (a wrong address)."""
     was_probe = state.probes.pop(probe_id, None) is not None
     if outcome is Outcome.IGNORE:
         return None
@@ -304,11 +323,12 @@ def record(
         return "cooled"
     if outcome is Outcome.CREDENTIAL:
         state.unreachable = ""
+        why = open_reason or CREDENTIAL_REJECTED
         if state.state == "open":  # already open: keep it shut for the credential's cool-down
             state.open_until = max(state.open_until, now + settings.auth_cooldown_s)
-            state.reason = CREDENTIAL_REJECTED
+            state.reason = why
             return None
-        return _open(state, settings, now, CREDENTIAL_REJECTED, settings.auth_cooldown_s)
+        return _open(state, settings, now, why, settings.auth_cooldown_s)
     if outcome is Outcome.SUCCESS:
         _count(state, settings, now, failed=False)
         state.consecutive = 0

@@ -39,6 +39,18 @@ _DEPLOYMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "auth": ("azure",),
 }
 
+#: A key of the encrypted key store (``turnout keys set NAME``), named where a config takes a
+#: key: ``store:NAME``. Workers decrypt it (workers.key_store); nothing else reads its value.
+STORE_PREFIX = "store:"
+StoredKeyRef = Annotated[str, StringConstraints(pattern=r"^store:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+def stored_key_name(source: str | None) -> str | None:
+    """NAME for a key source ``store:NAME``; None for an environment variable's name."""
+    if source is not None and source.startswith(STORE_PREFIX):
+        return source[len(STORE_PREFIX) :]
+    return None
+
 
 class CapabilityOverrides(BaseModel):
     """A deployment's corrections to the model table (routing.capabilities): each field set here
@@ -67,6 +79,9 @@ class DeploymentConfig(BaseModel):
     #: The variable holding the key, or a list of them: a key pool. Calls spread across the
     #: keys, and each key has its own breaker and rate limits.
     api_key_env: EnvName | list[EnvName] | None = None
+    #: Keys from the encrypted key store (``store:NAME``, or a list of them), beside or instead
+    #: of ``api_key_env``: a pool may mix both. Rotated and revoked without a restart.
+    api_key: StoredKeyRef | list[StoredKeyRef] | None = None
     #: Prices and context window; when left out, the packaged table's (routing.prices).
     input_cost_per_mtok: float | None = Field(default=None, ge=0)
     output_cost_per_mtok: float | None = Field(default=None, ge=0)
@@ -108,11 +123,17 @@ class DeploymentConfig(BaseModel):
 
     @property
     def key_envs(self) -> list[str]:
-        """The variables holding this deployment's keys (several for a key pool)."""
+        """Where this deployment's keys come from (several for a key pool): variable names,
+        then ``store:NAME`` sources of the key store."""
         if isinstance(self.api_key_env, list):
-            return list(self.api_key_env)
-        env = self.api_key_env or self.spec.key_env
-        return [env] if env else []
+            envs = list(self.api_key_env)
+        else:
+            envs = [self.api_key_env] if self.api_key_env else []
+        stored = self.api_key if isinstance(self.api_key, list) else [self.api_key]
+        sources = envs + [ref for ref in stored if ref]
+        if not sources and self.spec.key_env:
+            return [self.spec.key_env]
+        return sources
 
     @property
     def key_env(self) -> str | None:
@@ -126,12 +147,13 @@ class DeploymentConfig(BaseModel):
         provider's others except a base-URL variable its ``base_url`` makes moot."""
         required: list[str] = []
         if self.spec.key_env is None and self.api_key_env is not None:
-            required.extend(self.key_envs)  # Bedrock API keys: named, so needed
+            # Bedrock API keys: named, so needed (a stored key is the key store's business)
+            required.extend(e for e in self.key_envs if stored_key_name(e) is None)
         for env in self.spec.required_envs:
             if env == self.spec.key_env and self.auth == "entra_id":
                 continue  # an Entra ID token replaces the key
             if env == self.spec.key_env and self.key_envs:
-                required.extend(self.key_envs)
+                required.extend(e for e in self.key_envs if stored_key_name(e) is None)
             elif not (self.base_url and env == self.spec.base_url_env):
                 required.append(env)
         return tuple(required)
@@ -511,6 +533,11 @@ def _problems_of(exc: ValidationError) -> Iterable[ConfigProblem]:
             if key_env is not None:
                 yield key_env
             continue
+        if _STORED_KEY_FIELD in location:
+            stored = _describe_stored_key(error, location)
+            if stored is not None:
+                yield stored
+            continue
         if error["type"] == "extra_forbidden":
             section = str(location[0]) if len(location) > 1 else ""
             allowed = _FIELD_HINTS.get(section, [])
@@ -599,6 +626,39 @@ def _describe_key_env(error: ErrorDetails, location: list[int | str]) -> ConfigP
         "must be the NAME of an environment variable (letters, digits, _), not a key; got "
         f"{_shown_input(error)}",
         fix,
+    )
+
+
+#: The field that takes ``store:NAME`` or a list of them: a union, like ``api_key_env``.
+_STORED_KEY_FIELD = "api_key"
+
+
+def _describe_stored_key(error: ErrorDetails, location: list[int | str]) -> ConfigProblem | None:
+    """``api_key``'s error, once per entry (None: the other branch of its union's complaint).
+    The value is shown by its shape only: it is where a pasted key lands."""
+    at = location.index(_STORED_KEY_FIELD)
+    branch = location[at + 1] if len(location) > at + 1 else None
+    entry = location[at + 2 :]
+    value = error.get("input")
+    pool_branch = isinstance(branch, str) and branch.startswith("list[")
+    if pool_branch and entry:
+        where = _key_path([*location[: at + 1], *entry])
+    elif isinstance(value, str) and not pool_branch:
+        where = _key_path(location[: at + 1])
+    elif isinstance(value, str | list):
+        return None
+    else:
+        where = _key_path(location[: at + 1])
+    shown = (
+        f"a string of {len(value)} characters starting {value[:3]!r}"
+        if isinstance(value, str)
+        else type(value).__name__
+    )
+    return ConfigProblem(
+        where,
+        f"must be store:NAME, a key of the key store (or a list of them); got {shown}",
+        "store the key with `turnout keys set NAME` (it reads the value from stdin) and write "
+        "store:NAME here; never the key itself",
     )
 
 

@@ -32,6 +32,12 @@ Exception hierarchy::
         ├── ContextLength         context_length    fail over: another deployment may fit it
         ├── ContentPolicy         content_policy    fail over
         ├── InvalidResponse       invalid_response  fail over: the provider broke its protocol
+        ├── Incomplete            incomplete        fail over: a 200 that carries no answer (a
+        │                         reasoning model spent max_tokens thinking); the route is
+        │                         healthy, so its breaker does not count it
+        ├── Misconfigured         configuration     fail over: the route's address is not the
+        │                         provider's API (a 404 in no shape of the provider's): its
+        │                         breaker opens with the URL as its reason, until a probe passes
         └── BadRequest            bad_request       fail the job: the request is wrong everywhere
 
 Only failures of the route itself move its breaker: an error whose ``route_at_fault`` is False
@@ -64,6 +70,8 @@ class ErrorClass(StrEnum):
     CONTEXT_LENGTH = "context_length"
     CONTENT_POLICY = "content_policy"
     INVALID_RESPONSE = "invalid_response"
+    INCOMPLETE = "incomplete"
+    CONFIGURATION = "configuration"
     # Job-level classes: no single provider call decided these.
     DEADLINE_EXCEEDED = "deadline_exceeded"
     NO_CANDIDATES = "no_candidates"
@@ -186,6 +194,12 @@ class ProviderError(TurnoutError):
         self.should_retry = should_retry
 
     @property
+    def open_reason(self) -> str:
+        """Why the route's breaker opens when this error opens it at once ("" for the
+        breaker's own words, ``credential rejected``)."""
+        return ""
+
+    @property
     def disposition(self) -> Disposition:
         if self.should_retry is False and disposition(self.error_class) is (
             Disposition.RETRY_THEN_FAILOVER
@@ -280,6 +294,28 @@ class InvalidResponse(ProviderError):
     error_class = ErrorClass.INVALID_RESPONSE
 
 
+class Incomplete(ProviderError):
+    """A well-formed 200 with no answer in it: the output budget ran out before any text
+    (OpenAI's ``content: ""`` with ``finish_reason: length``, Gemini's MAX_TOKENS with only
+    thoughts). Not a success with empty text, and not the route's fault: another target (or a
+    larger ``max_tokens``) may answer, and its breaker does not count it."""
+
+    error_class = ErrorClass.INCOMPLETE
+
+
+class Misconfigured(ProviderError):
+    """The route's address answers, but not as the provider's API: a 404 that is none of the
+    provider's error bodies (an HTML page, a proxy's text, "Invalid URL"). A wrong base URL,
+    which no cool-down mends; the message names the URL (never a key) and is what the route's
+    breaker shows as the reason it opened (``open_reason``)."""
+
+    error_class = ErrorClass.CONFIGURATION
+
+    @property
+    def open_reason(self) -> str:
+        return f"misconfigured: {self.message}"
+
+
 PROVIDER_ERRORS: dict[ErrorClass, type[ProviderError]] = {
     cls.error_class: cls
     for cls in (
@@ -296,6 +332,8 @@ PROVIDER_ERRORS: dict[ErrorClass, type[ProviderError]] = {
         ContextLength,
         ContentPolicy,
         InvalidResponse,
+        Incomplete,
+        Misconfigured,
     )
 }
 

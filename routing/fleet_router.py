@@ -15,7 +15,7 @@ from typing import Literal
 import redis
 
 from routing.breaker import Outcome
-from routing.keys import LATENCY_SAMPLES, RouteKeys
+from routing.keys import LATENCY_SAMPLES, KeyUsageKeys, RouteKeys
 from routing.redis_scripts import source
 from routing.redis_text import as_literal, as_text
 from routing.routes import (
@@ -45,13 +45,23 @@ class FleetRouter:
     """The breaker, limits and statistics of every route, shared by every worker through Redis.
 
     ``shares_job_store_redis``: this Redis is also the job store's, so a record can ride a job's
-    finish (``rider``): 3 round trips for a one-call job instead of 4.
+    finish (``rider``): 3 round trips for a one-call job instead of 4. ``key_usage_prefix`` and
+    ``key_usage_ids`` (Keys): where a call's record also counts its key's usage (a call whose
+    outcome names its key), in the same script run.
     """
 
     def __init__(
-        self, client: redis.Redis, prefix: str, *, shares_job_store_redis: bool = False
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        shares_job_store_redis: bool = False,
+        key_usage_prefix: str = "",
+        key_usage_ids: str = "",
     ) -> None:
         self._prefix = prefix
+        self._key_usage_prefix = key_usage_prefix
+        self._key_usage_ids = key_usage_ids
         self._acquire = client.register_script(source("acquire_route"))
         self._record = client.register_script(source("record_outcome"))
         self._shares_job_store_redis = shares_job_store_redis
@@ -131,45 +141,49 @@ class FleetRouter:
         if outcome is None:
             outcome = call_outcome.breaker_outcome(settings)
         route_keys = RouteKeys.under(self._prefix, grant.route.id)
-        return ScriptCall(
-            self._record,
-            [
-                route_keys.breaker,
-                route_keys.probes,
-                route_keys.inflight,
-                route_keys.window,
-                route_keys.minutes,
-                route_keys.days,
-                route_keys.totals,
-                route_keys.latencies,
-            ],
-            [
-                grant.attempt_id,
-                outcome.value,
-                round(latency_s * 1000, 3),  # fractions kept: a local call takes under 1 ms
-                int((retry_after_s or 0) * 1000),
-                token_delta,
-                random.random(),
-                settings.consecutive_failures,
-                settings.failure_rate,
-                int(settings.window_s * 1000),
-                settings.min_calls,
-                int(settings.cooldown_s * 1000),
-                int(settings.cooldown_max_s * 1000),
-                settings.cooldown_jitter,
-                int(settings.auth_cooldown_s * 1000),
-                grant.route.tpm or 0,
-                settings.close_after,
-                1 if is_call else 0,
-                error_class.value if error_class is not None else "",
-                latency_bucket(latency_s),
-                spent.prompt_tokens if spent else 0,
-                spent.completion_tokens if spent else 0,
-                repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
-                LATENCY_SAMPLES,
-                call_outcome.unreachable,
-            ],
-        )
+        keys = [
+            route_keys.breaker,
+            route_keys.probes,
+            route_keys.inflight,
+            route_keys.window,
+            route_keys.minutes,
+            route_keys.days,
+            route_keys.totals,
+            route_keys.latencies,
+        ]
+        args: list[str | int | float] = [
+            grant.attempt_id,
+            outcome.value,
+            round(latency_s * 1000, 3),  # fractions kept: a local call takes under 1 ms
+            int((retry_after_s or 0) * 1000),
+            token_delta,
+            random.random(),
+            settings.consecutive_failures,
+            settings.failure_rate,
+            int(settings.window_s * 1000),
+            settings.min_calls,
+            int(settings.cooldown_s * 1000),
+            int(settings.cooldown_max_s * 1000),
+            settings.cooldown_jitter,
+            int(settings.auth_cooldown_s * 1000),
+            grant.route.tpm or 0,
+            settings.close_after,
+            1 if is_call else 0,
+            error_class.value if error_class is not None else "",
+            latency_bucket(latency_s),
+            spent.prompt_tokens if spent else 0,
+            spent.completion_tokens if spent else 0,
+            repr(spent.cost_usd) if spent and spent.cost_usd is not None else "",
+            LATENCY_SAMPLES,
+            call_outcome.unreachable,
+            call_outcome.open_reason,
+        ]
+        key = call_outcome.key
+        if key is not None and is_call and self._key_usage_prefix:
+            usage = KeyUsageKeys.under(self._key_usage_prefix, key.key_id)
+            keys += [usage.totals, usage.days, self._key_usage_ids]
+            args += [key.key_id, key.masked]
+        return ScriptCall(self._record, keys, args)
 
     def release(self, grant: Grant) -> None:
         call = self.record_call(

@@ -112,6 +112,83 @@ class RouteKeys:
 
 
 @dataclass(frozen=True)
+class KeyStoreKeys:
+    """The encrypted key store (workers.key_store): records, their change counter and channel.
+
+    ``record(name)`` is a hash: ``current`` (the sealed value as JSON: ciphertext, nonce, the
+    master key's id, the slot, its last 4 characters), ``slot`` (the counter the seals use),
+    ``set_at``, ``revoked_at``. ``previous(name)`` holds the value a rotation replaced, sealed
+    the same way, until its grace period's TTL removes it.
+    """
+
+    namespace: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.namespace}:keystore"
+
+    def record(self, name: str) -> str:
+        return f"{self.base}:key:{name}"
+
+    def previous(self, name: str) -> str:
+        return f"{self.base}:key:{name}:previous"
+
+    @property
+    def names(self) -> str:
+        """Set: every name the store has held (revoked ones keep their tombstone record)."""
+        return f"{self.base}:names"
+
+    @property
+    def version(self) -> str:
+        """String: a counter every change increments; workers compare it every second, so a
+        change whose pub/sub message they missed reaches them anyway."""
+        return f"{self.base}:version"
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel: every change publishes the new ``version``."""
+        return f"{self.base}:changes"
+
+    @property
+    def ack_prefix(self) -> str:
+        return f"{self.base}:ack:"
+
+    def ack(self, process_id: str) -> str:
+        """String (a few seconds' TTL, renewed each second): the ``version`` a worker process
+        has applied; ``turnout keys`` waits for every live one to reach its change."""
+        return f"{self.ack_prefix}{process_id}"
+
+    @property
+    def ack_pattern(self) -> str:
+        return f"{self.ack_prefix}*"
+
+
+@dataclass(frozen=True)
+class KeyUsageKeys:
+    """One API key's usage, by its id (``env:NAME`` or ``store:NAME@slot``, never its value),
+    counted by record_outcome.lua with each call's record.
+
+    ``totals`` is a hash: calls, prompt_tokens, completion_tokens, cost, err:<class>,
+    last_used (Redis ms), last_error (the class of its last call, '' for a success), masked
+    (``…`` and its last 4 characters).
+    """
+
+    totals: str
+
+    @classmethod
+    def under(cls, usage_prefix: str, key_id: str) -> KeyUsageKeys:
+        return cls(f"{usage_prefix}{key_id}")
+
+    @property
+    def days(self) -> str:
+        """Base of the per-UTC-day hashes (calls, errors; kept three days)."""
+        return f"{self.totals}:d"
+
+    def day(self, day: int) -> str:
+        return bucket_key(self.days, day)
+
+
+@dataclass(frozen=True)
 class Keys:
     namespace: str = "turnout"
 
@@ -217,6 +294,23 @@ class Keys:
         """What every route key starts with: routers are given it, and ``RouteKeys.under``
         builds a route's keys from it."""
         return f"{self.namespace}:route:"
+
+    @property
+    def key_store(self) -> KeyStoreKeys:
+        return KeyStoreKeys(self.namespace)
+
+    @property
+    def key_usage_prefix(self) -> str:
+        """What every key's usage key starts with (``KeyUsageKeys.under``)."""
+        return f"{self.namespace}:keyusage:"
+
+    @property
+    def key_usage_ids(self) -> str:
+        """Set: the id of every key whose usage is counted (record_outcome.lua adds it)."""
+        return f"{self.namespace}:keyusage-ids"
+
+    def key_usage(self, key_id: str) -> KeyUsageKeys:
+        return KeyUsageKeys.under(self.key_usage_prefix, key_id)
 
     def route(self, route_id: str) -> RouteKeys:
         """The keys of one route (its breaker, permits, statistics, health)."""

@@ -142,6 +142,7 @@ class LocalRouter:
                 retry_after_s=outcome.retry_after_s,
                 jitter=random.random(),
                 unreachable=outcome.unreachable,
+                open_reason=outcome.open_reason,
             )
             if change is None:
                 return None

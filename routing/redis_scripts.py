@@ -30,6 +30,7 @@ ScriptName = Literal[
     "record_outcome",
     "release_job",
     "renew_leases",
+    "write_key",
 ]
 SCRIPT_NAMES: tuple[ScriptName, ...] = get_args(ScriptName)
 

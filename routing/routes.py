@@ -132,6 +132,15 @@ class Transition:
     reason: str
 
 
+@dataclass(frozen=True)
+class KeyLabel:
+    """Which API key a call carried, as the fleet may know it: its id (``env:NAME``,
+    ``store:NAME@slot``) and mask (``…`` and its last 4 characters), never the key."""
+
+    key_id: str
+    masked: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class CallOutcome:
     """What one call did to its route: the one value every router records, whether at once
@@ -154,6 +163,11 @@ class CallOutcome:
     #: the call found nothing at the route's address (routing.errors.AddressUnreachable): what
     #: it said; "" otherwise. The breaker remembers it when such failures open it.
     unreachable: str = ""
+    #: the key the call carried, for its usage per key (None: not counted per key)
+    key: KeyLabel | None = None
+    #: why a call that opens the breaker at once opens it, when not a rejected credential
+    #: (ProviderError.open_reason: a wrong address); "" otherwise
+    open_reason: str = ""
 
     @classmethod
     def of(
@@ -164,6 +178,7 @@ class CallOutcome:
         token_delta: int = 0,
         spent: Spent | None = None,
         is_call: bool = True,
+        key: KeyLabel | None = None,
     ) -> CallOutcome:
         """The outcome of a call that raised ``error`` (None: it succeeded)."""
         return cls(
@@ -175,6 +190,8 @@ class CallOutcome:
             is_call=is_call,
             route_at_fault=error.route_at_fault if error else True,
             unreachable=error.message if isinstance(error, AddressUnreachable) else "",
+            key=key,
+            open_reason=error.open_reason if error else "",
         )
 
     def breaker_outcome(self, settings: BreakerSettings) -> Outcome:

@@ -65,6 +65,8 @@ def _check_config_before_consuming(**_: Any) -> None:
     from routing.keys import Keys
     from routing.planning import unusable_routes
     from workers.credentials import describe_unusable, record_unusable
+    from workers.key_crypto import KeyStoreError
+    from workers.key_routes import store_route_problems
     from workers.runtime import load_worker_config
 
     settings = WorkerSettings()
@@ -74,6 +76,15 @@ def _check_config_before_consuming(**_: Any) -> None:
         sys.stderr.write(f"turnout worker: cannot start: {exc}\n")
         raise SystemExit(EXIT_CONFIG) from None
     unusable = unusable_routes(config, settings.is_set)
+    try:
+        unusable.update(
+            store_route_problems(settings, config, lambda: redis_client(settings.redis_url))
+        )
+    except KeyStoreError as exc:
+        sys.stderr.write(f"turnout worker: cannot start: {exc}\n")
+        raise SystemExit(EXIT_CONFIG) from None
+    except redis.RedisError as exc:
+        sys.stderr.write(f"turnout worker: the key store could not be read: {exc}\n")
     for line in describe_unusable(config, unusable):
         sys.stderr.write(f"turnout worker: WARNING: {line}\n")
     try:

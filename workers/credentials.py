@@ -32,8 +32,7 @@ def describe_unusable(config: TurnoutConfig, unusable: dict[str, str]) -> list[s
     if not unusable:
         return []
     lines = [
-        f"route {route_id} is out of rotation: {why}; fix: export the variable (or add it to "
-        ".env) and restart the worker"
+        f"route {route_id} is out of rotation: {why}; fix: {_fix_for(why)}"
         for route_id, why in unusable.items()
     ]
     total = sum(len(routes_of(d, config)) for d in config.deployments.values())
@@ -43,6 +42,14 @@ def describe_unusable(config: TurnoutConfig, unusable: dict[str, str]) -> list[s
             "no_candidates (TURNOUT_STRICT_CONFIG=1 refuses to start instead)"
         )
     return lines
+
+
+def _fix_for(why: str) -> str:
+    if not why.startswith("store:"):
+        return "export the variable (or add it to .env) and restart the worker"
+    if "TURNOUT_ENCRYPTION_KEY" in why and "not set" in why:
+        return "give the worker the master key (TURNOUT_ENCRYPTION_KEY) and restart it"
+    return "see turnout keys list; the worker follows the key store without a restart"
 
 
 def record_unusable(

@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from routing.errors import ProviderError, ProviderTimeout
 from routing.models import CompletionRequest
-from workers.http import HttpReply, HttpTransport
+from workers.http import HttpCall, HttpReply, HttpTransport
 from workers.providers.base import ProviderAdapter
 from workers.providers.polling import Pending, PollingAdapter
+from workers.providers.wrong_address import check_address
 from workers.reply_budget import release_body
 
 log = logging.getLogger("turnout.worker")
@@ -42,14 +43,14 @@ def exchange(
 ) -> HttpReply:
     """The reply that ``adapter.parse_reply`` reads: the only one, or the final poll's."""
     if not isinstance(adapter, PollingAdapter):
-        return transport.send(adapter.build_call(request), timeout_s=timeout_s)
+        return _send(transport, adapter.build_call(request), timeout_s)
     deadline = clock() + timeout_s
     cancel_s = min(CANCEL_TIMEOUT_S, timeout_s * CANCEL_SHARE)
     start_s = max(timeout_s - cancel_s, 0.001)
     # Prefer: wait takes whole seconds; an attempt too short for one asks for no wait at all,
     # so the reply (and the prediction's id) comes back before the call can time out.
     wait_s = max(0, min(60, math.floor(start_s - WAIT_MARGIN_S)))
-    reply = transport.send(adapter.build_start(request, wait_s=wait_s), timeout_s=start_s)
+    reply = _send(transport, adapter.build_start(request, wait_s=wait_s), start_s)
     while (pending := adapter.pending(reply)) is not None:
         release_body(reply.body)
         left = deadline - clock() - cancel_s
@@ -61,10 +62,22 @@ def exchange(
             )
         sleep(pending.interval_s)
         try:
-            reply = transport.send(pending.poll, timeout_s=deadline - clock() - cancel_s)
+            reply = _send(transport, pending.poll, deadline - clock() - cancel_s)
         except ProviderError:
             _cancel(transport, pending, cancel_s)
             raise
+    return reply
+
+
+def _send(transport: HttpTransport, call: HttpCall, timeout_s: float) -> HttpReply:
+    """One call's reply; a 404 no provider API would send is Misconfigured (a wrong base URL,
+    named in the error), whichever call of the exchange met it."""
+    reply = transport.send(call, timeout_s=timeout_s)
+    try:
+        check_address(call, reply)
+    except ProviderError:
+        release_body(reply.body)
+        raise
     return reply
 
 

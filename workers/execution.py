@@ -59,7 +59,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from routing.breaker import CREDENTIAL_REJECTED
+from routing.breaker import opened_until_probe
 from routing.capabilities import PARAMETERS
 from routing.errors import (
     AddressUnreachable,
@@ -81,7 +81,7 @@ from routing.models import (
 )
 from routing.planning import Plan, PlannedSkip
 from routing.request_fit import Fit, LocalLessons, ParameterLessons, fit_request, parameters_set
-from routing.routes import CallOutcome, Grant, Route, Router, Skip, Spent, Transition
+from routing.routes import CallOutcome, Grant, KeyLabel, Route, Router, Skip, Spent, Transition
 
 log = logging.getLogger("turnout.breaker")
 
@@ -297,6 +297,9 @@ class _Job:
             learnt=self.lessons.refused(deployment),
         )
 
+    #: the key a route's next call carries, for its usage per key (None: not counted)
+    key_of: Callable[[Route], KeyLabel | None] | None = None
+
 
 def execute_job(
     request: CompletionRequest,
@@ -318,6 +321,7 @@ def execute_job(
     on_transition: Callable[[Transition], None] | None = None,
     on_call: Callable[[CallStarted], None] | None = None,
     lessons: ParameterLessons | None = None,
+    key_of: Callable[[Route], KeyLabel | None] | None = None,
 ) -> ExecutionResult:
     job = _Job(
         request,
@@ -336,6 +340,7 @@ def execute_job(
         short_wait_s=short_wait_s,
         on_call=on_call,
         lessons=lessons or LocalLessons(),
+        key_of=key_of,
     )
     for planned in plan.skipped:
         job.log.explain((planned.target, planned.reason), _planned_skip(job, planned))
@@ -550,6 +555,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
     error: ProviderError | None = None
     completion: ProviderCompletion | None = None
     job.calls_on[route.id] += 1
+    key = job.key_of(route) if job.key_of is not None else None
     if job.on_call is not None:
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
@@ -577,7 +583,9 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         if usage
         else None
     )
-    outcome = CallOutcome.of(error, latency_s=latency, token_delta=used - job.tokens, spent=spent)
+    outcome = CallOutcome.of(
+        error, latency_s=latency, token_delta=used - job.tokens, spent=spent, key=key
+    )
     if error is None:
         job.pending = PendingRecord(grant, outcome)
     else:
@@ -626,7 +634,12 @@ _PASSING_REFUSALS = frozenset({"cooling", "rate_limited", "no_probe_permit"})
 #: Classes whose failure a cool-down does not mend (the breaker opens on them until a probe
 #: succeeds).
 _CREDENTIAL_CLASSES = frozenset(
-    {ErrorClass.AUTH, ErrorClass.PERMISSION, ErrorClass.MODEL_NOT_FOUND}
+    {
+        ErrorClass.AUTH,
+        ErrorClass.PERMISSION,
+        ErrorClass.MODEL_NOT_FOUND,
+        ErrorClass.CONFIGURATION,
+    }
 )
 
 
@@ -645,7 +658,7 @@ def _heals(job: _Job, skip: Skip) -> bool:
     return (
         skip.reason == "open"
         and skip.retry_at is not None
-        and skip.why != CREDENTIAL_REJECTED
+        and not opened_until_probe(skip.why)
         and not skip.unreachable
     )
 

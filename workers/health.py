@@ -29,6 +29,7 @@ from routing.routes import CallOutcome, Grant, Route, Router, Transition
 from workers.exchange import exchange
 from workers.http import HttpTransport
 from workers.providers.base import ProviderAdapter
+from workers.providers.wrong_address import check_address
 from workers.reply_budget import release_body
 
 log = logging.getLogger("turnout.health")
@@ -173,8 +174,10 @@ class HealthChecker:
             finally:
                 release_body(reply.body)
         else:
-            reply = self.transport.send(adapter.build_probe(), timeout_s=settings.timeout_s)
+            call = adapter.build_probe()
+            reply = self.transport.send(call, timeout_s=settings.timeout_s)
             try:
+                check_address(call, reply)
                 adapter.read_probe(reply)
             finally:
                 release_body(reply.body)

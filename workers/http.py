@@ -233,7 +233,9 @@ class HttpcoreTransport:
                 "newline, a space or a non-ASCII character?)"
             ) from None
         except httpcore.ConnectTimeout:
-            raise ConnectionFailed(f"connect timed out after {connect_s:g}s") from None
+            raise ConnectionFailed(
+                f"connect to {_where(call.url)} timed out after {connect_s:g}s"
+            ) from None
         except httpcore.TimeoutException as exc:
             raise ProviderTimeout(
                 f"no complete response within {timeout_s:g}s ({type(exc).__name__})"
@@ -242,7 +244,10 @@ class HttpcoreTransport:
             unreachable = _unreachable(exc, call.url)
             if unreachable is not None:
                 raise AddressUnreachable(unreachable) from None
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+            where = f" (connecting to {_where(call.url)})" if not answered else ""
+            raise ConnectionFailed(
+                f"{type(exc).__name__}: {exc or 'connection failed'}{where}"
+            ) from None
         finally:
             self._deadline.set(None)
         return HttpReply(response.status, reply_headers, body, time.monotonic() - started)
@@ -267,9 +272,20 @@ def _unreachable(exc: httpcore.ConnectError | Exception, url: str) -> str | None
         return None
     cause = exc.__context__
     parts = urlsplit(url)
-    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    where = _where(url)
     if isinstance(cause, ConnectionRefusedError):
         return f"connection refused at {where}: nothing listens there (is the base URL right?)"
     if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
         return f"no such host {parts.hostname} (is the base URL right?)"
     return None
+
+
+def _where(url: str) -> str:
+    """``host:port`` of ``url``, the port the call used when the URL names none; nothing else
+    of the URL (a query string may hold a key)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "(an unreadable URL)"
+    return f"{parts.hostname}:{port}"

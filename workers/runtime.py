@@ -18,7 +18,7 @@ import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from routing.celery_config import reschedule_countdown_s
-from routing.config import TurnoutConfig, load_configured
+from routing.config import TurnoutConfig, load_configured, stored_key_name
 from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
@@ -34,10 +34,11 @@ from routing.models import (
 )
 from routing.planning import plan_candidates, routes_of, unusable_routes
 from routing.request_fit import LocalLessons, ParameterLessons
-from routing.routes import Rider, Route, Router, Transition
+from routing.routes import KeyLabel, Rider, Route, Router, Transition
 from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
+from workers.credentials import record_unusable
 from workers.exchange import exchange
 from workers.execution import (
     CallStarted,
@@ -48,6 +49,8 @@ from workers.execution import (
 )
 from workers.health import HealthChecker
 from workers.http import HttpcoreTransport, HttpTransport
+from workers.key_follower import KeyFollower
+from workers.key_routes import KeyWithdrawn, StoreBackedRoutes, env_key_labels, follow_key_store
 from workers.leases import LeaseKeeper
 from workers.malloc_tuning import fix_mmap_threshold
 from workers.parameter_lessons import RedisParameterLessons
@@ -120,6 +123,7 @@ class WorkerRuntime:
         alerts: AlertSink | None = None,
         unusable: dict[str, str] | None = None,
         lessons: ParameterLessons | None = None,
+        key_labels: dict[str, KeyLabel] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -135,10 +139,16 @@ class WorkerRuntime:
         self.announce = announce
         self.alerts = alerts
         self.leases = LeaseKeeper(store, lease_s=settings.lease_s)
-        #: route id -> why this worker cannot call it (a variable it needs is unset)
+        #: route id -> why this worker cannot call it (a variable it needs is unset, or its
+        #: key store value is missing, revoked or refused): replaced whole on each change
         self.unusable = dict(unusable or {})
         #: what the fleet learnt its models refuse (Redis in a fleet; this process's otherwise)
         self.lessons: ParameterLessons = lessons or LocalLessons()
+        self._env_unusable = dict(self.unusable)
+        #: route id -> the key its next call carries (counted per key by the fleet router)
+        self.key_labels: dict[str, KeyLabel] = dict(key_labels or {})
+        self.stored: StoreBackedRoutes | None = None
+        self.key_follower: KeyFollower | None = None
 
     @classmethod
     def build(cls, settings: WorkerSettings | None = None) -> WorkerRuntime:
@@ -149,7 +159,7 @@ class WorkerRuntime:
             route
             for deployment in config.deployments.values()
             for route in routes_of(deployment, config)
-            if route.id not in unusable
+            if route.id not in unusable and stored_key_name(route.key_env) is None
         ]
         adapters = built_adapters(usable, settings, unusable)
         usable = [route for route in usable if route.id in adapters]
@@ -160,10 +170,13 @@ class WorkerRuntime:
             connect_timeout_s=settings.breaker_timeout_s,
         )
         prefix = Keys(settings.namespace).route_prefix
+        keys = Keys(settings.namespace)
         fleet = FleetRouter(
             breaker_redis,
             prefix,
             shares_job_store_redis=settings.breaker_redis_url in (None, settings.redis_url),
+            key_usage_prefix=keys.key_usage_prefix,
+            key_usage_ids=keys.key_usage_ids,
         )
         router = FallbackRouter(fleet, LocalRouter())
         store = JobStore(
@@ -192,7 +205,7 @@ class WorkerRuntime:
             redact=redactor,
             on_transition=announce,
         )
-        return cls(
+        runtime = cls(
             settings,
             config,
             store=store,
@@ -207,9 +220,34 @@ class WorkerRuntime:
             lessons=RedisParameterLessons(
                 store.redis, store.keys, ttl_s=settings.parameter_lesson_ttl_s
             ),
+            key_labels=env_key_labels(usable, settings),
+        )
+        runtime.follow_key_store(breaker_redis, prefix)
+        return runtime
+
+    def follow_key_store(self, marks: redis.Redis, route_prefix: str) -> None:
+        """Give the store-backed routes their keys and keep them current (workers.key_routes);
+        each change replaces ``unusable`` whole and marks it for turnout status."""
+
+        def publish(stored: dict[str, str]) -> None:
+            self.unusable = {**self._env_unusable, **stored}
+            try:
+                record_unusable(marks, route_prefix, self.config, self.unusable)
+            except redis.RedisError as exc:
+                log.warning("unusable routes not recorded in Redis: %s", exc)
+
+        self.stored, self.key_follower = follow_key_store(
+            self.settings,
+            self.config,
+            adapters=self.adapters,
+            labels=self.key_labels,
+            redactor=self.redact,
+            on_change=publish,
         )
 
     def close(self) -> None:
+        if self.key_follower is not None:
+            self.key_follower.stop()
         self.leases.stop()
         self.transport.close()
         if self.alerts is not None:
@@ -218,7 +256,12 @@ class WorkerRuntime:
     def call_route(
         self, route: Route, request: CompletionRequest, timeout_s: float
     ) -> ProviderCompletion:
-        adapter = self.adapters[route.id]
+        adapter = self.adapters.get(route.id)
+        if adapter is None:
+            raise KeyWithdrawn(
+                f"{route.id}: its key was withdrawn while the job ran "
+                f"({self.unusable.get(route.id, 'no longer usable on this worker')})"
+            )
         deployment = route.deployment
         reply = exchange(self.transport, adapter, request, timeout_s)
         try:
@@ -334,16 +377,24 @@ class WorkerRuntime:
                 record_attempts=record,
                 deadline_s=claim.deadline_left_s,
                 prompt_tokens=prompt_tokens,
-                default_retries=lambda route: self.adapters[route.id].default_retries,
+                default_retries=self._default_retries,
                 redact=self.redact,
                 run=claim.runs,
                 on_transition=self.announce,
                 on_call=on_call,
                 lessons=self.lessons,
+                key_of=self._key_of,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
             return _failure(ErrorClass.INTERNAL, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    def _key_of(self, route: Route) -> KeyLabel | None:
+        return self.key_labels.get(route.id)
+
+    def _default_retries(self, route: Route) -> int:
+        adapter = self.adapters.get(route.id)
+        return adapter.default_retries if adapter is not None else 0
 
     def _reschedule(
         self, job_id: str, token: str, result: ExecutionResult, *, earlier: list[Attempt]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr
 
 from routing.settings import CoreSettings, env_file
 
@@ -63,6 +63,24 @@ class WorkerSettings(CoreSettings):
     #: a day, so a model that starts accepting it again gets it back by tomorrow.
     parameter_lesson_ttl_s: int = Field(
         default=86_400, ge=1, validation_alias="TURNOUT_PARAMETER_LESSON_TTL"
+    )
+
+    # --- the encrypted key store (workers.key_crypto) ------------------------------------------
+    #: The master key (32 random bytes, base64) that seals and opens the key store's values;
+    #: or a file holding it. Unset: store-backed routes are out of rotation, and say why.
+    encryption_key: SecretStr | None = Field(
+        default=None, validation_alias="TURNOUT_ENCRYPTION_KEY"
+    )
+    encryption_key_file: Path | None = Field(
+        default=None, validation_alias="TURNOUT_ENCRYPTION_KEY_FILE"
+    )
+    #: The master key being replaced: it still opens what it sealed until ``turnout keys
+    #: reencrypt`` has sealed everything under the new one.
+    encryption_key_previous: SecretStr | None = Field(
+        default=None, validation_alias="TURNOUT_ENCRYPTION_KEY_PREVIOUS"
+    )
+    encryption_key_previous_file: Path | None = Field(
+        default=None, validation_alias="TURNOUT_ENCRYPTION_KEY_PREVIOUS_FILE"
     )
 
     # --- providers (names as each provider's docs and SDK use them) ---------------------------
@@ -183,6 +201,16 @@ class WorkerSettings(CoreSettings):
     oobabooga_api_base: str | None = _env("OOBABOOGA_API_BASE")
     oobabooga_api_key: SecretStr | None = _env("OOBABOOGA_API_KEY")
 
+    #: Values that stand in for variables (``with_value``): a key store's key for its adapter.
+    _given: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def with_value(self, env_name: str, value: str) -> WorkerSettings:
+        """These settings with ``value_of(env_name)`` answering ``value``: how an adapter is
+        built on a key from the key store (``store:NAME``), which no variable holds."""
+        copy = self.model_copy()
+        copy._given = {**self._given, env_name: value}
+        return copy
+
     @cached_property
     def _dotenv(self) -> dict[str, str | None]:
         path = env_file()
@@ -194,6 +222,8 @@ class WorkerSettings(CoreSettings):
         Known variables come from their field; any other name (a second key for one provider,
         say ``OPENAI_API_KEY_2``) is read from the environment, then ``.env``.
         """
+        if env_name in self._given:
+            return self._given[env_name]
         field_name = _FIELD_BY_ENV.get(env_name.upper())
         if field_name is not None:
             value = getattr(self, field_name)

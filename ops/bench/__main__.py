@@ -1,5 +1,5 @@
-"""``python -m ops.bench overhead|throughput|routing|wasted|batch|serve``: turnout against baselines
-from the same run.
+"""``python -m ops.bench overhead|throughput|routing|wasted|batch|serve|keys-rotation|keys-cpu``:
+turnout against baselines from the same run.
 
 overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
             worker, simulator), beside a raw httpx call to the same 0 ms simulator.
@@ -13,10 +13,15 @@ batch       turnout batch (a JSONL file in, results appended) against the bare a
             submitting the same jobs with the same in-flight window to the same worker.
 serve       a chat completion through turnout serve over HTTP against the bare client's
             submit-and-wait, one at a time, same worker.
+keys-rotation  rotate and revoke a stored key under load on three workers: to the first call
+            with the new key, to the last with the revoked one (ops/bench/key_rotation.py).
+keys-cpu    worker CPU per job with the key from the environment and from the key store,
+            alternated in the same run.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -476,6 +481,94 @@ def _celery_conf(bench: Bench) -> dict[str, Any]:
     from routing.celery_config import celery_config
 
     return celery_config(bench.settings())
+
+
+@app.command("keys-rotation")
+def keys_rotation(
+    tries: Annotated[int, typer.Option(help="Set, rotate, revoke cycles.")] = 20,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 3,
+) -> None:
+    """From `turnout keys rotate` to the first call with the new key, and from `revoke` to the
+    last call with the old one, under a steady load (ops/bench/key_rotation.py)."""
+    from ops.bench.key_rotation import SteadyLoad, one_try, rotation_stack, summary
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    embedded = None if redis_answers(url) else EmbeddedRedis().start()
+    redis_url = embedded.url if embedded else url
+    namespace = f"bench-{secrets.token_hex(4)}"
+    workdir = Path(tempfile.mkdtemp(prefix="turnout-keys-bench-"))
+    try:
+        with rotation_stack(redis_url, namespace, workdir, workers=workers) as stack:
+            load = SteadyLoad(stack.settings).start()
+            try:
+                measured = [one_try(stack) for _ in range(tries)]
+            finally:
+                load.stop()
+    finally:
+        with redis.Redis.from_url(redis_url) as client:
+            delete_namespace(client, namespace)
+        if embedded:
+            embedded.stop()
+    result = summary(measured)
+    print(f"\nkey rotation, {workers} worker processes, steady load, median of {tries} tries")
+    for name, value in result.items():
+        print(f"{name:34}{value:>10}")
+    print(f"jobs: {len(load.states)}, failed: {load.failed}")
+
+
+@app.command("keys-cpu")
+def keys_cpu(
+    jobs: Annotated[int, typer.Option(help="Jobs queued per drain.")] = 2000,
+    rounds: Annotated[int, typer.Option(help="Drains per variant, alternated.")] = 3,
+    concurrency: Annotated[int, typer.Option(help="Threads of the one worker process.")] = 64,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 5,
+) -> None:
+    """Worker CPU per job with the deployment's key from the environment and from the key
+    store, alternated in the same run against the same simulator."""
+    from producers.client import Client
+    from workers.key_crypto import Keyring, MasterKey
+    from workers.key_store import KeyStore
+
+    rows: dict[str, list[dict[str, float]]] = {"environment": [], "key store": []}
+    with bench_stack(latency_ms, concurrency=concurrency) as bench:
+        master = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        bench.env["TURNOUT_ENCRYPTION_KEY"] = master
+        env_config = Path(bench.env["TURNOUT_CONFIG"])
+        data = yaml.safe_load(env_config.read_text())
+        deployment = data["deployments"][0]
+        deployment.pop("api_key_env")
+        deployment["api_key"] = "store:bench"
+        store_config = bench.workdir / "turnout-store.yaml"
+        store_config.write_text(yaml.safe_dump(data))
+        with redis.Redis.from_url(bench.redis_url, decode_responses=True) as client:
+            keyring = Keyring(MasterKey.parse(master, "bench"))
+            KeyStore(client, Keys(bench.namespace), keyring).set(
+                "bench", bench.env["BENCH_SIM_KEY"]
+            )
+        for _ in range(rounds):
+            for name, config in (("environment", env_config), ("key store", store_config)):
+                bench.env["TURNOUT_CONFIG"] = str(config)
+                with Client(settings=bench.settings()) as client:
+                    handles = [client.submit(f"keys {name} {n}") for n in range(jobs)]
+
+                    def finished(client: Client = client, handles: list[Any] = handles) -> bool:
+                        if client.store.state(handles[-1].job_id) not in FINISHED:
+                            return False
+                        return all(
+                            client.store.state(h.job_id) is JobState.SUCCEEDED for h in handles
+                        )
+
+                    rows[name].append(drain(bench, "workers.app", concurrency, jobs, finished))
+    print(
+        f"\nworker CPU per job, one process -c {concurrency}, {jobs} jobs x {rounds} drains "
+        f"each, {latency_ms:g} ms provider"
+    )
+    print(f"{'key from':16}{'CPU ms/job (median)':>22}{'each drain':>40}{'jobs/s':>10}")
+    for name, drains in rows.items():
+        cpu = [row["cpu_ms"] for row in drains]
+        each = ", ".join(f"{c:.2f}" for c in cpu)
+        rate = statistics.median(row["jobs_s"] for row in drains)
+        print(f"{name:16}{statistics.median(cpu):22.3f}{each:>40}{rate:10.0f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Control endpoints (no auth; simulators bind 127.0.0.1 only):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import urllib.parse
@@ -192,6 +193,9 @@ class ProviderSimulator(ABC):
             record["at"] = time.time()
             stats.recent.append(record)
             stats.arrivals.append(record["at"])
+            credential = sent_credential(incoming)
+            if credential:
+                stats.count_key(key_fingerprint(credential), record["at"])
             if denied is not None:
                 return denied
             if self.state.faults.echo_credential_at is not None:
@@ -231,6 +235,20 @@ class ProviderSimulator(ABC):
 
 #: Headers a credential travels in, across the protocols the simulators speak.
 _CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+
+
+def key_fingerprint(credential: str) -> str:
+    """How the simulator names a credential in its statistics: a digest, never the value."""
+    return hashlib.sha256(credential.encode()).hexdigest()[:16]
+
+
+def sent_credential(incoming: Incoming) -> str:
+    """The credential a request carried (a bearer token without its scheme), or ''."""
+    for name in _CREDENTIAL_HEADERS:
+        value = incoming.headers.get(name)
+        if value:
+            return value[7:].strip() if value.lower().startswith("bearer ") else value.strip()
+    return incoming.query.get("key", "")
 
 
 def echoed_credential_page(incoming: Incoming, offset: int) -> Reply:

@@ -45,6 +45,7 @@ from ops.simulator.base import (
 )
 from ops.simulator.faults import Faults
 from ops.simulator.model_refusals import PREFILL_REFUSAL, claude_refusal
+from ops.simulator.quirks import bedrock_overflow
 
 SIGNING_NAME = "bedrock"
 #: How far X-Amz-Date may be from the server's clock, as AWS allows.
@@ -265,23 +266,45 @@ class BedrockSimulator(ProviderSimulator):
         request = incoming.json
         if not isinstance(request, dict):
             return _invalid("Malformed input request, please reformat your input and try again.")
+        problem = (
+            _validate_anthropic(request) if operation == "invoke" else _validate_converse(request)
+        )
+        if problem is None:
+            problem = self._refusal(model, operation, request)
+        if problem is None and self.state.faults.context_window is not None:
+            problem = self._overflow(model, operation, request, self.state.faults.context_window)
+        return problem
+
+    @staticmethod
+    def _refusal(model: str, operation: str, request: dict[str, Any]) -> Reply | None:
+        """Claude's own refusal of a sampling parameter or a prefill, passed through as a
+        ValidationException."""
         if operation == "invoke":
-            problem = _validate_anthropic(request)
             sampling = {name: request.get(name) for name in ("temperature", "top_p", "top_k")}
             prefix = ""
         else:
-            problem = _validate_converse(request)
             config = request.get("inferenceConfig") or {}
             sampling = {name: config.get(name) for name in ("temperature", "topP")}
             prefix = "The model returned the following errors: "
-        if problem is not None:
-            return problem
-        messages = request["messages"]
-        refused = claude_refusal(model, sampling, messages[-1].get("role"))
-        if refused is not None:
-            # Claude's own refusal, passed through as a ValidationException.
-            return _invalid(refused if refused == PREFILL_REFUSAL else prefix + refused)
-        return None
+        refused = claude_refusal(model, sampling, request["messages"][-1].get("role"))
+        if refused is None:
+            return None
+        return _invalid(refused if refused == PREFILL_REFUSAL else prefix + refused)
+
+    @staticmethod
+    def _overflow(model: str, operation: str, request: dict[str, Any], window: int) -> Reply | None:
+        """Bedrock's ValidationException for a prompt the model's window cannot hold."""
+        if operation == "invoke":
+            texts = [str(m.get("content", "")) for m in request["messages"]]
+            texts.append(str(request.get("system", "")))
+            max_tokens = int(request["max_tokens"])
+        else:
+            texts = [str(b.get("text", "")) for m in request["messages"] for b in m["content"]]
+            texts += [str(b.get("text", "")) for b in request.get("system") or []]
+            max_tokens = int((request.get("inferenceConfig") or {}).get("maxTokens") or 4096)
+        prompt_tokens = sum(estimate_tokens(text) for text in texts if text)
+        message = bedrock_overflow(model, prompt_tokens, max_tokens, window)
+        return None if message is None else _invalid(message)
 
     def success(self, incoming: Incoming) -> Reply:
         model, operation = self.operation(incoming)

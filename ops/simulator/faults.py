@@ -35,6 +35,12 @@ class Faults:
     #: puts it across the 500-character cut of an error message, where the attack run found a
     #: key's head surviving redaction.
     echo_credential_at: int | None = None
+    #: Groq only: the tier's tokens per minute, instead of on_demand's for the model; a request
+    #: whose prompt and max_tokens exceed it is refused 413 (ops.simulator.quirks).
+    tpm_limit: int | None = None
+    #: The model's context window in tokens, for Bedrock's overflow answers (None: no limit):
+    #: a window small enough to overflow in a test without a megabyte of prompt.
+    context_window: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         allowed = {f.name for f in fields(self)}
@@ -67,6 +73,14 @@ class Stats:
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
     #: When each chat request arrived (epoch seconds), for rate and breaker timing checks.
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    #: Chat requests per credential, by its fingerprint (base.key_fingerprint), never the
+    #: credential: {"calls", "first_at", "last_at"} (epoch seconds), for rotation checks.
+    key_calls: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def count_key(self, fingerprint: str, at: float) -> None:
+        seen = self.key_calls.setdefault(fingerprint, {"calls": 0, "first_at": at, "last_at": at})
+        seen["calls"] += 1
+        seen["last_at"] = max(seen["last_at"], at)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +92,7 @@ class Stats:
             "peak_in_flight": self.peak_in_flight,
             "recent": list(self.recent),
             "arrivals": list(self.arrivals),
+            "key_calls": {k: dict(v) for k, v in self.key_calls.items()},
         }
 
 

@@ -184,26 +184,35 @@ class GenerateContentSimulator(ProviderSimulator):
         config = _get(request, "generationConfig") or {}
         limit = _get(config, "maxOutputTokens")
         finish = "STOP"
-        if isinstance(limit, int) and estimate_tokens(text) > limit:
+        thinking = _get(config, "thinkingConfig")
+        thoughts = _thoughts(thinking)
+        parts: list[dict[str, Any]] = [{"text": text}]
+        if isinstance(limit, int) and thoughts and thoughts >= limit:
+            # The thinking spent maxOutputTokens: no answer part at all (a thought summary,
+            # when asked for one), as a thinking model answers a budget it used up thinking.
+            thoughts, text, finish = limit, "", "MAX_TOKENS"
+            include = isinstance(thinking, dict) and _get(thinking, "includeThoughts") is True
+            parts = [{"text": "Considering the request...", "thought": True}] if include else []
+        elif isinstance(limit, int) and estimate_tokens(text) > limit:
             text, finish = text[: limit * 4], "MAX_TOKENS"
+            parts = [{"text": text}]
         prompt_texts = texts_of(_get(request, "systemInstruction"))
         prompt_texts += [text for content in contents for text in texts_of(content)]
         prompt = sum(estimate_tokens(t) for t in prompt_texts)
-        output = estimate_tokens(text)
-        thoughts = _thoughts(_get(config, "thinkingConfig"))
+        output = estimate_tokens(text) if text else 0
         usage: dict[str, Any] = {
             "promptTokenCount": prompt,
-            "candidatesTokenCount": output,
             "totalTokenCount": prompt + output + thoughts,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
+        if output:
+            usage["candidatesTokenCount"] = output
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
-        candidate = {
-            "content": {"parts": [{"text": text}], "role": "model"},
-            "finishReason": finish,
-            "index": 0,
-        }
+        content: dict[str, Any] = {"role": "model"}
+        if parts:
+            content["parts"] = parts
+        candidate = {"content": content, "finishReason": finish, "index": 0}
         body = {
             "candidates": [candidate],
             "usageMetadata": usage,
@@ -239,7 +248,16 @@ class GenerateContentSimulator(ProviderSimulator):
         return Reply(200, b'{"candidates": [{"content": {"parts": [{"text": "cut')
 
     def not_found(self, incoming: Incoming) -> Reply:
-        return rpc_error(404, f"Method not found: {incoming.method} {incoming.path}")
+        """A path Google serves no API at gets its front end's HTML page, not a google.rpc
+        error (that is for a model or method the API does not know)."""
+        page = (
+            "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+            "  <title>Error 404 (Not Found)!!1</title>\n"
+            "  <p><b>404.</b> <ins>That\u2019s an error.</ins>\n"
+            f"  <p>The requested URL <code>{incoming.path}</code> was not found on this server."
+            "  <ins>That\u2019s all we know.</ins>\n"
+        )
+        return Reply(404, page.encode(), content_type=b"text/html; charset=UTF-8")
 
 
 def _thoughts(thinking: Any) -> int:

@@ -11,6 +11,12 @@ Only models in ``models`` exist (``x`` and ``x:latest`` name the same one); any 
 Ollama's 404. With ``api_key`` set the server behaves as ollama.com and requires
 ``Authorization: Bearer <key>`` (401 ``unauthorized``) on every endpoint; without one, no auth,
 as a local server. ``GET /api/tags`` is the probe.
+
+Context, as the real server handles it: the model runs with ``options.num_ctx`` tokens (4096 when
+the request names none, the default on a small GPU). A chat that does not fit is cut to fit,
+silently (the oldest turns dropped, then the head of what is left), unless the request says
+``"truncate": false``: then it is llama-server's 400, passed on by Ollama as the error string,
+``request (N tokens) exceeds the available context size (M tokens), try increasing it``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from ops.simulator.faults import Faults
 
 _ROLES = {"system", "user", "assistant", "tool"}
 _CHUNK_CHARS = 16
+#: The context a model is loaded with when the request names no num_ctx.
+DEFAULT_NUM_CTX = 4096
 _ERRORS: dict[int, str] = {
     400: "invalid request body",
     401: "unauthorized",
@@ -97,6 +105,18 @@ class OllamaSimulator(ProviderSimulator):
         options = request.get("options")
         if options is not None and not isinstance(options, dict):
             return error_reply(400, "options must be an object")
+        num_ctx = _num_ctx(options)
+        prompt_tokens = _prompt_tokens(messages)
+        if request.get("truncate") is False and prompt_tokens >= num_ctx:
+            detail = {
+                "code": 400,
+                "message": f"request ({prompt_tokens} tokens) exceeds the available context "
+                f"size ({num_ctx} tokens), try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": prompt_tokens,
+                "n_ctx": num_ctx,
+            }
+            return error_reply(400, json.dumps({"error": detail}))
         return None
 
     def error(self, status: int, faults: Faults) -> Reply:
@@ -113,6 +133,8 @@ class OllamaSimulator(ProviderSimulator):
         options = request.get("options") or {}
         if not messages:  # the real server only loads the model
             return Reply.json(200, _final(model, "", "load", 0, 0))
+        if request.get("truncate") is not False:
+            messages = _truncated(messages, _num_ctx(options))
         prompt = next(
             (str(m.get("content", "")) for m in reversed(messages) if m["role"] == "user"), ""
         )
@@ -121,7 +143,7 @@ class OllamaSimulator(ProviderSimulator):
             options.get("num_predict"),
             options.get("stop") or [],
         )
-        prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in messages)
+        prompt_tokens = _prompt_tokens(messages)
         final = _final(model, text, done_reason, prompt_tokens, estimate_tokens(text))
         if request.get("stream") is False:
             return Reply.json(200, final)
@@ -134,6 +156,35 @@ class OllamaSimulator(ProviderSimulator):
         self, incoming: Incoming, processing_s: float
     ) -> list[tuple[bytes, bytes]]:
         return []  # Ollama sends no request ids
+
+
+def _num_ctx(options: Any) -> int:
+    value = options.get("num_ctx") if isinstance(options, dict) else None
+    return value if isinstance(value, int) and value > 0 else DEFAULT_NUM_CTX
+
+
+def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(estimate_tokens(str(m.get("content", ""))) for m in messages)
+
+
+def _truncated(messages: list[dict[str, Any]], num_ctx: int) -> list[dict[str, Any]]:
+    """What the model sees of a chat over ``num_ctx``: system turns and the newest turns that
+    fit, and of a last turn that alone does not fit, its tail. Nobody is told."""
+    if _prompt_tokens(messages) < num_ctx:
+        return messages
+    system = [m for m in messages if m["role"] == "system"]
+    kept: list[dict[str, Any]] = []
+    room = num_ctx - 1 - _prompt_tokens(system)
+    for message in reversed([m for m in messages if m["role"] != "system"]):
+        tokens = _prompt_tokens([message])
+        if tokens > room:
+            if not kept:  # the newest turn alone is too long: the head of it is lost
+                content = str(message.get("content", ""))
+                kept.append({**message, "content": content[len(content) - max(room, 1) * 4 :]})
+            break
+        kept.insert(0, message)
+        room -= tokens
+    return system + kept
 
 
 def _finished(text: str, num_predict: Any, stops: Any) -> tuple[str, str]:

@@ -24,6 +24,15 @@ from ops.simulator.base import (
 )
 from ops.simulator.faults import Faults
 from ops.simulator.model_refusals import openai_refusal
+from ops.simulator.quirks import (
+    REASONING_TOKENS,
+    groq_too_large,
+    groq_tpm_limit,
+    is_groq,
+    is_magistral,
+    is_reasoning_model,
+    magistral_content,
+)
 
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -71,7 +80,9 @@ class OpenAISimulator(ProviderSimulator):
         return None
 
     def not_found(self, incoming: Incoming) -> Reply:
-        return Reply.json(404, error_body(404, f"Invalid URL ({incoming.method} {incoming.path})"))
+        body = error_body(404, f"Invalid URL ({incoming.method} {incoming.path})")
+        body["error"]["code"] = None  # OpenAI's wrong path has no code, unlike a wrong model
+        return Reply.json(404, body)
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
         if self.api_key is None:
@@ -135,7 +146,24 @@ class OpenAISimulator(ProviderSimulator):
         refused = openai_refusal(request["model"], request)
         if refused is not None:
             return Reply.json(400, refused)
+        if is_groq(self.name):
+            return self._groq_tpm(request)
         return None
+
+    def _groq_tpm(self, request: dict[str, Any]) -> Reply | None:
+        """Groq counts the prompt and max_tokens against the tier's tokens per minute first."""
+        model = request["model"]
+        limit = groq_tpm_limit(model, self.state.faults.tpm_limit)
+        if limit is None:
+            return None
+        prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in request["messages"])
+        budget = request.get("max_completion_tokens") or request.get("max_tokens") or 0
+        if prompt + budget <= limit:
+            return None
+        status, body, headers = groq_too_large(
+            model, limit, prompt + budget, self.state.faults.retry_after_s
+        )
+        return Reply.json(status, body, headers)
 
     def error(self, status: int, faults: Faults) -> Reply:
         headers = retry_after_headers(faults)
@@ -160,11 +188,19 @@ class OpenAISimulator(ProviderSimulator):
         )
         text = reply_text(self.name, model, prompt)
         limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        # A reasoning model thinks first, and the thinking counts against the limit.
+        reasoning = REASONING_TOKENS if is_reasoning_model(model) else 0
+        if isinstance(limit, int):
+            reasoning = min(reasoning, limit)
         finish_reason = "stop"
-        if isinstance(limit, int) and estimate_tokens(text) > limit:
-            text, finish_reason = text[: limit * 4], "length"
+        if isinstance(limit, int) and reasoning + estimate_tokens(text) > limit:
+            kept = (limit - reasoning) * 4
+            text, finish_reason = (text[:kept] if kept > 0 else ""), "length"
         prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in request["messages"])
-        completion_tokens = estimate_tokens(text)
+        completion_tokens = (estimate_tokens(text) if text else 0) + reasoning
+        content: str | list[dict[str, Any]] = (
+            magistral_content(text) if is_magistral(model) else text
+        )
         return Reply.json(
             200,
             {
@@ -175,7 +211,7 @@ class OpenAISimulator(ProviderSimulator):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "message": {"role": "assistant", "content": content, "refusal": None},
                         "logprobs": None,
                         "finish_reason": finish_reason,
                     }
@@ -186,7 +222,7 @@ class OpenAISimulator(ProviderSimulator):
                     "total_tokens": prompt_tokens + completion_tokens,
                     "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                     "completion_tokens_details": {
-                        "reasoning_tokens": 0,
+                        "reasoning_tokens": reasoning,
                         "audio_tokens": 0,
                         "accepted_prediction_tokens": 0,
                         "rejected_prediction_tokens": 0,

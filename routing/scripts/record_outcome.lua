@@ -17,7 +17,12 @@
 --   given back), ARGV[18] error class ('' for a success), ARGV[19] latency bucket index,
 --   ARGV[20] prompt tokens, ARGV[21] completion tokens, ARGV[22] cost in USD ('' unknown),
 --   ARGV[23] how many latencies to keep,
---   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise)
+--   ARGV[24] what the call said when it found nothing at the route's address ('' otherwise),
+--   ARGV[25] why a 'credential' outcome opens the breaker when not a rejected credential
+--   ('misconfigured: ...', routing.errors.Misconfigured; '' for 'credential rejected')
+-- Optional, the usage of the call's API key (KeyUsageKeys; only with a provider call):
+--   KEYS[9] its totals hash, KEYS[10] base of its per-day hashes, KEYS[11] the set of key ids;
+--   ARGV[26] the key's id (env:NAME, store:NAME@slot: never its value), ARGV[27] its mask
 -- Reply: {transition ('' | 'opened' | 'reopened' | 'closed' | 'cooled' | 'failback'), state,
 --   reason}
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
@@ -40,6 +45,8 @@ local cooldown, cooldown_max = tonumber(ARGV[11]), tonumber(ARGV[12])
 local jitter_share, auth_cooldown, tpm = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local close_after, is_call, error_class = tonumber(ARGV[16]), ARGV[17] == '1', ARGV[18]
 local unreachable = ARGV[24] or ''
+local open_reason = ARGV[25] or ''
+if open_reason == '' then open_reason = 'credential rejected' end
 
 redis.call('ZREM', inflight, attempt)
 local was_probe = redis.call('ZREM', probes, attempt) == 1
@@ -82,6 +89,23 @@ if is_call then
   end
   redis.call('PEXPIRE', m, 600000)
   redis.call('PEXPIRE', d, 3 * DAY_MS)
+  if KEYS[9] then
+    local u, ud = KEYS[9], bucket_key(KEYS[10], DAY_MS)
+    redis.call('SADD', KEYS[11], ARGV[26])
+    redis.call('HINCRBY', u, 'calls', 1)
+    redis.call('HINCRBY', ud, 'calls', 1)
+    redis.call('HSET', u, 'last_used', now, 'last_error', error_class, 'masked', ARGV[27])
+    if error_class ~= '' then
+      redis.call('HINCRBY', u, 'err:' .. error_class, 1)
+      redis.call('HINCRBY', ud, 'errors', 1)
+    end
+    if prompt + completion > 0 then
+      redis.call('HINCRBY', u, 'prompt_tokens', prompt)
+      redis.call('HINCRBY', u, 'completion_tokens', completion)
+    end
+    if cost ~= '' then redis.call('HINCRBYFLOAT', u, 'cost', cost) end
+    redis.call('PEXPIRE', ud, 3 * DAY_MS)
+  end
 end
 
 local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
@@ -145,10 +169,10 @@ if outcome == 'credential' then
   redis.call('HSET', key, 'unreachable', '')
   if state == 'open' then
     redis.call('HSET', key, 'open_until', math.max(open_until, now + auth_cooldown),
-               'reason', 'credential rejected')
+               'reason', open_reason)
     return result('')
   end
-  return open('credential rejected', auth_cooldown)
+  return open(open_reason, auth_cooldown)
 end
 if outcome == 'success' then
   if is_call then

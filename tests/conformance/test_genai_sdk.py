@@ -157,11 +157,18 @@ def test_the_gemini_adapter_sends_what_the_sdk_sends(gemini):
 
 
 def test_minimum_thinking_is_what_the_sdk_sends_for_the_smallest_budget(gemini):
+    # Room to answer after thinking: with less, both get MAX_TOKENS with no answer (Incomplete).
     thinking = CONFIG.model_copy(
-        update={"thinking_config": types.ThinkingConfig(thinking_budget=128)}
+        update={
+            "thinking_config": types.ThinkingConfig(thinking_budget=128),
+            "max_output_tokens": 256,
+        }
     )
     theirs_reply = gemini_generate(gemini, config=thinking)
-    mine_reply = complete(gemini_ours(gemini, GEMINI_FORCE_MINIMUM_THINKING_BUDGET="1"), REQUEST)
+    mine_reply = complete(
+        gemini_ours(gemini, GEMINI_FORCE_MINIMUM_THINKING_BUDGET="1"),
+        REQUEST.model_copy(update={"max_tokens": 256}),
+    )
     theirs, mine = recent(gemini)
     assert mine["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 128}
     assert_same_request(mine, theirs, "x-goog-api-key")

@@ -33,9 +33,10 @@ FAST_DELIVERY_ENV = {
 
 
 class Sim:
-    """A simulated OpenAI-compatible provider on 127.0.0.1, driven over its control endpoint."""
+    """A simulated OpenAI-compatible provider on 127.0.0.1, driven over its control endpoint.
+    ``key`` None: it takes any key (and counts calls per key: ``key_calls``)."""
 
-    def __init__(self, name: str, key: str, **faults: Any) -> None:
+    def __init__(self, name: str, key: str | None, **faults: Any) -> None:
         self.name = name
         self.key = key
         self.app = OpenAISimulator(name=name, api_key=key)
@@ -68,6 +69,11 @@ class Sim:
 
     def chat_requests(self) -> int:
         return int(self.stats()["chat_requests"])
+
+    def key_calls(self) -> dict[str, dict[str, float]]:
+        """Chat requests per key fingerprint (ops.simulator.base.key_fingerprint)."""
+        calls: dict[str, dict[str, float]] = self.stats()["key_calls"]
+        return calls
 
     def stop(self) -> None:
         self.server.stop()
@@ -137,7 +143,7 @@ def stack_env(
             "REDIS_URL": redis_url,
             "TURNOUT_NAMESPACE": namespace,
             "TURNOUT_CONFIG": str(config),
-            **{key_env(sim): sim.key for sim in sims},
+            **{key_env(sim): sim.key for sim in sims if sim.key is not None},
             **extra,
         }
     )

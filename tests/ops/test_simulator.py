@@ -135,3 +135,23 @@ def test_bad_fault_settings_are_refused(sim):
     assert caught.value.code == 400
     with pytest.raises(ValueError, match="unknown fault"):
         Faults().updated({"explode": True})
+
+
+def test_calls_are_counted_per_key_by_fingerprint_never_by_value():
+    from ops.simulator.base import key_fingerprint
+
+    app = OpenAISimulator(name="any-key", api_key=None)
+    with ServerThread(app) as server:
+        for key, times in (("sk-first-0123456789", 2), ("sk-second-0123456789", 1)):
+            for _ in range(times):
+                sdk(server, key=key).chat.completions.create(
+                    model="sim-model", messages=[{"role": "user", "content": "hi"}]
+                )
+        state = control(server, "state")
+    counted = state["stats"]["key_calls"]
+    assert {k: v["calls"] for k, v in counted.items()} == {
+        key_fingerprint("sk-first-0123456789"): 2,
+        key_fingerprint("sk-second-0123456789"): 1,
+    }
+    assert all(v["first_at"] <= v["last_at"] for v in counted.values())
+    assert "sk-first" not in json.dumps(state)

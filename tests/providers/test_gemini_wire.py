@@ -89,13 +89,14 @@ def test_a_short_limit_stops_with_max_tokens(server):
 
 
 def test_minimum_thinking_goes_on_the_wire_and_thoughts_count_as_output(server):
+    roomy = REQUEST.model_copy(update={"max_tokens": 256})  # room to answer after thinking
     result = complete(
-        adapter(server, "gemini-2.5-pro", GEMINI_FORCE_MINIMUM_THINKING_BUDGET="true"), REQUEST
+        adapter(server, "gemini-2.5-pro", GEMINI_FORCE_MINIMUM_THINKING_BUDGET="true"), roomy
     )
     config = recent(server)[0]["body"]["generationConfig"]
     assert config["thinkingConfig"] == {"thinkingBudget": 128}
     assert result.usage is not None
-    plain = complete(adapter(server, "gemini-2.5-pro"), REQUEST)
+    plain = complete(adapter(server, "gemini-2.5-pro"), roomy)
     assert plain.usage is not None
     assert result.usage.completion_tokens == plain.usage.completion_tokens + 64
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens

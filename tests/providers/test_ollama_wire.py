@@ -53,6 +53,7 @@ def test_the_request_on_the_wire_and_the_parsed_result(local):
         "model": "llama3.2",
         "messages": MESSAGES,
         "stream": False,
+        "truncate": False,
         "options": {"num_predict": 50, "temperature": 0.5, "top_p": 0.9, "stop": ["END"]},
     }
     assert result.text.startswith("ol (llama3.2) answers")

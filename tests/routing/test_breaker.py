@@ -82,6 +82,8 @@ OUTCOMES = {
     ErrorClass.CONTENT_POLICY: Outcome.IGNORE,
     ErrorClass.CONTEXT_LENGTH: Outcome.IGNORE,
     ErrorClass.UNSUPPORTED_PARAMETER: Outcome.IGNORE,  # the route is healthy
+    ErrorClass.INCOMPLETE: Outcome.IGNORE,  # the budget ran out thinking: the route is fine
+    ErrorClass.CONFIGURATION: Outcome.CREDENTIAL,  # a wrong address: open until a probe passes
 }
 
 

@@ -72,6 +72,7 @@ def test_the_call_asks_for_one_object_with_options_under_ollama_names():
             {"role": "user", "content": "again"},
         ],
         "stream": False,
+        "truncate": False,
         "options": {"num_predict": 64, "temperature": 0.2, "top_p": 0.9, "stop": ["END"]},
     }
 
@@ -82,6 +83,7 @@ def test_a_bare_request_has_no_options_but_still_stream_false():
         "model": "llama3.2",
         "messages": [{"role": "user", "content": "hi"}],
         "stream": False,
+        "truncate": False,
     }
 
 

@@ -65,12 +65,18 @@ _ERRORS_BY_STATUS: dict[int, type[ProviderError]] = {
     504: ProviderTimeout,
 }
 
+#: Bedrock's context overflows, as its ValidationException words them (the list the AWS
+#: strands-agents SDK matches: "Input is too long for requested model", Claude's "input length
+#: and `max_tokens` exceed context limit: 199759 + 8192 > 200000, ...", "too many total text
+#: bytes"); matched after ``normalised`` drops backticks, which AWS writes in some and not others.
 _CONTEXT_MARKERS = (
     "input is too long",
     "too many tokens",
     "too many input tokens",
     "prompt is too long",
     "context window",
+    "exceed context limit",
+    "too many total text bytes",
 )
 _MODEL_MARKERS = (
     "model identifier is invalid",
@@ -83,7 +89,7 @@ _SIGNING_DETAILS = re.compile(
     r"the canonical string|the string-to-sign|x-amz-security-token\s*:", re.IGNORECASE
 )
 #: Apostrophes AWS and proxies write, all read as "'".
-_APOSTROPHES = str.maketrans(dict.fromkeys("\u2019\u2018\u02bc", "'"))
+_APOSTROPHES = str.maketrans({**dict.fromkeys("\u2019\u2018\u02bc", "'"), "`": None})
 
 
 def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
@@ -156,7 +162,7 @@ def without_signing_details(message: str) -> str:
 
 
 def normalised(message: str) -> str:
-    """Lower case with every apostrophe a straight one, for matching markers."""
+    """Lower case with every apostrophe a straight one and no backticks, for matching markers."""
     return message.translate(_APOSTROPHES).casefold()
 
 

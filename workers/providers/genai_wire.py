@@ -14,7 +14,9 @@ Decisions where the docs leave room:
 * Usage: thinking tokens are billed as output, so ``completion_tokens`` is
   candidatesTokenCount + thoughtsTokenCount and cost estimates stay right; ``prompt_tokens``
   includes toolUsePromptTokenCount; ``cached_tokens`` is cachedContentTokenCount.
-* Finish reasons: STOP -> stop; MAX_TOKENS, CONTINUATION -> length; safety-like reasons raise
+* Finish reasons: STOP -> stop; MAX_TOKENS, CONTINUATION -> length (MAX_TOKENS with no answer
+  text, only thoughts or no parts at all, is Incomplete: a thinking model spent
+  maxOutputTokens thinking, which is no success); safety-like reasons raise
   ContentPolicy; PUP_LIMITED_DISABLED (a restricted account) PermissionDenied; tool-call and
   malformed-response reasons ServerError: we declare no tools, so these are generation glitches
   a retry may not repeat. Others (OTHER, unknown) keep their text with finish_reason ``error``,
@@ -34,6 +36,7 @@ from routing.errors import (
     BadRequest,
     ContentPolicy,
     ContextLength,
+    Incomplete,
     InvalidResponse,
     ModelNotFound,
     Overloaded,
@@ -140,6 +143,13 @@ def parse_generate_content(raw: bytes) -> ProviderCompletion:
     raw_reason = candidate.get("finishReason")
     reason = raw_reason if isinstance(raw_reason, str) else None
     finish_reason = _finish_reason(reason, text)
+    if reason == "MAX_TOKENS" and not text:
+        raise Incomplete(
+            "the output budget ran out before any answer (MAX_TOKENS with only thoughts"
+            f"{_thoughts_note(data.get('usageMetadata'))}): raise max_tokens",
+            status_code=200,
+            provider_code=reason,
+        )
     return ProviderCompletion(
         text=text,
         finish_reason=finish_reason,
@@ -183,6 +193,11 @@ def _finish_reason(reason: str | None, text: str) -> FinishReason:
     elif text:
         return "error"
     raise error(f"Gemini stopped the response: {reason}", status_code=200, provider_code=reason)
+
+
+def _thoughts_note(usage: Any) -> str:
+    spent = token_count(usage.get("thoughtsTokenCount")) if isinstance(usage, dict) else None
+    return f", {spent} thinking tokens" if spent else ""
 
 
 def _usage(raw: Any) -> Usage | None:

@@ -20,7 +20,9 @@ from routing.config import DeploymentConfig, TurnoutConfig
 from routing.errors import ErrorClass, ProviderError
 from workers.http import HttpTransport
 from workers.providers.aws_credentials import missing_for_inventory
+from workers.providers.base import deployment_base_url
 from workers.providers.registry import build_adapter
+from workers.providers.wrong_address import check_address, shown_url
 from workers.redaction import Redactor
 from workers.settings import ALIAS_OWNERS, WorkerSettings
 
@@ -113,6 +115,7 @@ _STATUS_BY_CLASS: dict[ErrorClass, ProbeStatus] = {
     ErrorClass.CONNECTION: "unreachable",
     ErrorClass.TIMEOUT: "unreachable",
     ErrorClass.MODEL_NOT_FOUND: "wrong_region_or_version",
+    ErrorClass.CONFIGURATION: "unreachable",
 }
 
 
@@ -137,9 +140,13 @@ def probe(
 ) -> ProbeResult:
     scrub = redact or Redactor()
     started = time.monotonic()
+    deployment = probe_deployment(spec, config)
     try:
-        adapter = build_adapter(probe_deployment(spec, config), settings)
-        adapter.read_probe(transport.send(adapter.build_probe(), timeout_s=timeout_s))
+        adapter = build_adapter(deployment, settings)
+        call = adapter.build_probe()
+        reply = transport.send(call, timeout_s=timeout_s)
+        check_address(call, reply)
+        adapter.read_probe(reply)
     except ProviderError as exc:
         status = _STATUS_BY_CLASS.get(exc.error_class, "error")
         if exc.error_class is ErrorClass.BAD_REQUEST and spec.name in ("azure", "bedrock"):
@@ -151,7 +158,9 @@ def probe(
         status, detail = "ok", "credentials accepted"
     latency_ms = round((time.monotonic() - started) * 1000, 1)
     notes = alias_notes(spec, settings)
-    return ProbeResult(spec.name, status, latency_ms, detail, hint(spec, settings, status), notes)
+    return ProbeResult(
+        spec.name, status, latency_ms, detail, hint(spec, settings, status, deployment), notes
+    )
 
 
 def alias_notes(spec: ProviderSpec, settings: WorkerSettings) -> list[str]:
@@ -200,7 +209,26 @@ def check_enabled(
         return [future.result() for future in futures]
 
 
-def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> str:
+def base_url_source(
+    spec: ProviderSpec, settings: WorkerSettings, deployment: DeploymentConfig | None
+) -> str:
+    """Where the probed URL came from, truthfully: the deployment's ``base_url`` in the config,
+    the provider's variable (only when it is set), or the provider's default."""
+    if deployment is not None and deployment.base_url:
+        return f"base_url of deployment {deployment.id} in the config"
+    if spec.base_url_env and settings.value_of(spec.base_url_env):
+        return f"set by {spec.base_url_env}"
+    if spec.base_url_env:
+        return f"the default; {spec.base_url_env} is not set"
+    return "the default"
+
+
+def hint(
+    spec: ProviderSpec,
+    settings: WorkerSettings,
+    status: ProbeStatus,
+    deployment: DeploymentConfig | None = None,
+) -> str:
     """One line an operator can act on."""
     if status == "ok":
         return ""
@@ -244,8 +272,13 @@ def hint(spec: ProviderSpec, settings: WorkerSettings, status: ProbeStatus) -> s
             )
         return "the key works but may not use this API: check the account's access and billing"
     if status == "unreachable":
-        where = f" (set by {spec.base_url_env})" if spec.base_url_env else ""
-        return f"cannot reach the endpoint{where}: check the URL, proxy, firewall and DNS"
+        where = base_url_source(spec, settings, deployment)
+        url = (
+            shown_url(deployment_base_url(deployment, settings))
+            if deployment is not None
+            else spec.default_base_url
+        )
+        return f"cannot reach the endpoint {url} ({where}): check the URL, proxy, firewall and DNS"
     if status == "wrong_region_or_version":
         if spec.name == "azure":
             return (

@@ -9,11 +9,21 @@ names (``num_predict`` is max_tokens). A local server needs no key; ollama.com's
 ``done_reason``: ``stop`` and ``length`` come from generation. ``load`` and ``unload`` are what
 the server answers a request with *no messages* (it only loaded or unloaded the model), which
 turnout never sends: such a reply carries no completion, so it is invalid_response (fail over).
-A missing ``done_reason`` (servers before it existed) reads as ``stop``.
+A missing ``done_reason`` (servers before it existed) reads as ``stop``; ``length`` with empty
+content (a thinking model spent ``num_predict`` thinking) is Incomplete, not a success.
+
+Context: Ollama loads a model with ``num_ctx`` tokens of context (its default, 4096 on a small
+GPU, is far below most models' window) and, unless a request says ``"truncate": false``, cuts an
+over-long chat to fit, silently: a 200 answer to a prompt it never saw whole. So every call says
+``truncate: false``, and ``options.num_ctx`` is the deployment's context window when it has one
+(``context_window`` in the config, else the model table's): a prompt that fits the window is
+read whole, and one that does not is a 400 (context_length, which moves the job to a larger
+context) instead of a quiet cut.
 
 Status codes (server/routes.go, docs/api/errors.mdx):
 
-    400  "... context length ..."          context_length
+    400  "... context length ..." / "... context size ..."   context_length (llama-server's
+         "request (N tokens) exceeds the available context size (M tokens)", passed on)
     400  "does not support" / "invalid model name"   model_not_found (this model cannot serve it)
     400  anything else                     bad_request
     401 (ollama.com, or a local server that needs `ollama signin`)   auth
@@ -42,6 +52,7 @@ from routing.errors import (
     AuthFailed,
     BadRequest,
     ContextLength,
+    Incomplete,
     InvalidResponse,
     ModelNotFound,
     Overloaded,
@@ -64,6 +75,7 @@ DEFAULT_RETRIES = 2
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 _NOT_GENERATION = frozenset({"load", "unload"})
 _CANNOT_SERVE = ("does not support", "invalid model name")
+_CONTEXT_MARKERS = ("context length", "context size", "exceeds the available context")
 
 _STATUS_CLASSES: dict[int, type[ProviderError]] = {
     401: AuthFailed,
@@ -101,7 +113,9 @@ class OllamaAdapter:
         return bearer_headers(self._api_key, with_body=with_body)
 
     def build_call(self, request: CompletionRequest) -> HttpCall:
-        body = chat_body(request, self.deployment.model)
+        body = chat_body(
+            request, self.deployment.model, num_ctx=self.deployment.model_info.context_window
+        )
         return HttpCall(
             "POST",
             f"{self.base_url}/api/chat",
@@ -139,8 +153,12 @@ def server_root(base_url: str) -> str:
     return root
 
 
-def chat_body(request: CompletionRequest, model: str) -> dict[str, Any]:
+def chat_body(
+    request: CompletionRequest, model: str, *, num_ctx: int | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {}
+    if num_ctx is not None:
+        options["num_ctx"] = num_ctx
     if request.max_tokens is not None:
         options["num_predict"] = request.max_tokens
     if request.temperature is not None:
@@ -153,6 +171,7 @@ def chat_body(request: CompletionRequest, model: str) -> dict[str, Any]:
         "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         "stream": False,
+        "truncate": False,
     }
     if options:
         body["options"] = options
@@ -185,6 +204,14 @@ def parse_chat_response(raw: bytes) -> ProviderCompletion:
         raise InvalidResponse(
             f"the server answered with done_reason {reason!r}: it did not generate",
             status_code=200,
+        )
+    if reason == "length" and not content:
+        # A thinking model (qwen3, deepseek-r1) spent num_predict in message.thinking.
+        raise Incomplete(
+            "the output budget ran out before any answer (done_reason length, empty content): "
+            "raise max_tokens",
+            status_code=200,
+            provider_code=reason,
         )
     model = data.get("model")
     return ProviderCompletion(
@@ -224,7 +251,7 @@ def classify_error(status: int, body: bytes, headers: Mapping[str, str]) -> Prov
     text = f"{status} from ollama: {message}"
     cls: type[ProviderError]
     if status == 400:
-        if "context length" in lowered:
+        if any(marker in lowered for marker in _CONTEXT_MARKERS):
             cls = ContextLength
         elif any(marker in lowered for marker in _CANNOT_SERVE):
             cls = ModelNotFound

@@ -2,7 +2,15 @@
 
 OpenAI, Groq, Together, DeepSeek, xAI, OpenRouter, Mistral, Ollama (/v1), vLLM and LM Studio
 share the request and success shapes; they differ in error bodies and in which status codes
-mean what, so ``classify_error`` knows each one's quirks.
+mean what, so ``classify_error`` knows each one's quirks. Two quirks of the success shape:
+
+* Mistral's reasoning models (Magistral) answer ``message.content`` as a list of chunks
+  (mistralai's ``AssistantMessage.content``: ``ThinkChunk`` ``{"type": "thinking", "thinking":
+  [...]}`` and ``TextChunk`` ``{"type": "text", "text": ...}``): the text chunks are the answer,
+  joined; the thinking is dropped.
+* A reasoning model that spends ``max_completion_tokens`` thinking answers 200 with
+  ``content: ""`` and ``finish_reason: "length"``: no answer, so Incomplete (fail over, the
+  breaker does not count it), never a success with empty text.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from routing.errors import (
     BadRequest,
     ContentPolicy,
     ContextLength,
+    Incomplete,
     InvalidResponse,
     ModelNotFound,
     Overloaded,
@@ -34,7 +43,11 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.refused_parameters import OPENAI_CODES, refused_in, request_name
-from workers.providers.retry_headers import parse_retry_after, parse_should_retry
+from workers.providers.retry_headers import (
+    parse_reset_duration,
+    parse_retry_after,
+    parse_should_retry,
+)
 from workers.settings import WorkerSettings
 
 _FINISH_REASONS: dict[str, FinishReason] = {
@@ -162,6 +175,8 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
         raise InvalidResponse(
             f"200 response without choices[0].message: {snippet(raw)}", status_code=200
         ) from None
+    if isinstance(content, list):
+        content = _chunk_text(content)
     if content is not None and not isinstance(content, str):
         raise InvalidResponse("choices[0].message.content is not a string", status_code=200)
     if message.get("refusal"):
@@ -173,6 +188,14 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
     if provider_reason == "error":  # Mistral: generation failed
         raise ServerError("the provider reported an error during generation", status_code=200)
     finish_reason = _FINISH_REASONS.get(str(provider_reason), "stop")
+    if finish_reason == "length" and not content and not message.get("tool_calls"):
+        raise Incomplete(
+            "the output budget ran out before any answer (finish_reason "
+            f"{provider_reason}, empty content{_reasoning_note(data.get('usage'))}): "
+            "raise max_tokens",
+            status_code=200,
+            provider_code=str(provider_reason),
+        )
     return ProviderCompletion(
         text=content or "",
         finish_reason=finish_reason,
@@ -181,6 +204,33 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
         model=data.get("model") if isinstance(data.get("model"), str) else None,
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
     )
+
+
+def _chunk_text(chunks: list[Any]) -> str:
+    """Mistral's content chunks: the ``text`` chunks joined; ``thinking`` (and references) are
+    not the answer. A chunk that is not an object, or a text chunk without a string, breaks
+    the protocol."""
+    texts = []
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            raise InvalidResponse(
+                "a choices[0].message.content chunk is not an object", status_code=200
+            )
+        if chunk.get("type") != "text":
+            continue
+        text = chunk.get("text")
+        if not isinstance(text, str):
+            raise InvalidResponse(
+                "a text chunk of choices[0].message.content has no text", status_code=200
+            )
+        texts.append(text)
+    return "".join(texts)
+
+
+def _reasoning_note(usage: Any) -> str:
+    details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    spent = token_count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+    return f"; {spent} reasoning tokens" if spent else ""
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -248,6 +298,17 @@ def classify_error(
     if status == 408:
         return ProviderTimeout(text, **details)
     if status == 413:
+        if code == "rate_limit_exceeded" or "tokens per minute" in lowered:
+            # Groq: "Request too large for model ... on tokens per minute (TPM): Limit 6000,
+            # Requested 14368": larger than this tier's per-minute allowance, not than the
+            # model's context. Retrying here cannot help; another route may take it, and the
+            # route cools by its reset header.
+            details["should_retry"] = False
+            if details["retry_after_s"] is None:
+                details["retry_after_s"] = parse_reset_duration(
+                    headers.get("x-ratelimit-reset-tokens")
+                )
+            return RateLimited(text, **details)
         return ContextLength(text, **details)
     if status == 429:
         if code == "insufficient_quota":  # a quota, not a rate: waiting does not help

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -48,3 +49,20 @@ def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
     if value == "false":
         return False
     return None
+
+
+#: One part of a Go-style duration as OpenAI and Groq write their ``x-ratelimit-reset-*``
+#: headers: ``6m0s``, ``7.66s``, ``2m59.56s``, ``1h2m3s``, ``250ms``.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_reset_duration(value: str | None) -> float | None:
+    """Seconds in an ``x-ratelimit-reset-tokens`` value; None when absent or unreadable."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return _sane(sum(float(number) * _UNIT_S[unit] for number, unit in parts))
