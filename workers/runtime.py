@@ -250,8 +250,8 @@ class WorkerRuntime:
                 job_id,
                 _failure(
                     ErrorClass.WORKER_LOST,
-                    f"the job was started {claim.runs} times and never finished; a worker died "
-                    "during each run, so it is failed as a poison job",
+                    f"a worker died during each of {claim.runs} runs of the job and none "
+                    "finished, so it is failed as a poison job",
                 ),
             )
         grace = self.settings.lease_s + FINISH_PATIENCE_S
@@ -326,6 +326,7 @@ class WorkerRuntime:
                 on_transition=self.announce,
                 on_call=on_call,
                 lessons=self.lessons,
+                spent=claim.spent,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
@@ -339,7 +340,12 @@ class WorkerRuntime:
         countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
         if not self.store.release(
-            job_id, token, delay_s=countdown, waiting=result.waiting, attempts=attempts
+            job_id,
+            token,
+            delay_s=countdown,
+            waiting=result.waiting,
+            attempts=attempts,
+            spent=result.spent,
         ):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
