@@ -337,6 +337,7 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Every route refuses the job for longer than a worker should wait: free the slot."""
         assert result.retry_in_s is not None
+        self.leases.ending(job_id)
         countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
         if not self.store.release(
@@ -384,6 +385,7 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
         completion exists only in this process until it is written."""
+        self.leases.ending(job_id)
         fields = result.outcome_fields()
         riders = self._success_riders(result)
         finishing = Retrying(
