@@ -6,12 +6,15 @@ state change is one Lua script, so concurrent workers and producers never see ha
     create   (producer)  -> queued          idempotency key maps to one job; owner recorded
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
+    release  (worker)    -> queued           every route refuses it for now: run again later
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
     delete   (producer)  -> gone             a create whose Celery message could not be sent
 
 A job's own record costs a worker two round trips: claim before the provider call, finish (or,
-every route refusing it for now, release with what it waits for) after
-it (the breaker's record of a success rides the finish; routing adds one per attempt). The
+every route refusing it for now, release with what it waits for and what it spent of its retries,
+which the next claim hands back) after it (the breaker's record of a success rides the finish;
+routing adds one per attempt). A job's ``runs`` counts its deliveries, ``reschedules`` its
+releases; the difference is the runs a worker died in, which ``max_runs`` bounds. The
 scripts are files in routing/scripts (``*_job``, ``renew_leases``, ``reconcile_due``; loaded by
 routing.redis_scripts); they also keep the ``due`` index that the reconciler (``pick_due``) reads
 to re-send the messages of jobs that were lost on their way.
