@@ -110,3 +110,16 @@ def test_a_503_with_a_long_retry_after_fails_over_at_once_and_the_route_waits(li
         ("primary", "skipped", "cooling")
     ], "the 503's Retry-After keeps the next job away from it too"
     assert live.primary.chat_requests() == 1
+
+
+def test_a_retry_after_that_would_end_past_the_deadline_ends_the_job_with_its_class(live):
+    live.primary.set_faults(fail_rate=1.0, fail_status=503, retry_after_s=3)
+    policy = {"targets": ["primary"], "retries_per_target": 3, "deadline_s": 9}
+    with live.client() as client:
+        result = client.submit("busy, and in a hurry?", policy=policy).wait(60)
+    assert live.primary.chat_requests() == 3, "at 0, 3 and 6 s or later: a 4th, at 9, is past it"
+    assert result.error is not None
+    assert result.error.error_class is ErrorClass.OVERLOADED, "not all_unavailable"
+    assert "last: primary (3 of 4 calls, Retry-After 3s, past the deadline)" in (
+        result.error.message
+    )
