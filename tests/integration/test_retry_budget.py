@@ -98,7 +98,9 @@ def test_a_503_with_a_long_retry_after_is_retried_as_the_policy_says(live):
 
 
 def test_a_503_with_a_long_retry_after_fails_over_at_once_and_the_route_waits(live):
-    live.primary.set_faults(fail_rate=1.0, fail_status=503, retry_after_s=3)
+    live.primary.set_faults(
+        fail_rate=1.0, fail_status=503, retry_after_s=20
+    )  # long: the next job comes well within it
     policy = {"targets": ["primary", "secondary"], "retries_per_target": 3, "deadline_s": 30}
     with live.client() as client:
         result = client.submit("someone else?", policy=policy).wait(60)
