@@ -562,19 +562,24 @@ def _why_dropped(job: _Job, route: Route, exc: ProviderError) -> str:
     """``secondary (3 of 3 calls, Retry-After 3s)``: the route the job gave up on, and why, for
     the job's error when it was the last."""
     calls = job.calls_on[route.id]
-    notes = []
-    if exc.disposition is Disposition.RETRY_THEN_FAILOVER:
-        notes.append(f"{calls} of {_allowed_calls(job, route, exc.error_class)} calls")
-    else:
-        notes.append(f"{calls} call{'s' if calls != 1 else ''}")
+    retryable = exc.disposition is Disposition.RETRY_THEN_FAILOVER
+    allowed = _allowed_calls(job, route, exc.error_class)
+    notes = [
+        f"{calls} of {allowed} calls" if retryable else f"{calls} calls" if calls > 1 else "1 call"
+    ]
     wait = exc.retry_after_s
+    explained = False
     if wait is not None:
-        if wait > job.policy.retry_after_max_s:
+        explained = wait > job.policy.retry_after_max_s
+        if explained:
             notes.append(f"Retry-After {wait:g}s, over retry_after_max_s")
         elif job.clock() + wait + MIN_ATTEMPT_S >= job.deadline:
             notes.append(f"Retry-After {wait:g}s, past the deadline")
+            explained = True
         else:
             notes.append(f"Retry-After {wait:g}s")
+    if retryable and calls < allowed and not explained:
+        notes.append("no time left before the deadline for another")
     return f"{route.id} ({', '.join(notes)})"
 
 

@@ -810,3 +810,20 @@ def test_a_retry_after_over_the_cap_says_so_in_the_error():
     assert len(job.calls()) == 1
     assert job.result.error is not None
     assert "Retry-After 90s, over retry_after_max_s" in job.result.error.message
+
+
+def test_a_route_the_deadline_cut_short_says_so_in_the_error():
+    run = Run(
+        {"primary": [ServerError("500 boom", status_code=500)] * 6},
+        call_s=3.0,
+        deadline_s=7.0,
+        retries_per_target=5,
+        backoff_jitter="none",
+    )
+    assert run.providers.calls["primary"] == 2
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.SERVER_ERROR
+    assert run.result.error.message == (
+        "the only target failed; last: primary (2 of 6 calls, no time left before the deadline "
+        "for another): 500 boom"
+    )
