@@ -6,12 +6,15 @@ state change is one Lua script, so concurrent workers and producers never see ha
     create   (producer)  -> queued          idempotency key maps to one job; owner recorded
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
+    release  (worker)    -> queued           every route refuses it for now: run again later
     finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
     delete   (producer)  -> gone             a create whose Celery message could not be sent
 
 A job's own record costs a worker two round trips: claim before the provider call, finish (or,
-every route refusing it for now, release with what it waits for) after
-it (the breaker's record of a success rides the finish; routing adds one per attempt). The
+every route refusing it for now, release with what it waits for and what it spent of its retries,
+which the next claim hands back) after it (the breaker's record of a success rides the finish;
+routing adds one per attempt). A job's ``runs`` counts its deliveries, ``reschedules`` its
+releases; the difference is the runs a worker died in, which ``max_runs`` bounds. The
 scripts are files in routing/scripts (``*_job``, ``renew_leases``, ``reconcile_due``; loaded by
 routing.redis_scripts); they also keep the ``due`` index that the reconciler (``pick_due``) reads
 to re-send the messages of jobs that were lost on their way.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
@@ -36,6 +39,7 @@ from routing.models import (
     CompletionResult,
     JobState,
     RoutingPolicy,
+    SpentBudget,
     Waiting,
 )
 from routing.redis_clock import redis_time
@@ -74,6 +78,8 @@ class Claim:
     status: Literal["claimed", "unreadable", "missing", "finished", "leased", "exhausted"]
     request: CompletionRequest | None = None
     policy: RoutingPolicy | None = None
+    #: claimed: which delivery of the job this run is (1, 2, ...: reschedules count);
+    #: exhausted: the runs a worker died in
     runs: int = 0
     state: JobState | None = None
     lease_remaining_s: float = 0.0
@@ -81,6 +87,8 @@ class Claim:
     problem: str | None = None
     #: What is left of the job's deadline (fixed at its first claim), seconds.
     deadline_left_s: float | None = None
+    #: What the job's earlier runs spent of its retries (empty on its first run).
+    spent: SpentBudget = field(default_factory=SpentBudget)
 
 
 def parse_claim(reply: list[Any]) -> Claim:
@@ -97,6 +105,7 @@ def parse_claim(reply: list[Any]) -> Claim:
             policy=policy,
             runs=int(reply[3]),
             deadline_left_s=int(reply[4]) / 1000,
+            spent=spent_budget_of(reply[5] if len(reply) > 5 else None),
         )
     if status == "finished":
         return Claim("finished", state=JobState(as_text(reply[1])))
@@ -141,6 +150,18 @@ def waiting_of(raw: str | bytes | None) -> Waiting | None:
         return Waiting.model_validate_json(raw)
     except ValidationError:
         return None
+
+
+def spent_budget_of(raw: str | bytes | None) -> SpentBudget:
+    """A job's spent budget, read leniently as ``waiting_of`` reads its note: one this worker
+    cannot read (a newer worker's) is read as nothing spent, which at worst allows a route its
+    retries again, never fails the job."""
+    if not raw:
+        return SpentBudget()
+    try:
+        return SpentBudget.model_validate_json(raw)
+    except ValidationError:
+        return SpentBudget()
 
 
 @dataclass(frozen=True)
@@ -257,9 +278,11 @@ class JobStore:
         delay_s: float,
         waiting: Waiting | None = None,
         attempts: Sequence[Attempt] = (),
+        spent: SpentBudget | None = None,
     ) -> bool:
         """Give a running job back to the queue for later (every route refuses it for now),
-        with what it waits for and the run's attempts not yet written, in one round trip."""
+        with what it waits for, what its runs spent of its retries (the next run goes on from
+        there) and the run's attempts not yet written, in one round trip."""
         return bool(
             self._release(
                 keys=[
@@ -274,6 +297,7 @@ class JobStore:
                     int(delay_s * 1000),
                     waiting.model_dump_json() if waiting is not None else "",
                     self.ttl_s,
+                    spent.model_dump_json() if spent is not None else "",
                     *(a.model_dump_json() for a in attempts),
                 ],
             )

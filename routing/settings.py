@@ -65,7 +65,7 @@ class CoreSettings(BaseSettings):
     #: A running job's lease; its worker renews it every third of this. A dead worker's jobs
     #: become claimable again this long after it died.
     lease_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_LEASE_S")
-    #: Runs of one job before it is failed as poison (each redelivery after a crash is a run).
+    #: Runs of one job a worker died in before it is failed as poison (a reschedule is none).
     max_runs: int = Field(default=5, ge=1, validation_alias="TURNOUT_MAX_RUNS")
     #: How long finished job records stay readable.
     job_ttl_s: int = Field(default=7 * 86_400, ge=60, validation_alias="TURNOUT_JOB_TTL")

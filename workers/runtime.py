@@ -293,8 +293,8 @@ class WorkerRuntime:
                 job_id,
                 _failure(
                     ErrorClass.WORKER_LOST,
-                    f"the job was started {claim.runs} times and never finished; a worker died "
-                    "during each run, so it is failed as a poison job",
+                    f"a worker died during each of {claim.runs} runs of the job and none "
+                    "finished, so it is failed as a poison job",
                 ),
             )
         grace = self.settings.lease_s + FINISH_PATIENCE_S
@@ -370,6 +370,7 @@ class WorkerRuntime:
                 on_call=on_call,
                 lessons=self.lessons,
                 key_of=self._key_of,
+                spent=claim.spent,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
@@ -387,10 +388,16 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Every route refuses the job for longer than a worker should wait: free the slot."""
         assert result.retry_in_s is not None
+        self.leases.ending(job_id)
         countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
         if not self.store.release(
-            job_id, token, delay_s=countdown, waiting=result.waiting, attempts=attempts
+            job_id,
+            token,
+            delay_s=countdown,
+            waiting=result.waiting,
+            attempts=attempts,
+            spent=result.spent,
         ):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
@@ -429,6 +436,7 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
         completion exists only in this process until it is written."""
+        self.leases.ending(job_id)
         fields = result.outcome_fields()
         riders = self._success_riders(result)
         finishing = Retrying(

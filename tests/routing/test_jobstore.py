@@ -15,6 +15,7 @@ from routing.models import (
     CompletionRequest,
     JobState,
     RoutingPolicy,
+    SpentBudget,
     Waiting,
     WaitingRoute,
 )
@@ -137,8 +138,32 @@ def test_the_deadline_runs_from_the_first_claim_across_reschedules(store):
     assert again.status == "claimed"
     assert again.deadline_left_s is not None
     assert again.deadline_left_s <= 59.75, "a rescheduled job runs on with what is left of it"
-    assert again.runs == 1, "a reschedule is not a run"
+    assert again.runs == 2, "the second delivery: an attempt's run says which it was"
     assert not store.release("job-1", "token-a", delay_s=0), "only the lease holder releases"
+
+
+def test_reschedules_never_make_a_poison_job_and_carry_what_was_spent(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    spent = SpentBudget(calls={"a": 2, "b": 1}, dropped=["b"])
+    for run in range(1, 5):
+        claim = store.claim("job-1", f"token-{run}", lease_s=5, max_runs=2)
+        assert (claim.status, claim.runs) == ("claimed", run), "reschedules are not lost runs"
+        assert claim.spent == (spent if run > 1 else SpentBudget())
+        assert store.release("job-1", f"token-{run}", delay_s=0, spent=spent)
+    assert store.get("job-1").runs == 4
+    store.claim("job-1", "token-5", lease_s=5, max_runs=2)
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)  # its worker died
+    taken = store.claim("job-1", "token-6", lease_s=5, max_runs=2)
+    assert (taken.runs, taken.spent) == (6, spent), "the last reschedule's budget, after a death"
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)
+    exhausted = store.claim("job-1", "token-7", lease_s=5, max_runs=2)
+    assert (exhausted.status, exhausted.runs) == ("exhausted", 2), "two runs a worker died in"
+
+
+def test_a_spent_budget_a_newer_worker_wrote_reads_as_nothing_spent(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.redis.hset(store.keys.job("job-1"), "budget", '{"calls": {"a": 1}, "per_key": {}}')
+    assert store.claim("job-1", "token", lease_s=5, max_runs=2).spent == SpentBudget()
 
 
 def test_a_job_taken_over_from_a_dead_worker_gets_a_fresh_deadline(store):
