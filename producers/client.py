@@ -222,8 +222,10 @@ class Client:
 
     # --- riding out Redis -----------------------------------------------------------------------
 
-    def _streak(self, what: str, job_id: str | None = None) -> Streak:
-        return self.patience.streak(what, url=self.settings.redis_url, job_id=job_id)
+    def _streak(self, what: str) -> Streak:
+        """A streak whose RedisUnavailable names this client's Redis; a submit sets its
+        ``job_id`` while its job is stored and may run."""
+        return self.patience.streak(what, url=self.settings.redis_url)
 
     def _retried(self, streak: Streak, operation: Callable[[], T]) -> T:
         """``operation()``, tried again while Redis is away and ``streak``'s budget lasts."""
@@ -242,11 +244,11 @@ class Client:
             except Exception as exc:
                 await asyncio.sleep(streak.failed(exc))
 
-    def _read(self, what: str, job_id: str, operation: Callable[[], T]) -> T:
-        return self._retried(self._streak(what, job_id), operation)
+    def _read(self, job_id: str, operation: Callable[[], T]) -> T:
+        return self._retried(self._streak(f"could not read job {job_id}"), operation)
 
-    async def _aread(self, what: str, job_id: str, operation: Callable[[], Awaitable[T]]) -> T:
-        return await self._aretried(self._streak(what, job_id), operation)
+    async def _aread(self, job_id: str, operation: Callable[[], Awaitable[T]]) -> T:
+        return await self._aretried(self._streak(f"could not read job {job_id}"), operation)
 
     @contextlib.contextmanager
     def _submitting(self) -> Iterator[None]:
@@ -401,7 +403,7 @@ class Client:
         and again only when what it waits for changes."""
         parts = self._parts()
         told: list[object] = []
-        streak = self._streak(f"could not wait for job {job_id}", job_id)
+        streak = self._streak(f"could not wait for job {job_id}")
 
         async def finished() -> bool:
             state, waiting = await parts.store.progress(job_id)
@@ -476,9 +478,7 @@ class JobHandle:
         """The job's state now (one Redis read); ``AsyncJobHandle.state`` is its awaitable twin.
         JobNotFound when no job has this id."""
         store = self.client.store
-        state = self.client._read(
-            _reading(self.job_id), self.job_id, lambda: store.state(self.job_id)
-        )
+        state = self.client._read(self.job_id, lambda: store.state(self.job_id))
         if state is None:
             raise JobNotFound(self.job_id)
         return state
@@ -486,9 +486,7 @@ class JobHandle:
     def result(self) -> CompletionResult:
         """The job as it stands now, without waiting (``state`` says whether it finished)."""
         store = self.client.store
-        result = self.client._read(
-            _reading(self.job_id), self.job_id, lambda: store.get(self.job_id)
-        )
+        result = self.client._read(self.job_id, lambda: store.get(self.job_id))
         if result is None:
             raise JobNotFound(self.job_id)
         return result
@@ -496,9 +494,7 @@ class JobHandle:
     def read(self) -> StoredJob:
         """The job as it stands now, with its owner (``Client.submit``'s ``owner``)."""
         store = self.client.store
-        stored = self.client._read(
-            _reading(self.job_id), self.job_id, lambda: store.read(self.job_id)
-        )
+        stored = self.client._read(self.job_id, lambda: store.read(self.job_id))
         if stored is None:
             raise JobNotFound(self.job_id)
         return stored
@@ -528,18 +524,14 @@ class AsyncJobHandle:
     async def state(self) -> JobState:
         """The job's state now, as ``JobHandle.state`` reads it, without blocking the loop."""
         store = self.client._parts().store
-        state = await self.client._aread(
-            _reading(self.job_id), self.job_id, lambda: store.state(self.job_id)
-        )
+        state = await self.client._aread(self.job_id, lambda: store.state(self.job_id))
         if state is None:
             raise JobNotFound(self.job_id)
         return state
 
     async def result(self) -> CompletionResult:
         store = self.client._parts().store
-        result = await self.client._aread(
-            _reading(self.job_id), self.job_id, lambda: store.get(self.job_id)
-        )
+        result = await self.client._aread(self.job_id, lambda: store.get(self.job_id))
         if result is None:
             raise JobNotFound(self.job_id)
         return result
@@ -547,9 +539,7 @@ class AsyncJobHandle:
     async def read(self) -> StoredJob:
         """The job as it stands now, with its owner, in one round trip as ``result`` takes."""
         store = self.client._parts().store
-        stored = await self.client._aread(
-            _reading(self.job_id), self.job_id, lambda: store.read(self.job_id)
-        )
+        stored = await self.client._aread(self.job_id, lambda: store.read(self.job_id))
         if stored is None:
             raise JobNotFound(self.job_id)
         return stored
@@ -566,10 +556,6 @@ class AsyncJobHandle:
 
     def __repr__(self) -> str:
         return f"AsyncJobHandle({self.job_id!r})"
-
-
-def _reading(job_id: str) -> str:
-    return f"could not read job {job_id}"
 
 
 class _AsyncParts:

@@ -126,9 +126,9 @@ class SubmitError(TurnoutError):
 class RedisUnavailable(SubmitError):
     """Redis did not answer for as long as the producer rides it out (TURNOUT_REDIS_PATIENCE_S,
     ``turnout batch --redis-patience``): a submit, a wait or a read gave up. The message names
-    Redis by host and port, never by a URL's password. ``job_id``: the job a submit had
-    already stored when Redis went (it may run; submitting again with the same
-    ``idempotency_key`` finds it), else None."""
+    Redis by host and port, never by a URL's password. ``job_id``: set by a submit that had
+    stored its job when Redis went (it may run; submitting again with the same
+    ``idempotency_key`` finds it); None when nothing was stored, and for waits and reads."""
 
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
         super().__init__(message)

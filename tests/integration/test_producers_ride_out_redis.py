@@ -266,6 +266,32 @@ def test_a_send_that_raised_after_a_worker_claimed_its_job_keeps_that_job(stack)
     assert chat_calls(stack) == 1
 
 
+def test_a_submit_that_stored_its_job_then_lost_redis_says_so_and_its_key_finds_the_job(
+    stack, private_redis
+):
+    """Redis goes between the create and the send, for longer than the patience: the job
+    cannot be taken back, so RedisUnavailable carries its id. Submitting again with the same
+    idempotency key once Redis is back finds that job (and sends its message): it runs once."""
+    request = {"messages": [{"role": "user", "content": "stranded"}], "idempotency_key": "k-2"}
+    with client_for(stack, TURNOUT_REDIS_PATIENCE_S="1") as client:
+
+        def redis_goes(job_id: str) -> None:
+            private_redis.kill()
+            raise redis.ConnectionError("Connection closed by server.")
+
+        client._publish = redis_goes  # type: ignore[method-assign]
+        with pytest.raises(RedisUnavailable) as caught:
+            client.submit(request)
+    assert caught.value.job_id is not None, "the job was stored: it may run"
+    private_redis.start()
+    with client_for(stack) as client:
+        again = client.submit(request)
+        result = again.wait(timeout=30)
+    assert again.job_id == caught.value.job_id
+    assert result.state is JobState.SUCCEEDED
+    assert chat_calls(stack) == 1
+
+
 @pytest.mark.parametrize("keyed", [False, True], ids=["no key", "idempotency key"])
 def test_a_create_whose_reply_was_lost_is_not_stored_twice(stack, keyed):
     request: dict[str, Any] = {"messages": [{"role": "user", "content": f"lost reply {keyed}"}]}
