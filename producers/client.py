@@ -25,9 +25,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -39,6 +39,8 @@ from producers.arguments import (
     checked_owner,
     checked_timeout,
 )
+from producers.handles import AsyncJobHandle, JobHandle, OnWaiting
+from producers.loop_thread import LoopThread
 from producers.publisher import JobPublisher
 from producers.redis_patience import RedisPatience, Streak, is_redis_outage, redacted
 from producers.waiter import CompletionListener
@@ -48,21 +50,18 @@ from routing.errors import (
     ConfigError,
     JobFailed,
     JobNotFound,
-    JobTimeout,
     SubmitError,
     TurnoutError,
 )
-from routing.jobstore import AsyncJobStore, JobStore, StoredJob, redis_client
+from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
-from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy, Waiting
+from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
 from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
 __all__ = ["AsyncJobHandle", "Client", "JobHandle", "PolicyLike", "RequestLike", "as_request"]
 
 T = TypeVar("T")
-#: Told what a job waits for when it starts waiting for its routes (``JobHandle.wait``).
-OnWaiting = Callable[[Waiting], None]
 
 #: A Redis reply slower than this is a lost connection, not a slow server.
 SOCKET_TIMEOUT_S = 10.0
@@ -97,7 +96,7 @@ class Client:
         )
         self._publisher = JobPublisher(create_app(self.settings), self.keys.queue)
         self._max_deadline_s = max_job_deadline_s(self.settings)
-        self._sync_loop: _LoopThread | None = None
+        self._sync_loop: LoopThread | None = None
         self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
         self._lock = threading.Lock()
 
@@ -166,11 +165,11 @@ class Client:
         of the job the caller gets (another's, when the idempotency key names one); None when a
         failed send's job was taken back."""
         job_id = str(uuid.uuid4())
-        stored_id, _ = self._retried(
-            streak, lambda: self.store.create(job_id, completion, routing, owner=owner)
+        stored_id, _ = streak.call(
+            lambda: self.store.create(job_id, completion, routing, owner=owner)
         )
         if stored_id != job_id:  # the idempotency key names a job stored before
-            state = self._retried(streak, lambda: self.store.state(stored_id))
+            state = streak.call(lambda: self.store.state(stored_id))
             if state is JobState.QUEUED:
                 self._republish(stored_id)
             return stored_id
@@ -190,7 +189,7 @@ class Client:
         except Exception as exc:
             failure = exc
         streak.job_id = job_id  # stored: should Redis stay away now, it may still run
-        if not self._retried(streak, lambda: self.store.delete(job_id, completion)):
+        if not streak.call(lambda: self.store.delete(job_id, completion)):
             return True
         streak.job_id = None
         if not is_redis_outage(failure):
@@ -227,28 +226,11 @@ class Client:
         ``job_id`` while its job is stored and may run."""
         return self.patience.streak(what, url=self.settings.redis_url)
 
-    def _retried(self, streak: Streak, operation: Callable[[], T]) -> T:
-        """``operation()``, tried again while Redis is away and ``streak``'s budget lasts."""
-        while True:
-            streak.trying()
-            try:
-                return operation()
-            except Exception as exc:
-                time.sleep(streak.failed(exc))
-
-    async def _aretried(self, streak: Streak, operation: Callable[[], Awaitable[T]]) -> T:
-        while True:
-            streak.trying()
-            try:
-                return await operation()
-            except Exception as exc:
-                await asyncio.sleep(streak.failed(exc))
-
     def _read(self, job_id: str, operation: Callable[[], T]) -> T:
-        return self._retried(self._streak(f"could not read job {job_id}"), operation)
+        return self._streak(f"could not read job {job_id}").call(operation)
 
     async def _aread(self, job_id: str, operation: Callable[[], Awaitable[T]]) -> T:
-        return await self._aretried(self._streak(f"could not read job {job_id}"), operation)
+        return await self._streak(f"could not read job {job_id}").run(operation)
 
     @contextlib.contextmanager
     def _submitting(self) -> Iterator[None]:
@@ -278,7 +260,7 @@ class Client:
     ) -> bool:
         with self._lock:
             if self._sync_loop is None:
-                self._sync_loop = _LoopThread()
+                self._sync_loop = LoopThread()
             loop = self._sync_loop
         try:
             return loop.run(self._wait_async(job_id, timeout, on_waiting))
@@ -315,11 +297,11 @@ class Client:
         """``_submitted`` for asyncio."""
         store = self._parts().store
         job_id = str(uuid.uuid4())
-        stored_id, _ = await self._aretried(
-            streak, lambda: store.create(job_id, completion, routing, owner=owner)
+        stored_id, _ = await streak.run(
+            lambda: store.create(job_id, completion, routing, owner=owner)
         )
         if stored_id != job_id:
-            state = await self._aretried(streak, lambda: store.state(stored_id))
+            state = await streak.run(lambda: store.state(stored_id))
             if state is JobState.QUEUED:
                 await asyncio.to_thread(self._republish, stored_id)
             return stored_id
@@ -335,7 +317,7 @@ class Client:
         except Exception as exc:
             failure = exc
         streak.job_id = job_id
-        if not await self._aretried(streak, lambda: store.delete(job_id, completion)):
+        if not await streak.run(lambda: store.delete(job_id, completion)):
             return True
         streak.job_id = None
         if not is_redis_outage(failure):
@@ -467,97 +449,6 @@ class Client:
         await asyncio.to_thread(self.close)
 
 
-class JobHandle:
-    """A submitted job, for sync code."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client = client
-        self.job_id = job_id
-
-    def state(self) -> JobState:
-        """The job's state now (one Redis read); ``AsyncJobHandle.state`` is its awaitable twin.
-        JobNotFound when no job has this id."""
-        store = self.client.store
-        state = self.client._read(self.job_id, lambda: store.state(self.job_id))
-        if state is None:
-            raise JobNotFound(self.job_id)
-        return state
-
-    def result(self) -> CompletionResult:
-        """The job as it stands now, without waiting (``state`` says whether it finished)."""
-        store = self.client.store
-        result = self.client._read(self.job_id, lambda: store.get(self.job_id))
-        if result is None:
-            raise JobNotFound(self.job_id)
-        return result
-
-    def read(self) -> StoredJob:
-        """The job as it stands now, with its owner (``Client.submit``'s ``owner``)."""
-        store = self.client.store
-        stored = self.client._read(self.job_id, lambda: store.read(self.job_id))
-        if stored is None:
-            raise JobNotFound(self.job_id)
-        return stored
-
-    def wait(
-        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
-    ) -> CompletionResult:
-        """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise,
-        saying what the job waits for if it does. ``on_waiting`` (called on the client's own
-        thread) hears when the job starts waiting for its routes to return."""
-        timeout = checked_timeout(timeout)
-        if not self.client._wait_sync(self.job_id, timeout, on_waiting):
-            raise JobTimeout(self.job_id, timeout or 0, waiting=self.result().waiting)
-        return self.result()
-
-    def __repr__(self) -> str:
-        return f"JobHandle({self.job_id!r})"
-
-
-class AsyncJobHandle:
-    """A submitted job, for asyncio code."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client = client
-        self.job_id = job_id
-
-    async def state(self) -> JobState:
-        """The job's state now, as ``JobHandle.state`` reads it, without blocking the loop."""
-        store = self.client._parts().store
-        state = await self.client._aread(self.job_id, lambda: store.state(self.job_id))
-        if state is None:
-            raise JobNotFound(self.job_id)
-        return state
-
-    async def result(self) -> CompletionResult:
-        store = self.client._parts().store
-        result = await self.client._aread(self.job_id, lambda: store.get(self.job_id))
-        if result is None:
-            raise JobNotFound(self.job_id)
-        return result
-
-    async def read(self) -> StoredJob:
-        """The job as it stands now, with its owner, in one round trip as ``result`` takes."""
-        store = self.client._parts().store
-        stored = await self.client._aread(self.job_id, lambda: store.read(self.job_id))
-        if stored is None:
-            raise JobNotFound(self.job_id)
-        return stored
-
-    async def wait(
-        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
-    ) -> CompletionResult:
-        """As ``JobHandle.wait``; ``on_waiting`` is called on this loop."""
-        timeout = checked_timeout(timeout)
-        if not await self.client._wait_async(self.job_id, timeout, on_waiting):
-            waiting = (await self.result()).waiting
-            raise JobTimeout(self.job_id, timeout or 0, waiting=waiting)
-        return await self.result()
-
-    def __repr__(self) -> str:
-        return f"AsyncJobHandle({self.job_id!r})"
-
-
 class _AsyncParts:
     def __init__(
         self, client: aioredis.Redis, store: AsyncJobStore, listener: CompletionListener
@@ -569,39 +460,3 @@ class _AsyncParts:
     async def close(self) -> None:
         await self.listener.close()
         await self.client.aclose()
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, so sync callers share one pub/sub listener."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="turnout-client", daemon=True
-        )
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def cancel_pending(self) -> None:
-        """Cancel what still runs: other threads' waits end with CancelledError, not a hang."""
-
-        async def cancel_the_rest() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            self.run_with_timeout(cancel_the_rest(), 5)
-
-    def stop(self) -> None:
-        self.cancel_pending()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-    def run_with_timeout(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

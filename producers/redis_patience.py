@@ -136,13 +136,7 @@ class RedisPatience:
         job_id: str | None = None,
     ) -> T:
         """``await operation()``, tried again while Redis is away and the budget lasts."""
-        streak = self.streak(what, url=url, job_id=job_id)
-        while True:
-            streak.trying()
-            try:
-                return await operation()
-            except Exception as exc:
-                await asyncio.sleep(streak.failed(exc))
+        return await self.streak(what, url=url, job_id=job_id).run(operation)
 
     def call(
         self,
@@ -153,13 +147,7 @@ class RedisPatience:
         job_id: str | None = None,
     ) -> T:
         """``operation()`` for sync callers, tried again as ``run`` does."""
-        streak = self.streak(what, url=url, job_id=job_id)
-        while True:
-            streak.trying()
-            try:
-                return operation()
-            except Exception as exc:
-                time.sleep(streak.failed(exc))
+        return self.streak(what, url=url, job_id=job_id).call(operation)
 
 
 class Streak:
@@ -173,6 +161,24 @@ class Streak:
         self._try_started = time.monotonic()
         self._first_failure: float | None = None
         self._failures = 0
+
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """``await operation()``, tried again while Redis is away and this streak lasts."""
+        while True:
+            self.trying()
+            try:
+                return await operation()
+            except Exception as exc:
+                await asyncio.sleep(self.failed(exc))
+
+    def call(self, operation: Callable[[], T]) -> T:
+        """``operation()``, tried again while Redis is away and this streak lasts."""
+        while True:
+            self.trying()
+            try:
+                return operation()
+            except Exception as exc:
+                time.sleep(self.failed(exc))
 
     def trying(self) -> None:
         """A try starts now (its start times the streak if it fails)."""
