@@ -242,9 +242,10 @@ class JobStore:
         created, existing = self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    def delete(self, job_id: str, request: CompletionRequest) -> None:
-        """Undo a create whose Celery message could not be sent."""
-        self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+    def delete(self, job_id: str, request: CompletionRequest) -> bool:
+        """Undo a create whose Celery message could not be sent: True when the job was taken
+        back, False when a worker had claimed it (the message reached the queue after all)."""
+        return bool(self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id]))
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
@@ -431,8 +432,10 @@ class AsyncJobStore:
         created, existing = await self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    async def delete(self, job_id: str, request: CompletionRequest) -> None:
-        await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+    async def delete(self, job_id: str, request: CompletionRequest) -> bool:
+        return bool(
+            await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+        )
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")

@@ -89,6 +89,14 @@ class CoreSettings(BaseSettings):
         default=6, ge=1, validation_alias="TURNOUT_RESTORE_THROTTLE"
     )
 
+    #: How long a producer (``Client``, ``turnout serve``) rides out Redis being unreachable (a
+    #: restart, a failover, a pause) before a submit, wait or read gives up with
+    #: RedisUnavailable: retried with backoff meanwhile (producers.redis_patience). 0 never
+    #: retries. ``turnout batch`` has its own, longer, ``--redis-patience``.
+    redis_patience_s: float = Field(
+        default=30.0, ge=0, le=86_400, validation_alias="TURNOUT_REDIS_PATIENCE_S"
+    )
+
     # --- the fleet-wide breaker -----------------------------------------------------------------
     #: Where breakers and rate limits live (default: REDIS_URL). A separate instance keeps a
     #: broker incident from taking the fleet's breaker state with it.

@@ -277,8 +277,20 @@ class WorkerRuntime:
 
     def _run_job(self, job_id: str, on_call: Callable[[CallStarted], None] | None) -> TaskReport:
         token = uuid.uuid4().hex
-        claim = self.store.claim(
-            job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
+        # Through a Redis restart with the same token: a claim whose reply was lost took the
+        # lease all the same, and only its own token gets it back before the lease runs out.
+        claiming = Retrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            stop=stop_after_delay(FINISH_PATIENCE_S),
+            reraise=True,
+        )
+        claim = claiming(
+            self.store.claim,
+            job_id,
+            token,
+            lease_s=self.settings.lease_s,
+            max_runs=self.settings.max_runs,
         )
         if claim.status == "missing":
             log.warning("job %s has no record (expired or deleted); dropping its message", job_id)

@@ -13,12 +13,20 @@
 -- taken over from a dead worker (still 'running', its lease expired) gets a fresh deadline: the
 -- lost run's time was nobody's choice, and each run still fits in the visibility timeout.
 -- A claimed job no longer waits: its 'waiting' field (release_job) goes.
+-- A claim tried again with the token of the lease it already took (its reply was lost when
+-- Redis went away) gets the same claim back, its run not counted twice.
 -- Prepend: _clock.lua
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state == 'succeeded' or state == 'failed' then return {'finished', state} end
 if state == 'running' then
-  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  local lease = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_token', 'runs')
+  local lease_until = tonumber(lease[1] or '0')
+  if lease[2] == ARGV[1] and lease_until > now then
+    local mine = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at')
+    return {'claimed', mine[1], mine[2], tonumber(lease[3] or '0'),
+            tonumber(mine[3] or '0') - now}
+  end
   if lease_until > now then return {'leased', lease_until - now} end
 end
 local taken_over = state == 'running'
