@@ -23,9 +23,9 @@ if state == 'running' then
   local lease = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_token', 'runs')
   local lease_until = tonumber(lease[1] or '0')
   if lease[2] == ARGV[1] and lease_until > now then
-    local mine = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at')
+    local mine = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'budget')
     return {'claimed', mine[1], mine[2], tonumber(lease[3] or '0'),
-            tonumber(mine[3] or '0') - now}
+            tonumber(mine[3] or '0') - now, mine[4] or ''}
   end
   if lease_until > now then return {'leased', lease_until - now} end
 end

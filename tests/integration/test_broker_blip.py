@@ -11,7 +11,7 @@ import pytest
 
 from routing.models import JobState
 from tests.integration.conftest import make_stack, tear_down
-from tests.integration.test_batch_redis_restart import RestartableRedis
+from tests.integration.private_redis import RestartableRedis
 
 IN_FLIGHT = 6
 #: What Celery's consumer logs once per lost broker connection (celery.worker.consumer).
