@@ -22,7 +22,7 @@ from routing.config import TurnoutConfig, load_configured
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
-from routing.jobstore import Claim, JobStore, redis_client
+from routing.jobstore import Claim, FinishStatus, JobStore, redis_client
 from routing.keys import Keys
 from routing.local_router import LocalRouter
 from routing.models import (
@@ -259,6 +259,7 @@ class WorkerRuntime:
                         "this worker cannot read the job's record (written by a newer "
                         f"producer?): {claim.problem}",
                     ),
+                    token=token,
                 )
             assert claim.request is not None
             assert claim.policy is not None
@@ -266,7 +267,7 @@ class WorkerRuntime:
             result = self._execute(job_id, claim, unwritten, on_call)
             if result.retry_in_s is not None:
                 return self._reschedule(job_id, token, result, earlier=unwritten)
-            return self._finish(job_id, result, earlier=unwritten)
+            return self._finish(job_id, result, token=token, earlier=unwritten)
         finally:
             self.leases.release(job_id)
 
@@ -364,10 +365,20 @@ class WorkerRuntime:
             self.announce(transition)
 
     def _finish(
-        self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None
+        self,
+        job_id: str,
+        result: ExecutionResult,
+        *,
+        token: str,
+        earlier: list[Attempt] | None = None,
     ) -> TaskReport:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
-        completion exists only in this process until it is written."""
+        completion exists only in this process until it is written.
+
+        ``token`` is this run's lease token, the fence: a worker cut off from Redis for longer
+        than its lease finds, once back, that another worker took the job over (and maybe
+        finished it); finish_job.lua then refuses this run's outcome, and only its attempts are
+        logged (they happened). The message is acknowledged: the job is the other run's."""
         fields = result.outcome_fields()
         riders = self._success_riders(result)
         finishing = Retrying(
@@ -376,13 +387,14 @@ class WorkerRuntime:
             stop=stop_after_delay(FINISH_PATIENCE_S),
             reraise=True,
         )
-        recorded, replies = finishing(
+        status, replies = finishing(
             self.store.finish_with,
             job_id,
             result.state,
             fields,
             [*(earlier or []), *result.unrecorded],
             riders=[rider.call for rider in riders],
+            token=token,
         )
         if riders and result.pending_record is not None:
             self._read_rider_reply(result.pending_record, riders[0], replies[0])
@@ -392,9 +404,25 @@ class WorkerRuntime:
             summary["cost_usd"] = fields.get("cost_usd")
         if result.error is not None:
             summary["error_class"] = result.error.error_class.value
-        if not recorded:
+        if status is FinishStatus.ALREADY_FINISHED:
             summary["duplicate"] = True
             log.info("job %s had already finished; this run's outcome was not recorded", job_id)
+        elif status is FinishStatus.FENCED:
+            summary["fenced"] = True
+            log.warning(
+                "job %s: this run lost its lease and another run holds the job now; "
+                "its outcome (%s) was refused, its attempts logged",
+                job_id,
+                result.state.value,
+            )
+        elif status is FinishStatus.MISSING:
+            summary["missing"] = True
+            log.error(
+                "job %s: its record is gone (expired, or lost when Redis restarted from an older "
+                "snapshot); this run's outcome (%s) could not be recorded",
+                job_id,
+                result.state.value,
+            )
         return TaskReport(summary)
 
 
