@@ -24,6 +24,7 @@ from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
 from routing.jobstore import Claim, FinishStatus, JobStore, redis_client
 from routing.keys import Keys
+from routing.kill_window import hold_if_asked
 from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
@@ -225,6 +226,7 @@ class WorkerRuntime:
 
     def _run_job(self, job_id: str, on_call: Callable[[CallStarted], None] | None) -> TaskReport:
         token = uuid.uuid4().hex
+        hold_if_asked("claim", f"job {job_id}, delivered and not yet claimed")
         claim = self.store.claim(
             job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
         )
@@ -244,6 +246,7 @@ class WorkerRuntime:
                     f"the job was started {claim.runs} times and never finished; a worker died "
                     "during each run, so it is failed as a poison job",
                 ),
+                token="",  # never claimed: recorded unless a live lease is held
             )
         grace = self.settings.lease_s + FINISH_PATIENCE_S
         left = claim.deadline_left_s
