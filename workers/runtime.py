@@ -231,7 +231,14 @@ class WorkerRuntime:
             job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
         )
         if claim.status == "missing":
-            log.warning("job %s has no record (expired or deleted); dropping its message", job_id)
+            # Expired, deleted, or lost with Redis's last second of writes (README, "When Redis
+            # loses writes"): nothing says what to run, so the message goes; a caller waiting
+            # on the job gets JobNotFound at its next re-check.
+            log.warning(
+                "job %s has no record (expired, deleted, or lost when Redis restarted from "
+                "older data); dropping its message",
+                job_id,
+            )
             return TaskReport({"job_id": job_id, "state": "missing"})
         if claim.status == "finished":
             return TaskReport({"job_id": job_id, "state": str(claim.state)})
