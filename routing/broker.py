@@ -81,6 +81,8 @@ CONSUMER_DEAD_AFTER_S = 8.0
 class _ProcessId:
     pid: int | None = None
     value: str = ""
+    #: A channel of this process has sent a consuming command already.
+    consumed = False
 
 
 def consumer_id() -> str:
@@ -140,6 +142,8 @@ class Channel(kombu_redis.Channel):
     #: This channel beat before its first pop: a consumer unknown to the consumers set when it
     #: dies would never be reclaimed.
     _beaten = False
+    #: The socket the last consuming command went out on (see ``_recover_orphans``).
+    _sent_on: Any = None
 
     @cached_property
     def turnout_keys(self) -> Keys:
@@ -188,6 +192,10 @@ class Channel(kombu_redis.Channel):
         keys, me = self.turnout_keys, consumer_id()
         if not self._beaten:
             self.beat()
+        sock = self.client.connection._sock
+        if sock is not self._sent_on and (self._sent_on is not None or _ProcessId.consumed):
+            self._recover_orphans(queues)
+        self._sent_on, _ProcessId.consumed = sock, True
         command: list[Any]
         if self._block_next:
             queue = self._blocking_queue(queues)
@@ -268,6 +276,22 @@ class Channel(kombu_redis.Channel):
                 pipe.execute()
         except redis.RedisError as exc:
             log.warning("a message of %s stays in this consumer's popped list: %s", queue, exc)
+
+    def _recover_orphans(self, queues: list[str]) -> None:
+        """A new connection (a reconnect, or a new channel after the last one failed): a move
+        whose reply was lost with the old socket (Redis moved the message, the reply never
+        arrived) left the message in this consumer's popped list, where nobody would deliver it
+        while this process lives. No reply is pending on a fresh socket and deliveries run on
+        this one thread, so whatever popped holds now is such an orphan: back to its queue."""
+        keys, me = self.turnout_keys, consumer_id()
+        moved = 0
+        with self.conn_or_acquire() as client:
+            for queue in queues:
+                source, target = keys.consumer_popped(me, queue), keys.queue_list(queue)
+                while client.execute_command("LMOVE", source, target, "RIGHT", "RIGHT"):
+                    moved += 1
+        if moved:
+            log.warning("%d message(s) whose delivery was cut off went back to the queue", moved)
 
     def take_popped(self) -> tuple[str, bytes] | None:
         popped, self._popped = self._popped, None

@@ -137,3 +137,45 @@ def test_a_dead_consumers_popped_and_held_messages_go_back_to_their_queue(redis_
     assert plain.llen(keys.queue_list("jobs")) == 2, "reclaimed once"
     connection.release()
     plain.close()
+
+
+def test_a_move_whose_reply_was_cut_off_is_delivered_after_the_reconnect(redis_url, namespace):
+    import redis
+    from kombu.messaging import Consumer, Producer
+
+    from routing.broker import consumer_id
+
+    keys = Keys(namespace)
+    plain = redis.Redis.from_url(redis_url, decode_responses=True)
+    connection = _connection(redis_url, namespace)
+    channel = cast(Channel, connection.channel())
+    queue = _jobs_queue()
+    producer = Producer(channel)
+    producer.publish({"n": 1}, exchange=queue.exchange, routing_key="jobs", declare=[queue])
+    bodies: list[object] = []
+
+    def on_message(body, message):
+        bodies.append(body)
+        message.ack()
+
+    def drain_until(count: int) -> None:
+        for _ in range(6):
+            if len(bodies) >= count:
+                return
+            try:
+                connection.drain_events(timeout=1)
+            except TimeoutError:
+                continue
+
+    with Consumer(channel, queues=[queue], callbacks=[on_message]):
+        drain_until(1)
+        # Redis moved the next message into this consumer's popped list; its reply was lost
+        # with the connection.
+        producer.publish({"n": 2}, exchange=queue.exchange, routing_key="jobs")
+        plain.lmove(keys.queue_list("jobs"), keys.consumer_popped(consumer_id(), "jobs"))
+        channel.client.connection.disconnect()
+        drain_until(2)
+    assert bodies == [{"n": 1}, {"n": 2}]
+    assert plain.llen(keys.consumer_popped(consumer_id(), "jobs")) == 0
+    connection.release()
+    plain.close()
