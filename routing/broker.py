@@ -321,7 +321,8 @@ class Channel(kombu_redis.Channel):
             for tag in tags:
                 self.qos.restore_by_tag(tag, client=client)
         if dead:
-            log.warning(
+            # A worker that stopped cleanly gave its messages back itself: nothing to warn of.
+            (log.warning if moved or tags else log.info)(
                 "consumer(s) %s silent for %.0fs: dead; %d popped and %d unacknowledged "
                 "message(s) put back",
                 ", ".join(dead),
