@@ -24,9 +24,12 @@ way only the reconciler brought the job back, TURNOUT_REQUEUE_AFTER (600 s) late
   CONSUMER_DEAD_AFTER_S is dead: the beat of any live one moves its popped messages back to
   their queues and restores its held tags with kombu's ``restore_by_tag`` (the queue is found
   through kombu's bindings, as its visibility sweep does). Measured on this machine
-  (tests/integration/test_pop_to_claim_kill.py, defaults): a SIGKILL in either window is
-  followed by the job's finish ~10 s later, of which ~8 s is the silence that tells a dead
-  process from a slow one; it was up to 600 s.
+  (tests/integration/test_pop_to_claim_kill.py, default settings, no beat): killed before its
+  claim, a job finished 8.1-8.2 s after the kill; killed between the move and its bookkeeping,
+  8.7-9.5 s after the move (the process fell silent then). Before, the same claim-window kill
+  with the stock transport and beat running finished 602.7 s after the kill (the reconciler's
+  TURNOUT_REQUEUE_AFTER). Of the ~8 s, 8 s is the silence that tells a dead process from a
+  slow one.
 
 What it costs and what it keeps. At-least-once holds (a message is always somewhere a live
 process or the reclaim will deliver); a job never runs twice at once (a message put back for a
