@@ -28,8 +28,8 @@ way only the reconciler brought the job back, TURNOUT_REQUEUE_AFTER (600 s) late
   claim, a job finished 8.1-8.2 s after the kill; killed between the move and its bookkeeping,
   8.7-9.5 s after the move (the process fell silent then). Before, the same claim-window kill
   with the stock transport and beat running finished 602.7 s after the kill (the reconciler's
-  TURNOUT_REQUEUE_AFTER). Of the ~8 s, 8 s is the silence that tells a dead process from a
-  slow one.
+  TURNOUT_REQUEUE_AFTER). Nearly all of the 8 s is the silence that tells a dead process
+  from a slow one.
 
 What it costs and what it keeps. At-least-once holds (a message is always somewhere a live
 process or the reclaim will deliver); a job never runs twice at once (a message put back for a
