@@ -7,7 +7,9 @@ state change is one Lua script, so concurrent workers and producers never see ha
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
     release  (worker)    -> queued           every route refuses it for now: run again later
-    finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
+    finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing,
+                                             and a run whose lease token is no longer the
+                                             job's (taken over) is refused: the fence
     delete   (producer)  -> gone             a create whose Celery message could not be sent
 
 A job's own record costs a worker two round trips: claim before the provider call, finish (or,
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 import redis
@@ -71,6 +74,19 @@ def redis_client(
         health_check_interval=30,
     )
     return redis.Redis(connection_pool=pool)
+
+
+class FinishStatus(Enum):
+    """What finish_job.lua did with a run's outcome (its reply code)."""
+
+    RECORDED = 1
+    #: The job had already finished: this was a duplicate run, its outcome is dropped.
+    ALREADY_FINISHED = 0
+    #: The job has no record (expired, or lost with Redis's last second: see the README).
+    MISSING = -1
+    #: Another run holds the job: ours lost its lease (cut off from Redis past it) and was
+    #: taken over. The outcome is refused; the run's attempts are still logged.
+    FENCED = -2
 
 
 @dataclass(frozen=True)
@@ -310,10 +326,13 @@ class JobStore:
         state: JobState,
         outcome: dict[str, Any],
         attempts: list[Attempt],
+        *,
+        token: str = "",
     ) -> bool:
-        """Record the outcome unless the job already finished; returns whether this call did."""
-        recorded, _ = self.finish_with(job_id, state, outcome, attempts, riders=())
-        return recorded
+        """Record the outcome unless the job already finished or another run holds it; returns
+        whether this call did. ``token`` is the run's lease token (see ``finish_with``)."""
+        status, _ = self.finish_with(job_id, state, outcome, attempts, riders=(), token=token)
+        return status is FinishStatus.RECORDED
 
     def finish_with(
         self,
@@ -323,10 +342,17 @@ class JobStore:
         attempts: list[Attempt],
         *,
         riders: Sequence[ScriptCall],
-    ) -> tuple[bool, list[Any]]:
+        token: str = "",
+    ) -> tuple[FinishStatus, list[Any]]:
         """``finish``, with other scripts on this Redis sent in the same round trip (the last
-        call's breaker record). Returns whether this call finished the job, and each rider's
-        reply (an exception object when that script failed: riders never fail the finish)."""
+        call's breaker record). Returns what became of the outcome, and each rider's reply (an
+        exception object when that script failed: riders never fail the finish).
+
+        ``token`` fences the finish: it is recorded only while the job is running under that
+        lease token, so a worker that was cut off from Redis past its lease, and whose job
+        another worker claimed meanwhile, cannot overwrite or duplicate that run's result. An
+        empty token (a job this worker never claimed: the poison case) is recorded unless a live
+        lease is held by someone."""
         keys = [
             self.keys.job(job_id),
             self.keys.attempts(job_id),
@@ -339,10 +365,11 @@ class JobStore:
             self.ttl_s,
             self.keys.done_channel(job_id),
             job_id,
+            token,
             *(a.model_dump_json() for a in attempts),
         ]
         if not riders:
-            return int(self._finish(keys=keys, args=args)[0]) == 1, []
+            return FinishStatus(int(self._finish(keys=keys, args=args)[0])), []
         # EVALSHA in a plain pipeline: redis-py's Script objects would add a SCRIPT EXISTS
         # round trip to every pipeline; a script Redis does not have yet is sent again alone.
         pipe = self.redis.pipeline(transaction=False)
@@ -363,7 +390,7 @@ class JobStore:
                 except redis.RedisError as exc:
                     reply = exc
             answers.append(reply)
-        return int(finished[0]) == 1, answers
+        return FinishStatus(int(finished[0])), answers
 
     def counts(self) -> dict[str, int]:
         """Jobs queued and running now, and created, succeeded and failed today (UTC)."""

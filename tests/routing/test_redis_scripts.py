@@ -62,7 +62,7 @@ def test_a_job_counts_day_is_the_one_keys_spells_from_redis_time(redis_client, n
     store = JobStore(redis_client, keys, ttl_s=60)
     store.create("job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
     store.claim("job-1", "token", lease_s=30, max_runs=1)
-    store.finish("job-1", JobState.SUCCEEDED, {}, [])
+    store.finish("job-1", JobState.SUCCEEDED, {}, [], token="token")
     day = redis_time(redis_client).day
     assert list(redis_client.scan_iter(match=keys.job_counts_pattern)) == [keys.job_counts_on(day)]
     assert redis_client.hget(keys.job_counts_on(day), "succeeded") == "1"
