@@ -19,6 +19,7 @@ from routing.errors import (
     JobFailed,
     JobNotFound,
     JobTimeout,
+    RedisUnavailable,
     SubmitError,
     TurnoutError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "JobNotFound",
     "JobTimeout",
     "Message",
+    "RedisUnavailable",
     "RoutingPolicy",
     "SubmitError",
     "TurnoutError",

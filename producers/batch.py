@@ -9,9 +9,10 @@ derived from the line and the output file, so a job the dead run had submitted i
 not run again. Lines go out in input order and are written in the order they finish.
 
 For unattended runs: invalid lines go to the errors file as well as stderr; Redis going away
-mid-run (a restart) is ridden out for ``--redis-patience`` seconds (producers.redis_patience)
-instead of ending the run; the summary says how long the run took, how many calls were retries
-or failovers, and which error classes the failures were.
+mid-run (a restart, a failover, a pause) is ridden out for ``--redis-patience`` seconds, 300 by
+default (producers.redis_patience): the client's every submit, wait and read is tried again
+with backoff, instead of ending the run; the summary says how long the run took, how many
+calls were retries or failovers, and which error classes the failures were.
 
 This module runs the lines; the steps around it live beside it: producers.batch_plan checks
 the input before anything is enqueued, producers.batch_files appends the results and holds the
@@ -21,6 +22,7 @@ output's lock, producers.batch_summary counts what the run did and says it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +39,9 @@ from producers.redis_patience import RedisPatience
 from routing.errors import ErrorClass, JobNotFound
 from routing.models import CompletionResult, JobError, JobState
 
+#: ``--redis-patience``'s default (see producers.redis_patience for why five minutes).
+BATCH_REDIS_PATIENCE_S = 300.0
+
 
 async def run_items(
     client: Client,
@@ -49,16 +54,20 @@ async def run_items(
     on_outage: Callable[[BaseException], None] = lambda exc: None,
 ) -> None:
     """Submit ``items`` in order with at most ``max_in_flight`` unfinished, writing each result
-    as it arrives. Redis away is ridden out for ``patience``; a submit that still fails ends the
-    run: what was written stays."""
-    patience = patience or RedisPatience()
+    as it arrives. Redis away is ridden out for ``patience`` by the client (each of its Redis
+    calls, ``on_outage`` told of each failure); one that still fails ends the run: what was
+    written stays."""
+    patience = patience or RedisPatience(
+        budget_s=BATCH_REDIS_PATIENCE_S, setting="--redis-patience"
+    )
+    client.patience = dataclasses.replace(patience, on_outage=on_outage)
     identity = str(files.output.resolve())
     window = asyncio.Semaphore(max_in_flight)
     running: set[asyncio.Task[None]] = set()
     failure: list[BaseException] = []
 
     async def submit_and_wait(item: BatchItem) -> CompletionResult:
-        # Again from the submit after Redis was away: the idempotency key finds the same job.
+        # The idempotency key: a rerun after a crash finds the job this run submitted.
         request = item.request.model_copy(
             update={"idempotency_key": idempotency_key(item, identity)}
         )
@@ -79,7 +88,7 @@ async def run_items(
 
     async def one(item: BatchItem) -> None:
         try:
-            result = await patience.run(lambda: submit_and_wait(item), on_outage=on_outage)
+            result = await submit_and_wait(item)
             files.write(item.custom_id, result)
             on_result(result)
         except BaseException as exc:

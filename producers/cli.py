@@ -131,9 +131,10 @@ def batch(
         typer.Option(
             min=0,
             metavar="SECONDS",
-            help="Ride out Redis being unreachable this long (a restart) before giving up.",
+            help="Ride out Redis being unreachable this long (a restart, a failover) before "
+            "giving up.",
         ),
-    ] = 60.0,
+    ] = 300.0,  # producers.batch.BATCH_REDIS_PATIENCE_S
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
@@ -159,7 +160,7 @@ def batch(
             strict=strict,
             retry_failed=retry_failed,
             console=err,
-            patience=RedisPatience(budget_s=redis_patience),
+            patience=RedisPatience(budget_s=redis_patience, setting="--redis-patience"),
         )
     except BatchInputError as exc:
         raise fail(str(exc)) from None

@@ -10,6 +10,10 @@
 Everything is validated here, before anything is enqueued: a bad request, an unknown policy or
 deployment, a deadline the stack cannot honour all raise InvalidRequest. The Celery message
 carries the job id only; the request lives in the job record. The producer needs no API key.
+
+Redis going away (a restart, a failover, a pause) is ridden out: every submit, wait and read
+is tried again with backoff for TURNOUT_REDIS_PATIENCE_S (producers.redis_patience), then
+raises RedisUnavailable. A retried submit never makes a second job, nor sends one job twice.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+import redis
 import redis.asyncio as aioredis
 
 from producers.arguments import (
@@ -33,7 +39,10 @@ from producers.arguments import (
     checked_owner,
     checked_timeout,
 )
+from producers.handles import AsyncJobHandle, JobHandle, OnWaiting
+from producers.loop_thread import LoopThread
 from producers.publisher import JobPublisher
+from producers.redis_patience import RedisPatience, Streak, is_redis_outage, redacted
 from producers.waiter import CompletionListener
 from routing.celery_config import create_app, max_job_deadline_s
 from routing.config import TurnoutConfig, load_config
@@ -41,21 +50,18 @@ from routing.errors import (
     ConfigError,
     JobFailed,
     JobNotFound,
-    JobTimeout,
     SubmitError,
     TurnoutError,
 )
-from routing.jobstore import AsyncJobStore, JobStore, StoredJob, redis_client
+from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
-from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy, Waiting
+from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
 from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
 __all__ = ["AsyncJobHandle", "Client", "JobHandle", "PolicyLike", "RequestLike", "as_request"]
 
 T = TypeVar("T")
-#: Told what a job waits for when it starts waiting for its routes (``JobHandle.wait``).
-OnWaiting = Callable[[Waiting], None]
 
 #: A Redis reply slower than this is a lost connection, not a slow server.
 SOCKET_TIMEOUT_S = 10.0
@@ -74,8 +80,12 @@ class Client:
         *,
         settings: CoreSettings | None = None,
         config: TurnoutConfig | str | Path | None = None,
+        patience: RedisPatience | None = None,
     ) -> None:
         self.settings = settings or CoreSettings()
+        #: How long Redis away is ridden out (TURNOUT_REDIS_PATIENCE_S unless given): every
+        #: Redis call of this client goes through it. ``turnout batch`` gives its own.
+        self.patience = patience or RedisPatience(budget_s=self.settings.redis_patience_s)
         self.keys = Keys(self.settings.namespace)
         self.config = self._load_config(config)
         self.store = JobStore(
@@ -86,7 +96,7 @@ class Client:
         )
         self._publisher = JobPublisher(create_app(self.settings), self.keys.queue)
         self._max_deadline_s = max_job_deadline_s(self.settings)
-        self._sync_loop: _LoopThread | None = None
+        self._sync_loop: LoopThread | None = None
         self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
         self._lock = threading.Lock()
 
@@ -137,20 +147,55 @@ class Client:
         """
         completion, routing = self.prepare(request, policy=policy, targets=targets)
         owner = checked_owner(owner)
+        streak = self._streak("could not submit the job")
+        with self._submitting():
+            while True:  # again only when a failed send's job was taken back
+                job_id = self._submitted(completion, routing, owner, streak)
+                if job_id is not None:
+                    return JobHandle(self, job_id)
+
+    def _submitted(
+        self,
+        completion: CompletionRequest,
+        routing: RoutingPolicy,
+        owner: str | None,
+        streak: Streak,
+    ) -> str | None:
+        """One try of ``submit``: store the job under a fresh id and send its message. The id
+        of the job the caller gets (another's, when the idempotency key names one); None when a
+        failed send's job was taken back."""
         job_id = str(uuid.uuid4())
+        stored_id, _ = streak.call(
+            lambda: self.store.create(job_id, completion, routing, owner=owner)
+        )
+        if stored_id != job_id:  # the idempotency key names a job stored before
+            state = streak.call(lambda: self.store.state(stored_id))
+            if state is JobState.QUEUED:
+                self._republish(stored_id)
+            return stored_id
+        # Ours: stored now, or by a try whose reply was lost (create_job.lua said so).
+        return job_id if self._sent(job_id, completion, streak) else None
+
+    def _sent(self, job_id: str, completion: CompletionRequest, streak: Streak) -> bool:
+        """Send a stored job's message: True once it is on its way. A send that raised may
+        have reached the queue all the same (the connection dropped before the reply), so it
+        is never simply sent again: the job is taken back first (False: store it anew, under a
+        fresh id; a message that did get through finds no job and is dropped), unless a worker
+        has claimed it already (True: that message got through)."""
+        started = time.monotonic()
         try:
-            job_id, created = self.store.create(job_id, completion, routing, owner=owner)
+            self._publish(job_id)
+            return True
         except Exception as exc:
-            raise SubmitError(f"could not store the job in Redis: {exc}") from exc
-        if created:
-            try:
-                self._publish(job_id)
-            except Exception as exc:
-                self.store.delete(job_id, completion)
-                raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
-        elif self.store.state(job_id) is JobState.QUEUED:
-            self._republish(job_id)
-        return JobHandle(self, job_id)
+            failure = exc
+        streak.job_id = job_id  # stored: should Redis stay away now, it may still run
+        if not streak.call(lambda: self.store.delete(job_id, completion)):
+            return True
+        streak.job_id = None
+        if not is_redis_outage(failure):
+            raise SubmitError(f"could not enqueue job {job_id}: {failure}") from failure
+        time.sleep(streak.failed(failure, started=started))
+        return False
 
     def complete(
         self,
@@ -174,6 +219,31 @@ class Client:
     def _publish(self, job_id: str) -> None:
         self._publisher.publish(job_id)
 
+    # --- riding out Redis -----------------------------------------------------------------------
+
+    def _streak(self, what: str) -> Streak:
+        """A streak whose RedisUnavailable names this client's Redis; a submit sets its
+        ``job_id`` while its job is stored and may run."""
+        return self.patience.streak(what, url=self.settings.redis_url)
+
+    def _read(self, job_id: str, operation: Callable[[], T]) -> T:
+        return self._streak(f"could not read job {job_id}").call(operation)
+
+    async def _aread(self, job_id: str, operation: Callable[[], Awaitable[T]]) -> T:
+        return await self._streak(f"could not read job {job_id}").run(operation)
+
+    @contextlib.contextmanager
+    def _submitting(self) -> Iterator[None]:
+        """A Redis error that is not Redis away (a script refused, a wrong password) is a
+        SubmitError, its text free of the URL's password; RedisUnavailable passes as it is."""
+        try:
+            yield
+        except TurnoutError:
+            raise
+        except redis.RedisError as exc:
+            reason = redacted(str(exc), self.settings.redis_url)
+            raise SubmitError(f"could not store the job in Redis: {reason}") from exc
+
     def _republish(self, job_id: str) -> None:
         """Send a queued job's message again, for a repeated idempotency key. The producer that
         stored the job may have died before sending its message (the usual reason a key is
@@ -190,7 +260,7 @@ class Client:
     ) -> bool:
         with self._lock:
             if self._sync_loop is None:
-                self._sync_loop = _LoopThread()
+                self._sync_loop = LoopThread()
             loop = self._sync_loop
         try:
             return loop.run(self._wait_async(job_id, timeout, on_waiting))
@@ -210,22 +280,50 @@ class Client:
         """``submit`` for asyncio: Redis through redis.asyncio, the Celery publish in a thread."""
         completion, routing = self.prepare(request, policy=policy, targets=targets)
         owner = checked_owner(owner)
-        parts = self._parts()
+        streak = self._streak("could not submit the job")
+        with self._submitting():
+            while True:  # as ``submit``
+                job_id = await self._asubmitted(completion, routing, owner, streak)
+                if job_id is not None:
+                    return AsyncJobHandle(self, job_id)
+
+    async def _asubmitted(
+        self,
+        completion: CompletionRequest,
+        routing: RoutingPolicy,
+        owner: str | None,
+        streak: Streak,
+    ) -> str | None:
+        """``_submitted`` for asyncio."""
+        store = self._parts().store
+        job_id = str(uuid.uuid4())
+        stored_id, _ = await streak.run(
+            lambda: store.create(job_id, completion, routing, owner=owner)
+        )
+        if stored_id != job_id:
+            state = await streak.run(lambda: store.state(stored_id))
+            if state is JobState.QUEUED:
+                await asyncio.to_thread(self._republish, stored_id)
+            return stored_id
+        return job_id if await self._asent(job_id, completion, streak) else None
+
+    async def _asent(self, job_id: str, completion: CompletionRequest, streak: Streak) -> bool:
+        """``_sent`` for asyncio: the publish in a thread."""
+        store = self._parts().store
+        started = time.monotonic()
         try:
-            job_id, created = await parts.store.create(
-                str(uuid.uuid4()), completion, routing, owner=owner
-            )
+            await asyncio.to_thread(self._publish, job_id)
+            return True
         except Exception as exc:
-            raise SubmitError(f"could not store the job in Redis: {exc}") from exc
-        if created:
-            try:
-                await asyncio.to_thread(self._publish, job_id)
-            except Exception as exc:
-                await parts.store.delete(job_id, completion)
-                raise SubmitError(f"could not enqueue job {job_id}: {exc}") from exc
-        elif await parts.store.state(job_id) is JobState.QUEUED:
-            await asyncio.to_thread(self._republish, job_id)
-        return AsyncJobHandle(self, job_id)
+            failure = exc
+        streak.job_id = job_id
+        if not await streak.run(lambda: store.delete(job_id, completion)):
+            return True
+        streak.job_id = None
+        if not is_redis_outage(failure):
+            raise SubmitError(f"could not enqueue job {job_id}: {failure}") from failure
+        await asyncio.sleep(streak.failed(failure, started=started))
+        return False
 
     async def acomplete(
         self,
@@ -287,9 +385,11 @@ class Client:
         and again only when what it waits for changes."""
         parts = self._parts()
         told: list[object] = []
+        streak = self._streak(f"could not wait for job {job_id}")
 
         async def finished() -> bool:
             state, waiting = await parts.store.progress(job_id)
+            streak.ok()  # Redis answers: an outage later is a new streak
             if state is None:
                 raise JobNotFound(job_id)
             if on_waiting is not None and waiting is not None:
@@ -299,9 +399,17 @@ class Client:
                     on_waiting(waiting)
             return state.is_terminal
 
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
         try:
             async with asyncio.timeout(timeout):
-                return await parts.listener.wait_for(job_id, finished, timeout)
+                while True:  # again, subscription and all, after Redis was away
+                    streak.trying()
+                    left = None if end is None else max(0.0, end - loop.time())
+                    try:
+                        return await parts.listener.wait_for(job_id, finished, left)
+                    except Exception as exc:
+                        await asyncio.sleep(streak.failed(exc))
         except TimeoutError:
             return False
 
@@ -341,91 +449,6 @@ class Client:
         await asyncio.to_thread(self.close)
 
 
-class JobHandle:
-    """A submitted job, for sync code."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client = client
-        self.job_id = job_id
-
-    def state(self) -> JobState:
-        """The job's state now (one Redis read); ``AsyncJobHandle.state`` is its awaitable twin.
-        JobNotFound when no job has this id."""
-        state = self.client.store.state(self.job_id)
-        if state is None:
-            raise JobNotFound(self.job_id)
-        return state
-
-    def result(self) -> CompletionResult:
-        """The job as it stands now, without waiting (``state`` says whether it finished)."""
-        result = self.client.store.get(self.job_id)
-        if result is None:
-            raise JobNotFound(self.job_id)
-        return result
-
-    def read(self) -> StoredJob:
-        """The job as it stands now, with its owner (``Client.submit``'s ``owner``)."""
-        stored = self.client.store.read(self.job_id)
-        if stored is None:
-            raise JobNotFound(self.job_id)
-        return stored
-
-    def wait(
-        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
-    ) -> CompletionResult:
-        """Block until the job finishes; its result, succeeded or failed. JobTimeout otherwise,
-        saying what the job waits for if it does. ``on_waiting`` (called on the client's own
-        thread) hears when the job starts waiting for its routes to return."""
-        timeout = checked_timeout(timeout)
-        if not self.client._wait_sync(self.job_id, timeout, on_waiting):
-            raise JobTimeout(self.job_id, timeout or 0, waiting=self.result().waiting)
-        return self.result()
-
-    def __repr__(self) -> str:
-        return f"JobHandle({self.job_id!r})"
-
-
-class AsyncJobHandle:
-    """A submitted job, for asyncio code."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client = client
-        self.job_id = job_id
-
-    async def state(self) -> JobState:
-        """The job's state now, as ``JobHandle.state`` reads it, without blocking the loop."""
-        state = await self.client._parts().store.state(self.job_id)
-        if state is None:
-            raise JobNotFound(self.job_id)
-        return state
-
-    async def result(self) -> CompletionResult:
-        result = await self.client._parts().store.get(self.job_id)
-        if result is None:
-            raise JobNotFound(self.job_id)
-        return result
-
-    async def read(self) -> StoredJob:
-        """The job as it stands now, with its owner, in one round trip as ``result`` takes."""
-        stored = await self.client._parts().store.read(self.job_id)
-        if stored is None:
-            raise JobNotFound(self.job_id)
-        return stored
-
-    async def wait(
-        self, timeout: float | None = None, *, on_waiting: OnWaiting | None = None
-    ) -> CompletionResult:
-        """As ``JobHandle.wait``; ``on_waiting`` is called on this loop."""
-        timeout = checked_timeout(timeout)
-        if not await self.client._wait_async(self.job_id, timeout, on_waiting):
-            waiting = (await self.result()).waiting
-            raise JobTimeout(self.job_id, timeout or 0, waiting=waiting)
-        return await self.result()
-
-    def __repr__(self) -> str:
-        return f"AsyncJobHandle({self.job_id!r})"
-
-
 class _AsyncParts:
     def __init__(
         self, client: aioredis.Redis, store: AsyncJobStore, listener: CompletionListener
@@ -437,39 +460,3 @@ class _AsyncParts:
     async def close(self) -> None:
         await self.listener.close()
         await self.client.aclose()
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, so sync callers share one pub/sub listener."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="turnout-client", daemon=True
-        )
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def cancel_pending(self) -> None:
-        """Cancel what still runs: other threads' waits end with CancelledError, not a hang."""
-
-        async def cancel_the_rest() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            self.run_with_timeout(cancel_the_rest(), 5)
-
-    def stop(self) -> None:
-        self.cancel_pending()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-    def run_with_timeout(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

@@ -7,6 +7,11 @@ without breaking the other. A ``JobPublisher`` holds a pool of its own instead (
 ``Connection.Pool`` and ``ProducerPool``, sized as Celery sizes its own: ``broker_pool_limit``)
 and hands Celery a producer from it for each message.
 
+Each message is sent once, without kombu's own publish retry (``retry=False``): kombu would
+send it again after a connection that dropped before the reply, though the first copy may have
+reached the queue. ``Client`` decides what a failed send means instead: it takes the job back
+before it sends another message (producers.client, ``_sent``).
+
 Each message is sent with ``ignore_result``: the job record holds the outcome, and without it
 Celery's Redis result backend subscribes the producer to a result channel per job that nothing
 ever publishes to (one subscription more for every job, held as long as the process lives).
@@ -45,6 +50,7 @@ class JobPublisher:
                 argsrepr=repr(job_id),
                 ignore_result=True,
                 producer=producer,
+                retry=False,
             )
 
     def close(self) -> None:

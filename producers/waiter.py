@@ -95,15 +95,22 @@ class CompletionListener:
                     await self._pubsub.unsubscribe(channel)
 
     async def _listen(self) -> None:
+        away = False  # one line when Redis goes, one when it is back: not one per second
         while self._confirmations:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-            except redis.RedisError as exc:
-                log.warning(
-                    "completion listener lost Redis (%s); waiters fall back to re-checks", exc
-                )
+            except (redis.RedisError, OSError) as exc:
+                if not away:
+                    log.warning(
+                        "completion listener lost Redis (%s); waiters fall back to re-checks",
+                        exc,
+                    )
+                away = True
                 await asyncio.sleep(0.5)
                 continue
+            if away:
+                log.info("completion listener has Redis again")
+                away = False
             if message is None:
                 continue
             channel = as_text(message.get("channel"))

@@ -16,7 +16,8 @@ The cool-down doubles with each re-open (base x 2^(reopens-1)), with ±jitter, u
 count of re-opens is forgotten once the route has stayed closed as long as the cap. What counts is
 the error class (``breaker_outcome``): transient failures count; auth, permission and unknown-model
 errors open the breaker at once, with a long cool-down, until a probe succeeds; a 429 with a
-Retry-After cools the route for exactly that long without counting as a failure; a bad request,
+Retry-After cools the route for exactly that long without counting as a failure, and any other
+failure with one (a 503's "come back in 3 s") counts and cools it as long; a bad request,
 a content-policy refusal or a context-length error is the request's fault, not the route's, and
 counts for nothing.
 
@@ -345,7 +346,10 @@ def record(
             state.failback_pending = False
             return "failback"
         return None
-    # A failure.
+    # A failure. One that named a Retry-After also keeps every caller away that long: the
+    # server said when it will take calls again (RFC 9110 §10.2.3), whatever the breaker counts.
+    if retry_after_s is not None and retry_after_s > 0:
+        state.cool_until = max(state.cool_until, now + retry_after_s)
     if state.state == "half_open":
         if not was_probe:
             return None  # a call let through before the trip; the probes decide

@@ -4,6 +4,16 @@ What loses or duplicates jobs on Celery + Redis, and why each line is here, is i
 ../shared/celery-reliability.md §1:
   * acks_late + reject_on_worker_lost: a message is acknowledged only after its job finished,
     and a worker that dies mid-job gives it back instead of losing it;
+  * no cancelling on a broker connection loss (``worker_cancel_long_running_tasks_on_connection_
+    loss`` off): that setting terminates the acks_late tasks whose ack the lost connection can
+    no longer carry, so that their redelivered messages do not run them twice in parallel. The
+    threads pool cannot terminate a task (Celery's BasePool.terminate_job raises
+    NotImplementedError), so it did nothing but log a traceback per task in flight on every
+    blip. What it was for holds without it: the messages come back (kombu restores a lost
+    channel's unacked messages, or the visibility timeout does), and the job record, not the
+    message, decides who runs a job: a redelivered message finds the job's live lease and looks
+    again when it ends, then finds the job finished and is acknowledged, while the task that
+    could not ack runs on to its finish. So a blip logs one line, and every job still runs once;
   * prefetch multiplier 1: a worker holds no more messages than it runs;
   * one visibility timeout, set in all three places Celery reads it (broker transport, result
     backend transport, app), above the longest job a producer may submit;
@@ -105,7 +115,8 @@ def celery_config(settings: CoreSettings) -> dict[str, Any]:
         "task_send_sent_event": settings.task_events,
         "worker_pool": "threads",
         "worker_concurrency": settings.worker_concurrency,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Off, and said so (Celery 6 turns it on by default): see the module docstring.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_soft_shutdown_timeout": 30.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_hijack_root_logger": True,

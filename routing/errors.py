@@ -10,6 +10,8 @@ Exception hierarchy::
     │                             output, is wrong or in use; nothing was enqueued
     ├── ConfigError               the YAML config or the environment is wrong (names file, key, fix)
     ├── SubmitError               a valid job could not be stored or enqueued (Redis unreachable)
+    │   └── RedisUnavailable      Redis did not answer for the producer's patience (a submit,
+    │                             a wait or a read gave up; TURNOUT_REDIS_PATIENCE_S)
     ├── JobNotFound               (also a LookupError) no job has this id: never submitted, expired
     ├── JobFailed                 Client.complete(): the job ended failed; carries its result
     ├── JobTimeout                (also a TimeoutError) a wait for a job ran out before it finished
@@ -131,6 +133,18 @@ class SubmitError(TurnoutError):
     """The job was valid but could not be handed to the queue (Redis unreachable). Nothing of it
     is left behind: a job stored but not enqueued is deleted again, so submitting once more is
     safe (and with an ``idempotency_key``, safe whatever happened)."""
+
+
+class RedisUnavailable(SubmitError):
+    """Redis did not answer for as long as the producer rides it out (TURNOUT_REDIS_PATIENCE_S,
+    ``turnout batch --redis-patience``): a submit, a wait or a read gave up. The message names
+    Redis by host and port, never by a URL's password. ``job_id``: set by a submit that had
+    stored its job when Redis went (it may run; submitting again with the same
+    ``idempotency_key`` finds it); None when nothing was stored, and for waits and reads."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 class JobNotFound(TurnoutError, LookupError):

@@ -6,12 +6,17 @@ state change is one Lua script, so concurrent workers and producers never see ha
     create   (producer)  -> queued          idempotency key maps to one job; owner recorded
     claim    (worker)    -> running          under a lease; refused while another lease lives
     renew    (worker)                        extends the leases a live worker holds
-    finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing
+    release  (worker)    -> queued           every route refuses it for now: run again later
+    finish   (worker)    -> succeeded|failed first finisher wins; later ones change nothing,
+                                             and a run whose lease token is no longer the
+                                             job's (taken over) is refused: the fence
     delete   (producer)  -> gone             a create whose Celery message could not be sent
 
 A job's own record costs a worker two round trips: claim before the provider call, finish (or,
-every route refusing it for now, release with what it waits for) after
-it (the breaker's record of a success rides the finish; routing adds one per attempt). The
+every route refusing it for now, release with what it waits for and what it spent of its retries,
+which the next claim hands back) after it (the breaker's record of a success rides the finish;
+routing adds one per attempt). A job's ``runs`` counts its deliveries, ``reschedules`` its
+releases; the difference is the runs a worker died in, which ``max_runs`` bounds. The
 scripts are files in routing/scripts (``*_job``, ``renew_leases``, ``reconcile_due``; loaded by
 routing.redis_scripts); they also keep the ``due`` index that the reconciler (``pick_due``) reads
 to re-send the messages of jobs that were lost on their way.
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 import redis
@@ -36,6 +42,7 @@ from routing.models import (
     CompletionResult,
     JobState,
     RoutingPolicy,
+    SpentBudget,
     Waiting,
 )
 from routing.redis_clock import redis_time
@@ -69,11 +76,26 @@ def redis_client(
     return redis.Redis(connection_pool=pool)
 
 
+class FinishStatus(Enum):
+    """What finish_job.lua did with a run's outcome (its reply code)."""
+
+    RECORDED = 1
+    #: The job had already finished: this was a duplicate run, its outcome is dropped.
+    ALREADY_FINISHED = 0
+    #: The job has no record (expired, or lost with Redis's last second: see the README).
+    MISSING = -1
+    #: Another run holds the job: ours lost its lease (cut off from Redis past it) and was
+    #: taken over. The outcome is refused; the run's attempts are still logged.
+    FENCED = -2
+
+
 @dataclass(frozen=True)
 class Claim:
     status: Literal["claimed", "unreadable", "missing", "finished", "leased", "exhausted"]
     request: CompletionRequest | None = None
     policy: RoutingPolicy | None = None
+    #: claimed: which delivery of the job this run is (1, 2, ...: reschedules count);
+    #: exhausted: the runs a worker died in
     runs: int = 0
     state: JobState | None = None
     lease_remaining_s: float = 0.0
@@ -81,6 +103,8 @@ class Claim:
     problem: str | None = None
     #: What is left of the job's deadline (fixed at its first claim), seconds.
     deadline_left_s: float | None = None
+    #: What the job's earlier runs spent of its retries (empty on its first run).
+    spent: SpentBudget = field(default_factory=SpentBudget)
 
 
 def parse_claim(reply: list[Any]) -> Claim:
@@ -97,6 +121,7 @@ def parse_claim(reply: list[Any]) -> Claim:
             policy=policy,
             runs=int(reply[3]),
             deadline_left_s=int(reply[4]) / 1000,
+            spent=spent_budget_of(reply[5] if len(reply) > 5 else None),
         )
     if status == "finished":
         return Claim("finished", state=JobState(as_text(reply[1])))
@@ -141,6 +166,18 @@ def waiting_of(raw: str | bytes | None) -> Waiting | None:
         return Waiting.model_validate_json(raw)
     except ValidationError:
         return None
+
+
+def spent_budget_of(raw: str | bytes | None) -> SpentBudget:
+    """A job's spent budget, read leniently as ``waiting_of`` reads its note: one this worker
+    cannot read (a newer worker's) is read as nothing spent, which at worst allows a route its
+    retries again, never fails the job."""
+    if not raw:
+        return SpentBudget()
+    try:
+        return SpentBudget.model_validate_json(raw)
+    except ValidationError:
+        return SpentBudget()
 
 
 @dataclass(frozen=True)
@@ -221,9 +258,10 @@ class JobStore:
         created, existing = self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    def delete(self, job_id: str, request: CompletionRequest) -> None:
-        """Undo a create whose Celery message could not be sent."""
-        self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+    def delete(self, job_id: str, request: CompletionRequest) -> bool:
+        """Undo a create whose Celery message could not be sent: True when the job was taken
+        back, False when a worker had claimed it (the message reached the queue after all)."""
+        return bool(self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id]))
 
     def claim(self, job_id: str, token: str, *, lease_s: float, max_runs: int) -> Claim:
         reply = self._claim(
@@ -257,9 +295,11 @@ class JobStore:
         delay_s: float,
         waiting: Waiting | None = None,
         attempts: Sequence[Attempt] = (),
+        spent: SpentBudget | None = None,
     ) -> bool:
         """Give a running job back to the queue for later (every route refuses it for now),
-        with what it waits for and the run's attempts not yet written, in one round trip."""
+        with what it waits for, what its runs spent of its retries (the next run goes on from
+        there) and the run's attempts not yet written, in one round trip."""
         return bool(
             self._release(
                 keys=[
@@ -274,6 +314,7 @@ class JobStore:
                     int(delay_s * 1000),
                     waiting.model_dump_json() if waiting is not None else "",
                     self.ttl_s,
+                    spent.model_dump_json() if spent is not None else "",
                     *(a.model_dump_json() for a in attempts),
                 ],
             )
@@ -285,10 +326,13 @@ class JobStore:
         state: JobState,
         outcome: dict[str, Any],
         attempts: list[Attempt],
+        *,
+        token: str = "",
     ) -> bool:
-        """Record the outcome unless the job already finished; returns whether this call did."""
-        recorded, _ = self.finish_with(job_id, state, outcome, attempts, riders=())
-        return recorded
+        """Record the outcome unless the job already finished or another run holds it; returns
+        whether this call did. ``token`` is the run's lease token (see ``finish_with``)."""
+        status, _ = self.finish_with(job_id, state, outcome, attempts, riders=(), token=token)
+        return status is FinishStatus.RECORDED
 
     def finish_with(
         self,
@@ -298,10 +342,17 @@ class JobStore:
         attempts: list[Attempt],
         *,
         riders: Sequence[ScriptCall],
-    ) -> tuple[bool, list[Any]]:
+        token: str = "",
+    ) -> tuple[FinishStatus, list[Any]]:
         """``finish``, with other scripts on this Redis sent in the same round trip (the last
-        call's breaker record). Returns whether this call finished the job, and each rider's
-        reply (an exception object when that script failed: riders never fail the finish)."""
+        call's breaker record). Returns what became of the outcome, and each rider's reply (an
+        exception object when that script failed: riders never fail the finish).
+
+        ``token`` fences the finish: it is recorded only while the job is running under that
+        lease token, so a worker that was cut off from Redis past its lease, and whose job
+        another worker claimed meanwhile, cannot overwrite or duplicate that run's result. An
+        empty token (a job this worker never claimed: the poison case) is recorded unless a live
+        lease is held by someone."""
         keys = [
             self.keys.job(job_id),
             self.keys.attempts(job_id),
@@ -314,10 +365,11 @@ class JobStore:
             self.ttl_s,
             self.keys.done_channel(job_id),
             job_id,
+            token,
             *(a.model_dump_json() for a in attempts),
         ]
         if not riders:
-            return int(self._finish(keys=keys, args=args)[0]) == 1, []
+            return FinishStatus(int(self._finish(keys=keys, args=args)[0])), []
         # EVALSHA in a plain pipeline: redis-py's Script objects would add a SCRIPT EXISTS
         # round trip to every pipeline; a script Redis does not have yet is sent again alone.
         pipe = self.redis.pipeline(transaction=False)
@@ -338,7 +390,7 @@ class JobStore:
                 except redis.RedisError as exc:
                     reply = exc
             answers.append(reply)
-        return int(finished[0]) == 1, answers
+        return FinishStatus(int(finished[0])), answers
 
     def counts(self) -> dict[str, int]:
         """Jobs queued and running now, and created, succeeded and failed today (UTC)."""
@@ -407,8 +459,10 @@ class AsyncJobStore:
         created, existing = await self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    async def delete(self, job_id: str, request: CompletionRequest) -> None:
-        await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+    async def delete(self, job_id: str, request: CompletionRequest) -> bool:
+        return bool(
+            await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
+        )
 
     async def state(self, job_id: str) -> JobState | None:
         value = await self.redis.hget(self.keys.job(job_id), "state")

@@ -13,6 +13,8 @@ kinds of key are derived inside a script instead, and both are said where they a
   own clock (routing.redis_clock), so a worker and a reader with skewed clocks agree.
 - job hashes named by the ``due`` index (reconcile_due.lua learns them only as it reads it):
   ``job_prefix`` followed by the job id.
+- a dead consumer's lists (reclaim_consumers.lua learns its id from ``consumers``):
+  ``consumer_popped`` and ``consumer_held``, spelt from ``consumer_prefix`` as those say.
 """
 
 from __future__ import annotations
@@ -238,6 +240,42 @@ class Keys:
         """List: the messages waiting in a Celery queue (``queue`` or ``control_queue``), as
         kombu stores them under ``prefix``."""
         return f"{self.prefix}{queue}"
+
+    @property
+    def unacked(self) -> str:
+        """Hash: kombu's unacknowledged messages, delivery tag -> [message, exchange, routing
+        key] (kombu's own name, under ``prefix``; routing.broker writes it atomically with the
+        consumer's lists)."""
+        return f"{self.prefix}unacked"
+
+    @property
+    def unacked_index(self) -> str:
+        """Sorted set: kombu's delivery tags scored by when each was delivered (this machine's
+        clock: kombu's visibility-timeout sweep reads it)."""
+        return f"{self.prefix}unacked_index"
+
+    @property
+    def consumers(self) -> str:
+        """Sorted set: the broker consumers (one per worker process) scored by their last beat,
+        Redis ms; a consumer silent past routing.broker's CONSUMER_DEAD_AFTER_S is dead, and
+        its messages are put back (reclaim_consumers.lua)."""
+        return f"{self.namespace}:consumers"
+
+    @property
+    def consumer_prefix(self) -> str:
+        """What each consumer's own keys start with: ``consumer_prefix`` + id + ``:popped:`` +
+        the queue's list key, and ``consumer_prefix`` + id + ``:held`` (reclaim_consumers.lua
+        spells both, from its KEYS)."""
+        return f"{self.namespace}:consumer:"
+
+    def consumer_popped(self, consumer_id: str, queue: str) -> str:
+        """List: messages a consumer moved out of ``queue`` (BLMOVE, or fetch_message.lua) and
+        has not yet written to ``unacked``: the window in which kombu's plain BRPOP lost them."""
+        return f"{self.consumer_prefix}{consumer_id}:popped:{self.queue_list(queue)}"
+
+    def consumer_held(self, consumer_id: str) -> str:
+        """Set: the delivery tags in ``unacked`` that a consumer holds (taken off at ack)."""
+        return f"{self.consumer_prefix}{consumer_id}:held"
 
     @property
     def job_prefix(self) -> str:

@@ -257,6 +257,23 @@ class Waiting(_Strict):
         )
 
 
+class SpentBudget(_Strict):
+    """What a job's earlier runs spent of its retry budget, kept in the job record so the budget
+    holds across reschedules: written when a run is rescheduled (release_job), handed to the next
+    run by its claim. A run that dies with its worker writes none: its calls are in the attempt
+    log, and the run after it starts from the last reschedule's."""
+
+    #: route id -> the provider calls this job made on it, over all its runs
+    calls: dict[str, int] = Field(default_factory=dict)
+    #: routes this job is done with (their retries spent, or failed in a way no retry mends):
+    #: a later run does not call them again
+    dropped: list[str] = Field(default_factory=list)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
 def _utc(epoch_s: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(epoch_s))
 

@@ -65,7 +65,7 @@ class CoreSettings(BaseSettings):
     #: A running job's lease; its worker renews it every third of this. A dead worker's jobs
     #: become claimable again this long after it died.
     lease_s: float = Field(default=30.0, gt=0, validation_alias="TURNOUT_LEASE_S")
-    #: Runs of one job before it is failed as poison (each redelivery after a crash is a run).
+    #: Runs of one job a worker died in before it is failed as poison (a reschedule is none).
     max_runs: int = Field(default=5, ge=1, validation_alias="TURNOUT_MAX_RUNS")
     #: How long finished job records stay readable.
     job_ttl_s: int = Field(default=7 * 86_400, ge=60, validation_alias="TURNOUT_JOB_TTL")
@@ -87,6 +87,14 @@ class CoreSettings(BaseSettings):
     )
     unacked_restore_throttle: int = Field(
         default=6, ge=1, validation_alias="TURNOUT_RESTORE_THROTTLE"
+    )
+
+    #: How long a producer (``Client``, ``turnout serve``) rides out Redis being unreachable (a
+    #: restart, a failover, a pause) before a submit, wait or read gives up with
+    #: RedisUnavailable: retried with backoff meanwhile (producers.redis_patience). 0 never
+    #: retries. ``turnout batch`` has its own, longer, ``--redis-patience``.
+    redis_patience_s: float = Field(
+        default=30.0, ge=0, le=86_400, validation_alias="TURNOUT_REDIS_PATIENCE_S"
     )
 
     # --- the fleet-wide breaker -----------------------------------------------------------------

@@ -21,6 +21,20 @@ from workers.settings import WorkerSettings
 app = create_app(WorkerSettings(), include=["workers.tasks", "workers.presence"])
 
 
+class _SettledNotice(logging.Filter):
+    """Drops Celery's notice that ``worker_cancel_long_running_tasks_on_connection_loss`` will
+    default to on in Celery 6, which it logs (eight lines, as a warning) on every broker
+    connection loss while the setting is off, even when set off on purpose, as here
+    (routing.celery_config says why): so a blip logs the one line that says it happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "worker_cancel_long_running_tasks_on_connection_loss" not in record.getMessage()
+
+
+# Celery turns warnings into log records of this logger (logging.captureWarnings).
+logging.getLogger("py.warnings").addFilter(_SettledNotice())
+
+
 def reconfigure(settings: CoreSettings, **overrides: Any) -> dict[str, Any]:
     """Point this process's worker app at ``settings`` (another Redis or namespace): for a
     worker run inside another process, on a stack of its own (``ops.testing``). Returns the

@@ -9,8 +9,13 @@ records each reason once. On that route:
   * transient errors (rate_limited, overloaded, server_error, timeout, connection) are retried
     with tenacity, ``retries[class]`` or ``retries_per_target`` times (or the provider's default),
     with the policy's backoff; every retry asks the router again for just that route, so a breaker
-    another worker opened meanwhile moves the job on instead of retrying into it. A Retry-After
-    longer than ``retry_after_max_s`` moves on at once;
+    another worker opened meanwhile moves the job on instead of retrying into it. A Retry-After of
+    any of these classes is honoured: up to ``short_wait_s`` in place; longer, up to
+    ``retry_after_max_s`` and within the deadline, by keeping the route, which cools fleet-wide
+    that long (routing.breaker), while the job tries the others or waits (rescheduled if long);
+    longer still, it moves on at once. Each call counts against the same budget, which holds
+    across reschedules: the calls each route had and the routes done with are carried in the job
+    record (``SpentBudget``), not in the run;
   * bad_request fails the job (every provider would refuse the same request); so does
     content_policy unless ``content_policy_fallback``;
   * unsupported_parameter (this model refuses a parameter the request sets): the lesson is kept
@@ -76,6 +81,7 @@ from routing.models import (
     ProviderCompletion,
     RoutingPolicy,
     SkipReason,
+    SpentBudget,
     Waiting,
     WaitingRoute,
 )
@@ -110,6 +116,8 @@ class ExecutionResult:
     pending_record: PendingRecord | None = None
     #: With retry_in_s: the routes the job waits for, why each is out, and until when.
     waiting: Waiting | None = None
+    #: With retry_in_s: what the job spent of its retries so far, for its next run.
+    spent: SpentBudget | None = None
 
     def outcome_fields(self) -> dict[str, Any]:
         """The job-record fields this execution decided (see CompletionResult)."""
@@ -137,8 +145,9 @@ class CallStarted:
     """A provider call about to go out: what an operator's view of a running job shows."""
 
     deployment: str
-    #: calls made in this run so far, this one included
+    #: calls the job made so far (every run), this one included
     attempt: int
+    #: which delivery of the job this run is
     run: int
 
 
@@ -269,8 +278,11 @@ class _Job:
     short_wait_s: float = SHORT_WAIT_S
     pending: PendingRecord | None = None
     on_call: Callable[[CallStarted], None] | None = None
-    #: calls made on each route during this run (retries and returns after a cool-down)
+    #: calls made on each route by this job, its earlier runs' included (retries and returns
+    #: after a cool-down)
     calls_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: routes this job is done with, in this run or an earlier one
+    dropped: set[str] = field(default_factory=set)
     #: route id -> its last call's error, when that error is one no cool-down mends
     will_not_heal: dict[str, str] = field(default_factory=dict)
     lessons: ParameterLessons = field(default_factory=LocalLessons)
@@ -322,7 +334,10 @@ def execute_job(
     on_call: Callable[[CallStarted], None] | None = None,
     lessons: ParameterLessons | None = None,
     key_of: Callable[[Route], KeyLabel | None] | None = None,
+    spent: SpentBudget | None = None,
 ) -> ExecutionResult:
+    """Run one job (one run of it: ``run`` says which delivery) along its plan. ``spent``: what
+    its earlier runs spent, so a rescheduled job's budget goes on where it stopped."""
     job = _Job(
         request,
         policy,
@@ -342,10 +357,14 @@ def execute_job(
         lessons=lessons or LocalLessons(),
         key_of=key_of,
     )
+    if spent is not None:
+        job.calls_on.update(spent.calls)
+        job.dropped.update(spent.dropped)
     for planned in plan.skipped:
         job.log.explain((planned.target, planned.reason), _planned_skip(job, planned))
-    remaining: list[Route] = list(plan.routes)
+    remaining: list[Route] = [r for r in plan.routes if r.id not in job.dropped]
     last_error: ProviderError | None = None
+    last_failure = ""
     out_of_time = False
     while remaining:
         if job.deadline - clock() < MIN_ATTEMPT_S:
@@ -402,7 +421,10 @@ def execute_job(
                 return _failed(exc.error_class, redact(exc.message), job.log)
             if _worth_waiting_for(job, route, exc):
                 continue  # it cools fleet-wide for its Retry-After: others first, then it again
-            remaining = _after_failure(job, remaining, route, exc)
+            last_failure = _why_dropped(job, route, exc)
+            left = _after_failure(job, remaining, route, exc)
+            job.dropped.update(r.id for r in remaining if r not in left)
+            remaining = left
             continue
         return ExecutionResult(
             JobState.SUCCEEDED,
@@ -417,7 +439,9 @@ def execute_job(
             f"no target accepts this request: {job.refusal}",
             job.log,
         )
-    return _failed(*_final_error(policy, plan, last_error, out_of_time, redact), job.log)
+    return _failed(
+        *_final_error(policy, plan, last_error, last_failure, out_of_time, redact), job.log
+    )
 
 
 def _fitting_routes(
@@ -481,7 +505,8 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
 
     def retryable(exc: BaseException) -> bool:
         """Retried in place: a transient error, unless the provider asked for a wait longer than
-        a worker slot should be held (that one is waited for by trying others first)."""
+        a worker slot should be held (``_worth_waiting_for`` decides about that one: the job
+        tries the others first, and comes back)."""
         in_place_s = min(job.policy.retry_after_max_s, job.short_wait_s)
         return (
             isinstance(exc, ProviderError)
@@ -491,7 +516,7 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
 
     retrying = Retrying(
         stop=_StopAfterRetries(
-            lambda error_class: _retries(job, route, error_class) + 1,
+            lambda error_class: _allowed_calls(job, route, error_class),
             lambda: job.calls_on[route.id],
             job.deadline,
             job.clock,
@@ -518,15 +543,49 @@ def _retries(job: _Job, route: Route, error_class: ErrorClass) -> int:
 
 
 def _worth_waiting_for(job: _Job, route: Route, exc: ProviderError) -> bool:
-    """A 429 whose Retry-After is too long to wait in place, yet within retry_after_max_s and
-    the route's retries: keep the route. The router reports it cooling until then, so the job
-    tries the others, or waits (rescheduled if long), and calls it again once it may."""
+    """A transient error (429, 500, 503, ...) whose Retry-After is too long to wait in place,
+    yet within retry_after_max_s, the deadline and the route's retries: keep the route. The
+    router reports it cooling until then (a Retry-After cools its route fleet-wide, whatever
+    the class), so the job tries the others, or waits (rescheduled if long), and calls it again
+    once it may."""
+    wait = exc.retry_after_s
     return (
-        exc.error_class is ErrorClass.RATE_LIMITED
-        and exc.retry_after_s is not None
-        and job.short_wait_s < exc.retry_after_s <= job.policy.retry_after_max_s
-        and job.calls_on[route.id] < _retries(job, route, ErrorClass.RATE_LIMITED) + 1
+        exc.disposition is Disposition.RETRY_THEN_FAILOVER
+        and wait is not None
+        and job.short_wait_s < wait <= job.policy.retry_after_max_s
+        and job.clock() + wait + MIN_ATTEMPT_S < job.deadline
+        and job.calls_on[route.id] < _allowed_calls(job, route, exc.error_class)
     )
+
+
+def _allowed_calls(job: _Job, route: Route, error_class: ErrorClass) -> int:
+    """Calls a route gets when its calls fail with this class: the first and its retries."""
+    return _retries(job, route, error_class) + 1
+
+
+def _why_dropped(job: _Job, route: Route, exc: ProviderError) -> str:
+    """``secondary (3 of 3 calls, Retry-After 3s)``: the route the job gave up on, and why, for
+    the job's error when it was the last."""
+    calls = job.calls_on[route.id]
+    retryable = exc.disposition is Disposition.RETRY_THEN_FAILOVER
+    allowed = _allowed_calls(job, route, exc.error_class)
+    notes = [
+        f"{calls} of {allowed} calls" if retryable else f"{calls} calls" if calls > 1 else "1 call"
+    ]
+    wait = exc.retry_after_s
+    explained = False
+    if wait is not None:
+        explained = wait > job.policy.retry_after_max_s
+        if explained:
+            notes.append(f"Retry-After {wait:g}s, over retry_after_max_s")
+        elif job.clock() + wait + MIN_ATTEMPT_S >= job.deadline:
+            notes.append(f"Retry-After {wait:g}s, past the deadline")
+            explained = True
+        else:
+            notes.append(f"Retry-After {wait:g}s")
+    if retryable and calls < allowed and not explained:
+        notes.append("no time left before the deadline for another")
+    return f"{route.id} ({', '.join(notes)})"
 
 
 def _attempt_timeout(job: _Job) -> float:
@@ -714,6 +773,10 @@ def _wait_for_a_route(
             retry_in_s=wait,
             unrecorded=job.log.unrecorded(),
             waiting=_waiting(job, healing, wait),
+            spent=SpentBudget(
+                calls={route: n for route, n in job.calls_on.items() if n},
+                dropped=sorted(job.dropped),
+            ),
         )
     job.log.flush_calls()
     sleep(wait)
@@ -769,6 +832,7 @@ def _final_error(
     policy: RoutingPolicy,
     plan: Plan,
     last: ProviderError | None,
+    last_failure: str,
     out_of_time: bool,
     redact: Callable[[str], str],
 ) -> tuple[ErrorClass, str]:
@@ -777,13 +841,16 @@ def _final_error(
         missing = ", ".join(plan.missing)
         detail = why or (f"not configured on this worker: {missing}" if missing else "none")
         return ErrorClass.NO_CANDIDATES, f"no target can take this job ({detail})"
+    if last is None and not out_of_time:
+        # Every route was given up on by an earlier run of this job (see SpentBudget).
+        return ErrorClass.ALL_UNAVAILABLE, "every target failed in an earlier run of this job"
     if last is None or out_of_time:
         detail = f"; last error: {redact(last.message)}" if last else ""
         return ErrorClass.DEADLINE_EXCEEDED, f"deadline of {policy.deadline_s:g}s reached{detail}"
     tried = len({r.deployment.id for r in plan.routes})
     return last.error_class, (
         f"{'all ' + str(tried) + ' targets' if tried > 1 else 'the only target'} failed; "
-        f"last: {redact(last.message)}"
+        f"last: {last_failure + ': ' if last_failure else ''}{redact(last.message)}"
     )
 
 

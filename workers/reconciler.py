@@ -1,9 +1,11 @@
 """The reconciler: no job stays queued or running forever because a message went missing.
 
-Celery on Redis can lose a message between BRPOP and its unacked bookkeeping, a producer can die
-between storing a job and sending its message, and a dead worker's messages only come back after
-the visibility timeout (an hour by default). The job record knows better: a job still queued past
-TURNOUT_REQUEUE_AFTER, or running with an expired lease, gets its run_job message again. A
+A producer can die between storing a job and sending its message, Redis can lose a message with
+its last second of writes (README, "When Redis loses writes"), and a worker that died mid-job
+leaves a job "running" under a lease nobody renews. (A message taken by a worker that died
+before claiming it no longer needs this: routing.broker puts a dead consumer's messages back
+within seconds.) The job record knows: a job still queued past TURNOUT_REQUEUE_AFTER, or running
+with an expired lease, gets its run_job message again. A
 duplicate message is harmless (it finds the job finished or leased), and the pick is one Lua
 script that moves each job's next check forward, so two beats never re-send one job twice.
 """

@@ -22,8 +22,9 @@ from routing.config import TurnoutConfig, load_configured, stored_key_name
 from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
-from routing.jobstore import Claim, JobStore, redis_client
+from routing.jobstore import Claim, FinishStatus, JobStore, redis_client
 from routing.keys import Keys
+from routing.kill_window import hold_if_asked
 from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
@@ -291,11 +292,31 @@ class WorkerRuntime:
 
     def _run_job(self, job_id: str, on_call: Callable[[CallStarted], None] | None) -> TaskReport:
         token = uuid.uuid4().hex
-        claim = self.store.claim(
-            job_id, token, lease_s=self.settings.lease_s, max_runs=self.settings.max_runs
+        hold_if_asked("claim", f"job {job_id}, delivered and not yet claimed")
+        # Through a Redis restart with the same token: a claim whose reply was lost took the
+        # lease all the same, and only its own token gets it back before the lease runs out.
+        claiming = Retrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            stop=stop_after_delay(FINISH_PATIENCE_S),
+            reraise=True,
+        )
+        claim = claiming(
+            self.store.claim,
+            job_id,
+            token,
+            lease_s=self.settings.lease_s,
+            max_runs=self.settings.max_runs,
         )
         if claim.status == "missing":
-            log.warning("job %s has no record (expired or deleted); dropping its message", job_id)
+            # Expired, deleted, or lost with Redis's last second of writes (README, "When Redis
+            # loses writes"): nothing says what to run, so the message goes; a caller waiting
+            # on the job gets JobNotFound at its next re-check.
+            log.warning(
+                "job %s has no record (expired, deleted, or lost when Redis restarted from "
+                "older data); dropping its message",
+                job_id,
+            )
             return TaskReport({"job_id": job_id, "state": "missing"})
         if claim.status == "finished":
             return TaskReport({"job_id": job_id, "state": str(claim.state)})
@@ -307,9 +328,10 @@ class WorkerRuntime:
                 job_id,
                 _failure(
                     ErrorClass.WORKER_LOST,
-                    f"the job was started {claim.runs} times and never finished; a worker died "
-                    "during each run, so it is failed as a poison job",
+                    f"a worker died during each of {claim.runs} runs of the job and none "
+                    "finished, so it is failed as a poison job",
                 ),
+                token="",  # never claimed: recorded unless a live lease is held
             )
         grace = self.settings.lease_s + FINISH_PATIENCE_S
         left = claim.deadline_left_s
@@ -325,6 +347,7 @@ class WorkerRuntime:
                         "this worker cannot read the job's record (written by a newer "
                         f"producer?): {claim.problem}",
                     ),
+                    token=token,
                 )
             assert claim.request is not None
             assert claim.policy is not None
@@ -332,7 +355,7 @@ class WorkerRuntime:
             result = self._execute(job_id, claim, unwritten, on_call)
             if result.retry_in_s is not None:
                 return self._reschedule(job_id, token, result, earlier=unwritten)
-            return self._finish(job_id, result, earlier=unwritten)
+            return self._finish(job_id, result, token=token, earlier=unwritten)
         finally:
             self.leases.release(job_id)
 
@@ -384,6 +407,7 @@ class WorkerRuntime:
                 on_call=on_call,
                 lessons=self.lessons,
                 key_of=self._key_of,
+                spent=claim.spent,
             )
         except Exception as exc:
             log.exception("job %s failed on an internal error", job_id)
@@ -401,10 +425,16 @@ class WorkerRuntime:
     ) -> TaskReport:
         """Every route refuses the job for longer than a worker should wait: free the slot."""
         assert result.retry_in_s is not None
+        self.leases.ending(job_id)
         countdown = reschedule_countdown_s(self.settings, result.retry_in_s)
         attempts = [*earlier, *result.unrecorded]
         if not self.store.release(
-            job_id, token, delay_s=countdown, waiting=result.waiting, attempts=attempts
+            job_id,
+            token,
+            delay_s=countdown,
+            waiting=result.waiting,
+            attempts=attempts,
+            spent=result.spent,
         ):
             return TaskReport({"job_id": job_id, "state": "lost_lease"})
         log.info("job %s: every target unavailable; rescheduled in %.1fs", job_id, countdown)
@@ -439,10 +469,21 @@ class WorkerRuntime:
             self.announce(transition)
 
     def _finish(
-        self, job_id: str, result: ExecutionResult, *, earlier: list[Attempt] | None = None
+        self,
+        job_id: str,
+        result: ExecutionResult,
+        *,
+        token: str,
+        earlier: list[Attempt] | None = None,
     ) -> TaskReport:
         """Record the outcome, retrying through a Redis hiccup (the lease stays renewed): the
-        completion exists only in this process until it is written."""
+        completion exists only in this process until it is written.
+
+        ``token`` is this run's lease token, the fence: a worker cut off from Redis for longer
+        than its lease finds, once back, that another worker took the job over (and maybe
+        finished it); finish_job.lua then refuses this run's outcome, and only its attempts are
+        logged (they happened). The message is acknowledged: the job is the other run's."""
+        self.leases.ending(job_id)
         fields = result.outcome_fields()
         riders = self._success_riders(result)
         finishing = Retrying(
@@ -451,13 +492,14 @@ class WorkerRuntime:
             stop=stop_after_delay(FINISH_PATIENCE_S),
             reraise=True,
         )
-        recorded, replies = finishing(
+        status, replies = finishing(
             self.store.finish_with,
             job_id,
             result.state,
             fields,
             [*(earlier or []), *result.unrecorded],
             riders=[rider.call for rider in riders],
+            token=token,
         )
         if riders and result.pending_record is not None:
             self._read_rider_reply(result.pending_record, riders[0], replies[0])
@@ -467,9 +509,25 @@ class WorkerRuntime:
             summary["cost_usd"] = fields.get("cost_usd")
         if result.error is not None:
             summary["error_class"] = result.error.error_class.value
-        if not recorded:
+        if status is FinishStatus.ALREADY_FINISHED:
             summary["duplicate"] = True
             log.info("job %s had already finished; this run's outcome was not recorded", job_id)
+        elif status is FinishStatus.FENCED:
+            summary["fenced"] = True
+            log.warning(
+                "job %s: this run lost its lease and another run holds the job now; "
+                "its outcome (%s) was refused, its attempts logged",
+                job_id,
+                result.state.value,
+            )
+        elif status is FinishStatus.MISSING:
+            summary["missing"] = True
+            log.error(
+                "job %s: its record is gone (expired, or lost when Redis restarted from an older "
+                "snapshot); this run's outcome (%s) could not be recorded",
+                job_id,
+                result.state.value,
+            )
         return TaskReport(summary)
 
 

@@ -41,7 +41,7 @@ from producers.openai_format import (
     route_of,
 )
 from producers.settings import ProducerSettings
-from routing.errors import ConfigError, JobTimeout
+from routing.errors import ConfigError, JobTimeout, RedisUnavailable
 from routing.host_allowlist import HostAllowList
 from routing.models import CompletionResult, JobState
 
@@ -70,7 +70,8 @@ _ERRORS = {
     429: "The job failed: every provider rate-limited it",
     500: "A bug in the server, or a job lost its worker too often",
     502: "The job failed on the providers (an error of theirs, or of their keys)",
-    503: "Redis does not answer, or every target of the job was unavailable",
+    503: "Redis does not answer (for TURNOUT_REDIS_PATIENCE_S; `Retry-After` says when to try "
+    "again), or every target of the job was unavailable",
     504: "The job ran past its deadline, or is still running (the body names it)",
 }
 
@@ -164,9 +165,15 @@ def create_app(
         route = route_of(client.config, body.model)
         caller = caller_of_request(request)
         completion = body.to_completion_request(scoped_key(idempotency_key, caller or "", body))
-        return await client.asubmit(
-            completion, policy=route.policy, targets=list(route.targets) or None, owner=caller
-        )
+        try:
+            return await client.asubmit(
+                completion, policy=route.policy, targets=list(route.targets) or None, owner=caller
+            )
+        except RedisUnavailable as exc:
+            if exc.job_id is None:
+                raise  # nothing stored: 503 queue_unavailable
+            log.warning("job %s: stored, then Redis stopped answering: %s", exc.job_id, exc)
+            raise errors.job_unreadable(exc.job_id, keyed=idempotency_key is not None) from None
 
     @app.post(
         "/v1/chat/completions",
@@ -193,7 +200,7 @@ def create_app(
             raise errors.job_pending(
                 handle.job_id, timeout_s, keyed=keyed, waiting=exc.waiting
             ) from None
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisUnavailable) as exc:
             log.warning("job %s: Redis stopped answering the wait: %s", handle.job_id, exc)
             raise errors.job_unreadable(handle.job_id, keyed=keyed) from None
         status, answer = job_answer(result)
@@ -229,7 +236,7 @@ def create_app(
         handle = await submit(request, body, idempotency_key)
         try:
             view = job_view(await handle.result())
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisUnavailable) as exc:
             log.warning("job %s: Redis stopped answering: %s", handle.job_id, exc)
             raise errors.job_unreadable(handle.job_id, keyed=idempotency_key is not None) from None
         return JSONResponse(view, status_code=202, headers={"Location": view["url"]})

@@ -22,6 +22,7 @@ status   type                   code                    when
 413      invalid_request_error  request_too_large       the body is over TURNOUT_SERVE_MAX_BODY
 500      server_error           internal_error          a bug; the log has the traceback
 503      service_unavailable    queue_unavailable       Redis does not answer (nothing submitted)
+                                                        for TURNOUT_REDIS_PATIENCE_S
 503      service_unavailable    job_unreadable          Redis stopped answering after the submit
 504      timeout_error          job_pending             the job outlived TURNOUT_SERVE_TIMEOUT
 =======  =====================  ======================  ===========================================
@@ -53,7 +54,7 @@ from producers.openai_format import (
     error_body,
     field_path,
 )
-from routing.errors import InvalidRequest, JobNotFound, SubmitError
+from routing.errors import InvalidRequest, JobNotFound, RedisUnavailable, SubmitError
 from routing.models import Waiting
 
 log = logging.getLogger("turnout.serve")
@@ -62,6 +63,10 @@ log = logging.getLogger("turnout.serve")
 MAX_PROBLEMS = 20
 #: OpenAI's SDKs obey this header over their own rule (which retries 408, 409, 429 and 5xx).
 SHOULD_RETRY = "x-should-retry"
+#: ``Retry-After`` of a 503 for Redis away, once the server has ridden it out for
+#: TURNOUT_REDIS_PATIENCE_S: the client's backoff cap (a Redis restart takes seconds). OpenAI's
+#: SDKs wait this long before their own retry.
+REDIS_RETRY_AFTER_S = 5
 #: The fields a chat completion request may carry (for "unknown field" messages).
 REQUEST_FIELDS = tuple(ChatCompletionRequest.model_fields)
 
@@ -194,20 +199,25 @@ def queue_unavailable() -> ApiError:
         "The job queue (Redis) does not answer; nothing was lost or started. Try again shortly.",
         code="queue_unavailable",
         type_="service_unavailable",
+        headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
     )
 
 
 def job_unreadable(job_id: str, *, keyed: bool) -> ApiError:
-    """The job was submitted, then Redis stopped answering the wait. Not "nothing started":
-    the job runs on, so an SDK's automatic retry without an Idempotency-Key would run it twice."""
+    """The job was submitted (stored, at least), then Redis stopped answering. Not "nothing
+    started": the job runs on, so an SDK's automatic retry without an Idempotency-Key would run
+    it twice."""
     url = job_url(job_id)
     return ApiError(
         503,
         f"Job {job_id} was submitted and runs on, but the job queue (Redis) stopped answering "
-        f"while it was waited for; GET {url} for its result.",
+        f"after the submit; GET {url} for its result.",
         code="job_unreadable",
         type_="service_unavailable",
-        headers={SHOULD_RETRY: "true" if keyed else "false"},
+        headers={
+            SHOULD_RETRY: "true" if keyed else "false",
+            "Retry-After": str(REDIS_RETRY_AFTER_S),
+        },
         turnout={"job_id": job_id, "url": url},
     )
 
@@ -335,6 +345,9 @@ def install(app: FastAPI) -> None:
 
     async def _queue_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: the queue does not answer: %s", request.method, request.url.path, exc)
+        if isinstance(exc, RedisUnavailable) and exc.job_id is not None:
+            # A submit that stored its job, then lost Redis: the job may run.
+            return job_unreadable(exc.job_id, keyed=False).response()
         return queue_unavailable().response()
 
     app.add_exception_handler(SubmitError, _queue_down)

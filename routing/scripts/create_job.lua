@@ -7,8 +7,11 @@
 --   ARGV[5] requeue delay ms, ARGV[6] the policy's deadline ms (counted from the first claim),
 --   ARGV[7] the job's owner, an opaque string (absent or empty: the job has none; turnout serve
 --   gives the digest of its caller's token, and shows the job to that caller only)
--- Reply: {1, job_id} created | {0, existing_job_id} the idempotency key already named a job
+-- Reply: {1, job_id} created | {0, existing_job_id} the idempotency key already named a job |
+--   {0, job_id} this job id is stored already (a retried create whose first try was applied,
+--   its reply lost with the connection: the record is not written twice)
 -- Prepend: _clock.lua
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
 if KEYS[4] then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end

@@ -1,21 +1,36 @@
--- finish_job: record a job's outcome unless it already finished (the first finisher wins).
+-- finish_job: record a job's outcome unless it already finished (the first finisher wins), or
+-- another run holds the job now (fencing).
 --
 -- KEYS[1] job hash, KEYS[2] attempt list, KEYS[3] due index, KEYS[4] job counts (also the base
 --   of the per-day counts, <KEYS[4]>:<day>, derived from Redis TIME)
 -- ARGV[1] final state, ARGV[2] outcome json, ARGV[3] ttl seconds, ARGV[4] done channel,
---   ARGV[5] job id, ARGV[6..] attempts to append (they happened, whoever wins)
+--   ARGV[5] job id, ARGV[6] the finishing run's lease token ('': a job this worker could not
+--   claim, the exhausted poison case), ARGV[7..] attempts to append (they happened, whoever wins)
 -- Reply: {1} recorded | {0, state} the job had already finished (a duplicate run)
---   | {-1} no record
+--   | {-1} no record | {-2} fenced: another run took the job over (our lease expired while we
+--   were cut off, and it claimed it), or with no token a live lease is held by someone else
+-- The token is the fence: a worker cut off from Redis past its lease comes back to a job another
+-- worker claimed (a new token) and perhaps finished; its finish changes nothing but the attempt
+-- log. A lease that lapsed with nobody taking over still carries our token: that finish counts.
 -- Prepend: _clock.lua
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   redis.call('ZREM', KEYS[3], ARGV[5])
   return {-1}
 end
-for i = 6, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+if state == 'succeeded' or state == 'failed' then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  return {0, state}
+end
+local holder = redis.call('HMGET', KEYS[1], 'lease_token', 'lease_until')
+if ARGV[6] ~= '' then
+  if state ~= 'running' or holder[1] ~= ARGV[6] then return {-2} end
+elseif state == 'running' and tonumber(holder[2] or '0') > now then
+  return {-2}
+end
 redis.call('ZREM', KEYS[3], ARGV[5])
-if state == 'succeeded' or state == 'failed' then return {0, state} end
 redis.call('HINCRBY', KEYS[4], state, -1)
 local today = bucket_key(KEYS[4], DAY_MS)
 redis.call('HINCRBY', today, ARGV[1], 1)

@@ -201,7 +201,10 @@ if outcome == 'success' then
   end
   return result('')
 end
--- a failure
+-- a failure; one with a Retry-After also cools the route that long (routing.breaker.record)
+if retry_after > 0 then
+  redis.call('HSET', key, 'cool_until', math.max(tonumber(b[8] or '0'), now + retry_after))
+end
 if state == 'half_open' then
   if not was_probe then return result('') end
   redis.call('HSET', key, 'unreachable', unreachable)

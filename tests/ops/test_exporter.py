@@ -110,8 +110,8 @@ def fleet(redis_url, namespace):
         store.create(f"job-{n}", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
     for n in range(3):
         assert store.claim(f"job-{n}", f"token-{n}", lease_s=30, max_runs=3).status == "claimed"
-    store.finish("job-0", JobState.SUCCEEDED, {}, [])
-    store.finish("job-1", JobState.FAILED, {}, [])
+    store.finish("job-0", JobState.SUCCEEDED, {}, [], token="token-0")
+    store.finish("job-1", JobState.FAILED, {}, [], token="token-1")
     client.rpush(keys.queue_list(keys.queue), "m1", "m2", "m3")
     client.hincrby(keys.reconciler_counts, "lease_expired", 2)
     time.sleep(0.1)  # tertiary's operator-set open is over: half_open

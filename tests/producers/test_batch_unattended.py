@@ -4,8 +4,10 @@ Redis away ridden out. No Redis here: only lines that never reach a submit, and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
+import time
 
 import pytest
 import redis
@@ -15,10 +17,10 @@ from producers.batch import run_batch
 from producers.batch_plan import BatchPlan
 from producers.batch_summary import BatchOutcome, BatchTally, summary_line
 from producers.client import Client
-from producers.redis_patience import RedisPatience, is_redis_outage
+from producers.redis_patience import RedisPatience, is_redis_outage, redacted, redis_location
 from producers.settings import ProducerSettings
 from routing.config import parse_config
-from routing.errors import SubmitError
+from routing.errors import RedisUnavailable, SubmitError
 from routing.models import Attempt, CompletionResult, JobError, JobState
 
 CONFIG = parse_config(
@@ -130,17 +132,40 @@ def test_redis_away_is_tried_again_until_it_answers():
         return "done"
 
     seen: list[BaseException] = []
-    assert asyncio.run(FAST.run(flaky, on_outage=seen.append)) == "done"
+    patience = dataclasses.replace(FAST, on_outage=seen.append)
+    assert asyncio.run(patience.run(flaky)) == "done"
     assert len(calls) == 3
     assert len(seen) == 2
 
 
-def test_redis_away_longer_than_the_budget_ends_the_run():
-    async def down() -> None:
-        raise redis.ConnectionError("Connection refused")
+def test_redis_away_longer_than_the_budget_is_a_clear_error_naming_redis_not_its_password():
+    url = "redis://user:s3cret-pw@10.1.2.3:6390/2"
 
-    with pytest.raises(redis.ConnectionError):
-        asyncio.run(FAST.run(down))
+    def down() -> None:
+        raise redis.ConnectionError("Error 111 connecting to 10.1.2.3:6390 (s3cret-pw)")
+
+    with pytest.raises(RedisUnavailable) as caught:
+        FAST.call(down, what="could not store the job", url=url)
+    message = str(caught.value)
+    assert message.startswith("could not store the job: Redis at 10.1.2.3:6390/2 did not answer")
+    assert "TURNOUT_REDIS_PATIENCE_S=0.5" in message
+    assert "s3cret" not in message
+    assert isinstance(caught.value.__cause__, redis.ConnectionError)
+    assert not is_redis_outage(caught.value), "its patience is spent: nobody rides it out again"
+
+
+def test_a_streak_is_timed_from_the_start_of_its_first_failed_try():
+    patience = RedisPatience(budget_s=0.2, base_s=0.01, cap_s=0.01)
+    tries = []
+
+    def hangs_then_times_out() -> None:
+        tries.append(1)
+        time.sleep(0.25)  # a try that hung until its socket timeout counts whole
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    with pytest.raises(RedisUnavailable):
+        patience.call(hangs_then_times_out)
+    assert tries == [1]
 
 
 def test_other_errors_are_not_retried():
@@ -154,6 +179,17 @@ def test_other_errors_are_not_retried():
         asyncio.run(FAST.run(wrong))
     assert calls == [1]
     assert is_redis_outage(redis.BusyLoadingError("loading")), "a restarted Redis replaying AOF"
+    assert is_redis_outage(redis.ReadOnlyError("READONLY")), "a failover's replica"
+    assert not is_redis_outage(redis.AuthenticationError("invalid password")), "waiting won't fix"
+
+
+def test_redis_location_names_host_port_and_db_and_never_credentials():
+    assert redis_location("redis://:pw@cache.internal:6380/3") == "Redis at cache.internal:6380/3"
+    assert redis_location("rediss://cache") == "Redis at cache:6379"
+    assert redis_location("unix:///run/redis.sock") == "Redis at /run/redis.sock"
+    assert (
+        redacted("via redis://u:pw@h:1/0 pw", "redis://u:pw@h:1/0") == "via redis://***@h:1/0 ***"
+    )
 
 
 def test_redis_pys_torn_connection_counts_as_an_outage_and_our_own_attribute_errors_do_not():

@@ -425,7 +425,11 @@ def test_a_request_naming_another_host_is_421_in_openai_shape_before_its_token_i
 
 def test_redis_down_is_503_on_submit_and_health(redis_url):
     token = secrets.token_urlsafe(32)
-    app, _ = app_for(f"redis://127.0.0.1:{free_port()}/0", TURNOUT_API_TOKENS=token)
+    app, _ = app_for(
+        f"redis://127.0.0.1:{free_port()}/0",
+        TURNOUT_API_TOKENS=token,
+        TURNOUT_REDIS_PATIENCE_S="0.3",
+    )
     request = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
     with TestClient(app, raise_server_exceptions=False) as http:
         assert http.get("/healthz").status_code == 503
@@ -433,6 +437,7 @@ def test_redis_down_is_503_on_submit_and_health(redis_url):
             response = http.post(path, json=request, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 503, response.text
             assert response.json()["error"]["code"] == "queue_unavailable"
+            assert response.headers["retry-after"] == "5"
             assert "127.0.0.1" not in response.text, "no internals in the answer"
         read = http.get(f"/v1/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"})
         assert read.status_code == 503

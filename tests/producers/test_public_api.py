@@ -20,7 +20,13 @@ import producers
 from producers.batch_plan import BatchInputError
 from producers.openai_format import UnknownModel
 from routing import errors
-from routing.errors import InvalidRequest, JobNotFound, SubmitError, TurnoutError
+from routing.errors import (
+    InvalidRequest,
+    JobNotFound,
+    RedisUnavailable,
+    SubmitError,
+    TurnoutError,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("producers", "routing", "workers", "ops")
@@ -37,6 +43,7 @@ PINNED = {
     "JobNotFound",
     "JobTimeout",
     "Message",
+    "RedisUnavailable",
     "RoutingPolicy",
     "SubmitError",
     "TurnoutError",
@@ -124,6 +131,7 @@ def test_each_error_subclasses_the_parent_the_tree_draws():
 
 def test_the_producer_errors_sit_where_the_tree_says():
     assert issubclass(SubmitError, TurnoutError)
+    assert issubclass(RedisUnavailable, SubmitError), "caught where a SubmitError was"
     assert issubclass(BatchInputError, InvalidRequest)
     assert issubclass(UnknownModel, InvalidRequest)
     assert issubclass(JobNotFound, TurnoutError)

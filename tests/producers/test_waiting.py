@@ -24,7 +24,7 @@ def finish(stack, job_id):
 
     store = JobStore(redis_client(stack.redis_url), stack.settings_keys(), ttl_s=600)
     assert store.claim(job_id, "t", lease_s=5, max_runs=3).status == "claimed"
-    assert store.finish(job_id, JobState.SUCCEEDED, {"text": "done"}, [])
+    assert store.finish(job_id, JobState.SUCCEEDED, {"text": "done"}, [], token="t")
     store.redis.close()
 
 

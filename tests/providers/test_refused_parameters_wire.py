@@ -22,7 +22,7 @@ AWS = {
 
 def request(**fields):
     messages = fields.pop("messages", [{"role": "user", "content": "hi"}])
-    return CompletionRequest.model_validate({"messages": messages, "max_tokens": 16, **fields})
+    return CompletionRequest.model_validate({"messages": messages, "max_tokens": 256, **fields})
 
 
 PREFILLED = [{"role": "user", "content": "JSON please"}, {"role": "assistant", "content": "{"}]

@@ -166,6 +166,21 @@ def test_retry_after_cools_the_route_for_exactly_that_long(router):
     assert router.acquire([r], order="given", tokens=10).grant is not None
 
 
+def test_a_failure_with_a_retry_after_counts_and_cools_the_route_that_long(router):
+    r = route()
+    assert call(router, r, ErrorClass.OVERLOADED, retry_after=0.4)[1] is None, "not an opening"
+    skip = refused(router, r)
+    assert skip.reason == "cooling", "a 503's Retry-After keeps every caller away"
+    assert skip.retry_at is not None
+    assert 0.2 < skip.retry_at - time.time() <= 0.4
+    time.sleep(0.45)
+    for _ in range(3):
+        call(router, r, ErrorClass.SERVER_ERROR)
+    transition = call(router, r, ErrorClass.SERVER_ERROR)[1]
+    assert transition is not None
+    assert transition.reason == "5 consecutive failures", "the cooled failure counted"
+
+
 def test_bad_requests_and_refusals_count_for_nothing(router):
     r = route()
     for error in [ErrorClass.BAD_REQUEST, ErrorClass.CONTENT_POLICY, ErrorClass.CONTEXT_LENGTH] * 4:

@@ -8,13 +8,14 @@ import redis
 import redis.asyncio as aioredis
 
 from routing.errors import ErrorClass
-from routing.jobstore import AsyncJobStore, JobStore, redis_client
+from routing.jobstore import AsyncJobStore, FinishStatus, JobStore, redis_client
 from routing.keys import Keys
 from routing.models import (
     Attempt,
     CompletionRequest,
     JobState,
     RoutingPolicy,
+    SpentBudget,
     Waiting,
     WaitingRoute,
 )
@@ -137,8 +138,32 @@ def test_the_deadline_runs_from_the_first_claim_across_reschedules(store):
     assert again.status == "claimed"
     assert again.deadline_left_s is not None
     assert again.deadline_left_s <= 59.75, "a rescheduled job runs on with what is left of it"
-    assert again.runs == 1, "a reschedule is not a run"
+    assert again.runs == 2, "the second delivery: an attempt's run says which it was"
     assert not store.release("job-1", "token-a", delay_s=0), "only the lease holder releases"
+
+
+def test_reschedules_never_make_a_poison_job_and_carry_what_was_spent(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    spent = SpentBudget(calls={"a": 2, "b": 1}, dropped=["b"])
+    for run in range(1, 5):
+        claim = store.claim("job-1", f"token-{run}", lease_s=5, max_runs=2)
+        assert (claim.status, claim.runs) == ("claimed", run), "reschedules are not lost runs"
+        assert claim.spent == (spent if run > 1 else SpentBudget())
+        assert store.release("job-1", f"token-{run}", delay_s=0, spent=spent)
+    assert store.get("job-1").runs == 4
+    store.claim("job-1", "token-5", lease_s=5, max_runs=2)
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)  # its worker died
+    taken = store.claim("job-1", "token-6", lease_s=5, max_runs=2)
+    assert (taken.runs, taken.spent) == (6, spent), "the last reschedule's budget, after a death"
+    store.redis.hset(store.keys.job("job-1"), "lease_until", 0)
+    exhausted = store.claim("job-1", "token-7", lease_s=5, max_runs=2)
+    assert (exhausted.status, exhausted.runs) == ("exhausted", 2), "two runs a worker died in"
+
+
+def test_a_spent_budget_a_newer_worker_wrote_reads_as_nothing_spent(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.redis.hset(store.keys.job("job-1"), "budget", '{"calls": {"a": 1}, "per_key": {}}')
+    assert store.claim("job-1", "token", lease_s=5, max_runs=2).spent == SpentBudget()
 
 
 def test_a_job_taken_over_from_a_dead_worker_gets_a_fresh_deadline(store):
@@ -176,13 +201,14 @@ def test_the_first_finish_wins_and_publishes(store):
     pubsub.subscribe(store.keys.done_channel("job-1"))
     store.append_attempts("job-1", [attempt("overloaded")])
     won = store.finish(
-        "job-1", JobState.SUCCEEDED, {"text": "hello", "deployment": "a"}, [attempt()]
+        "job-1", JobState.SUCCEEDED, {"text": "hello", "deployment": "a"}, [attempt()], token="t"
     )
     lost = store.finish(
         "job-1",
         JobState.FAILED,
         {"error": {"class": ErrorClass.INTERNAL.value, "message": "late duplicate"}},
         [attempt("server_error", run=2)],
+        token="t",
     )
     assert (won, lost) == (True, False)
     result = store.get("job-1")
@@ -196,6 +222,43 @@ def test_the_first_finish_wins_and_publishes(store):
     pubsub.close()
 
 
+def test_a_run_whose_lease_was_taken_over_is_fenced_off(store):
+    """The late worker (lease expired, job claimed by another) cannot finish it, before or after
+    the other run finishes; its attempts are still logged."""
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    assert store.claim("job-1", "late", lease_s=0.05, max_runs=3).status == "claimed"
+    time.sleep(0.1)
+    assert store.claim("job-1", "taker", lease_s=5, max_runs=3).status == "claimed"
+    early, _ = store.finish_with(
+        "job-1", JobState.FAILED, {"error": None}, [attempt("timeout")], riders=(), token="late"
+    )
+    assert early is FinishStatus.FENCED, "the taker still runs: the late run may not finish"
+    assert store.state("job-1") is JobState.RUNNING
+    assert store.finish(
+        "job-1", JobState.SUCCEEDED, {"text": "taker"}, [attempt(run=2)], token="taker"
+    )
+    late, _ = store.finish_with(
+        "job-1", JobState.SUCCEEDED, {"text": "late"}, [], riders=(), token="late"
+    )
+    assert late is FinishStatus.ALREADY_FINISHED
+    result = store.get("job-1")
+    assert result is not None
+    assert (result.text, result.runs) == ("taker", 2)
+    assert [(a.outcome, a.run) for a in result.attempts] == [("timeout", 1), ("ok", 2)]
+
+
+def test_a_lapsed_lease_nobody_took_still_finishes_and_no_token_needs_no_live_lease(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "slow", lease_s=0.05, max_runs=3)
+    time.sleep(0.1)
+    assert store.finish("job-1", JobState.SUCCEEDED, {"text": "ok"}, [], token="slow")
+    store.create("job-2", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-2", "busy", lease_s=5, max_runs=3)
+    assert not store.finish("job-2", JobState.FAILED, {"error": None}, []), "a live lease"
+    status, _ = store.finish_with("gone", JobState.FAILED, {}, [], riders=(), token="x")
+    assert status is FinishStatus.MISSING
+
+
 def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):
     client = redis_client(redis_url)
     store = JobStore(client, Keys(namespace), ttl_s=600, requeue_after_s=0.2)
@@ -207,7 +270,7 @@ def test_the_reconciler_picks_lost_jobs_once_per_period(redis_url, namespace):
     store.claim("running", "alive", lease_s=30, max_runs=3)
     store.claim("dead", "gone", lease_s=0.1, max_runs=3)
     store.claim("done", "t", lease_s=30, max_runs=3)
-    store.finish("done", JobState.SUCCEEDED, {"text": "ok"}, [])
+    store.finish("done", JobState.SUCCEEDED, {"text": "ok"}, [], token="t")
     time.sleep(0.3)
 
     assert sorted(store.pick_due(limit=10, recheck_s=60)) == [
@@ -229,9 +292,9 @@ def test_a_rider_script_shares_the_finish_round_trip(store):
     )
     store.redis.script_flush()  # neither script is cached: each is sent again, alone
     finished, replies = store.finish_with(
-        "job-1", JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider]
+        "job-1", JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider], token="t"
     )
-    assert finished
+    assert finished is FinishStatus.RECORDED
     assert replies == [1]
     result = store.get("job-1")
     assert result is not None
@@ -241,9 +304,9 @@ def test_a_rider_script_shares_the_finish_round_trip(store):
     store.claim("job-2", "t", lease_s=5, max_runs=3)
     failing = ScriptCall(store.redis.register_script("return redis.error_reply('no')"), [], [])
     finished, replies = store.finish_with(
-        "job-2", JobState.SUCCEEDED, {"text": "ok"}, [], riders=[rider, failing]
+        "job-2", JobState.SUCCEEDED, {"text": "ok"}, [], riders=[rider, failing], token="t"
     )
-    assert finished, "a rider's failure never fails the finish"
+    assert finished is FinishStatus.RECORDED, "a rider's failure never fails the finish"
     assert replies[0] == 2
     assert isinstance(replies[1], Exception)
     store.redis.delete(marker)
@@ -276,9 +339,9 @@ def test_with_its_scripts_cached_a_finish_and_its_rider_are_one_round_trip(store
             counting.claim(job_id, "t", lease_s=5, max_runs=3)
             before = CountingConnection.sends
             finished, replies = counting.finish_with(
-                job_id, JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider]
+                job_id, JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[rider], token="t"
             )
-            assert finished
+            assert finished is FinishStatus.RECORDED
         assert replies == [2]
         assert CountingConnection.sends - before == 1, "the rider rode the finish"
         counted.delete(marker)
@@ -304,9 +367,9 @@ def test_jobs_are_counted_by_state(store):
     time.sleep(0.2)
     store.claim("job-3", "t3b", lease_s=5, max_runs=3)  # taken over: still one running
     assert (store.counts()["queued"], store.counts()["running"]) == (1, 2)
-    store.finish("job-1", JobState.SUCCEEDED, {"text": "ok"}, [])
-    store.finish("job-3", JobState.FAILED, {"error": None}, [])
-    store.finish("job-3", JobState.SUCCEEDED, {"text": "late"}, [])  # a duplicate run: no count
+    store.finish("job-1", JobState.SUCCEEDED, {"text": "ok"}, [], token="t1")
+    store.finish("job-3", JobState.FAILED, {"error": None}, [], token="t3b")
+    store.finish("job-3", JobState.SUCCEEDED, {"text": "late"}, [], token="t3b")  # a duplicate
     assert store.counts() == {
         "queued": 1,
         "running": 0,

@@ -62,7 +62,7 @@ def test_a_job_counts_day_is_the_one_keys_spells_from_redis_time(redis_client, n
     store = JobStore(redis_client, keys, ttl_s=60)
     store.create("job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
     store.claim("job-1", "token", lease_s=30, max_runs=1)
-    store.finish("job-1", JobState.SUCCEEDED, {}, [])
+    store.finish("job-1", JobState.SUCCEEDED, {}, [], token="token")
     day = redis_time(redis_client).day
     assert list(redis_client.scan_iter(match=keys.job_counts_pattern)) == [keys.job_counts_on(day)]
     assert redis_client.hget(keys.job_counts_on(day), "succeeded") == "1"
@@ -84,7 +84,7 @@ def test_delete_undoes_a_create_in_one_script(redis_client, namespace):
     store = JobStore(redis_client, keys, ttl_s=60)
     request = CompletionRequest.from_prompt("hi").model_copy(update={"idempotency_key": "once"})
     store.create("job-1", request, RoutingPolicy(targets=["a"]))
-    store.delete("job-1", request)
+    assert store.delete("job-1", request) is True, "taken back"
     assert not redis_client.exists(keys.job("job-1"), keys.idempotency("once"))
     assert redis_client.zscore(keys.due, "job-1") is None
     assert redis_client.hget(keys.job_counts, "queued") == "0"
@@ -100,9 +100,42 @@ def test_a_job_a_worker_already_claimed_is_not_taken_back(redis_client, namespac
     request = CompletionRequest.from_prompt("hi").model_copy(update={"idempotency_key": "once"})
     store.create("job-1", request, RoutingPolicy(targets=["a"]))
     assert store.claim("job-1", "worker-token", lease_s=5, max_runs=3).status == "claimed"
-    store.delete("job-1", request)
+    assert store.delete("job-1", request) is False, "kept: its message got through"
     assert redis_client.exists(keys.job("job-1"), keys.idempotency("once")) == 2
     assert store.create("job-2", request, RoutingPolicy(targets=["a"])) == ("job-1", False)
+
+
+def test_a_create_tried_again_with_its_own_job_id_writes_nothing_twice(redis_client, namespace):
+    """The first try was applied and its reply lost with the connection: the retry finds the
+    record (created False, the same id) and counts nothing again, with or without a key."""
+    keys = Keys(namespace)
+    store = JobStore(redis_client, keys, ttl_s=60)
+    policy = RoutingPolicy(targets=["a"])
+    keyed = CompletionRequest.from_prompt("hi").model_copy(update={"idempotency_key": "k"})
+    for job_id, request in (("job-1", CompletionRequest.from_prompt("hi")), ("job-2", keyed)):
+        assert store.create(job_id, request, policy) == (job_id, True)
+        store.claim(job_id, "worker-token", lease_s=5, max_runs=3)
+        assert store.create(job_id, request, policy) == (job_id, False)
+        assert redis_client.hget(keys.job(job_id), "state") == "running", "not reset to queued"
+    assert redis_client.hget(keys.job_counts, "running") == "2"
+    assert store.counts()["created"] == 2
+
+
+def test_a_claim_tried_again_with_its_own_token_gets_the_same_claim(redis_client, namespace):
+    """The claim was applied and its reply lost (Redis went away): the worker's retry with the
+    same token gets its lease back, the run counted once; any other token finds it leased."""
+    keys = Keys(namespace)
+    store = JobStore(redis_client, keys, ttl_s=60)
+    store.create("job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
+    first = store.claim("job-1", "token-a", lease_s=30, max_runs=3)
+    again = store.claim("job-1", "token-a", lease_s=30, max_runs=3)
+    assert (first.status, again.status) == ("claimed", "claimed")
+    assert again.runs == first.runs == 1
+    assert again.request == first.request
+    assert again.policy == first.policy
+    assert (again.deadline_left_s or 0) > 0
+    assert store.claim("job-1", "token-b", lease_s=30, max_runs=3).status == "leased"
+    assert redis_client.hget(keys.job_counts, "running") == "1"
 
 
 def test_the_async_store_deletes_with_the_same_script(redis_url, redis_client, namespace):

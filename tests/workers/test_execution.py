@@ -2,6 +2,7 @@
 and the real per-process router (routing.local_router.LocalRouter) on that clock."""
 
 from collections import defaultdict
+from itertools import pairwise
 
 import pytest
 
@@ -29,7 +30,7 @@ from routing.models import (
 )
 from routing.planning import plan_candidates
 from routing.routes import CallOutcome
-from workers.execution import execute_job
+from workers.execution import CallStarted, execute_job
 
 CONFIG = parse_config(
     {
@@ -662,3 +663,167 @@ def test_a_breaker_others_opened_on_connections_failing_for_now_is_waited_for():
     run = Run({"primary": [OK]}, router=router, clock=clock, deadline_s=3600)
     assert run.result.state is JobState.QUEUED
     assert run.result.waiting is not None
+
+
+# Retry budgets across reschedules: each run starts from what the earlier ones spent (the job
+# record carries it: routing.jobstore), as the worker's runtime hands it over.
+
+LENIENT = parse_config(
+    {
+        "deployments": [
+            {"id": "primary", "provider": "openai", "model": "m"},
+            {"id": "secondary", "provider": "groq", "model": "llama"},
+        ],
+        "breaker": {"consecutive_failures": 100, "cooldown_jitter": 0},
+    }
+)
+
+
+class Rescheduled:
+    """A job run as the worker runs it: each reschedule waits its countdown, and the next run
+    gets what is left of the deadline, its delivery number and what the earlier runs spent."""
+
+    def __init__(self, scripts, *, deadline_s, config=LENIENT, **policy_fields):
+        self.clock = FakeClock()
+        self.router = LocalRouter(clock=self.clock.wall)
+        self.providers = ScriptedProviders(self.clock, scripts)
+        self.policy = RoutingPolicy(
+            targets=list(scripts),
+            deadline_s=deadline_s,
+            **{"backoff_base_s": 1.0, **policy_fields},
+        )
+        self.attempts: list[Attempt] = []
+        self.announced: list[CallStarted] = []
+        self.runs = 0
+        spent = None
+        while True:
+            self.runs += 1
+            result = execute_job(
+                REQUEST,
+                self.policy,
+                plan_candidates(self.policy, config, prompt_tokens=10),
+                router=self.router,
+                call=self.providers,
+                record_attempts=self.attempts.extend,
+                deadline_s=deadline_s - self.clock.t,
+                prompt_tokens=10,
+                run=self.runs,
+                clock=self.clock.monotonic,
+                now=self.clock.wall,
+                sleep=self.clock.sleep,
+                on_call=self.announced.append,
+                spent=spent,
+            )
+            self.attempts.extend(result.unrecorded)
+            if result.state is not JobState.QUEUED:
+                self.result = result
+                return
+            assert result.retry_in_s is not None
+            spent = result.spent
+            self.clock.sleep(result.retry_in_s)
+
+    def calls(self):
+        return [(a.deployment, a.outcome, a.run) for a in self.attempts if a.outcome != "skipped"]
+
+
+def test_a_429_s_retries_hold_across_reschedules_and_the_job_ends_rate_limited():
+    job = Rescheduled(
+        {"primary": [RateLimited("429 slow down", status_code=429, retry_after_s=3.0)] * 10},
+        deadline_s=30,
+        retries_per_target=2,
+    )
+    assert job.calls() == [
+        ("primary", "rate_limited", 1),
+        ("primary", "rate_limited", 2),
+        ("primary", "rate_limited", 3),
+    ], "1 call and its 2 retries, one per delivery: not one per run until the deadline"
+    assert job.result.error is not None
+    assert job.result.error.error_class is ErrorClass.RATE_LIMITED
+    assert job.result.error.message == (
+        "the only target failed; last: primary (3 of 3 calls, Retry-After 3s): 429 slow down"
+    )
+    assert [(c.attempt, c.run) for c in job.announced] == [(1, 1), (2, 2), (3, 3)]
+    assert 6 <= job.clock.t < 7, "each return waited its Retry-After"
+
+
+def test_a_503_s_retry_after_is_honoured_and_its_retries_spent_across_reschedules():
+    busy = Overloaded("503 busy", status_code=503, retry_after_s=3.0)
+    job = Rescheduled({"primary": [busy] * 10}, deadline_s=30, retries_per_target=3)
+    assert [outcome for _, outcome, _ in job.calls()] == ["overloaded"] * 4
+    assert [run for _, _, run in job.calls()] == [1, 2, 3, 4]
+    assert job.result.error is not None
+    assert job.result.error.error_class is ErrorClass.OVERLOADED
+    assert "primary (4 of 4 calls, Retry-After 3s)" in job.result.error.message
+    starts = [a.started_at for a in job.attempts if a.outcome != "skipped"]
+    assert all(b - a >= 3.0 for a, b in pairwise(starts)), "none came early"
+
+
+def test_a_503_with_a_retry_after_moves_on_to_the_others_at_once():
+    busy = Overloaded("503 busy", status_code=503, retry_after_s=3.0)
+    job = Rescheduled({"primary": [busy], "secondary": [OK]}, deadline_s=30, retries_per_target=3)
+    assert job.result.state is JobState.SUCCEEDED
+    assert job.calls() == [("primary", "overloaded", 1), ("secondary", "ok", 1)]
+    assert job.clock.sleeps == [], "no slot held, no reschedule"
+
+
+def test_a_route_given_up_on_is_not_called_again_in_a_later_run():
+    job = Rescheduled(
+        {
+            "primary": [ServerError("500", status_code=500)] * 5,
+            "secondary": [RateLimited("429", status_code=429, retry_after_s=5.0), OK],
+        },
+        deadline_s=60,
+        retries_per_target=1,
+        backoff_base_s=0,
+    )
+    assert job.result.state is JobState.SUCCEEDED
+    assert job.calls() == [
+        ("primary", "server_error", 1),
+        ("primary", "server_error", 1),
+        ("secondary", "rate_limited", 1),
+        ("secondary", "ok", 2),
+    ]
+    assert job.runs == 2
+
+
+def test_a_retry_after_past_the_deadline_ends_the_job_with_its_class_not_all_unavailable():
+    job = Rescheduled(
+        {"primary": [RateLimited("429", status_code=429, retry_after_s=10.0)] * 3},
+        deadline_s=8,
+        retries_per_target=2,
+    )
+    assert len(job.calls()) == 1
+    assert job.result.error is not None
+    assert job.result.error.error_class is ErrorClass.RATE_LIMITED
+    assert "primary (1 of 3 calls, Retry-After 10s, past the deadline)" in (
+        job.result.error.message
+    )
+
+
+def test_a_retry_after_over_the_cap_says_so_in_the_error():
+    job = Rescheduled(
+        {"primary": [Overloaded("529", status_code=529, retry_after_s=90.0)]},
+        deadline_s=300,
+        retries_per_target=2,
+        retry_after_max_s=60,
+    )
+    assert len(job.calls()) == 1
+    assert job.result.error is not None
+    assert "Retry-After 90s, over retry_after_max_s" in job.result.error.message
+
+
+def test_a_route_the_deadline_cut_short_says_so_in_the_error():
+    run = Run(
+        {"primary": [ServerError("500 boom", status_code=500)] * 6},
+        call_s=3.0,
+        deadline_s=7.0,
+        retries_per_target=5,
+        backoff_jitter="none",
+    )
+    assert run.providers.calls["primary"] == 2
+    assert run.result.error is not None
+    assert run.result.error.error_class is ErrorClass.SERVER_ERROR
+    assert run.result.error.message == (
+        "the only target failed; last: primary (2 of 6 calls, no time left before the deadline "
+        "for another): 500 boom"
+    )
