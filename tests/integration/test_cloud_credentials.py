@@ -9,6 +9,7 @@ no token reaches the log or Redis."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import redis
@@ -18,6 +19,7 @@ from ops.simulator.server import ServerThread
 from ops.simulator.vertex_sim import VertexSimulator
 from producers.client import Client
 from routing.models import JobState
+from tests.integration.conftest import run_cli
 from tests.integration.harness import FAST_DELIVERY_ENV, Worker, settings_for
 from tests.integration.test_secrets import dump_namespace
 from tests.providers.harness import ServiceAccountKey
@@ -88,3 +90,30 @@ def test_entra_id_and_a_global_vertex_location_through_a_worker(redis_url, names
         worker.stop()
         for server in servers.values():
             server.stop()
+
+
+def test_providers_check_names_the_alias_a_value_came_from(tmp_path):
+    """LiteLLM's AZURE_API_BASE and an Entra ID deployment: the check probes Azure with a
+    managed-identity token (no AZURE_API_KEY anywhere) and says where the endpoint came from."""
+    azure = AzureSimulator(name="azure", identity_header=IDENTITY_SECRET, api_key="k" * 24)
+    with ServerThread(azure) as server:
+        config = tmp_path / "turnout.yaml"
+        config.write_text(
+            "deployments:\n  - {id: az, provider: azure, model: my-deployment, auth: entra_id}\n"
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
+            "TURNOUT_CONFIG": str(config),
+            "AZURE_API_BASE": server.url,
+            "IDENTITY_ENDPOINT": f"{server.url}/msi/token",
+            "IDENTITY_HEADER": IDENTITY_SECRET,
+        }
+        done = run_cli(["providers", "check", "--json", "--timeout", "5"], env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (result,) = json.loads(done.stdout)["results"]
+        assert (result["provider"], result["status"]) == ("azure", "ok")
+        assert result["notes"] == ["AZURE_BASE_URL read from AZURE_API_BASE (LiteLLM's name)"]
+        shown = run_cli(["providers", "check", "--timeout", "5"], env)
+        assert "azure: AZURE_BASE_URL read from AZURE_API_BASE (LiteLLM's name)" in shown.stderr
+        for token in azure.entra_tokens:
+            assert token not in done.stdout + shown.stdout + shown.stderr
