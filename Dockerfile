@@ -13,7 +13,9 @@ COPY producers producers
 COPY routing routing
 COPY workers workers
 COPY ops ops
-RUN pip install .
+# The entra extra (azure-identity): on Azure, containers authenticate with managed or workload
+# identity (auth: entra_id), so the image brings it; a pip install of turnout elsewhere may not.
+RUN pip install .[entra]
 
 USER turnout
 CMD ["celery", "-A", "workers.app", "worker", "-P", "threads", "-c", "200", "-l", "info"]
