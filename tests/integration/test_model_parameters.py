@@ -89,7 +89,7 @@ class ParamsStack:
 
     def run(self, target: str | list[str], **request: Any) -> CompletionResult:
         targets = [target] if isinstance(target, str) else target
-        body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 32, **request}
+        body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 256, **request}
         with self.client() as client:
             return client.submit(body, targets=targets).wait(60)
 

@@ -44,7 +44,7 @@ def test_a_lease_the_runs_own_finish_ended_is_not_a_warning(store, caplog):
     keeper.hold("job-1", "mine", for_s=60)
     with caplog.at_level(logging.DEBUG, logger="turnout.leases"):
         keeper.ending("job-1")  # what the runtime says before its finish
-        assert store.finish("job-1", JobState.SUCCEEDED, {"text": "hi"}, [])
+        assert store.finish("job-1", JobState.SUCCEEDED, {"text": "hi"}, [], token="mine")
         keeper.renew_now()  # the renewal lands before the run's release
     keeper.stop()
     assert lease_records(caplog) == [
