@@ -43,6 +43,10 @@ HEALTH_CHECK_TASK = "turnout.health_check"
 
 #: Time to claim and finish a job, and clock slack, on top of its deadline and lease.
 VISIBILITY_MARGIN_S = 5.0
+#: The longest a beat tick waits on an idle worker before it is picked up: the transport blocks
+#: on the jobs queue for kombu's brpop_timeout (1 s) and looks at the control queue between
+#: blocks (routing.broker).
+CONTROL_PICKUP_S = 1.0
 
 
 def max_job_deadline_s(settings: CoreSettings) -> float:
@@ -128,14 +132,16 @@ def celery_config(settings: CoreSettings) -> dict[str, Any]:
                 "task": RECONCILE_TASK,
                 "schedule": settings.reconcile_every_s,
                 # A reconcile that waited longer than its period is stale: the next one replaces it.
-                "options": {"expires": settings.reconcile_every_s},
+                "options": {"expires": settings.reconcile_every_s + CONTROL_PICKUP_S},
             },
             "turnout-health-check": {
                 "task": HEALTH_CHECK_TASK,
                 "schedule": settings.health_tick_s,
                 # Each tick only claims what is due; a tick stuck behind a backlog is worthless
-                # once the next one is sent, and skipping it loses no check.
-                "options": {"expires": settings.health_tick_s},
+                # once the next one is sent, and skipping it loses no check. An idle worker looks
+                # at the control queue between its blocks on the jobs queue (routing.broker), so
+                # a tick may wait that long before it is picked up: it lives that much longer.
+                "options": {"expires": settings.health_tick_s + CONTROL_PICKUP_S},
             },
         },
         "timezone": "UTC",
