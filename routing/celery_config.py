@@ -42,6 +42,11 @@ RUN_JOB_TASK = "turnout.run_job"
 RECONCILE_TASK = "turnout.reconcile"
 HEALTH_CHECK_TASK = "turnout.health_check"
 
+#: kombu's py-amqp transport with its frames written under a lock (routing.amqp_transport).
+AMQP_TRANSPORT = "routing.amqp_transport:Transport"
+#: What a producer's connections add on an amqp broker: publisher confirms.
+PRODUCER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+
 #: Time to claim and finish a job, and clock slack, on top of its deadline and lease.
 VISIBILITY_MARGIN_S = 5.0
 
@@ -105,8 +110,12 @@ def _amqp_config(settings: CoreSettings) -> dict[str, Any]:
     * quorum queues (replicated, durable, at-least-once): Celery sees ``x-queue-type`` on the
       declared queues (``worker_detect_quorum_queues``) and turns global QoS off, which quorum
       queues refuse; prefetch stays per consumer: multiplier 1 x concurrency, as on Redis;
-    * publisher confirms (``confirm_publish``): a send returns once RabbitMQ has the message,
-      so a producer that saw no error knows the job's message is safe, as with Redis's LPUSH;
+    * publisher confirms (``confirm_publish``, PRODUCER_TRANSPORT_OPTIONS) on the producers'
+      connections: a send returns once RabbitMQ has the message, so a producer that saw no
+      error knows the job's message is safe, as with Redis's LPUSH. A worker's own sends (a
+      reschedule, the reconciler's re-sends) go unconfirmed: its connections are shared by its
+      threads, and a confirm is read back on the connection it went out on. One lost in a
+      RabbitMQ crash leaves its job queued or leased, which the reconciler sends again;
     * topic exchanges: Celery's native delayed delivery (a reschedule's countdown spent in
       RabbitMQ's delay queues, not held by a worker) only routes through topic exchanges;
     * no visibility timeout: RabbitMQ gives a message back the moment its consumer's connection
@@ -116,9 +125,12 @@ def _amqp_config(settings: CoreSettings) -> dict[str, Any]:
     jobs, control = (queue_name(settings, q) for q in _queues(settings))
     return {
         "broker_url": settings.broker_url,
-        # The URL's own transport (py-amqp), also over an app made for Redis and updated.
-        "broker_transport": None,
-        "broker_transport_options": {"confirm_publish": True},
+        # py-amqp with its writes locked: the pool's threads ack on the consumer's connection.
+        "broker_transport": AMQP_TRANSPORT,
+        # Confirms are asked for on producers' connections (producers.publisher), not here:
+        # a confirm is read back on the connection it was sent on, and a worker's connections
+        # are shared by its threads (routing.amqp_transport).
+        "broker_transport_options": {},
         "task_default_queue": jobs,
         "task_default_exchange_type": "topic",
         "task_default_queue_type": "quorum",
