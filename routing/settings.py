@@ -51,6 +51,9 @@ class CoreSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         env_ignore_empty=True,
+        # A URL may carry a password (REDIS_URL, TURNOUT_BROKER_URL): an error names the
+        # setting and what is wrong, never the value.
+        hide_input_in_errors=True,
     )
 
     def __init__(self, **values: Any) -> None:
