@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ops.amqp_queues import delete_stack_queues, queue_depths, stack_queues
+from ops.amqp_queues import BrokerUnreachable, delete_stack_queues, queue_depths, stack_queues
 from ops.redis_namespace import delete_namespace, forget_routes, job_keys, queue_length
 from producers.client import Client
 from routing.keys import Keys
@@ -112,7 +112,7 @@ def broker(request, namespace, redis_url):
         )
         try:
             queue_depths(settings, [])
-        except OSError as exc:
+        except BrokerUnreachable as exc:
             pytest.fail(f"the rabbitmq runs need RabbitMQ at {AMQP_URL.split('@')[-1]}: {exc}")
         yield name
         delete_stack_queues(settings)
