@@ -33,6 +33,7 @@ def status(
     in flight, calls, tokens and cost today, rate-limit headroom; queue length and jobs by
     state; the day's spend over every route, and Redis's time of the reading (--watch refreshes
     it, on the same Redis connections)."""
+    from ops.amqp_queues import BrokerUnreachable
     from ops.fleet_view import FleetReader, as_tables
     from ops.fleet_view import as_json as view_json
 
@@ -44,6 +45,8 @@ def status(
                 return reader.read()
             except redis.RedisError as exc:
                 raise fail(f"Redis unreachable: {exc}", code=1) from None
+            except BrokerUnreachable as exc:
+                raise fail(str(exc), code=1) from None
 
         if as_json:
             out.print_json(json.dumps(view_json(read())))

@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
+from ops.amqp_queues import queue_depths, stack_queues
 from routing.config import TurnoutConfig
 from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
@@ -77,7 +78,9 @@ class FleetReader:
     every few seconds on the same connections instead of opening new ones each time (one client
     when the breakers' Redis is the jobs' Redis). The one reader of the fleet: ``turnout
     status`` and the Prometheus exporter (ops.exporter) both render its FleetView, so they
-    cannot disagree. Raises redis.RedisError when a Redis does not answer."""
+    cannot disagree. Raises redis.RedisError when a Redis does not answer, and
+    ops.amqp_queues.BrokerUnreachable when the stack's broker is RabbitMQ and it does not
+    (its queue depths are read there, over a connection opened per reading)."""
 
     def __init__(
         self,
@@ -88,6 +91,7 @@ class FleetReader:
         timeout_s: float = 5.0,
         client_name: str = "turnout-status",
     ) -> None:
+        self._settings = settings
         self._keys = Keys(settings.namespace)
         self._routes = all_routes(config)
         options: dict[str, Any] = {
@@ -121,6 +125,11 @@ class FleetReader:
             pipe.hgetall(keys.reconciler_counts)
             *lengths, (seconds, micros), seen, info, resent = pipe.execute()
         queues = {name: int(length) for name, length in zip(names, lengths, strict=True)}
+        if self._settings.broker_is_amqp:
+            # The messages are on RabbitMQ: its count, not the (empty) Redis lists.
+            physical = stack_queues(self._settings)
+            depths = queue_depths(self._settings, physical)
+            queues = {name: depths[queue] for name, queue in zip(names, physical, strict=True)}
         now = int(seconds) + int(micros) / 1e6
         jobs = self._store.counts()
         routes = read_route_status(self._breakers, keys.route_prefix, self._routes)

@@ -44,7 +44,7 @@ from producers.loop_thread import LoopThread
 from producers.publisher import JobPublisher
 from producers.redis_patience import RedisPatience, Streak, is_redis_outage, redacted
 from producers.waiter import CompletionListener
-from routing.celery_config import create_app, max_job_deadline_s
+from routing.celery_config import create_app, max_job_deadline_s, queue_name
 from routing.config import TurnoutConfig, load_config
 from routing.errors import (
     ConfigError,
@@ -94,7 +94,9 @@ class Client:
             ttl_s=self.settings.job_ttl_s,
             requeue_after_s=self.settings.requeue_after_s,
         )
-        self._publisher = JobPublisher(create_app(self.settings), self.keys.queue)
+        self._publisher = JobPublisher(
+            create_app(self.settings), queue_name(self.settings, self.keys.queue)
+        )
         self._max_deadline_s = max_job_deadline_s(self.settings)
         self._sync_loop: LoopThread | None = None
         self._async_parts: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
@@ -193,7 +195,8 @@ class Client:
             return True
         streak.job_id = None
         if not is_redis_outage(failure):
-            raise SubmitError(f"could not enqueue job {job_id}: {failure}") from failure
+            reason = redacted(str(failure), self.settings.broker_url)
+            raise SubmitError(f"could not enqueue job {job_id}: {reason}") from failure
         time.sleep(streak.failed(failure, started=started))
         return False
 
@@ -321,7 +324,8 @@ class Client:
             return True
         streak.job_id = None
         if not is_redis_outage(failure):
-            raise SubmitError(f"could not enqueue job {job_id}: {failure}") from failure
+            reason = redacted(str(failure), self.settings.broker_url)
+            raise SubmitError(f"could not enqueue job {job_id}: {reason}") from failure
         await asyncio.sleep(streak.failed(failure, started=started))
         return False
 

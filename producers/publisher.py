@@ -12,6 +12,9 @@ send it again after a connection that dropped before the reply, though the first
 reached the queue. ``Client`` decides what a failed send means instead: it takes the job back
 before it sends another message (producers.client, ``_sent``).
 
+On RabbitMQ each connection asks for publisher confirms (routing.celery_config): ``publish``
+returns once the broker has the message, and raises when it refused it.
+
 Each message is sent with ``ignore_result``: the job record holds the outcome, and without it
 Celery's Redis result backend subscribes the producer to a result channel per job that nothing
 ever publishes to (one subscription more for every job, held as long as the process lives).
@@ -24,7 +27,12 @@ import threading
 from celery import Celery
 from kombu.pools import ProducerPool
 
-from routing.celery_config import RUN_JOB_TASK
+from routing.celery_config import PRODUCER_TRANSPORT_OPTIONS, RUN_JOB_TASK
+from routing.settings import is_amqp_url
+
+
+def _is_amqp(app: Celery) -> bool:
+    return is_amqp_url(str(app.conf.broker_url))
 
 
 class JobPublisher:
@@ -34,7 +42,9 @@ class JobPublisher:
         self._app = app
         self._queue = queue
         limit = app.conf.broker_pool_limit
-        self._connections = app.connection_for_write().Pool(limit=limit)
+        options = PRODUCER_TRANSPORT_OPTIONS if _is_amqp(app) else {}
+        connection = app.connection_for_write(transport_options=options)
+        self._connections = connection.Pool(limit=limit)
         self._producers = ProducerPool(self._connections, limit=limit)
         self._closed = False
         self._lock = threading.Lock()

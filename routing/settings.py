@@ -26,6 +26,15 @@ ENV_FILE = ".env"
 ENV_FILE_VAR = "TURNOUT_ENV_FILE"
 
 
+#: The broker URLs turnout knows: Redis (its own transport, routing.broker) or RabbitMQ.
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://", *AMQP_SCHEMES)
+
+
+def is_amqp_url(url: str) -> bool:
+    return url.startswith(AMQP_SCHEMES)
+
+
 def env_file() -> str:
     """The env file settings read now: TURNOUT_ENV_FILE, else ``.env``."""
     return os.environ.get(ENV_FILE_VAR) or ENV_FILE
@@ -42,6 +51,9 @@ class CoreSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         env_ignore_empty=True,
+        # A URL may carry a password (REDIS_URL, TURNOUT_BROKER_URL): an error names the
+        # setting and what is wrong, never the value.
+        hide_input_in_errors=True,
     )
 
     def __init__(self, **values: Any) -> None:
@@ -50,6 +62,10 @@ class CoreSettings(BaseSettings):
 
     # --- where things are -------------------------------------------------------------------
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    #: Where Celery's messages go (default: REDIS_URL). ``amqp://`` puts them on RabbitMQ
+    #: (quorum queues, publisher confirms); job records, leases, breakers and completion
+    #: notifications stay in Redis either way (routing.celery_config, routing.broker_kind).
+    broker_url_setting: str | None = Field(default=None, validation_alias="TURNOUT_BROKER_URL")
     config_path: Path | None = Field(default=None, validation_alias="TURNOUT_CONFIG")
     #: Prefix of every Redis key and queue, so several stacks (or test runs) share one Redis.
     namespace: str = Field(
@@ -97,6 +113,14 @@ class CoreSettings(BaseSettings):
         default=30.0, ge=0, le=86_400, validation_alias="TURNOUT_REDIS_PATIENCE_S"
     )
 
+    #: RabbitMQ's ``consumer_timeout`` (its default 30 min): a message held unacknowledged
+    #: longer closes its consumer's channel, and every job that channel held is redelivered.
+    #: On an amqp broker it takes the visibility timeout's place in the longest deadline a
+    #: producer accepts; set it to what the server is configured with.
+    amqp_consumer_timeout_s: int = Field(
+        default=1800, ge=60, validation_alias="TURNOUT_AMQP_CONSUMER_TIMEOUT"
+    )
+
     # --- the fleet-wide breaker -----------------------------------------------------------------
     #: Where breakers and rate limits live (default: REDIS_URL). A separate instance keeps a
     #: broker incident from taking the fleet's breaker state with it.
@@ -119,6 +143,28 @@ class CoreSettings(BaseSettings):
     #: threads 292 -> 240 jobs/s. Off, a worker still sends its own when started with -E or
     #: while a Flower runs (Flower turns them on every 5 s): the cost is paid while watched.
     task_events: bool = Field(default=True, validation_alias="TURNOUT_TASK_EVENTS")
+
+    @property
+    def broker_url(self) -> str:
+        """Celery's broker: TURNOUT_BROKER_URL, else the Redis of the job records."""
+        return self.broker_url_setting or self.redis_url
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        """The broker is RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``)."""
+        return is_amqp_url(self.broker_url)
+
+    @field_validator("broker_url_setting")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(BROKER_SCHEMES):
+            # The scheme only: the rest of the URL may hold a password.
+            scheme = value.split("://", 1)[0] if "://" in value else "(none)"
+            raise ValueError(
+                f"TURNOUT_BROKER_URL must start with one of {', '.join(BROKER_SCHEMES)}; "
+                f"its scheme is {scheme!r}"
+            )
+        return value
 
     @field_validator("*", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ import redis
 import typer
 import yaml
 
+from ops.amqp_queues import delete_stack_queues, stack_queues
 from ops.embedded_redis import EmbeddedRedis, redis_answers
 from ops.redis_namespace import delete_namespace
 from ops.simulator.server import LOOPBACK, free_port
@@ -74,9 +75,17 @@ class Bench:
             return state
 
 
+#: The brokers ``throughput --broker`` knows: Redis (REDIS_URL's), or RabbitMQ at AMQP_URL.
+AMQP_URL = os.environ.get("TURNOUT_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BROKER_URLS: dict[str, str | None] = {"redis": None, "rabbitmq": AMQP_URL}
+
+
 @contextmanager
-def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
-    """Redis (the one at REDIS_URL, or embedded), one simulator process, a config."""
+def bench_stack(
+    latency_ms: float, *, concurrency: int, broker_url: str | None = None
+) -> Iterator[Bench]:
+    """Redis (the one at REDIS_URL, or embedded), one simulator process, a config; the
+    messages on ``broker_url`` (TURNOUT_BROKER_URL) when given, else on that Redis."""
     workdir = Path(tempfile.mkdtemp(prefix="turnout-bench-"))
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     embedded = None if redis_answers(url) else EmbeddedRedis().start()
@@ -125,6 +134,9 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
         "TURNOUT_CONCURRENCY": str(concurrency),
         "BENCH_SIM_KEY": key,
     }
+    env.pop("TURNOUT_BROKER_URL", None)
+    if broker_url:
+        env["TURNOUT_BROKER_URL"] = broker_url
     bench = Bench(redis_url, namespace, f"http://{LOOPBACK}:{port}", env, workdir)
     try:
         sim.wait_until(lambda: _answers(bench.sim_state), timeout_s=15, what="simulator state")
@@ -133,6 +145,8 @@ def bench_stack(latency_ms: float, *, concurrency: int) -> Iterator[Bench]:
         sim.stop()
         with redis.Redis.from_url(redis_url) as client:
             delete_namespace(client, namespace)
+        if broker_url:
+            delete_stack_queues(bench.settings())
         if embedded:
             embedded.stop()
 
@@ -220,11 +234,8 @@ def drain(
     bench: Bench, app_module: str, concurrency: int, total: int, done: Callable[[], bool]
 ) -> dict[str, float]:
     """Start a worker on a full queue; time it from its first message until ``done()``."""
-    client = redis.Redis.from_url(bench.redis_url)
-    keys = Keys(bench.namespace)
-    queue = keys.queue_list(keys.queue)
-    with worker(bench, app_module, concurrency) as process:
-        while client.llen(queue) >= total:
+    with worker(bench, app_module, concurrency) as process, waiting_messages(bench) as waiting:
+        while waiting() >= total:
             if not process.running():
                 raise RuntimeError(f"worker exited: see {bench.workdir}")
             time.sleep(0.002)
@@ -234,7 +245,6 @@ def drain(
         elapsed = time.perf_counter() - started
         user1, sys1 = cpu_seconds(process.pid)
         rss = peak_rss_mb(process.pid)
-    client.close()
     return {
         "jobs_s": total / elapsed,
         "cpu_ms": (user1 - user0 + sys1 - sys0) * 1000 / total,
@@ -244,27 +254,82 @@ def drain(
     }
 
 
+@contextmanager
+def waiting_messages(bench: Bench) -> Iterator[Callable[[], int]]:
+    """A cheap reading of the messages waiting in the jobs queue, on either broker: Redis's
+    LLEN, or a passive queue.declare on one RabbitMQ channel kept open meanwhile."""
+    settings = bench.settings()
+    keys = Keys(bench.namespace)
+    if settings.broker_is_amqp:
+        from kombu.connection import Connection
+
+        jobs = stack_queues(settings)[0]
+        with Connection(settings.broker_url) as connection:  # type: ignore[no-untyped-call]
+            channel = connection.channel()
+            yield lambda: int(channel.queue_declare(jobs, passive=True).message_count)
+        return
+    with redis.Redis.from_url(bench.redis_url) as client:
+        queue = keys.queue_list(keys.queue)
+        yield lambda: int(client.llen(queue))
+
+
 @app.command()
 def throughput(
     jobs: Annotated[int, typer.Option(help="Jobs queued before the worker starts.")] = 2000,
     latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 500,
     concurrency: Annotated[int, typer.Option(help="Threads of the one worker process.")] = 400,
     floor: Annotated[bool, typer.Option(help="Also measure Celery's floor.")] = True,
+    broker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="redis (REDIS_URL, the default) or rabbitmq (TURNOUT_BENCH_AMQP_URL, default "
+            "guest@127.0.0.1:5672); repeat it to measure each in the same run."
+        ),
+    ] = None,
 ) -> None:
-    """One worker process draining N queued jobs against a slow provider."""
+    """One worker process draining N queued jobs against a slow provider, on each broker."""
+    names = broker or ["redis"]
+    unknown = [name for name in names if name not in BROKER_URLS]
+    if unknown:
+        raise typer.BadParameter(f"unknown broker {unknown[0]!r}; one of {', '.join(BROKER_URLS)}")
+    for name in names:
+        rows, states, peak = _throughput_rows(
+            jobs, latency_ms, concurrency, floor=floor, broker_url=BROKER_URLS[name]
+        )
+        print(
+            f"\n{name} broker: one worker process, threads -c {concurrency}, {jobs} jobs, "
+            f"{latency_ms:g} ms provider"
+        )
+        print(f"{'':28}{'jobs/s':>9}{'CPU ms/job':>12}{'(kernel)':>10}{'peak RSS MB':>13}")
+        for row_name, row in rows.items():
+            print(
+                f"{row_name:28}{row['jobs_s']:9.0f}{row['cpu_ms']:12.2f}{row['sys_ms']:10.2f}"
+                f"{row['rss_mb']:13.0f}"
+            )
+        print(f"peak calls in flight at the provider: {peak}")
+        print(f"turnout job states: {dict(states)}")
+        if "celery floor (sleep task)" in rows:
+            ratio = rows["turnout jobs"]["jobs_s"] / rows["celery floor (sleep task)"]["jobs_s"]
+            print(f"turnout / celery floor: {ratio:.2f}")
+
+
+def _throughput_rows(
+    jobs: int, latency_ms: float, concurrency: int, *, floor: bool, broker_url: str | None
+) -> tuple[dict[str, dict[str, float]], Counter[str], Any]:
     from ops.bench.floor_app import sleep
     from producers.client import Client
+    from routing.celery_config import create_app
 
     rows: dict[str, dict[str, float]] = {}
     states: Counter[str] = Counter()
-    with bench_stack(latency_ms, concurrency=concurrency) as bench:
+    with bench_stack(latency_ms, concurrency=concurrency, broker_url=broker_url) as bench:
         if floor:
-            floor_app = sleep.app
-            floor_app.conf.update(_celery_conf(bench))
+            # A producer app of its own: the floor app's pools belong to the first broker.
+            floor_app = create_app(bench.settings())
             counter = Keys(bench.namespace).scratch("slept")
             with floor_app.producer_or_acquire() as producer:
                 for _ in range(jobs):
-                    sleep.apply_async((latency_ms / 1000, counter), producer=producer)
+                    floor_app.send_task(sleep.name, (latency_ms / 1000, counter), producer=producer)
             with redis.Redis.from_url(bench.redis_url) as r:
                 rows["celery floor (sleep task)"] = drain(
                     bench,
@@ -286,20 +351,7 @@ def throughput(
 
             rows["turnout jobs"] = drain(bench, "workers.app", concurrency, jobs, finished)
         peak = bench.sim_state()["stats"]["peak_in_flight"]
-    print(
-        f"\none worker process, threads -c {concurrency}, {jobs} jobs, {latency_ms:g} ms provider"
-    )
-    print(f"{'':28}{'jobs/s':>9}{'CPU ms/job':>12}{'(kernel)':>10}{'peak RSS MB':>13}")
-    for name, row in rows.items():
-        print(
-            f"{name:28}{row['jobs_s']:9.0f}{row['cpu_ms']:12.2f}{row['sys_ms']:10.2f}"
-            f"{row['rss_mb']:13.0f}"
-        )
-    print(f"peak calls in flight at the provider: {peak}")
-    print(f"turnout job states: {dict(states)}")
-    if "celery floor (sleep task)" in rows:
-        ratio = rows["turnout jobs"]["jobs_s"] / rows["celery floor (sleep task)"]["jobs_s"]
-        print(f"turnout / celery floor: {ratio:.2f}")
+    return rows, states, peak
 
 
 @app.command()
@@ -475,12 +527,6 @@ def serve(
         print(f"{name:34}{statistics.median(values):12.2f}{pct(values, 0.99):10.2f}")
     over, under = statistics.median(http_ms), statistics.median(bare_ms)
     print(f"serve / bare: {over / under:.2f} (+{over - under:.2f} ms per request)")
-
-
-def _celery_conf(bench: Bench) -> dict[str, Any]:
-    from routing.celery_config import celery_config
-
-    return celery_config(bench.settings())
 
 
 @app.command("keys-rotation")

@@ -11,11 +11,21 @@ from pathlib import Path
 import pytest
 import redis
 
+from ops.amqp_queues import BrokerUnreachable, delete_stack_queues, queue_depths, stack_queues
 from ops.redis_namespace import delete_namespace, forget_routes, job_keys, queue_length
 from producers.client import Client
 from routing.keys import Keys
 from routing.settings import CoreSettings
-from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
+from tests.integration.harness import (
+    AMQP_URL,
+    BROKERS,
+    Sim,
+    Worker,
+    broker_env,
+    settings_for,
+    stack_env,
+    write_config,
+)
 
 
 @dataclass
@@ -27,6 +37,7 @@ class Stack:
     secondary: Sim
     worker: Worker | None
     redis_url: str
+    broker: str = "redis"
 
     def settings(self) -> CoreSettings:
         return settings_for(self.env)
@@ -41,6 +52,10 @@ class Stack:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
     def queue_length(self) -> int:
+        settings = self.settings()
+        if settings.broker_is_amqp:
+            jobs = stack_queues(settings)[0]
+            return queue_depths(settings, [jobs])[jobs]
         with self.redis() as client:
             return queue_length(client, self.settings_keys())
 
@@ -63,14 +78,16 @@ def run_cli(
     )
 
 
-def make_stack(redis_url: str, directory: Path, *, worker: bool, **policy: object) -> Stack:
+def make_stack(
+    redis_url: str, directory: Path, *, worker: bool, broker: str = "redis", **policy: object
+) -> Stack:
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     primary = Sim("primary", key=f"sim-primary-{uuid.uuid4().hex}")
     secondary = Sim("secondary", key=f"sim-secondary-{uuid.uuid4().hex}")
     config = write_config(directory / "turnout.yaml", [primary, secondary], policy=dict(policy))
-    env = stack_env(redis_url, namespace, config, [primary, secondary])
+    env = stack_env(redis_url, namespace, config, [primary, secondary], **broker_env(broker))
     running = Worker(env, directory / "worker.log").start() if worker else None
-    return Stack(namespace, env, config, primary, secondary, running, redis_url)
+    return Stack(namespace, env, config, primary, secondary, running, redis_url, broker)
 
 
 def tear_down(stack: Stack) -> None:
@@ -80,6 +97,27 @@ def tear_down(stack: Stack) -> None:
     stack.secondary.stop()
     with stack.redis() as client:
         delete_namespace(client, stack.namespace)
+    if stack.settings().broker_is_amqp:
+        delete_stack_queues(stack.settings())
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request, namespace, redis_url):
+    """Each delivery test once per broker (harness.BROKERS): the name, for broker_env. The
+    RabbitMQ run leaves no queue behind; a RabbitMQ that does not answer fails the test."""
+    name: str = request.param
+    if name == "rabbitmq":
+        settings = CoreSettings.model_validate(
+            {"REDIS_URL": redis_url, "TURNOUT_NAMESPACE": namespace, **broker_env(name)}
+        )
+        try:
+            queue_depths(settings, [])
+        except BrokerUnreachable as exc:
+            pytest.fail(f"the rabbitmq runs need RabbitMQ at {AMQP_URL.split('@')[-1]}: {exc}")
+        yield name
+        delete_stack_queues(settings)
+    else:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
+from ops.amqp_queues import purge
 from ops.simulator import OpenAISimulator
 from ops.simulator.server import ServerThread
 from ops.stack import WORKER_GRACE_S, WORKER_READY, ChildProcess, beat_command, worker_command
+from routing.celery_config import queue_name
+from routing.keys import Keys
 from routing.settings import CoreSettings
 
 #: Short enough to redeliver a killed worker's job within a test, long enough for the jobs.
@@ -30,6 +34,21 @@ FAST_DELIVERY_ENV = {
     "TURNOUT_RECONCILE_EVERY": "1",
     "TURNOUT_REQUEUE_AFTER": "2",
 }
+
+
+#: The RabbitMQ the "rabbitmq" runs of the delivery tests use (this machine's; guest's vhost).
+AMQP_URL = os.environ.get("TURNOUT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+#: The brokers the delivery tests run on: Redis (routing.broker) and RabbitMQ.
+BROKERS = ("redis", "rabbitmq")
+
+
+def broker_env(broker: str) -> dict[str, str]:
+    """The environment that puts a stack's messages on ``broker`` (one of BROKERS); its queues
+    are named after the stack's namespace on either (routing.celery_config.queue_name)."""
+    if broker == "rabbitmq":
+        return {"TURNOUT_BROKER_URL": AMQP_URL}
+    assert broker == "redis", broker
+    return {}
 
 
 class Sim:
@@ -148,6 +167,16 @@ def stack_env(
         }
     )
     return env
+
+
+def remove_queued_messages(settings: CoreSettings) -> int:
+    """Take every waiting message out of the jobs queue, by hand, on whichever broker; how many
+    went (a test of what recovers a job whose message was lost)."""
+    keys = Keys(settings.namespace)
+    if settings.broker_is_amqp:
+        return purge(settings, queue_name(settings, keys.queue))
+    with redis.Redis.from_url(settings.redis_url) as client:
+        return int(client.delete(keys.queue_list(keys.queue)))
 
 
 def settings_for(env: dict[str, str]) -> CoreSettings:

@@ -14,12 +14,24 @@ import pytest
 from ops.stack import ChildProcess
 from tests.integration.conftest import Stack, make_stack, run_cli, tear_down
 
-FAST_RETRIES = {"retries_per_target": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+FAST_RETRIES: dict[str, Any] = {
+    "retries_per_target": 1,
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+}
 
 
 @pytest.fixture
 def fresh(redis_url, tmp_path):
     stack = make_stack(redis_url, tmp_path, worker=True, **FAST_RETRIES)
+    yield stack
+    tear_down(stack)
+
+
+@pytest.fixture
+def fresh_on_broker(broker, redis_url, tmp_path):
+    """``fresh``, once per broker (a delivery test)."""
+    stack = make_stack(redis_url, tmp_path, worker=True, broker=broker, **FAST_RETRIES)
     yield stack
     tear_down(stack)
 
@@ -61,7 +73,10 @@ def ok_chat_answers(stack: Stack) -> int:
     )
 
 
-def test_a_killed_batch_run_again_writes_every_line_once_and_runs_no_job_twice(fresh, tmp_path):
+def test_a_killed_batch_run_again_writes_every_line_once_and_runs_no_job_twice(
+    fresh_on_broker, tmp_path
+):
+    fresh = fresh_on_broker
     prompts = {f"req-{n:03d}": f"Summarise document {n}" for n in range(500)}
     # Half in OpenAI's Batch format, half plain lines.
     source = write_lines(

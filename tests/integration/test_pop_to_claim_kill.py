@@ -5,7 +5,8 @@ through the reconciler, TURNOUT_REQUEUE_AFTER (600 s) later.
 The first worker is held in the window by the TURNOUT_TEST_HOLD hook (routing.kill_window):
 ``popped`` (message moved out of the queue, kombu's unacked bookkeeping not written: plain BRPOP
 lost it there) or ``claim`` (delivered, in kombu's unacked hash, the claim script not run).
-No beat runs, so no reconciler: the living worker's consumer beat does the rescue.
+No beat runs, so no reconciler: the living worker's consumer beat does the rescue. The last
+test is the claim window on RabbitMQ, where the broker itself does the rescue.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import pytest
 import redis
 
+from ops.amqp_queues import delete_stack_queues, queue_depths, stack_queues
 from producers.client import Client
 from routing.broker import CONSUMER_DEAD_AFTER_S
 from routing.keys import Keys
@@ -25,6 +27,7 @@ from tests.integration.harness import (
     FAST_DELIVERY_ENV,
     Sim,
     Worker,
+    broker_env,
     settings_for,
     stack_env,
     write_config,
@@ -94,3 +97,52 @@ def test_a_worker_killed_between_pop_and_claim_loses_seconds_not_minutes(
         first.stop()
         rescuer.stop()
         primary.stop()
+
+
+def test_on_rabbitmq_a_worker_killed_between_delivery_and_claim_loses_nothing(
+    namespace, redis_url, tmp_path
+):
+    """The same kill on RabbitMQ. Its ``popped`` window does not exist there (a delivery is one
+    step of the server's, never half done by the consumer), so only ``claim``: the message is
+    delivered and unacknowledged, the job not claimed. RabbitMQ gives an unacknowledged message
+    back the moment its consumer's connection closes, and a SIGKILLed process's sockets close
+    with it: no beat, lease or visibility timeout is waited for."""
+    primary = Sim("primary", key="sim-primary-key-123456789")
+    config = write_config(tmp_path / "turnout.yaml", [primary])
+    env = default_delivery_env(
+        stack_env(redis_url, namespace, config, [primary], **broker_env("rabbitmq"))
+    )
+    settings = settings_for(env)
+    jobs = stack_queues(settings)[0]
+    first = Worker({**env, ENV: "claim"}, tmp_path / "first.log").start()
+    rescuer = Worker(env, tmp_path / "rescuer.log")
+    client = Client(settings=settings)
+    try:
+        handle = client.submit("die holding me")
+        assert first.process is not None
+        first.process.wait_for_log(HOLD_LOG, timeout_s=30, what="held in the claim window")
+        assert queue_depths(settings, [jobs])[jobs] == 0, "delivered: not waiting in the queue"
+        rescuer.start()
+        assert handle.state() is JobState.QUEUED, "not claimed yet"
+        first.kill()
+        killed_at = time.monotonic()
+
+        result = handle.wait(timeout=120)
+        finished_at = time.monotonic()
+        print(f"\nrabbitmq claim window: finished {finished_at - killed_at:.1f}s after the kill")
+        assert result.state is JobState.SUCCEEDED
+        assert result.runs == 1, "the dead worker never claimed it; the rescuer's run is the one"
+        assert [(a.deployment, a.outcome, a.run) for a in result.attempts] == [("primary", "ok", 1)]
+        assert finished_at - killed_at < 60, "seconds, not the reconciler's 600"
+
+        time.sleep(CONSUMER_DEAD_AFTER_S)  # a duplicate delivery would show by now
+        again = handle.result()
+        assert (again.finished_at, again.runs) == (result.finished_at, 1), "no second run"
+        assert primary.chat_requests() == 1, "one provider call"
+        assert queue_depths(settings, [jobs])[jobs] == 0, "no message left behind"
+    finally:
+        client.close()
+        first.stop()
+        rescuer.stop()
+        primary.stop()
+        delete_stack_queues(settings)

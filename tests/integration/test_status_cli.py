@@ -93,3 +93,32 @@ def test_status_counts_what_ran_and_the_breaker_commands_move_the_fleet(fresh):
     down = run_cli(["status", "--json"], {**fresh.env, "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert (down.returncode, "Redis unreachable" in down.stderr) == (1, True), down.stderr
     assert time.monotonic() - started < 15
+
+
+@pytest.fixture
+def idle_on_rabbitmq(redis_url, tmp_path):
+    """No worker, messages on RabbitMQ: whatever is submitted stays waiting there."""
+    stack = make_stack(redis_url, tmp_path, worker=False, broker="rabbitmq")
+    yield stack
+    tear_down(stack)
+
+
+def test_status_counts_the_messages_waiting_on_rabbitmq_and_never_shows_its_password(
+    idle_on_rabbitmq,
+):
+    stack = idle_on_rabbitmq
+    with stack.client() as client:
+        for n in range(3):
+            client.submit(f"waiting {n}")
+    view = status(stack.env)
+    assert view["queues"] == {"jobs": 3, "control": 0}, "RabbitMQ's count, not Redis's"
+    assert view["jobs"]["queued"] == 3
+    assert stack.queue_length() == 3
+
+    secret = "not-the-password-x7Q2"
+    wrong = {**stack.env, "TURNOUT_BROKER_URL": f"amqp://guest:{secret}@127.0.0.1:5672//"}
+    refused = run_cli(["status"], wrong)
+    assert refused.returncode == 1
+    assert "RabbitMQ unreachable" in refused.stdout + refused.stderr
+    assert secret not in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr

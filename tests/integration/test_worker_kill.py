@@ -5,14 +5,23 @@ import time
 from producers.client import Client
 from routing.models import JobState
 from tests.helpers import eventually
-from tests.integration.harness import Sim, Worker, settings_for, stack_env, write_config
+from tests.integration.harness import (
+    Sim,
+    Worker,
+    broker_env,
+    settings_for,
+    stack_env,
+    write_config,
+)
 
 
-def test_a_job_in_flight_when_its_worker_is_killed_completes_once(redis_url, namespace, tmp_path):
+def test_a_job_in_flight_when_its_worker_is_killed_completes_once(
+    broker, redis_url, namespace, tmp_path
+):
     primary = Sim("primary", key="sim-primary-key-123456789", latency_ms=5000)
     secondary = Sim("secondary", key="sim-secondary-key-123456789")
     config = write_config(tmp_path / "turnout.yaml", [primary, secondary])
-    env = stack_env(redis_url, namespace, config, [primary, secondary])
+    env = stack_env(redis_url, namespace, config, [primary, secondary], **broker_env(broker))
     first = Worker(env, tmp_path / "first.log").start()
     second = Worker(env, tmp_path / "second.log")
     client = Client(settings=settings_for(env))
