@@ -116,7 +116,7 @@ class Variant:
     drains: dict[int, list[Drain]] = field(default_factory=dict)
 
     def median(self, concurrency: int, figure: str) -> float:
-        return statistics.median(getattr(d, figure) for d in self.drains[concurrency])
+        return statistics.median(float(getattr(d, figure)) for d in self.drains[concurrency])
 
     def commands(self, concurrency: int) -> dict[str, float]:
         """Commands per job, per command: the median over the rounds."""

@@ -105,8 +105,8 @@ if is_call then
   if new_day then redis.call('PEXPIRE', d, 3 * DAY_MS) end
   if KEYS[9] then
     local u, ud = KEYS[9], bucket_key(KEYS[10], DAY_MS)
-    redis.call('SADD', KEYS[11], ARGV[26])
-    redis.call('HINCRBY', u, 'calls', 1)
+    -- The key joins the set of counted keys with its first call (neither key expires).
+    if redis.call('HINCRBY', u, 'calls', 1) == 1 then redis.call('SADD', KEYS[11], ARGV[26]) end
     local new_usage_day = redis.call('HINCRBY', ud, 'calls', 1) == 1
     redis.call('HSET', u, 'last_used', now, 'last_error', error_class, 'masked', ARGV[27])
     if error_class ~= '' then
