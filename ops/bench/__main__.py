@@ -620,8 +620,10 @@ def cost(
                     app=app_module, concurrency=threads, loglevel="warning", heartbeat=False
                 )
                 name = f"{app_module}-{secrets.token_hex(3)}"
+                # In the tree's own directory: ``python -m`` puts the working directory
+                # first on sys.path, ahead of PYTHONPATH.
                 with ChildProcess(
-                    name, command, env=env, log_dir=bench.workdir, grace_s=60
+                    name, command, env=env, log_dir=bench.workdir, grace_s=60, cwd=path
                 ) as process:
                     yield process.pid
 
