@@ -170,7 +170,8 @@ class ChildProcess:
     orphan), and leaving it always reaps it.
 
     ``stop()`` asks (SIGTERM), waits ``grace_s``, then insists (SIGKILL); ``kill()`` insists at
-    once, as a crash would. ``cwd``: its working directory (default: this process's). Both wait for the process, so it never lingers as a zombie.
+    once, as a crash would. Both wait for the process, so it never lingers as a zombie.
+    ``cwd``: its working directory (default: this process's).
     """
 
     def __init__(
