@@ -171,6 +171,7 @@ class ChildProcess:
 
     ``stop()`` asks (SIGTERM), waits ``grace_s``, then insists (SIGKILL); ``kill()`` insists at
     once, as a crash would. Both wait for the process, so it never lingers as a zombie.
+    ``cwd``: its working directory (default: this process's).
     """
 
     def __init__(
@@ -181,8 +182,10 @@ class ChildProcess:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         grace_s: float = DEFAULT_GRACE_S,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
+        self._cwd = cwd
         self.argv = list(argv)
         self.grace_s = grace_s
         self._asked_to_stop_at: float | None = None
@@ -202,6 +205,7 @@ class ChildProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=self._cwd,
         )
 
     @property

@@ -238,6 +238,8 @@ class JobStore:
         self._claim = client.register_script(source("claim_job"))
         self._renew = client.register_script(source("renew_leases"))
         self._finish = client.register_script(source("finish_job"))
+        self._finish_and_record = client.register_script(source("finish_and_record"))
+        self._record_sha = client.register_script(source("record_outcome")).sha
         self._reconcile = client.register_script(source("reconcile_due"))
         self._release = client.register_script(source("release_job"))
 
@@ -346,7 +348,9 @@ class JobStore:
     ) -> tuple[FinishStatus, list[Any]]:
         """``finish``, with other scripts on this Redis sent in the same round trip (the last
         call's breaker record). Returns what became of the outcome, and each rider's reply (an
-        exception object when that script failed: riders never fail the finish).
+        exception object when that script failed: riders never fail the finish). A lone
+        breaker record runs inside the finish's own script run (finish_and_record.lua): one
+        EVALSHA, not two; other riders share the round trip in a pipeline.
 
         ``token`` fences the finish: it is recorded only while the job is running under that
         lease token, so a worker that was cut off from Redis past its lease, and whose job
@@ -370,6 +374,8 @@ class JobStore:
         ]
         if not riders:
             return FinishStatus(int(self._finish(keys=keys, args=args)[0])), []
+        if len(riders) == 1 and riders[0].script.sha == self._record_sha:
+            return self._finish_recording(keys, args, riders[0])
         # EVALSHA in a plain pipeline: redis-py's Script objects would add a SCRIPT EXISTS
         # round trip to every pipeline; a script Redis does not have yet is sent again alone.
         pipe = self.redis.pipeline(transaction=False)
@@ -391,6 +397,17 @@ class JobStore:
                     reply = exc
             answers.append(reply)
         return FinishStatus(int(finished[0])), answers
+
+    def _finish_recording(
+        self, keys: list[str], args: list[Any], record: ScriptCall
+    ) -> tuple[FinishStatus, list[Any]]:
+        """The finish and the breaker record in one script run (finish_and_record.lua): one
+        EVALSHA. A failed record comes back as a RedisError object, as a failed rider does."""
+        finished, recorded_ok, recorded = self._finish_and_record(
+            keys=[*keys, *record.keys], args=[len(keys), len(args), *args, *record.args]
+        )
+        answer = recorded if int(recorded_ok) else redis.RedisError(as_text(recorded))
+        return FinishStatus(int(finished[0])), [answer]
 
     def counts(self) -> dict[str, int]:
         """Jobs queued and running now, and created, succeeded and failed today (UTC)."""

@@ -26,6 +26,7 @@ ScriptName = Literal[
     "delete_job",
     "deliver_message",
     "fetch_message",
+    "finish_and_record",
     "finish_job",
     "reclaim_consumers",
     "reconcile_due",
@@ -40,6 +41,7 @@ SCRIPT_NAMES: tuple[ScriptName, ...] = get_args(ScriptName)
 #: Where the files are, inside the ``routing`` package.
 SCRIPTS_FOLDER = "scripts"
 _PREPEND = "-- Prepend:"
+_COMPOSE = "-- Compose:"
 
 
 def source(name: ScriptName) -> str:
@@ -67,10 +69,30 @@ def preambles_of(text: str) -> list[str]:
     ]
 
 
+def composed_of(text: str) -> list[str]:
+    """The scripts a script's header says it runs in its own run, in order."""
+    return [
+        name
+        for line in text.splitlines()
+        if line.startswith(_COMPOSE)
+        for name in line.removeprefix(_COMPOSE).split()
+    ]
+
+
+def _composed(text: str) -> str:
+    parts = composed_of(text)
+    preambles: list[str] = []
+    for part in [text, *(read_file(f"{name}.lua") for name in parts)]:
+        preambles += [p for p in preambles_of(part) if p not in preambles]
+    functions = "".join(
+        f"local function {name}(KEYS, ARGV)\n{read_file(f'{name}.lua')}\nend\n" for name in parts
+    )
+    return "".join(read_file(p) for p in preambles) + functions + text
+
+
 @functools.cache
 def _sources() -> dict[str, str]:
     sources: dict[str, str] = {}
     for name in SCRIPT_NAMES:
-        text = read_file(f"{name}.lua")
-        sources[name] = "".join(read_file(p) for p in preambles_of(text)) + text
+        sources[name] = _composed(read_file(f"{name}.lua"))
     return sources

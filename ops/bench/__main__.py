@@ -17,6 +17,8 @@ keys-rotation  rotate and revoke a stored key under load on three workers: to th
             with the new key, to the last with the revoked one (ops/bench/key_rotation.py).
 keys-cpu    worker CPU per job with the key from the environment and from the key store,
             alternated in the same run.
+cost        jobs/s, worker CPU, Redis CPU and Redis commands per job of one worker process,
+            beside Celery's floor, on a private Redis (ops/bench/cost.py).
 """
 
 from __future__ import annotations
@@ -82,12 +84,16 @@ BROKER_URLS: dict[str, str | None] = {"redis": None, "rabbitmq": AMQP_URL}
 
 @contextmanager
 def bench_stack(
-    latency_ms: float, *, concurrency: int, broker_url: str | None = None
+    latency_ms: float,
+    *,
+    concurrency: int,
+    broker_url: str | None = None,
+    redis_url: str | None = None,
 ) -> Iterator[Bench]:
-    """Redis (the one at REDIS_URL, or embedded), one simulator process, a config; the
-    messages on ``broker_url`` (TURNOUT_BROKER_URL) when given, else on that Redis."""
+    """Redis (``redis_url``, else the one at REDIS_URL, or embedded), one simulator process, a
+    config; the messages on ``broker_url`` (TURNOUT_BROKER_URL) when given, else on that Redis."""
     workdir = Path(tempfile.mkdtemp(prefix="turnout-bench-"))
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     embedded = None if redis_answers(url) else EmbeddedRedis().start()
     redis_url = embedded.url if embedded else url
     key = f"bench-{secrets.token_hex(12)}"
@@ -529,6 +535,12 @@ def serve(
     print(f"serve / bare: {over / under:.2f} (+{over - under:.2f} ms per request)")
 
 
+def _celery_conf(bench: Bench) -> dict[str, Any]:
+    from routing.celery_config import celery_config
+
+    return celery_config(bench.settings())
+
+
 @app.command("keys-rotation")
 def keys_rotation(
     tries: Annotated[int, typer.Option(help="Set, rotate, revoke cycles.")] = 20,
@@ -615,6 +627,109 @@ def keys_cpu(
         each = ", ".join(f"{c:.2f}" for c in cpu)
         rate = statistics.median(row["jobs_s"] for row in drains)
         print(f"{name:16}{statistics.median(cpu):22.3f}{each:>40}{rate:10.0f}")
+
+
+@app.command()
+def cost(
+    jobs: Annotated[int, typer.Option(help="Jobs queued per drain.")] = 2000,
+    rounds: Annotated[int, typer.Option(help="Drains per variant and concurrency.")] = 3,
+    concurrency: Annotated[
+        list[int] | None, typer.Option(help="Threads of the one worker process (repeatable).")
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 500,
+    tree: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also run turnout's worker from this checkout (repeatable)."),
+    ] = None,
+) -> None:
+    """Cost per job of turnout's worker and of a Celery task that only sleeps, interleaved
+    rounds on a private Redis: jobs/s, worker CPU, Redis CPU, Redis commands."""
+    from ops.bench.cost import Variant, measure_drain, report
+    from ops.bench.floor_app import sleep
+    from producers.client import Client
+    from routing.redis_clock import redis_time
+
+    levels = concurrency or [200, 400]
+    trees = {"turnout": None} | {f"turnout@{p.name}": p.resolve() for p in tree or []}
+    floor = Variant("celery sleep task")
+    variants = [Variant(name) for name in trees]
+    with (
+        EmbeddedRedis() as private,
+        bench_stack(latency_ms, concurrency=levels[0], redis_url=private.url) as bench,
+    ):
+        r = redis.Redis.from_url(bench.redis_url)
+        keys = Keys(bench.namespace)
+        queue = keys.queue_list(keys.queue)
+        floor_app = sleep.app
+        floor_app.conf.update(_celery_conf(bench))
+
+        def start(app_module: str, threads: int, path: Path | None) -> Any:
+            @contextmanager
+            def started() -> Iterator[int]:
+                env = dict(bench.env)
+                if path is not None:
+                    env["PYTHONPATH"] = str(path)
+                command = worker_command(
+                    app=app_module, concurrency=threads, loglevel="warning", heartbeat=False
+                )
+                name = f"{app_module}-{secrets.token_hex(3)}"
+                # In the tree's own directory: ``python -m`` puts the working directory
+                # first on sys.path, ahead of PYTHONPATH.
+                with ChildProcess(
+                    name, command, env=env, log_dir=bench.workdir, grace_s=60, cwd=path
+                ) as process:
+                    yield process.pid
+
+            return started
+
+        def floor_drain(threads: int) -> Any:
+            counter = keys.scratch(f"slept-{secrets.token_hex(4)}")
+            with floor_app.producer_or_acquire() as producer:
+                for _ in range(jobs):
+                    sleep.apply_async((latency_ms / 1000, counter), producer=producer)
+            return measure_drain(
+                start("ops.bench.floor_app", threads, None),
+                r,
+                queue,
+                jobs,
+                lambda: int(r.get(counter) or 0) >= jobs,
+                "get",
+            )
+
+        def turnout_drain(threads: int, path: Path | None) -> Any:
+            with Client(settings=bench.settings()) as client:
+                finished_before = _finished_today(r, keys, redis_time(r).day)
+                for n in range(jobs):
+                    client.submit(f"cost {n}")
+                day = redis_time(r).day
+                return measure_drain(
+                    start("workers.app", threads, path),
+                    r,
+                    queue,
+                    jobs,
+                    lambda: _finished_today(r, keys, day) - finished_before >= jobs,
+                    "hmget",
+                )
+
+        for threads in levels:
+            for n in range(rounds):
+                floor.drains.setdefault(threads, []).append(floor_drain(threads))
+                for variant, path in zip(variants, trees.values(), strict=True):
+                    variant.drains.setdefault(threads, []).append(turnout_drain(threads, path))
+                print(f"-c{threads} round {n + 1}/{rounds} done", file=sys.stderr)
+        r.close()
+    print(
+        f"\none worker process, threads pool, {jobs} jobs per drain, {latency_ms:g} ms provider, "
+        f"{rounds} rounds interleaved, private Redis"
+    )
+    for line in report(variants, floor, levels):
+        print(line)
+
+
+def _finished_today(r: redis.Redis, keys: Keys, day: int) -> int:
+    """Jobs succeeded and failed on ``day`` (finish_job's day counts): one HMGET."""
+    succeeded, failed = r.hmget(keys.job_counts_on(day), ["succeeded", "failed"])
+    return int(succeeded or 0) + int(failed or 0)
 
 
 if __name__ == "__main__":

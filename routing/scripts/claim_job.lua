@@ -16,38 +16,34 @@
 -- A claim tried again with the token of the lease it already took (its reply was lost when
 -- Redis went away) gets the same claim back, its run not counted twice.
 -- Prepend: _clock.lua
-local state = redis.call('HGET', KEYS[1], 'state')
+-- One HMGET reads all the claim needs, one HSET writes it.
+local job = redis.call('HMGET', KEYS[1], 'state', 'lease_until', 'lease_token', 'runs',
+                       'reschedules', 'request', 'policy', 'deadline_at', 'deadline_ms',
+                       'budget', 'waiting')
+local state = job[1]
 if not state then return {'missing'} end
 if state == 'succeeded' or state == 'failed' then return {'finished', state} end
+local runs, deadline_at = tonumber(job[4] or '0'), tonumber(job[8] or '0')
 if state == 'running' then
-  local lease = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_token', 'runs')
-  local lease_until = tonumber(lease[1] or '0')
-  if lease[2] == ARGV[1] and lease_until > now then
-    local mine = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'budget')
-    return {'claimed', mine[1], mine[2], tonumber(lease[3] or '0'),
-            tonumber(mine[3] or '0') - now, mine[4] or ''}
+  local lease_until = tonumber(job[2] or '0')
+  if job[3] == ARGV[1] and lease_until > now then
+    return {'claimed', job[6], job[7], runs, deadline_at - now, job[10] or ''}
   end
   if lease_until > now then return {'leased', lease_until - now} end
 end
 local taken_over = state == 'running'
-local counted = redis.call('HMGET', KEYS[1], 'runs', 'reschedules')
-local lost = tonumber(counted[1] or '0') - tonumber(counted[2] or '0')
+local lost = runs - tonumber(job[5] or '0')
 if lost >= tonumber(ARGV[3]) then return {'exhausted', lost} end
-local runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
+runs = runs + 1
 if not taken_over then
   redis.call('HINCRBY', KEYS[3], 'queued', -1)
   redis.call('HINCRBY', KEYS[3], 'running', 1)
 end
 local lease_until = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1],
-           'lease_until', lease_until, 'started_at', now, 'updated_at', now)
-redis.call('HDEL', KEYS[1], 'waiting')
+if deadline_at == 0 or taken_over then deadline_at = now + tonumber(job[9] or '0') end
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease_token', ARGV[1], 'runs', runs,
+           'lease_until', lease_until, 'started_at', now, 'updated_at', now,
+           'deadline_at', deadline_at)
+if job[11] then redis.call('HDEL', KEYS[1], 'waiting') end
 redis.call('ZADD', KEYS[2], lease_until, ARGV[4])
-local job = redis.call('HMGET', KEYS[1], 'request', 'policy', 'deadline_at', 'deadline_ms',
-                      'budget')
-local deadline_at = tonumber(job[3] or '0')
-if deadline_at == 0 or taken_over then
-  deadline_at = now + tonumber(job[4] or '0')
-  redis.call('HSET', KEYS[1], 'deadline_at', deadline_at)
-end
-return {'claimed', job[1], job[2], runs, deadline_at - now, job[5] or ''}
+return {'claimed', job[6], job[7], runs, deadline_at - now, job[10] or ''}

@@ -26,6 +26,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'queued', 1)
 local today = bucket_key(KEYS[3], DAY_MS)
-redis.call('HINCRBY', today, 'created', 1)
-redis.call('PEXPIRE', today, 3 * DAY_MS)
+if redis.call('HINCRBY', today, 'created', 1) == 1 then  -- its expiry once, as finish_job.lua
+  redis.call('PEXPIRE', today, 3 * DAY_MS)
+end
 return {1, ARGV[1]}

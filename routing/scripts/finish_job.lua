@@ -12,29 +12,34 @@
 -- The token is the fence: a worker cut off from Redis past its lease comes back to a job another
 -- worker claimed (a new token) and perhaps finished; its finish changes nothing but the attempt
 -- log. A lease that lapsed with nobody taking over still carries our token: that finish counts.
+-- The day's hash gets its expiry with its first count of a state (HINCRBY replied 1), not with
+-- every finish: a day's hash is written during that day only.
 -- Prepend: _clock.lua
-local state = redis.call('HGET', KEYS[1], 'state')
+local job = redis.call('HMGET', KEYS[1], 'state', 'lease_token', 'lease_until')
+local state = job[1]
 if not state then
   redis.call('ZREM', KEYS[3], ARGV[5])
   return {-1}
 end
-for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if #ARGV >= 7 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 7))
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
 if state == 'succeeded' or state == 'failed' then
   redis.call('ZREM', KEYS[3], ARGV[5])
   return {0, state}
 end
-local holder = redis.call('HMGET', KEYS[1], 'lease_token', 'lease_until')
 if ARGV[6] ~= '' then
-  if state ~= 'running' or holder[1] ~= ARGV[6] then return {-2} end
-elseif state == 'running' and tonumber(holder[2] or '0') > now then
+  if state ~= 'running' or job[2] ~= ARGV[6] then return {-2} end
+elseif state == 'running' and tonumber(job[3] or '0') > now then
   return {-2}
 end
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HINCRBY', KEYS[4], state, -1)
 local today = bucket_key(KEYS[4], DAY_MS)
-redis.call('HINCRBY', today, ARGV[1], 1)
-redis.call('PEXPIRE', today, 3 * DAY_MS)
+if redis.call('HINCRBY', today, ARGV[1], 1) == 1 then
+  redis.call('PEXPIRE', today, 3 * DAY_MS)
+end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'finished_at', now,
            'updated_at', now)
 redis.call('HDEL', KEYS[1], 'lease_token', 'lease_until', 'waiting')

@@ -28,7 +28,7 @@
 -- Statistics (read by turnout status and the exporter, never by the rules): per minute
 -- (calls, errors (an error class, or a slow call the breaker failed), failures as the breaker
 -- counts them, latency buckets b<i>; kept 10 minutes),
--- the latest ARGV[23] latencies as '<ms>:<Redis ms>' (LPUSH then LTRIM: O(1) amortised), per UTC
+-- the latest ARGV[23] latencies as '<ms>:<Redis ms>' (LPUSH, LTRIM once it is longer), per UTC
 -- day (calls, errors, tokens, cost; kept 3 days) and since the start (calls, err:<class>, b<i>,
 -- lat_sum, tokens, cost).
 -- The hash's 'unreachable' (routing.breaker's BreakerState.unreachable): while closed, the last
@@ -48,8 +48,17 @@ local unreachable = ARGV[24] or ''
 local open_reason = ARGV[25] or ''
 if open_reason == '' then open_reason = 'credential rejected' end
 
+local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
+                     'reason', 'lat', 'cool_until', 'probe_ok', 'failback', 'unreachable')
+local state = b[1] or 'closed'
+local open_until, reopens = tonumber(b[2] or '0'), tonumber(b[3] or '0')
+local closed_at, consecutive = tonumber(b[4] or '0'), tonumber(b[5] or '0')
+local reason = b[6] or ''
+
 redis.call('ZREM', inflight, attempt)
-local was_probe = redis.call('ZREM', probes, attempt) == 1
+-- Probe permits count only while half-open (going half-open clears them, acquire_route.lua):
+-- a closed or open route's record has none to give back.
+local was_probe = state == 'half_open' and redis.call('ZREM', probes, attempt) == 1
 if tpm > 0 and token_delta ~= 0 then
   local used = redis.call('HGET', key, 'tpm_tokens')
   if used then
@@ -63,7 +72,11 @@ if is_call then
   local m = bucket_key(KEYS[5], MINUTE_MS)
   local d = bucket_key(KEYS[6], DAY_MS)
   local t = KEYS[7]
-  for _, h in ipairs({m, d, t}) do redis.call('HINCRBY', h, 'calls', 1) end
+  -- A minute's and a day's hash get their expiry with their first call (HINCRBY replied 1):
+  -- each is written during its own minute or day only.
+  local new_minute = redis.call('HINCRBY', m, 'calls', 1) == 1
+  local new_day = redis.call('HINCRBY', d, 'calls', 1) == 1
+  redis.call('HINCRBY', t, 'calls', 1)
   redis.call('HINCRBY', m, bucket, 1)
   redis.call('HINCRBY', t, bucket, 1)
   redis.call('HINCRBYFLOAT', t, 'lat_sum', latency / 1000)
@@ -74,8 +87,9 @@ if is_call then
   local failure = outcome == 'failure' or outcome == 'credential'
   if failure then redis.call('HINCRBY', m, 'failures', 1) end
   if error_class ~= '' or failure then redis.call('HINCRBY', m, 'errors', 1) end
-  redis.call('LPUSH', KEYS[8], latency .. ':' .. now)
-  redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[23]) - 1)
+  if redis.call('LPUSH', KEYS[8], latency .. ':' .. now) > tonumber(ARGV[23]) then
+    redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[23]) - 1)
+  end
   redis.call('PEXPIRE', KEYS[8], 600000)
   if prompt + completion > 0 then
     for _, h in ipairs({d, t}) do
@@ -87,13 +101,13 @@ if is_call then
     redis.call('HINCRBYFLOAT', d, 'cost', cost)
     redis.call('HINCRBYFLOAT', t, 'cost', cost)
   end
-  redis.call('PEXPIRE', m, 600000)
-  redis.call('PEXPIRE', d, 3 * DAY_MS)
+  if new_minute then redis.call('PEXPIRE', m, 600000) end
+  if new_day then redis.call('PEXPIRE', d, 3 * DAY_MS) end
   if KEYS[9] then
     local u, ud = KEYS[9], bucket_key(KEYS[10], DAY_MS)
-    redis.call('SADD', KEYS[11], ARGV[26])
-    redis.call('HINCRBY', u, 'calls', 1)
-    redis.call('HINCRBY', ud, 'calls', 1)
+    -- The key joins the set of counted keys with its first call (neither key expires).
+    if redis.call('HINCRBY', u, 'calls', 1) == 1 then redis.call('SADD', KEYS[11], ARGV[26]) end
+    local new_usage_day = redis.call('HINCRBY', ud, 'calls', 1) == 1
     redis.call('HSET', u, 'last_used', now, 'last_error', error_class, 'masked', ARGV[27])
     if error_class ~= '' then
       redis.call('HINCRBY', u, 'err:' .. error_class, 1)
@@ -104,20 +118,14 @@ if is_call then
       redis.call('HINCRBY', u, 'completion_tokens', completion)
     end
     if cost ~= '' then redis.call('HINCRBYFLOAT', u, 'cost', cost) end
-    redis.call('PEXPIRE', ud, 3 * DAY_MS)
+    if new_usage_day then redis.call('PEXPIRE', ud, 3 * DAY_MS) end
   end
 end
 
-local b = redis.call('HMGET', key, 'state', 'open_until', 'reopens', 'closed_at', 'consecutive',
-                     'reason', 'lat', 'cool_until', 'probe_ok', 'failback', 'unreachable')
-local state = b[1] or 'closed'
-local open_until, reopens = tonumber(b[2] or '0'), tonumber(b[3] or '0')
-local closed_at, consecutive = tonumber(b[4] or '0'), tonumber(b[5] or '0')
-local reason = b[6] or ''
-
-local function result(transition)
-  local now_state = redis.call('HMGET', key, 'state', 'reason')
-  return {transition, now_state[1] or 'closed', now_state[2] or ''}
+-- The reply's state and reason: what this run wrote, else what it read (nothing else writes
+-- the hash while a script runs).
+local function result(transition, now_state, now_reason)
+  return {transition, now_state or state, now_reason or reason}
 end
 
 local function open(why, fixed)
@@ -134,16 +142,20 @@ local function open(why, fixed)
              'reopens', reopens, 'reason', why, 'consecutive', 0, 'opened_at', now,
              'changed_at', now, 'probe_ok', 0, 'failback', 0)
   redis.call('DEL', probes, window_key)
-  return result(transition)
+  return result(transition, 'open', why)
 end
 
+-- The window's buckets are window/10 wide. A success needs no totals: it counts, and only a
+-- call that opens a bucket renews the hash's expiry (twice the window: a new bucket comes at
+-- least every tenth of it while calls come) and drops the buckets the window left behind.
 local function count(failed)
   local width = window / 10
   local current = math.floor(now / width)
   local w = window_key
-  redis.call('HINCRBY', w, 'c' .. current, 1)
+  local opened_bucket = redis.call('HINCRBY', w, 'c' .. current, 1) == 1
   if failed then redis.call('HINCRBY', w, 'f' .. current, 1) end
-  redis.call('PEXPIRE', w, math.ceil(window * 2))
+  if opened_bucket then redis.call('PEXPIRE', w, math.ceil(window * 2)) end
+  if not failed and not opened_bucket then return 0, 0 end
   local calls, failures = 0, 0
   local fields = redis.call('HGETALL', w)
   for i = 1, #fields, 2 do
@@ -170,20 +182,24 @@ if outcome == 'credential' then
   if state == 'open' then
     redis.call('HSET', key, 'open_until', math.max(open_until, now + auth_cooldown),
                'reason', open_reason)
-    return result('')
+    return result('', 'open', open_reason)
   end
   return open(open_reason, auth_cooldown)
 end
 if outcome == 'success' then
-  if is_call then
-    if b[7] then
-      redis.call('HSET', key, 'lat', tostring(tonumber(b[7]) * 0.8 + latency * 0.2))
-    else
-      redis.call('HSET', key, 'lat', tostring(latency))
-    end
-  end
   count(false)
-  redis.call('HSET', key, 'consecutive', 0, 'unreachable', '')
+  -- One HSET: the latency's moving average, and the streak reset when there is one.
+  local writes = {}
+  if is_call then
+    local lat = latency
+    if b[7] then lat = tonumber(b[7]) * 0.8 + latency * 0.2 end
+    writes = {'lat', tostring(lat)}
+  end
+  if consecutive ~= 0 or (b[11] or '') ~= '' or not b[5] then
+    writes[#writes + 1], writes[#writes + 2] = 'consecutive', 0
+    writes[#writes + 1], writes[#writes + 2] = 'unreachable', ''
+  end
+  if #writes > 0 then redis.call('HSET', key, unpack(writes)) end
   if state == 'half_open' and was_probe then
     local ok = tonumber(b[9] or '0') + 1
     if ok < close_after then
@@ -193,7 +209,7 @@ if outcome == 'success' then
     redis.call('HSET', key, 'state', 'closed', 'closed_at', now, 'reason', '', 'changed_at', now,
                'probe_ok', 0, 'failback', 1)
     redis.call('DEL', window_key)
-    return result('closed')
+    return result('closed', 'closed', '')
   end
   if state == 'closed' and b[10] == '1' then
     redis.call('HSET', key, 'failback', 0)

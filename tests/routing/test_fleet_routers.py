@@ -12,7 +12,7 @@ from routing.errors import ErrorClass, ReplyBudgetExhausted
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
 from routing.jobstore import redis_client
-from routing.keys import Keys, RouteKeys
+from routing.keys import LATENCY_SAMPLES, Keys, RouteKeys
 from routing.local_router import LocalRouter
 from routing.routes import CallOutcome, Route, Spent, latency_bucket
 
@@ -436,6 +436,27 @@ def test_every_call_is_counted_for_status_and_metrics(fleet):
     assert released is not None
     router.release(released)
     assert client.hget(keys.totals, "calls") == "2", "a grant given back is no call"
+
+    assert 0 < client.pttl(days[0]) <= 3 * 86_400_000, "days are kept three days"
+    assert 0 < client.pttl(keys.latencies) <= 600_000
+
+
+def test_a_routes_window_of_successes_keeps_ten_buckets_and_an_expiry(fleet):
+    """record_outcome.lua renews the window's expiry and drops old buckets only when a call
+    opens a bucket: a route that only succeeds must still keep the window bounded."""
+    router, client, prefix = fleet
+    settings = BreakerSettings(window_s=1, min_calls=1000, cooldown_s=1, cooldown_max_s=5)
+    r = route("busy", settings=settings)
+    window = RouteKeys.under(prefix, "busy").window
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # two and a half windows, 25 buckets
+        grant = router.acquire([r], order="given", tokens=1).grant
+        assert grant is not None
+        router.record(grant, CallOutcome(error_class=None, latency_s=0.001))
+    assert 0 < len(client.hkeys(window)) <= 11
+    assert 0 < client.pttl(window) <= 2000
+    latest = client.lrange(RouteKeys.under(prefix, "busy").latencies, 0, -1)
+    assert len(latest) <= LATENCY_SAMPLES
 
 
 SUCCESS = CallOutcome(error_class=None, latency_s=0.01)

@@ -398,3 +398,80 @@ def test_a_released_job_says_what_it_waits_for_until_it_is_claimed_again(store):
     running = store.get("job-1")
     assert running is not None
     assert running.waiting is None, "a claimed job waits no more"
+
+
+def _breaker_record(client, keys, attempt_id="attempt-1"):
+    from routing.breaker import BreakerSettings
+    from routing.config import DeploymentConfig
+    from routing.fleet_router import FleetRouter
+    from routing.routes import CallOutcome, Grant, Route
+
+    route = Route(DeploymentConfig(id="a", provider="openai", model="m"), None, BreakerSettings())
+    grant = Grant(route, attempt_id, False, "fleet")
+    fleet = FleetRouter(client, keys.route_prefix, shares_job_store_redis=True)
+    rider = fleet.rider(grant, CallOutcome(error_class=None, latency_s=0.2))
+    assert rider is not None
+    return rider
+
+
+def test_a_breaker_record_rides_the_finish_inside_its_script_run(store, redis_url):
+    counted = redis.Redis(
+        connection_pool=redis.ConnectionPool.from_url(
+            redis_url, connection_class=CountingConnection, decode_responses=True
+        )
+    )
+    try:
+        counting = JobStore(counted, store.keys, ttl_s=600)
+        for job_id in ("warm", "job"):  # the first run loads the script into Redis
+            counting.create(job_id, CompletionRequest.from_prompt("hi"), POLICY)
+            counting.claim(job_id, "t", lease_s=5, max_runs=3)
+            rider = _breaker_record(counted, store.keys, f"attempt-{job_id}")
+            before = CountingConnection.sends
+            finished, replies = counting.finish_with(
+                job_id,
+                JobState.SUCCEEDED,
+                {"text": "ok"},
+                [attempt()],
+                riders=[rider.call],
+                token="t",
+            )
+            assert finished is FinishStatus.RECORDED
+        assert CountingConnection.sends - before == 1, "one EVALSHA: finish and record"
+        assert rider.transition_of(replies[0]) is None
+        assert counted.hget(store.keys.route("a").totals, "calls") == "2"
+        assert store.state("job") is JobState.SUCCEEDED
+        assert [a.outcome for a in store.get("job").attempts] == ["ok"]
+    finally:
+        counted.close()
+
+
+def test_a_record_that_fails_inside_the_finishs_run_neither_fails_nor_undoes_it(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "t", lease_s=5, max_runs=3)
+    good = _breaker_record(store.redis, store.keys).call
+    broken = ScriptCall(good.script, good.keys, [])  # no arguments: the record's Lua errors
+    finished, replies = store.finish_with(
+        "job-1", JobState.SUCCEEDED, {"text": "ok"}, [attempt()], riders=[broken], token="t"
+    )
+    assert finished is FinishStatus.RECORDED
+    assert isinstance(replies[0], redis.RedisError)
+    assert store.state("job-1") is JobState.SUCCEEDED
+    assert store.counts()["succeeded"] == 1
+    assert store.redis.hget(store.keys.route("a").totals, "calls") is None
+
+
+def test_a_finish_that_is_refused_still_records_its_call(store):
+    store.create("job-1", CompletionRequest.from_prompt("hi"), POLICY)
+    store.claim("job-1", "t", lease_s=5, max_runs=3)
+    store.finish("job-1", JobState.SUCCEEDED, {"text": "first"}, [], token="t")
+    finished, replies = store.finish_with(
+        "job-1",
+        JobState.SUCCEEDED,
+        {"text": "second"},
+        [],
+        riders=[_breaker_record(store.redis, store.keys).call],
+        token="t",
+    )
+    assert finished is FinishStatus.ALREADY_FINISHED
+    assert not isinstance(replies[0], Exception)
+    assert store.redis.hget(store.keys.route("a").totals, "calls") == "1", "the call happened"

@@ -1,5 +1,6 @@
-"""A one-call job costs a worker three Redis round trips: the claim, the acquisition, and the
-finish with the call's breaker record riding it. A breaker on another Redis takes a fourth."""
+"""A one-call job costs a worker three Redis round trips and three scripts: the claim, the
+acquisition, and the finish with the call's breaker record in the same script run
+(finish_and_record.lua). A breaker on another Redis takes a fourth of each."""
 
 import json
 
@@ -27,9 +28,12 @@ class CountingConnection(redis.Connection):
     """Counts what goes out on the wire: a pipeline is one send."""
 
     sends = 0
+    scripts = 0
 
     def send_packed_command(self, command, check_health=True):
         CountingConnection.sends += 1
+        packed = command if isinstance(command, bytes) else b"".join(command)
+        CountingConnection.scripts += packed.count(b"EVALSHA") + packed.count(b"EVAL\r\n")
         super().send_packed_command(command, check_health)
 
 
@@ -55,6 +59,7 @@ class OllamaAnswers:
 def test_a_one_call_jobs_breaker_record_rides_its_finish_when_they_share_a_redis(
     redis_url, namespace, shares_job_store_redis, round_trips
 ):
+    scripts = round_trips
     counted = redis.Redis(
         connection_pool=redis.ConnectionPool.from_url(
             redis_url, connection_class=CountingConnection
@@ -80,9 +85,11 @@ def test_a_one_call_jobs_breaker_record_rides_its_finish_when_they_share_a_redis
                 job_id, CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["local"])
             )
             before = CountingConnection.sends
+            scripts_before = CountingConnection.scripts
             report = runtime.run_job(job_id)
             assert report.summary["state"] == "succeeded"
         assert CountingConnection.sends - before == round_trips
+        assert CountingConnection.scripts - scripts_before == scripts
         assert store.state("job") is JobState.SUCCEEDED
         totals = counted.hgetall(keys.route("local").totals)
         assert totals[b"calls"] == b"2", "both calls recorded on the fleet's breaker"
