@@ -99,8 +99,9 @@ def current() -> EventSwitch | None:
     return _switch
 
 
-def start_timer(consumer: Any, switch: EventSwitch) -> None:
-    """Check the switch on the worker's timer, a few times per idle period."""
+def start_timer(consumer: Any, switch: EventSwitch) -> Any:
+    """Check the switch on the worker's timer, a few times per idle period. Returns the timer
+    entry (``cancel()`` stops it)."""
 
     def check() -> None:
         try:
@@ -108,7 +109,7 @@ def start_timer(consumer: Any, switch: EventSwitch) -> None:
         except Exception as exc:  # a monitoring aid never takes the worker down
             log.debug("task events switch check failed: %s", exc)
 
-    consumer.timer.call_repeatedly(max(switch.idle_s / 4, 0.5), check)
+    return consumer.timer.call_repeatedly(max(switch.idle_s / 4, 0.5), check)
 
 
 class EventsOnDemand(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -126,6 +127,14 @@ class EventsOnDemand(bootsteps.StartStopStep):  # type: ignore[misc]
             events.send_events = events.enabled = True
             events.groups = ["worker"]
         self.switch = install(c.app.conf.get("turnout_task_events_idle_s", 60.0))
+        self._timer: Any = None
 
     def start(self, c: Any) -> None:
-        start_timer(c, self.switch)
+        # Started again after each broker reconnect: one timer at a time.
+        self.stop(c)
+        self._timer = start_timer(c, self.switch)
+
+    def stop(self, c: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
