@@ -89,7 +89,8 @@ def worker_command(
     ``queues`` empty consumes every queue the app declares (the jobs queue and the control
     queue of beat's tasks, routing.celery_config): name them only to leave one out. ``hostname``
     defaults to a fresh unique node name, so two workers on one host never share one. Task
-    events follow TURNOUT_TASK_EVENTS (no ``-E`` here that would override it). Mingle and gossip
+    events follow TURNOUT_TASK_EVENTS (no ``-E`` here that would override it; off, they are on
+    while a Flower asks: workers.event_switch). Mingle and gossip
     are off: they synchronise workers' in-memory state, and turnout keeps its state in Redis.
     ``heartbeat`` is how Flower sees a worker online; workers nobody watches can drop it.
     """

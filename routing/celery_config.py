@@ -16,15 +16,16 @@ What loses or duplicates jobs on Celery + Redis, and why each line is here, is i
     again when it ends, then finds the job finished and is acknowledged, while the task that
     could not ack runs on to its finish. So a blip logs one line, and every job still runs once;
   * prefetch multiplier 1: a worker holds no more messages than it runs;
-  * one visibility timeout, set in all three places Celery reads it (broker transport, result
-    backend transport, app), above the longest job a producer may submit;
+  * one visibility timeout, set in both places Celery reads it (broker transport, app), above
+    the longest job a producer may submit;
   * JSON only: a message is a job id, never a pickle;
-  * the job record, not Celery's result backend, holds results: run_job ignores its result,
-    which saves a Redis write per job, and results that are stored expire after an hour;
-  * task events (TURNOUT_TASK_EVENTS, on by default) are what Flower shows: a Redis PUBLISH per
-    state change that nothing stores, carrying the job id and the task's small summary only;
-    +1.2 ms per job and -18 % throughput per worker, measured (``CoreSettings.task_events`` in
-    routing.settings).
+  * the job record holds results, and no task stores one (``task_ignore_result``): so there is
+    no result backend at all (Celery's DisabledBackend), rather than a Redis one that each pool
+    thread would build and every task would call into for nothing;
+  * task events (TURNOUT_TASK_EVENTS, off by default) are what Flower shows: a Redis PUBLISH per
+    state change that nothing stores, carrying the job id and the task's small summary only.
+    Off, a worker still sends them while a monitor asks (workers.event_switch); on, always, at
+    ~1.5 ms per job (``CoreSettings.task_events`` in routing.settings).
 """
 
 from __future__ import annotations
@@ -186,13 +187,9 @@ def _queues(settings: CoreSettings) -> tuple[str, str]:
 
 def _common_config(settings: CoreSettings) -> dict[str, Any]:
     """What holds on either broker: acks, prefetch, serialization, the pool, beat."""
-    keys = Keys(settings.namespace)
     return {
-        "result_backend": settings.redis_url,
-        "result_backend_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_s,
-            "global_keyprefix": keys.prefix,
-        },
+        # No result backend: every task ignores its result (the job record holds outcomes), and
+        # a Redis backend would still be built in each pool thread and called on every task.
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -201,7 +198,8 @@ def _common_config(settings: CoreSettings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "result_expires": 3600,
+        # None, with no backend: else beat would schedule Celery's daily backend_cleanup task.
+        "result_expires": None,
         "result_extended": False,
         "task_ignore_result": True,
         "worker_send_task_events": settings.task_events,

@@ -17,6 +17,7 @@ Rules applied here, in order, each passed-over target recorded with its reason:
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,13 @@ from routing.routes import Order, Route
 
 #: Completion tokens assumed for a cost estimate when the request sets no max_tokens.
 DEFAULT_COMPLETION_ESTIMATE = 512
+
+#: The draws of plans that are given no ``rng``: one generator per process, seeded once, rather
+#: than a ``random.Random()`` per plan (each of those reads os.urandom to seed a Mersenne
+#: Twister: about 20 µs per plan here, measured). Its methods are safe across threads (each
+#: draw holds the GIL); a forked child reseeds its own, so sibling processes do not draw alike.
+_SHARED_RNG = random.Random()
+os.register_at_fork(after_in_child=_SHARED_RNG.seed)
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ def plan_candidates(
     unusable: Mapping[str, str] | None = None,
 ) -> Plan:
     """``unusable``: route id -> why this worker cannot call it (``unusable_routes``)."""
-    chance = rng or random.Random()
+    chance = rng or _SHARED_RNG
     names = config.expand(policy.targets)
     missing = [name for name in names if name not in config.deployments]
     skipped: list[PlannedSkip] = []
@@ -131,7 +139,7 @@ def routes_of(
     """A deployment's routes: one per key of its pool, starting at a random one."""
     breaker = config.breaker_for(deployment)
     keys: list[str | None] = list(deployment.key_envs) or [None]
-    start = (rng or random.Random()).randrange(len(keys))
+    start = (rng or _SHARED_RNG).randrange(len(keys))
     rotated = keys[start:] + keys[:start]
     return [Route(deployment, key, breaker, deployment.rpm, deployment.tpm) for key in rotated]
 

@@ -138,11 +138,12 @@ class CoreSettings(BaseSettings):
     worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")
     #: Task events, what Flower shows: producers announce each job's message (task-sent), workers
     #: each state change and each provider call (task-calling). Each is a Redis PUBLISH of about
-    #: 0.7 KB that nothing stores, five per job. Measured here (ops.bench): +1.2 ms submit to
-    #: result (3.9 -> 5.1 ms median), +0.6 ms worker CPU per job, one worker's throughput at 400
-    #: threads 292 -> 240 jobs/s. Off, a worker still sends its own when started with -E or
-    #: while a Flower runs (Flower turns them on every 5 s): the cost is paid while watched.
-    task_events: bool = Field(default=True, validation_alias="TURNOUT_TASK_EVENTS")
+    #: 0.7 KB that nothing stores, five per job: about +1.5 ms submit to result and a tenth of a
+    #: loaded worker's CPU, measured (ops.bench). Off by default: a worker still sends its own
+    #: while a monitor asks for them (Flower does every 5 s) and stops a minute after the last
+    #: ask (workers.event_switch, TURNOUT_TASK_EVENTS_IDLE_S), so the cost is paid while watched.
+    #: On, producers send task-sent too and workers send every event, watched or not.
+    task_events: bool = Field(default=False, validation_alias="TURNOUT_TASK_EVENTS")
 
     @property
     def broker_url(self) -> str:

@@ -18,7 +18,14 @@ from routing.celery_config import celery_config, create_app
 from routing.settings import CoreSettings
 from workers.settings import WorkerSettings
 
-app = create_app(WorkerSettings(), include=["workers.tasks", "workers.presence"])
+_settings = WorkerSettings()
+app = create_app(_settings, include=["workers.tasks", "workers.presence"])
+if not _settings.task_events:
+    # Task events only while a monitor asks for them (workers.event_switch).
+    from workers.event_switch import EventsOnDemand
+
+    app.conf.turnout_task_events_idle_s = _settings.task_events_idle_s
+    app.steps["consumer"].add(EventsOnDemand)
 
 
 class _SettledNotice(logging.Filter):

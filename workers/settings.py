@@ -43,6 +43,12 @@ class WorkerSettings(CoreSettings):
     ``producers.settings.ProducerSettings``, which have no credential fields.
     """
 
+    #: Seconds after a monitor's last ask (Flower asks every 5 s) before a worker started with
+    #: task events off stops sending them again (workers.event_switch).
+    task_events_idle_s: float = Field(
+        default=60.0, gt=0, validation_alias="TURNOUT_TASK_EVENTS_IDLE_S"
+    )
+
     # --- alerts -----------------------------------------------------------------------------
     #: Where breaker transitions are POSTed as JSON with a ``text`` field (a Slack incoming
     #: webhook, or anything that takes one); unset, they are only logged. A secret: a Slack

@@ -191,9 +191,16 @@ class Worker:
     a file. Made first and started when the test says, so a test can start it late."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, *, concurrency: int = 8, loglevel: str = "info"
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        concurrency: int = 8,
+        loglevel: str = "info",
+        heartbeat: bool = False,
     ) -> None:
         self.env = env
+        self.heartbeat = heartbeat
         self.log_path = log_path
         self.concurrency = concurrency
         self.loglevel = loglevel
@@ -204,7 +211,7 @@ class Worker:
             concurrency=self.concurrency,
             loglevel=self.loglevel,
             hostname=f"w{time.monotonic_ns()}@%h",
-            heartbeat=False,
+            heartbeat=self.heartbeat,
         )
         self.process = ChildProcess(
             self.log_path.stem,

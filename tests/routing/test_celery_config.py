@@ -24,14 +24,19 @@ def test_at_least_once_delivery():
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["accept_content"] == ["json"] == conf["result_accept_content"]
     assert conf["task_serializer"] == "json"
-    assert conf["result_expires"] > 0
 
 
-def test_one_visibility_timeout_in_all_three_places():
+def test_no_result_backend_since_no_task_stores_a_result():
+    conf = celery_config(settings())
+    assert conf["task_ignore_result"] is True
+    assert "result_backend" not in conf
+    assert conf["result_expires"] is None, "else beat schedules celery.backend_cleanup"
+
+
+def test_one_visibility_timeout_in_both_places():
     conf = celery_config(settings(TURNOUT_VISIBILITY_TIMEOUT=900))
     assert conf["visibility_timeout"] == 900
     assert conf["broker_transport_options"]["visibility_timeout"] == 900
-    assert conf["result_backend_transport_options"]["visibility_timeout"] == 900
 
 
 def test_the_longest_job_fits_inside_the_visibility_timeout():
@@ -72,13 +77,13 @@ def test_beats_tasks_have_their_own_queue_that_every_worker_consumes():
     assert route({}, "turnout.run_job")["queue"].name == "jobs"
 
 
-def test_task_events_are_on_unless_turned_off():
-    on = celery_config(settings())
-    assert on["worker_send_task_events"] is True
-    assert on["task_send_sent_event"] is True
-    off = celery_config(settings(TURNOUT_TASK_EVENTS="0"))
+def test_task_events_are_off_unless_turned_on():
+    off = celery_config(settings())
     assert off["worker_send_task_events"] is False
     assert off["task_send_sent_event"] is False
+    on = celery_config(settings(TURNOUT_TASK_EVENTS="1"))
+    assert on["worker_send_task_events"] is True
+    assert on["task_send_sent_event"] is True
 
 
 # --- the task-calling event (workers.tasks), as Celery's event state and so Flower read it ------
