@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from routing.models import CompletionRequest, Message, Usage
+from routing.models import CompletionRequest, Message, RoutingPolicy, Usage
 
 if TYPE_CHECKING:
-    from routing.config import DeploymentConfig
+    from routing.config import DeploymentConfig, TurnoutConfig
 
 #: Inputs of one embeddings job (OpenAI's limit per request is 2048).
 MAX_INPUTS = 2048
@@ -177,3 +177,29 @@ def job_messages(request: JobRequest) -> list[Message]:
     if isinstance(request, CompletionRequest):
         return list(request.messages)
     return [Message(role="user", content=text) for text in request.input]
+
+
+def embedding_targets_problem(config: TurnoutConfig, policy: RoutingPolicy) -> str | None:
+    """Why an embeddings job cannot run on the policy's targets, for the producer to refuse it
+    before enqueue: a target whose protocol turnout embeds nothing on, or two dimensions."""
+    members = config.expand(policy.targets)
+    deployments = [config.deployments[m] for m in members if m in config.deployments]
+    cannot = [d for d in deployments if d.wire_protocol not in EMBEDDING_PROTOCOLS]
+    if cannot:
+        named = ", ".join(f"{d.id} ({d.provider})" for d in cannot)
+        return f"these targets make no embeddings in turnout: {named}"
+    dimensions = {d.id: d.vector_dimensions for d in deployments}
+    mixed = mixed_dimensions(dimensions, members)
+    return f"the targets {mixed}" if mixed else None
+
+
+def requested_dimensions(request: EmbeddingRequest, deployment: DeploymentConfig) -> int | None:
+    """The dimension to ask the provider for: the request's, else the deployment's own when it
+    declares a shorter one than its model's native (``dimensions: 256`` on text-embedding-3).
+    A declaration that only names the native dimension asks for nothing: models without the
+    parameter (ada-002, most vLLM models) refuse it."""
+    if request.dimensions is not None:
+        return request.dimensions
+    native = table_dimensions(deployment.provider, deployment.base_model or deployment.model)
+    declared = deployment.dimensions
+    return declared if declared is not None and native is not None and declared != native else None

@@ -14,7 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from routing.embeddings import EmbeddingRequest, ProviderEmbedding, embedding_usage
+from routing.embeddings import (
+    EmbeddingRequest,
+    ProviderEmbedding,
+    embedding_usage,
+    requested_dimensions,
+)
 from routing.errors import InvalidResponse, Misconfigured
 from workers.http import HttpCall, HttpReply
 from workers.providers.bedrock import BedrockAdapter
@@ -34,19 +39,21 @@ def is_titan(model: str) -> bool:
     return "amazon.titan-embed" in model
 
 
-def invoke_body(request: EmbeddingRequest, model: str) -> dict[str, Any]:
+def invoke_body(
+    request: EmbeddingRequest, model: str, dimensions: int | None = None
+) -> dict[str, Any]:
     if is_titan(model):
         body: dict[str, Any] = {"inputText": request.input[0]}
-        if request.dimensions is not None:
-            body["dimensions"] = request.dimensions
+        if dimensions is not None:
+            body["dimensions"] = dimensions
         return body
     cohere: dict[str, Any] = {
         "texts": request.input,
         "input_type": request.input_type or DEFAULT_INPUT_TYPE,
         "embedding_types": ["float"],
     }
-    if request.dimensions is not None:
-        cohere["output_dimension"] = request.dimensions
+    if dimensions is not None:
+        cohere["output_dimension"] = dimensions
     return cohere
 
 
@@ -76,10 +83,21 @@ class BedrockEmbedder:
                 f"{self.adapter.deployment.id}: {model} embeds one text per call; this job has "
                 f"{len(request.input)}"
             )
-        body = json.dumps(invoke_body(request, model)).encode()
+        body = json.dumps(
+            invoke_body(request, model, requested_dimensions(request, self.adapter.deployment))
+        ).encode()
         return self.adapter.signed("POST", self.adapter.model_url("invoke"), body)
 
     def parse_reply(self, reply: HttpReply, request: EmbeddingRequest) -> ProviderEmbedding:
         if reply.status != 200:
             raise_error(self.adapter, reply)
-        return parse_invoke(reply.body, self.adapter.deployment.model, len(request.input))
+        embedding = parse_invoke(reply.body, self.adapter.deployment.model, len(request.input))
+        if embedding.usage is None:  # Cohere Embed's body has no count; Bedrock's header does
+            count = token_count_header(reply.headers.get("x-amzn-bedrock-input-token-count"))
+            if count is not None:
+                return embedding.model_copy(update={"usage": embedding_usage(count)})
+        return embedding
+
+
+def token_count_header(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None

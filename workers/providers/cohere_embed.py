@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from routing.embeddings import EmbeddingRequest, ProviderEmbedding, embedding_usage
+from routing.embeddings import (
+    EmbeddingRequest,
+    ProviderEmbedding,
+    embedding_usage,
+    requested_dimensions,
+)
 from routing.errors import InvalidResponse
 from workers.http import HttpCall, HttpReply
 from workers.providers.cohere import CohereAdapter
@@ -19,15 +24,17 @@ from workers.providers.reading import read_json, sane_counts
 DEFAULT_INPUT_TYPE = "search_document"
 
 
-def embed_body(request: EmbeddingRequest, model: str) -> dict[str, Any]:
+def embed_body(
+    request: EmbeddingRequest, model: str, dimensions: int | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "texts": request.input,
         "model": model,
         "input_type": request.input_type or DEFAULT_INPUT_TYPE,
         "embedding_types": ["float"],
     }
-    if request.dimensions is not None:
-        body["output_dimension"] = request.dimensions
+    if dimensions is not None:
+        body["output_dimension"] = dimensions
     return body
 
 
@@ -52,7 +59,11 @@ class CohereEmbedder:
         self.adapter = adapter
 
     def build_call(self, request: EmbeddingRequest) -> HttpCall:
-        body = embed_body(request, self.adapter.deployment.model)
+        body = embed_body(
+            request,
+            self.adapter.deployment.model,
+            requested_dimensions(request, self.adapter.deployment),
+        )
         return HttpCall(
             "POST",
             f"{self.adapter.base_url}/v2/embed",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from routing.embeddings import EmbeddingRequest, InputType, ProviderEmbedding
+from routing.embeddings import EmbeddingRequest, InputType, ProviderEmbedding, requested_dimensions
 from routing.errors import InvalidResponse
 from workers.http import HttpCall, HttpReply
 from workers.providers.embedding import checked_vectors, dict_or_fail, raise_error
@@ -29,14 +29,16 @@ def model_name(model: str) -> str:
     return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
 
 
-def batch_embed_body(request: EmbeddingRequest, model: str) -> dict[str, Any]:
+def batch_embed_body(
+    request: EmbeddingRequest, model: str, dimensions: int | None = None
+) -> dict[str, Any]:
     requests = []
     for text in request.input:
         entry: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
         if request.input_type is not None:
             entry["taskType"] = TASK_TYPES[request.input_type]
-        if request.dimensions is not None:
-            entry["outputDimensionality"] = request.dimensions
+        if dimensions is not None:
+            entry["outputDimensionality"] = dimensions
         entry["model"] = model_name(model)
         requests.append(entry)
     return {"requests": requests}
@@ -58,7 +60,11 @@ class GeminiEmbedder:
 
     def build_call(self, request: EmbeddingRequest) -> HttpCall:
         headers = {"content-type": "application/json", **self.adapter._headers()}
-        body = batch_embed_body(request, self.adapter.deployment.model)
+        body = batch_embed_body(
+            request,
+            self.adapter.deployment.model,
+            requested_dimensions(request, self.adapter.deployment),
+        )
         return HttpCall("POST", self.url, headers, json.dumps(body).encode())
 
     def parse_reply(self, reply: HttpReply, request: EmbeddingRequest) -> ProviderEmbedding:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from routing.embeddings import EmbeddingRequest, ProviderEmbedding, embedding_usage
+from routing.embeddings import (
+    EmbeddingRequest,
+    ProviderEmbedding,
+    embedding_usage,
+    requested_dimensions,
+)
 from routing.errors import InvalidResponse
 from workers.http import HttpCall, HttpReply
 from workers.providers.embedding import checked_vectors, dict_or_fail, raise_error
@@ -15,10 +20,12 @@ from workers.providers.ollama import OllamaAdapter
 from workers.providers.reading import read_json, sane_counts
 
 
-def embed_body(request: EmbeddingRequest, model: str) -> dict[str, Any]:
+def embed_body(
+    request: EmbeddingRequest, model: str, dimensions: int | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "input": request.input}
-    if request.dimensions is not None:
-        body["dimensions"] = request.dimensions
+    if dimensions is not None:
+        body["dimensions"] = dimensions
     return body
 
 
@@ -41,7 +48,11 @@ class OllamaEmbedder:
         self.adapter = adapter
 
     def build_call(self, request: EmbeddingRequest) -> HttpCall:
-        body = embed_body(request, self.adapter.deployment.model)
+        body = embed_body(
+            request,
+            self.adapter.deployment.model,
+            requested_dimensions(request, self.adapter.deployment),
+        )
         return HttpCall(
             "POST",
             f"{self.adapter.base_url}/api/embed",

@@ -12,7 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from routing.embeddings import EmbeddingRequest, ProviderEmbedding, embedding_usage
+from routing.embeddings import (
+    EmbeddingRequest,
+    ProviderEmbedding,
+    embedding_usage,
+    requested_dimensions,
+)
 from routing.errors import InvalidResponse
 from workers.http import HttpCall, HttpReply
 from workers.providers.azure import AzureOpenAIAdapter
@@ -24,14 +29,16 @@ from workers.providers.reading import read_json, sane_counts
 _BASE64_PROVIDERS = frozenset({"openai", "azure"})
 
 
-def embeddings_body(request: EmbeddingRequest, model: str, *, base64: bool) -> dict[str, Any]:
+def embeddings_body(
+    request: EmbeddingRequest, model: str, dimensions: int | None = None, *, base64: bool
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "input": request.input,
         "model": model,
         "encoding_format": "base64" if base64 else "float",
     }
-    if request.dimensions is not None:
-        body["dimensions"] = request.dimensions
+    if dimensions is not None:
+        body["dimensions"] = dimensions
     if request.user is not None:
         body["user"] = request.user
     return body
@@ -63,7 +70,10 @@ class _Embedder:
     def build_call(self, request: EmbeddingRequest) -> HttpCall:
         deployment = self.adapter.deployment
         body = embeddings_body(
-            request, deployment.model, base64=deployment.provider in _BASE64_PROVIDERS
+            request,
+            deployment.model,
+            requested_dimensions(request, deployment),
+            base64=deployment.provider in _BASE64_PROVIDERS,
         )
         headers = self.adapter._headers()  # the chat call's: its key, its extra headers
         return HttpCall("POST", self.url, headers, json.dumps(body).encode())
