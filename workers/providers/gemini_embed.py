@@ -34,7 +34,7 @@ def batch_embed_body(
 ) -> dict[str, Any]:
     requests = []
     for text in request.input:
-        entry: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+        entry: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "user"}}
         if request.input_type is not None:
             entry["taskType"] = TASK_TYPES[request.input_type]
         if dimensions is not None:
