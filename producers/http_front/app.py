@@ -27,13 +27,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from producers.client import AsyncJobHandle, Client
-from producers.http_front import docs_page, errors
+from producers.http_front import docs_page, embeddings_route, errors
 from producers.http_front.access_log import AccessLog
 from producers.http_front.auth import BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.host_check import AllowedHosts
 from producers.http_front.ownership import caller_of_request, readable_job
 from producers.http_front.schemas import ChatCompletion, ErrorBody, Health, JobView
+from producers.openai_embeddings import embeddings_answer
 from producers.openai_format import (
     ChatCompletionRequest,
     chat_completion,
@@ -278,6 +279,7 @@ def create_app(
             return errors.queue_unavailable().response()
         return JSONResponse({"status": "ok"})
 
+    embeddings_route.install(app, client, timeout_s=timeout_s, dependencies=secured)
     errors.install(app)
     docs_page.install(app)
     # Added innermost first: AccessLog sees every answer, auth runs before the body is read.
@@ -317,6 +319,8 @@ def models(client: Client) -> list[str]:
 
 def job_answer(result: CompletionResult) -> tuple[int, dict[str, Any]]:
     """A finished job as ``POST /v1/chat/completions`` answers it: status and body."""
+    if result.state is JobState.SUCCEEDED and result.embeddings is not None:
+        return 200, embeddings_answer(result)
     if result.state is JobState.SUCCEEDED:
         return 200, chat_completion(result)
     if result.state is JobState.FAILED:
