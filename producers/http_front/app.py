@@ -279,7 +279,14 @@ def create_app(
             return errors.queue_unavailable().response()
         return JSONResponse({"status": "ok"})
 
-    embeddings_route.install(app, client, timeout_s=timeout_s, dependencies=secured)
+    embeddings_route.install(
+        app,
+        client,
+        timeout_s=timeout_s,
+        dependencies=secured,
+        errors_for=_errors,
+        auth_errors=auth_errors,
+    )
     errors.install(app)
     docs_page.install(app)
     # Added innermost first: AccessLog sees every answer, auth runs before the body is read.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import redis
@@ -44,7 +45,16 @@ def model_list(client: Client, created: int) -> dict[str, Any]:
     }
 
 
-def install(app: FastAPI, client: Client, *, timeout_s: float, dependencies: list[Any]) -> None:
+def install(
+    app: FastAPI,
+    client: Client,
+    *,
+    timeout_s: float,
+    dependencies: list[Any],
+    errors_for: Callable[..., dict[int | str, dict[str, Any]]],
+    auth_errors: tuple[int, ...],
+) -> None:
+    """Add the routes; ``errors_for(*statuses)`` documents error answers as the app's others."""
     created = int(time.time())
 
     @app.post(
@@ -53,6 +63,10 @@ def install(app: FastAPI, client: Client, *, timeout_s: float, dependencies: lis
         summary="Create embeddings (as a job, waited for)",
         dependencies=dependencies,
         response_model=None,
+        responses={
+            200: {"description": "The job succeeded: OpenAI's list of embeddings"},
+            **errors_for(400, *auth_errors, 404, 413, 429, 500, 502, 503, 504),
+        },
     )
     async def create_embeddings(request: Request, body: EmbeddingsBody) -> JSONResponse:
         """Submit the texts as an embeddings job and wait for it: OpenAI's list of vectors, or
@@ -94,6 +108,7 @@ def install(app: FastAPI, client: Client, *, timeout_s: float, dependencies: lis
         summary="What `model` may name: policies, deployments and aliases",
         dependencies=dependencies,
         response_model=None,
+        responses={200: {"description": "OpenAI's model list"}, **errors_for(*auth_errors, 500)},
     )
     async def list_models() -> JSONResponse:
         return JSONResponse(model_list(client, created))
@@ -104,6 +119,10 @@ def install(app: FastAPI, client: Client, *, timeout_s: float, dependencies: lis
         summary="One name `model` may take",
         dependencies=dependencies,
         response_model=None,
+        responses={
+            200: {"description": "OpenAI's model object"},
+            **errors_for(*auth_errors, 404, 500),
+        },
     )
     async def retrieve_model(model_id: Annotated[str, Path(max_length=200)]) -> JSONResponse:
         for entry in model_list(client, created)["data"]:

@@ -214,7 +214,8 @@ def test_bedrock_embedder_sends_what_invoke_model_sends(model, body, texts):
     )
     for ours_v, their_v in zip(mine.vectors, their_vectors, strict=True):
         assert close(ours_v, their_v)
-    assert mine.usage is not None and mine.usage.prompt_tokens > 0
+    assert mine.usage is not None
+    assert mine.usage.prompt_tokens > 0
 
 
 def test_titan_takes_one_text_per_call_and_the_job_moves_on():
@@ -242,4 +243,5 @@ def test_ollama_embedder_posts_api_embed_and_reads_its_vectors():
     assert sent["body"] == {"model": "nomic-embed-text", "input": TEXTS}
     assert [len(v) for v in mine.vectors] == [768, 768]
     assert mine.vectors[0] != mine.vectors[1]
-    assert mine.usage is not None and mine.usage.prompt_tokens > 0
+    assert mine.usage is not None
+    assert mine.usage.prompt_tokens > 0

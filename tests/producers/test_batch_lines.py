@@ -100,7 +100,7 @@ def test_policy_names_the_route_of_every_line():
             "method: only POST",
         ),
         (
-            '{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}',
+            '{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {}}',
             "url: only /v1/chat/completions",
         ),
         ('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions"}', "body: a JSON"),
