@@ -20,7 +20,14 @@ from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from routing.models import CompletionRequest, Message, RoutingPolicy, Usage
 
@@ -64,13 +71,15 @@ class EmbeddingRequest(_Strict):
         | None
     ) = None
 
-    @model_validator(mode="after")
-    def _fits(self) -> EmbeddingRequest:
-        if sum(len(text) for text in self.input) > MAX_INPUT_CHARS:
+    @field_validator("input")
+    @classmethod
+    def _fits(cls, texts: list[str]) -> list[str]:
+        if sum(len(text) for text in texts) > MAX_INPUT_CHARS:
             raise ValueError(f"input exceeds {MAX_INPUT_CHARS} characters in total")
-        if any(not text.strip() for text in self.input):
-            raise ValueError("an input is blank")
-        return self
+        blank = [index for index, text in enumerate(texts) if not text.strip()]
+        if blank:
+            raise ValueError(f"input {blank[0]} is blank")
+        return texts
 
     @property
     def max_tokens(self) -> None:
