@@ -15,6 +15,7 @@ from botocore.config import Config
 from google import genai
 from google.genai import types
 
+from ops.simulator.azure_sim import AzureSimulator
 from ops.simulator.bedrock_sim import BedrockSimulator
 from ops.simulator.cohere_sim import CohereSimulator
 from ops.simulator.gemini_sim import GeminiSimulator
@@ -99,6 +100,43 @@ def test_openai_embedding_errors_are_classified_as_completions_are(
     with pytest.raises(ProviderError) as raised:
         embed(openai_ours(openai_server), EmbeddingRequest(input=TEXTS))
     assert raised.value.error_class is error_class
+
+
+# --- Azure OpenAI (classic deployments path and v1) --------------------------------------------
+
+AZURE_KEY = "azure-conformance-key-0123456789"
+AZURE_DEPLOYMENT = "embed-prod"
+
+
+@pytest.mark.parametrize("surface", ["classic", "v1"])
+def test_azure_embedder_sends_what_the_sdk_sends(surface):
+    simulator = AzureSimulator(name="az", api_key=AZURE_KEY, models=[AZURE_DEPLOYMENT])
+    with serving(simulator) as server:
+        if surface == "classic":
+            sdk: openai.OpenAI = openai.AzureOpenAI(
+                api_key=AZURE_KEY,
+                azure_endpoint=server.url,
+                api_version="2024-10-21",
+                max_retries=0,
+            )
+        else:
+            sdk = openai.OpenAI(
+                api_key=AZURE_KEY, base_url=f"{server.url}/openai/v1/", max_retries=0
+            )
+        theirs = sdk.embeddings.create(model=AZURE_DEPLOYMENT, input=TEXTS)
+        version = "2024-10-21" if surface == "classic" else "v1"
+        env = settings(
+            AZURE_API_KEY=AZURE_KEY, AZURE_BASE_URL=server.url, AZURE_API_VERSION=version
+        )
+        mine = embed(
+            adapter_for("azure", AZURE_DEPLOYMENT, env, base_model="text-embedding-3-small"),
+            EmbeddingRequest(input=TEXTS),
+        )
+        sent_theirs, sent_mine = recent(server)
+    same_call(sent_theirs, sent_mine)
+    assert sent_mine["headers"]["api-key"].endswith("[hidden]")
+    for ours_v, item in zip(mine.vectors, theirs.data, strict=True):
+        assert close(ours_v, item.embedding)
 
 
 # --- cohere ----------------------------------------------------------------------------------
