@@ -27,7 +27,6 @@ from typing import Literal, Protocol
 
 from routing.capabilities import ASSISTANT_PREFILL, PARAMETERS
 from routing.config import DeploymentConfig
-from routing.embeddings import EmbeddingRequest
 from routing.models import CompletionRequest
 
 Mode = Literal["drop", "skip", "fail"]
@@ -73,8 +72,7 @@ class Dropped:
 class Fit:
     """The request as this target gets it, or why it cannot get it."""
 
-    #: an embeddings job (routing.embeddings) is never fitted: it sets nothing models refuse
-    request: CompletionRequest | EmbeddingRequest
+    request: CompletionRequest
     dropped: tuple[Dropped, ...] = ()
     #: The parameter that rules this target out (None: the target can take ``request``).
     refused: str | None = None

@@ -304,8 +304,12 @@ class _Job:
             return False  # an embeddings job sets none of the parameters models refuse
         return bool(parameters_set(self.request))
 
-    def fit(self, route: Route) -> Fit:
-        if not isinstance(self.request, CompletionRequest) or not self.sets_parameters:
+    def fit(self, route: Route) -> Fit | None:
+        """The request as the route's model takes it; None for an embeddings job, which sets
+        nothing a model refuses and is sent as it is."""
+        if not isinstance(self.request, CompletionRequest):
+            return None
+        if not self.sets_parameters:
             return Fit(self.request)  # nothing to fit: no lesson to read
         deployment = route.deployment
         return fit_request(
@@ -458,7 +462,7 @@ def _fitting_routes(
     fitting = []
     for route in remaining:
         fit = job.fit(route)
-        if fit.refused is None:
+        if fit is None or fit.refused is None:
             fitting.append(route)
             continue
         job.refusal = f"{route.deployment.id}: {fit.detail}"
@@ -619,7 +623,7 @@ def _reacquire(job: _Job, route: Route) -> Grant:
 def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion | ProviderEmbedding:
     route = grant.route
     fit = job.fit(route)
-    if fit.refused is not None:
+    if fit is not None and fit.refused is not None:
         job.router.release(grant)
         raise _TargetRefuses(fit)
     started_at, started = job.now(), job.clock()
@@ -630,7 +634,7 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion | Provi
     if job.on_call is not None:
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
-        completion = job.call(route, fit.request, timeout)
+        completion = job.call(route, job.request if fit is None else fit.request, timeout)
     except ProviderError as exc:
         # Kept without its traceback: the frames it holds hold the reply (and its body) in a
         # cycle with ``error`` until a full collection.
@@ -663,7 +667,8 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion | Provi
         transition = job.router.record(grant, outcome)
         if transition is not None:
             job.on_transition(transition)
-    job.log.add(_attempt(job, grant, started_at, latency, error, note=fit.note))
+    note = None if fit is None else fit.note
+    job.log.add(_attempt(job, grant, started_at, latency, error, note=note))
     if error is not None:
         raise error
     assert completion is not None

@@ -9,6 +9,7 @@ import pytest
 
 from ops.simulator.embeddings import DEFAULT_DIMENSIONS, vector_for
 from routing.errors import InvalidRequest
+from routing.models import CompletionResult
 
 
 def close(a: list[float], b: list[float]) -> bool:
@@ -29,13 +30,12 @@ def test_embed_and_aembed_return_one_vector_per_text_in_order(live):
         assert result.cost_usd > 0
         assert [a.outcome for a in result.provider_calls] == ["ok"]
 
-        async def both() -> list[list[float]]:
-            shorter = await client.aembed("one", targets=["secondary"], dimensions=32, timeout=30)
-            assert shorter.deployment == "secondary"
-            assert shorter.embeddings is not None
-            return shorter.embeddings
-
-        (vector,) = asyncio.run(both())
+        answer: CompletionResult = asyncio.run(
+            client.aembed("one", targets=["secondary"], dimensions=32, timeout=30)
+        )
+        assert answer.deployment == "secondary"
+        assert answer.embeddings is not None
+        (vector,) = answer.embeddings
         assert close(vector, vector_for("one", "sim-model", 32))
 
 
