@@ -375,12 +375,16 @@ def _document(app: FastAPI, *, example_model: str) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            for path in document.get("paths", {}).values():
+            for name, path in document.get("paths", {}).items():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
                     content = operation.get("requestBody", {}).get("content", {})
                     for media in content.values():
-                        media["examples"] = {"hello": {"summary": "A short chat", "value": example}}
+                        media["examples"] = (
+                            embeddings_route.examples(example_model)
+                            if name == embeddings_route.PATH
+                            else {"hello": {"summary": "A short chat", "value": example}}
+                        )
             schemas = document.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)

@@ -45,6 +45,15 @@ def model_list(client: Client, created: int) -> dict[str, Any]:
     }
 
 
+PATH = "/v1/embeddings"
+
+
+def examples(model: str) -> dict[str, Any]:
+    """The docs page's example body for ``POST /v1/embeddings``."""
+    value = {"model": model, "input": ["The first text", "A second one"]}
+    return {"two_texts": {"summary": "Two texts", "value": value}}
+
+
 def install(
     app: FastAPI,
     client: Client,
@@ -58,7 +67,7 @@ def install(
     created = int(time.time())
 
     @app.post(
-        "/v1/embeddings",
+        PATH,
         tags=["embeddings"],
         summary="Create embeddings (as a job, waited for)",
         dependencies=dependencies,
@@ -121,7 +130,7 @@ def install(
         response_model=None,
         responses={
             200: {"description": "OpenAI's model object"},
-            **errors_for(*auth_errors, 404, 500),
+            **errors_for(400, *auth_errors, 404, 500),
         },
     )
     async def retrieve_model(model_id: Annotated[str, Path(max_length=200)]) -> JSONResponse:

@@ -395,7 +395,7 @@ def test_the_document_declares_every_status_with_the_error_model(redis_url):
             "504",
         },
         ("GET", "/v1/models"): {"200", "401", "500"},
-        ("GET", "/v1/models/{model_id}"): {"200", "401", "404", "500"},
+        ("GET", "/v1/models/{model_id}"): {"200", "400", "401", "404", "500"},
     }
     for path, operations in paths.items():
         for operation in operations.values():
