@@ -212,3 +212,13 @@ def requested_dimensions(request: EmbeddingRequest, deployment: DeploymentConfig
     native = table_dimensions(deployment.provider, deployment.base_model or deployment.model)
     declared = deployment.dimensions
     return declared if declared is not None and native is not None and declared != native else None
+
+
+def planning_policy(request: JobRequest, policy: RoutingPolicy) -> RoutingPolicy:
+    """The policy a job's targets are planned with. A model's context window bounds each input
+    of an embeddings job, not their sum (2048 texts of 100 tokens fit text-embedding-3's 8191
+    window), so the sum rules no target out; an input too long for its model comes back as the
+    provider's context_length error, and the job moves on to a larger window."""
+    if isinstance(request, EmbeddingRequest) and policy.context_window_fallback:
+        return policy.model_copy(update={"context_window_fallback": False})
+    return policy

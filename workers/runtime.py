@@ -19,7 +19,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from routing.celery_config import reschedule_countdown_s
 from routing.config import TurnoutConfig, load_configured, stored_key_name
-from routing.embeddings import EmbeddingRequest, JobRequest, ProviderEmbedding, job_messages
+from routing.embeddings import (
+    EmbeddingRequest,
+    JobRequest,
+    ProviderEmbedding,
+    job_messages,
+    planning_policy,
+)
 from routing.errors import ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
@@ -378,7 +384,7 @@ class WorkerRuntime:
                 request,
                 policy,
                 plan_candidates(
-                    policy,
+                    planning_policy(request, policy),
                     self.config,
                     prompt_tokens=prompt_tokens,
                     max_tokens=request.max_tokens,

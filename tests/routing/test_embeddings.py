@@ -8,12 +8,16 @@ from routing.config import parse_config
 from routing.embeddings import (
     EmbeddingRequest,
     embedding_targets_problem,
+    job_messages,
     parse_job_request,
+    planning_policy,
     requested_dimensions,
     table_dimensions,
 )
 from routing.errors import ConfigError
 from routing.models import CompletionRequest, RoutingPolicy
+from routing.planning import plan_candidates
+from routing.tokens import estimate_prompt_tokens
 
 
 def deployment(id_: str, model: str, provider: str = "openai", **fields):
@@ -96,3 +100,22 @@ def test_targets_that_cannot_embed_are_named_at_submit():
     problem = embedding_targets_problem(config, RoutingPolicy(targets=["small", "claude"]))
     assert problem == "these targets make no embeddings in turnout: claude (anthropic)"
     assert embedding_targets_problem(config, RoutingPolicy(targets=["small"])) is None
+
+
+def test_an_embeddings_job_is_planned_by_its_total_cost_not_its_sum_against_the_window():
+    config = parse_config(
+        {
+            "deployments": [deployment("small", "text-embedding-3-small")],
+            "policies": {"embed": {"targets": ["small"]}},
+        }
+    )
+    policy = config.policies["embed"]
+    many = EmbeddingRequest(input=["word " * 100] * 200)  # ~20k tokens, 8191 per input
+    tokens = estimate_prompt_tokens(job_messages(many), model="text-embedding-3-small")
+    assert tokens > 8191
+    as_chat = plan_candidates(policy, config, prompt_tokens=tokens)
+    assert [skip.reason for skip in as_chat.skipped] == ["context_too_small"]
+    planned = plan_candidates(planning_policy(many, policy), config, prompt_tokens=tokens)
+    assert [route.deployment.id for route in planned.routes] == ["small"]
+    completion = CompletionRequest.from_prompt("hi")
+    assert planning_policy(completion, policy) is policy
