@@ -41,7 +41,9 @@ MAX_INPUT_CHARS = 4_000_000
 MAX_DIMENSIONS = 65_536
 
 #: The wire protocols turnout embeds on (workers.providers.embedding has their embedders).
-EMBEDDING_PROTOCOLS = frozenset({"openai", "azure", "gemini", "cohere", "ollama", "bedrock"})
+EMBEDDING_PROTOCOLS = frozenset(
+    {"openai", "azure", "gemini", "vertex", "cohere", "ollama", "bedrock"}
+)
 
 InputType = Literal["search_document", "search_query", "classification", "clustering"]
 

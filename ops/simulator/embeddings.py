@@ -169,6 +169,36 @@ def gemini_batch_embed(request: dict[str, Any], model: str) -> dict[str, Any]:
     return {"embeddings": embeddings}
 
 
+# --- Vertex AI :predict (text-embedding models) --------------------------------------------------
+
+
+def vertex_problem(request: Any) -> str | None:
+    if not isinstance(request, dict) or not isinstance(request.get("instances"), list):
+        return "Invalid JSON payload received. instances is required."
+    for index, instance in enumerate(request["instances"]):
+        if not isinstance(instance, dict) or not isinstance(instance.get("content"), str):
+            return f"Invalid JSON payload received. instances[{index}].content is required."
+    return None
+
+
+def vertex_predict(request: dict[str, Any], model: str) -> dict[str, Any]:
+    asked = (request.get("parameters") or {}).get("outputDimensionality")
+    dims = dimensions_for("vertex", model, asked)
+    predictions = []
+    for instance in request["instances"]:
+        text = instance["content"]
+        predictions.append(
+            {
+                "embeddings": {
+                    "values": vector_for(text, model, dims),
+                    "statistics": {"token_count": estimate_tokens(text), "truncated": False},
+                }
+            }
+        )
+    billable = sum(len(i["content"]) for i in request["instances"])
+    return {"predictions": predictions, "metadata": {"billableCharacterCount": billable}}
+
+
 # --- Ollama /api/embed ---------------------------------------------------------------------------
 
 

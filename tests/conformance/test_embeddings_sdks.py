@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 from google import genai
 from google.genai import types
+from google.oauth2 import service_account
 
 from ops.simulator.azure_sim import AzureSimulator
 from ops.simulator.bedrock_sim import BedrockSimulator
@@ -21,9 +22,18 @@ from ops.simulator.cohere_sim import CohereSimulator
 from ops.simulator.gemini_sim import GeminiSimulator
 from ops.simulator.ollama_sim import OllamaSimulator
 from ops.simulator.openai_sim import OpenAISimulator
+from ops.simulator.vertex_sim import VertexSimulator
 from routing.embeddings import EmbeddingRequest
 from routing.errors import ErrorClass, ProviderError
-from tests.providers.harness import TRANSPORT, adapter_for, recent, serving, set_faults, settings
+from tests.providers.harness import (
+    TRANSPORT,
+    ServiceAccountKey,
+    adapter_for,
+    recent,
+    serving,
+    set_faults,
+    settings,
+)
 from workers.embed_call import call_embedder
 
 TEXTS = ["the first text", "a second, longer text to embed"]
@@ -205,6 +215,57 @@ def test_gemini_embedder_sends_what_embed_content_sends():
     assert len(mine.vectors[0]) == 64
 
 
+# --- google-genai on Vertex AI (:predict) ---------------------------------------------------------
+
+VERTEX_PROJECT, VERTEX_LOCATION = "sim-project", "us-central1"
+
+
+def test_vertex_embedder_sends_what_embed_content_sends_on_vertex(tmp_path, monkeypatch):
+    monkeypatch.delenv("GOOGLE_CLOUD_QUOTA_PROJECT", raising=False)
+    sa_key = ServiceAccountKey.generate()
+    model = "text-embedding-005"
+    simulator = VertexSimulator(
+        name="vtx", models=[model], trusted_keys={sa_key.key_id: sa_key.public_pem}
+    )
+    with serving(simulator) as server:
+        key_file = sa_key.write(tmp_path / "sa.json", f"{server.url}/token", project=VERTEX_PROJECT)
+        credentials = service_account.Credentials.from_service_account_file(
+            str(key_file), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+        client = genai.Client(
+            vertexai=True,
+            project=VERTEX_PROJECT,
+            location=VERTEX_LOCATION,
+            credentials=credentials,
+            http_options=types.HttpOptions(base_url=server.url, api_version="v1"),
+        )
+        theirs = client.models.embed_content(
+            model=model,
+            contents=TEXTS,
+            config=types.EmbedContentConfig(task_type="RETRIEVAL_QUERY", output_dimensionality=32),
+        )
+        env = settings(
+            GOOGLE_CLOUD_PROJECT=VERTEX_PROJECT,
+            GOOGLE_CLOUD_LOCATION=VERTEX_LOCATION,
+            GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
+            VERTEX_BASE_URL=server.url,
+        )
+        mine = embed(
+            adapter_for("vertex", model, env),
+            EmbeddingRequest(input=TEXTS, input_type="search_query", dimensions=32),
+        )
+        calls = [r for r in recent(server) if r["path"].endswith(":predict")]
+    sent_theirs, sent_mine = calls
+    same_call(sent_theirs, sent_mine)
+    assert sent_mine["headers"]["authorization"] == "Bearer [hidden]"
+    assert theirs.embeddings is not None
+    for ours_v, item in zip(mine.vectors, theirs.embeddings, strict=True):
+        assert item.values is not None
+        assert close(ours_v, item.values)
+    assert len(mine.vectors[0]) == 32
+    assert mine.usage is not None
+
+
 # --- boto3 InvokeModel (Titan, Cohere Embed on Bedrock) ------------------------------------------
 
 REGION, KEY_ID, SECRET = "us-east-1", "AKIACONFORMANCE0001", "bedrock-secret-0123456789"
@@ -284,3 +345,18 @@ def test_ollama_embedder_posts_api_embed_and_reads_its_vectors():
     assert mine.vectors[0] != mine.vectors[1]
     assert mine.usage is not None
     assert mine.usage.prompt_tokens > 0
+
+
+def test_a_gemini_embedding_model_on_vertex_is_refused_by_the_route_not_failed(tmp_path):
+    sa_key = ServiceAccountKey.generate()
+    key_file = sa_key.write(tmp_path / "sa.json", "http://127.0.0.1:9/token", project="p")
+    env = settings(
+        GOOGLE_CLOUD_PROJECT="p",
+        GOOGLE_CLOUD_LOCATION="us-central1",
+        GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
+        VERTEX_BASE_URL="http://127.0.0.1:9",
+    )
+    with pytest.raises(ProviderError) as raised:
+        embed(adapter_for("vertex", "gemini-embedding-001", env), EmbeddingRequest(input=TEXTS))
+    assert raised.value.error_class is ErrorClass.CONFIGURATION
+    assert not raised.value.route_at_fault

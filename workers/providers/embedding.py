@@ -39,6 +39,7 @@ EMBEDDERS: dict[WireProtocol, str] = {
     "openai": "workers.providers.openai_embed:OpenAIEmbedder",
     "azure": "workers.providers.openai_embed:AzureEmbedder",
     "gemini": "workers.providers.gemini_embed:GeminiEmbedder",
+    "vertex": "workers.providers.vertex_embed:VertexEmbedder",
     "cohere": "workers.providers.cohere_embed:CohereEmbedder",
     "ollama": "workers.providers.ollama_embed:OllamaEmbedder",
     "bedrock": "workers.providers.bedrock_embed:BedrockEmbedder",
