@@ -36,6 +36,7 @@ from producers.batch_plan import client_targets, errors_path, plan_batch
 from producers.batch_summary import BatchOutcome, BatchTally
 from producers.client import Client
 from producers.redis_patience import RedisPatience
+from routing.embeddings import EmbeddingRequest
 from routing.errors import ErrorClass, JobNotFound
 from routing.models import CompletionResult, JobError, JobState
 
@@ -71,9 +72,14 @@ async def run_items(
         request = item.request.model_copy(
             update={"idempotency_key": idempotency_key(item, identity)}
         )
-        handle = await client.asubmit(
-            request, policy=item.route.policy, targets=client_targets(item)
-        )
+        if isinstance(request, EmbeddingRequest):
+            handle = await client.asubmit_embedding(
+                request, policy=item.route.policy, targets=client_targets(item)
+            )
+        else:
+            handle = await client.asubmit(
+                request, policy=item.route.policy, targets=client_targets(item)
+            )
         try:
             return await handle.wait()
         except JobNotFound as exc:  # its record is gone (evicted from Redis)

@@ -7,6 +7,10 @@ Input, one JSON object per line, in either shape:
   "body": {chat completion request}}``, so a file prepared for OpenAI runs unchanged;
 * plain: ``{"custom_id", "messages": [...], ...}``: the body's fields beside the custom_id.
 
+A line whose ``url`` is ``/v1/embeddings`` (or a plain line with ``input`` and no ``messages``)
+is an embeddings job: its body is OpenAI's embeddings request, its output line OpenAI's list of
+vectors (producers.openai_embeddings).
+
 A body's ``model`` names a policy, a deployment or an alias of the config (producers.
 openai_format); ``--policy`` names one for every line instead; a plain line with neither runs on
 the ``default`` policy.
@@ -28,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from producers.openai_embeddings import EMBEDDINGS_URL, EmbeddingsBody, embeddings_answer
 from producers.openai_format import (
     ChatCompletionRequest,
     Route,
@@ -37,8 +42,9 @@ from producers.openai_format import (
     route_of,
 )
 from routing.config import TurnoutConfig
+from routing.embeddings import JobRequest
 from routing.errors import InvalidRequest
-from routing.models import CompletionRequest, CompletionResult
+from routing.models import CompletionResult
 
 CHAT_COMPLETIONS_URL = "/v1/chat/completions"
 MAX_CUSTOM_ID_CHARS = 512
@@ -51,7 +57,7 @@ class BatchItem:
 
     line_no: int
     custom_id: str
-    request: CompletionRequest
+    request: JobRequest
     route: Route
     #: The job id of this line's last failure, when it runs again (``--retry-failed``).
     retry_of: str | None = None
@@ -85,11 +91,19 @@ def parse_line(
     if not custom_id.isprintable() or _has_surrogates(custom_id):
         return LineProblem(line_no, "custom_id: control characters or unpaired surrogates")
     try:
-        body = _body_of(data)
+        url, body = _body_of(data)
         if policy is None:
             body.setdefault("model", DEFAULT_POLICY)
         else:
             body["model"] = policy  # --policy names the route of every line
+        if url == EMBEDDINGS_URL or (url is None and "input" in body and "messages" not in body):
+            embeddings = EmbeddingsBody.model_validate(body)
+            return BatchItem(
+                line_no,
+                custom_id,
+                embeddings.to_embedding_request(),
+                route_of(config, embeddings.model),
+            )
         chat = ChatCompletionRequest.model_validate(body)
         return BatchItem(
             line_no, custom_id, chat.to_completion_request(), route_of(config, chat.model)
@@ -121,22 +135,24 @@ def _json_of(text: str) -> Any:
         return _Unreadable(f"holds an integer of more than {limit} digits, too long to read")
 
 
-def _body_of(data: dict[str, Any]) -> dict[str, Any]:
+def _body_of(data: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The line's url (None: a plain line) and its request body."""
     if not {"body", "method", "url"} & data.keys():
-        return {k: v for k, v in data.items() if k != "custom_id"}
+        return None, {k: v for k, v in data.items() if k != "custom_id"}
     extra = sorted(data.keys() - {"custom_id", "method", "url", "body"})
     if extra:
         raise InvalidRequest(f"unknown field{'s' if len(extra) > 1 else ''}: {', '.join(extra)}")
     if data.get("method") != "POST":
         raise InvalidRequest(f"method: only POST is supported, got {data.get('method')!r}")
-    if data.get("url") != CHAT_COMPLETIONS_URL:
+    url = data.get("url")
+    if url not in (CHAT_COMPLETIONS_URL, EMBEDDINGS_URL):
         raise InvalidRequest(
-            f"url: only {CHAT_COMPLETIONS_URL} is supported, got {data.get('url')!r}"
+            f"url: only {CHAT_COMPLETIONS_URL} and {EMBEDDINGS_URL} are supported, got {url!r}"
         )
     body = data.get("body")
     if not isinstance(body, dict):
-        raise InvalidRequest("body: a JSON object (the chat completion request) is required")
-    return dict(body)
+        raise InvalidRequest("body: a JSON object (the request) is required")
+    return str(url), dict(body)
 
 
 def _has_surrogates(text: str) -> bool:
@@ -190,7 +206,11 @@ def output_line(custom_id: str, result: CompletionResult) -> dict[str, Any]:
         "response": {
             "status_code": 200,
             "request_id": result.job_id,
-            "body": chat_completion(result),
+            "body": (
+                embeddings_answer(result)
+                if result.embeddings is not None
+                else chat_completion(result)
+            ),
         },
         "error": None,
     }

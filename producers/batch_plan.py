@@ -19,6 +19,7 @@ from producers.batch_lines import (
     written_lines,
 )
 from producers.client import Client
+from routing.embeddings import EmbeddingRequest
 from routing.errors import InvalidRequest
 
 
@@ -117,7 +118,12 @@ def plan_batch(
 def _checked(client: Client, item: BatchItem) -> BatchItem | LineProblem:
     """What the client would refuse at submit (an unknown target, a deadline too long)."""
     try:
-        client.prepare(item.request, policy=item.route.policy, targets=client_targets(item))
+        if isinstance(item.request, EmbeddingRequest):
+            client.prepare_embedding(
+                item.request, policy=item.route.policy, targets=client_targets(item)
+            )
+        else:
+            client.prepare(item.request, policy=item.route.policy, targets=client_targets(item))
     except InvalidRequest as exc:
         return LineProblem(item.line_no, str(exc), item.custom_id)
     return item

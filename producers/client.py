@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -39,6 +39,11 @@ from producers.arguments import (
     checked_owner,
     checked_timeout,
 )
+from producers.embedding_arguments import (
+    EmbeddingLike,
+    as_embedding_request,
+    check_embedding_targets,
+)
 from producers.handles import AsyncJobHandle, JobHandle, OnWaiting
 from producers.loop_thread import LoopThread
 from producers.publisher import JobPublisher
@@ -46,6 +51,7 @@ from producers.redis_patience import RedisPatience, Streak, is_redis_outage, red
 from producers.waiter import CompletionListener
 from routing.celery_config import create_app, max_job_deadline_s, queue_name
 from routing.config import TurnoutConfig, load_config
+from routing.embeddings import EmbeddingRequest, JobRequest
 from routing.errors import (
     ConfigError,
     JobFailed,
@@ -148,17 +154,22 @@ class Client:
         The client itself reads every job, owned or not: it holds Redis access anyway.
         """
         completion, routing = self.prepare(request, policy=policy, targets=targets)
+        return self._submit_prepared(completion, routing, owner)
+
+    def _submit_prepared(
+        self, job_request: JobRequest, routing: RoutingPolicy, owner: str | None
+    ) -> JobHandle:
         owner = checked_owner(owner)
         streak = self._streak("could not submit the job")
         with self._submitting():
             while True:  # again only when a failed send's job was taken back
-                job_id = self._submitted(completion, routing, owner, streak)
+                job_id = self._submitted(job_request, routing, owner, streak)
                 if job_id is not None:
                     return JobHandle(self, job_id)
 
     def _submitted(
         self,
-        completion: CompletionRequest,
+        completion: JobRequest,
         routing: RoutingPolicy,
         owner: str | None,
         streak: Streak,
@@ -178,7 +189,7 @@ class Client:
         # Ours: stored now, or by a try whose reply was lost (create_job.lua said so).
         return job_id if self._sent(job_id, completion, streak) else None
 
-    def _sent(self, job_id: str, completion: CompletionRequest, streak: Streak) -> bool:
+    def _sent(self, job_id: str, completion: JobRequest, streak: Streak) -> bool:
         """Send a stored job's message: True once it is on its way. A send that raised may
         have reached the queue all the same (the connection dropped before the reply), so it
         is never simply sent again: the job is taken back first (False: store it anew, under a
@@ -282,17 +293,22 @@ class Client:
     ) -> AsyncJobHandle:
         """``submit`` for asyncio: Redis through redis.asyncio, the Celery publish in a thread."""
         completion, routing = self.prepare(request, policy=policy, targets=targets)
+        return await self._asubmit_prepared(completion, routing, owner)
+
+    async def _asubmit_prepared(
+        self, job_request: JobRequest, routing: RoutingPolicy, owner: str | None
+    ) -> AsyncJobHandle:
         owner = checked_owner(owner)
         streak = self._streak("could not submit the job")
         with self._submitting():
             while True:  # as ``submit``
-                job_id = await self._asubmitted(completion, routing, owner, streak)
+                job_id = await self._asubmitted(job_request, routing, owner, streak)
                 if job_id is not None:
                     return AsyncJobHandle(self, job_id)
 
     async def _asubmitted(
         self,
-        completion: CompletionRequest,
+        completion: JobRequest,
         routing: RoutingPolicy,
         owner: str | None,
         streak: Streak,
@@ -310,7 +326,7 @@ class Client:
             return stored_id
         return job_id if await self._asent(job_id, completion, streak) else None
 
-    async def _asent(self, job_id: str, completion: CompletionRequest, streak: Streak) -> bool:
+    async def _asent(self, job_id: str, completion: JobRequest, streak: Streak) -> bool:
         """``_sent`` for asyncio: the publish in a thread."""
         store = self._parts().store
         started = time.monotonic()
@@ -339,6 +355,90 @@ class Client:
     ) -> CompletionResult:
         timeout = checked_timeout(timeout)
         handle = await self.asubmit(request, policy=policy, targets=targets)
+        result = await handle.wait(timeout)
+        if result.state is JobState.FAILED:
+            raise JobFailed(result)
+        return result
+
+    # --- embeddings ---------------------------------------------------------------------------
+
+    def prepare_embedding(
+        self,
+        request: EmbeddingLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        **fields: Any,
+    ) -> tuple[EmbeddingRequest, RoutingPolicy]:
+        """Validate an embeddings job without submitting it: InvalidRequest on anything wrong,
+        targets that cannot embed or that mix vector dimensions included."""
+        embedding = as_embedding_request(request, **fields)
+        routing = resolve_policy(
+            self.config, policy, targets=targets, max_deadline_s=self._max_deadline_s
+        )
+        check_embedding_targets(self.config, routing)
+        return embedding, routing
+
+    def submit_embedding(
+        self,
+        request: EmbeddingLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        owner: str | None = None,
+        **fields: Any,
+    ) -> JobHandle:
+        """``submit`` for an embeddings job: its result's ``embeddings`` holds the vectors.
+        ``fields``: ``dimensions``, ``input_type``, ``user``, ``metadata``, ``idempotency_key``."""
+        embedding, routing = self.prepare_embedding(
+            request, policy=policy, targets=targets, **fields
+        )
+        return self._submit_prepared(embedding, routing, owner)
+
+    def embed(
+        self,
+        request: EmbeddingLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> CompletionResult:
+        """Submit an embeddings job and wait: ``result.embeddings`` is one vector per text, in
+        order. Raises JobFailed (with the result) for a failed one."""
+        timeout = checked_timeout(timeout)
+        handle = self.submit_embedding(request, policy=policy, targets=targets, **fields)
+        result = handle.wait(timeout)
+        if result.state is JobState.FAILED:
+            raise JobFailed(result)
+        return result
+
+    async def asubmit_embedding(
+        self,
+        request: EmbeddingLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        owner: str | None = None,
+        **fields: Any,
+    ) -> AsyncJobHandle:
+        embedding, routing = self.prepare_embedding(
+            request, policy=policy, targets=targets, **fields
+        )
+        return await self._asubmit_prepared(embedding, routing, owner)
+
+    async def aembed(
+        self,
+        request: EmbeddingLike,
+        *,
+        policy: PolicyLike = None,
+        targets: Sequence[str] | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> CompletionResult:
+        """``embed`` for asyncio."""
+        timeout = checked_timeout(timeout)
+        handle = await self.asubmit_embedding(request, policy=policy, targets=targets, **fields)
         result = await handle.wait(timeout)
         if result.state is JobState.FAILED:
             raise JobFailed(result)

@@ -21,6 +21,7 @@ from routing.breaker import BreakerOverrides, BreakerSettings
 from routing.capabilities import ModelCapabilities, Parameter, model_capabilities
 from routing.catalog import PROVIDERS, Protocol, ProviderSpec
 from routing.config_file import read_config_data
+from routing.embeddings import mixed_dimensions, table_dimensions
 from routing.errors import ConfigError
 from routing.health import HealthOverrides, HealthSettings
 from routing.model_names import contradiction, expand_shorthand
@@ -112,6 +113,16 @@ class DeploymentConfig(BaseModel):
     base_model: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     #: Corrections to what the table says the model accepts.
     capabilities: CapabilityOverrides | None = None
+    #: An embedding model's vector dimension, when the table does not know it (or the
+    #: deployment asks for shorter vectors); a policy mixes only deployments of one dimension.
+    dimensions: int | None = Field(default=None, gt=0, le=65_536)
+
+    @property
+    def vector_dimensions(self) -> int | None:
+        """The deployment's ``dimensions``, else the table's for its model (routing.embeddings)."""
+        if self.dimensions is not None:
+            return self.dimensions
+        return table_dimensions(self.provider, self.base_model or self.model)
 
     @property
     def spec(self) -> ProviderSpec:
@@ -363,6 +374,7 @@ def parse_config(data: Any, *, source: str = "<config>") -> TurnoutConfig:
         problems = list(_describe(exc)) + problems
     else:
         problems += _check_breaker_overrides(parsed)
+        problems += _check_vector_dimensions(parsed)
     if problems:
         raise config_error(source, problems)
     return TurnoutConfig(
@@ -403,6 +415,22 @@ def _check_breaker_overrides(parsed: _ConfigFile) -> list[ConfigProblem]:
                     )
                 )
     return problems
+
+
+def _check_vector_dimensions(parsed: _ConfigFile) -> list[ConfigProblem]:
+    """A policy or alias mixes only deployments whose vectors have one dimension."""
+    dimensions = {d.id: d.vector_dimensions for d in parsed.deployments}
+    groups = [(f"aliases.{name}", members) for name, members in parsed.aliases.items()]
+    for name, policy in parsed.policies.items():
+        expanded = [m for t in policy.targets for m in parsed.aliases.get(t, [t])]
+        groups.append((f"policies.{name}.targets", expanded))
+    return [
+        ConfigProblem(
+            path, problem, "give embedding models of different dimensions policies of their own"
+        )
+        for path, members in groups
+        if (problem := mixed_dimensions(dimensions, members)) is not None
+    ]
 
 
 def _cross_check(data: dict[Any, Any]) -> Iterable[ConfigProblem]:

@@ -35,10 +35,10 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
+from routing.embeddings import JobRequest, parse_job_request
 from routing.keys import Keys
 from routing.models import (
     Attempt,
-    CompletionRequest,
     CompletionResult,
     JobState,
     RoutingPolicy,
@@ -92,7 +92,7 @@ class FinishStatus(Enum):
 @dataclass(frozen=True)
 class Claim:
     status: Literal["claimed", "unreadable", "missing", "finished", "leased", "exhausted"]
-    request: CompletionRequest | None = None
+    request: JobRequest | None = None
     policy: RoutingPolicy | None = None
     #: claimed: which delivery of the job this run is (1, 2, ...: reschedules count);
     #: exhausted: the runs a worker died in
@@ -111,7 +111,7 @@ def parse_claim(reply: list[Any]) -> Claim:
     status = as_text(reply[0])
     if status == "claimed":
         try:
-            request = CompletionRequest.model_validate_json(reply[1])
+            request = parse_job_request(reply[1])
             policy = RoutingPolicy.model_validate_json(reply[2])
         except ValidationError as exc:
             return Claim("unreadable", runs=int(reply[3]), problem=str(exc))
@@ -195,18 +195,18 @@ def stored_job(job_id: str, fields: dict[str, str], attempts: list[str]) -> Stor
     return StoredJob(result_from_record(job_id, fields, attempts), fields.get("owner") or None)
 
 
-def _idempotency_keys(keys: Keys, request: CompletionRequest) -> list[str]:
+def _idempotency_keys(keys: Keys, request: JobRequest) -> list[str]:
     return [keys.idempotency(request.idempotency_key)] if request.idempotency_key else []
 
 
-def _delete_keys(keys: Keys, job_id: str, request: CompletionRequest) -> list[str]:
+def _delete_keys(keys: Keys, job_id: str, request: JobRequest) -> list[str]:
     return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)]
 
 
 def _create_args(
     keys: Keys,
     job_id: str,
-    request: CompletionRequest,
+    request: JobRequest,
     policy: RoutingPolicy,
     ttl_s: int,
     requeue_after_s: float,
@@ -246,7 +246,7 @@ class JobStore:
     def create(
         self,
         job_id: str,
-        request: CompletionRequest,
+        request: JobRequest,
         policy: RoutingPolicy,
         *,
         owner: str | None = None,
@@ -260,7 +260,7 @@ class JobStore:
         created, existing = self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    def delete(self, job_id: str, request: CompletionRequest) -> bool:
+    def delete(self, job_id: str, request: JobRequest) -> bool:
         """Undo a create whose Celery message could not be sent: True when the job was taken
         back, False when a worker had claimed it (the message reached the queue after all)."""
         return bool(self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id]))
@@ -465,7 +465,7 @@ class AsyncJobStore:
     async def create(
         self,
         job_id: str,
-        request: CompletionRequest,
+        request: JobRequest,
         policy: RoutingPolicy,
         *,
         owner: str | None = None,
@@ -476,7 +476,7 @@ class AsyncJobStore:
         created, existing = await self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
 
-    async def delete(self, job_id: str, request: CompletionRequest) -> bool:
+    async def delete(self, job_id: str, request: JobRequest) -> bool:
         return bool(
             await self._delete(keys=_delete_keys(self.keys, job_id, request), args=[job_id])
         )

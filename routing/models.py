@@ -299,6 +299,8 @@ class CompletionResult(_Strict):
     runs: int = 0
     #: set while the job is queued waiting for its routes to return (None otherwise)
     waiting: Waiting | None = None
+    #: an embeddings job's vectors, one per input in order (routing.embeddings)
+    embeddings: list[list[float]] | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -66,6 +66,7 @@ from tenacity.wait import wait_base
 
 from routing.breaker import opened_until_probe
 from routing.capabilities import PARAMETERS
+from routing.embeddings import JobRequest, ProviderEmbedding, embedding_outcome
 from routing.errors import (
     AddressUnreachable,
     Disposition,
@@ -98,14 +99,15 @@ SHORT_WAIT_S = 2.0
 #: Jobs waiting for the same route wake up to this much apart (and at most 10 % late).
 WAKE_JITTER_S = 0.25
 
-CallRoute = Callable[[Route, CompletionRequest, float], ProviderCompletion]
+#: A provider call: a completion for a chat job, vectors for an embeddings job.
+CallRoute = Callable[[Route, JobRequest, float], ProviderCompletion | ProviderEmbedding]
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
     state: JobState
     route: Route | None = None
-    completion: ProviderCompletion | None = None
+    completion: ProviderCompletion | ProviderEmbedding | None = None
     error: JobError | None = None
     #: Attempts not yet written to the job record: they go with the finish, in one round trip.
     unrecorded: list[Attempt] = field(default_factory=list)
@@ -126,6 +128,8 @@ class ExecutionResult:
             return {"error": error}
         deployment = self.route.deployment
         usage = self.completion.usage
+        if isinstance(self.completion, ProviderEmbedding):
+            return embedding_outcome(self.completion, deployment)
         return {
             "text": self.completion.text,
             "finish_reason": self.completion.finish_reason,
@@ -262,7 +266,7 @@ class _AttemptLog:
 class _Job:
     """Everything one run of one job shares between its rounds."""
 
-    request: CompletionRequest
+    request: JobRequest
     policy: RoutingPolicy
     router: Router
     call: CallRoute
@@ -296,9 +300,15 @@ class _Job:
     @property
     def sets_parameters(self) -> bool:
         """The request sets a parameter some model may refuse (or ends with a prefill)."""
+        if not isinstance(self.request, CompletionRequest):
+            return False  # an embeddings job sets none of the parameters models refuse
         return bool(parameters_set(self.request))
 
-    def fit(self, route: Route) -> Fit:
+    def fit(self, route: Route) -> Fit | None:
+        """The request as the route's model takes it; None for an embeddings job, which sets
+        nothing a model refuses and is sent as it is."""
+        if not isinstance(self.request, CompletionRequest):
+            return None
         if not self.sets_parameters:
             return Fit(self.request)  # nothing to fit: no lesson to read
         deployment = route.deployment
@@ -314,7 +324,7 @@ class _Job:
 
 
 def execute_job(
-    request: CompletionRequest,
+    request: JobRequest,
     policy: RoutingPolicy,
     plan: Plan,
     *,
@@ -452,7 +462,7 @@ def _fitting_routes(
     fitting = []
     for route in remaining:
         fit = job.fit(route)
-        if fit.refused is None:
+        if fit is None or fit.refused is None:
             fitting.append(route)
             continue
         job.refusal = f"{route.deployment.id}: {fit.detail}"
@@ -471,7 +481,11 @@ def _after_refusal(job: _Job, route: Route, exc: UnsupportedParameter) -> Execut
     """After a model refused a parameter: keep the lesson for the fleet, then "again" (call the
     route once more without it), "failover", or the job's failure (``fail``)."""
     param = exc.param
-    if param is None or param not in parameters_set(job.request):
+    if (
+        param is None
+        or not isinstance(job.request, CompletionRequest)
+        or param not in parameters_set(job.request)
+    ):
         return "failover"  # a refusal it did not name, or of something turnout did not send
     deployment = route.deployment
     job.lessons.learn(deployment, param, job.redact(exc.message))
@@ -488,12 +502,14 @@ def _after_refusal(job: _Job, route: Route, exc: UnsupportedParameter) -> Execut
     return "failover"
 
 
-def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> ProviderCompletion:
+def _run_route(
+    job: _Job, grant: Grant, sleep: Callable[[float], None]
+) -> ProviderCompletion | ProviderEmbedding:
     """Call one route, retrying transient errors on it as the policy allows."""
     route = grant.route
     grants = [grant]
 
-    def attempt() -> ProviderCompletion:
+    def attempt() -> ProviderCompletion | ProviderEmbedding:
         job.log.flush_calls()
         timeout = _attempt_timeout(job)
         if timeout < MIN_ATTEMPT_S:
@@ -525,7 +541,7 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
             raise
         first_failure: list[BaseException] = [exc]
 
-    def replayed() -> ProviderCompletion:
+    def replayed() -> ProviderCompletion | ProviderEmbedding:
         if first_failure:
             raise first_failure.pop()
         return attempt()
@@ -543,7 +559,7 @@ def _run_route(job: _Job, grant: Grant, sleep: Callable[[float], None]) -> Provi
         before_sleep=lambda _state: job.log.flush_calls(),
         reraise=True,
     )
-    completion: ProviderCompletion = retrying(replayed)
+    completion: ProviderCompletion | ProviderEmbedding = retrying(replayed)
     return completion
 
 
@@ -620,21 +636,21 @@ def _reacquire(job: _Job, route: Route) -> Grant:
     return acquired.grant
 
 
-def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
+def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion | ProviderEmbedding:
     route = grant.route
     fit = job.fit(route)
-    if fit.refused is not None:
+    if fit is not None and fit.refused is not None:
         job.router.release(grant)
         raise _TargetRefuses(fit)
     started_at, started = job.now(), job.clock()
     error: ProviderError | None = None
-    completion: ProviderCompletion | None = None
+    completion: ProviderCompletion | ProviderEmbedding | None = None
     job.calls_on[route.id] += 1
     key = job.key_of(route) if job.key_of is not None else None
     if job.on_call is not None:
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
-        completion = job.call(route, fit.request, timeout)
+        completion = job.call(route, job.request if fit is None else fit.request, timeout)
     except ProviderError as exc:
         # Kept without its traceback: the frames it holds hold the reply (and its body) in a
         # cycle with ``error`` until a full collection.
@@ -667,7 +683,8 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion:
         transition = job.router.record(grant, outcome)
         if transition is not None:
             job.on_transition(transition)
-    job.log.add(_attempt(job, grant, started_at, latency, error, note=fit.note))
+    note = None if fit is None else fit.note
+    job.log.add(_attempt(job, grant, started_at, latency, error, note=note))
     if error is not None:
         raise error
     assert completion is not None

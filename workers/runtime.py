@@ -18,6 +18,13 @@ import redis
 
 from routing.celery_config import reschedule_countdown_s
 from routing.config import TurnoutConfig, load_configured, stored_key_name
+from routing.embeddings import (
+    EmbeddingRequest,
+    JobRequest,
+    ProviderEmbedding,
+    job_messages,
+    planning_policy,
+)
 from routing.errors import ConfigError, ErrorClass, InvalidResponse, ProviderError
 from routing.fallback_router import FallbackRouter
 from routing.fleet_router import FleetRouter
@@ -27,7 +34,6 @@ from routing.kill_window import hold_if_asked
 from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
-    CompletionRequest,
     JobError,
     JobState,
     ProviderCompletion,
@@ -39,6 +45,7 @@ from routing.tokens import estimate_prompt_tokens
 from workers.alerts import AlertSink, process_source, sink_from_settings
 from workers.announce import Announcer
 from workers.credentials import record_unusable
+from workers.embed_call import call_embedder
 from workers.exchange import exchange
 from workers.execution import (
     CallStarted,
@@ -255,14 +262,16 @@ class WorkerRuntime:
             self.alerts.close()
 
     def call_route(
-        self, route: Route, request: CompletionRequest, timeout_s: float
-    ) -> ProviderCompletion:
+        self, route: Route, request: JobRequest, timeout_s: float
+    ) -> ProviderCompletion | ProviderEmbedding:
         adapter = self.adapters.get(route.id)
         if adapter is None:
             raise KeyWithdrawn(
                 f"{route.id}: its key was withdrawn while the job ran "
                 f"({self.unusable.get(route.id, 'no longer usable on this worker')})"
             )
+        if isinstance(request, EmbeddingRequest):
+            return call_embedder(self.transport, adapter, request, timeout_s)
         deployment = route.deployment
         reply = exchange(self.transport, adapter, request, timeout_s)
         try:
@@ -377,13 +386,13 @@ class WorkerRuntime:
             targets = self.config.expand(policy.targets)
             first = self.config.deployments.get(targets[0]) if targets else None
             prompt_tokens = estimate_prompt_tokens(
-                request.messages, model=first.model if first else None
+                job_messages(request), model=first.model if first else None
             )
             return execute_job(
                 request,
                 policy,
                 plan_candidates(
-                    policy,
+                    planning_policy(request, policy),
                     self.config,
                     prompt_tokens=prompt_tokens,
                     max_tokens=request.max_tokens,

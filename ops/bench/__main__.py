@@ -1,4 +1,4 @@
-"""``python -m ops.bench overhead|throughput|routing|wasted|batch|serve|keys-rotation|keys-cpu``:
+"""``python -m ops.bench overhead|throughput|routing|wasted|batch|serve|embeddings|keys-*``:
 turnout against baselines from the same run.
 
 overhead    submit-to-result time of one job at a time through the whole stack (producer, Redis,
@@ -13,6 +13,8 @@ batch       turnout batch (a JSONL file in, results appended) against the bare a
             submitting the same jobs with the same in-flight window to the same worker.
 serve       a chat completion through turnout serve over HTTP against the bare client's
             submit-and-wait, one at a time, same worker.
+embeddings  submit-to-result time of one embeddings job at a time, beside a raw httpx call to
+            the same 0 ms simulator's /v1/embeddings (ops/bench/embeddings.py).
 keys-rotation  rotate and revoke a stored key under load on three workers: to the first call
             with the new key, to the last with the revoked one (ops/bench/key_rotation.py).
 keys-cpu    worker CPU per job with the key from the environment and from the key store,
@@ -234,6 +236,18 @@ def overhead(
         f"ratio (median): {ratio:.1f}x a raw call; "
         f"overhead {statistics.median(job_ms) - statistics.median(raw_ms):.2f} ms per job"
     )
+
+
+@app.command()
+def embeddings(
+    jobs: Annotated[int, typer.Option(help="Sequential jobs (and raw calls).")] = 300,
+    texts: Annotated[int, typer.Option(help="Texts per job (and per raw call).")] = 1,
+) -> None:
+    """Embeddings-job overhead: one at a time, 0 ms provider, against a raw httpx call."""
+    from ops.bench.embeddings import measure
+
+    with bench_stack(0, concurrency=8) as bench, worker(bench, "workers.app", 8):
+        measure(bench, jobs=jobs, texts=texts)
 
 
 def drain(

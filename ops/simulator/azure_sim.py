@@ -185,7 +185,7 @@ class AzureSimulator(OpenAISimulator):
         path = incoming.path
         if incoming.method == "POST" and path.startswith(CLASSIC_PREFIX):
             deployment, _, rest = path[len(CLASSIC_PREFIX) :].partition("/")
-            if deployment and rest == "chat/completions":
+            if deployment and rest in ("chat/completions", "embeddings"):
                 incoming.params["deployment"] = deployment
                 return "generate"
             return None
@@ -295,6 +295,8 @@ class AzureSimulator(OpenAISimulator):
     def success(self, incoming: Incoming) -> Reply:
         as_openai = _as_openai(incoming)
         reply = super().success(as_openai)
+        if incoming.path.endswith("/embeddings"):
+            return reply  # no content filter results on embeddings
         body = json.loads(reply.body)
         prompt = json.dumps(as_openai.json["messages"])
         for choice in body["choices"]:

@@ -35,6 +35,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from ops.simulator import embeddings
 from ops.simulator.base import (
     Endpoint,
     Incoming,
@@ -264,6 +265,9 @@ class BedrockSimulator(ProviderSimulator):
         if self.check_models and model not in self.models:
             return _invalid("The provided model identifier is invalid.")
         request = incoming.json
+        if operation == "invoke" and embeddings.is_bedrock_embedding_model(model):
+            refusal = embeddings.bedrock_problem(request, model)
+            return None if refusal is None else _invalid(refusal)
         if not isinstance(request, dict):
             return _invalid("Malformed input request, please reformat your input and try again.")
         problem = (
@@ -309,6 +313,14 @@ class BedrockSimulator(ProviderSimulator):
     def success(self, incoming: Incoming) -> Reply:
         model, operation = self.operation(incoming)
         request = incoming.json
+        if operation == "invoke" and embeddings.is_bedrock_embedding_model(model):
+            body = embeddings.bedrock_invoke_embed(request, model, str(uuid.uuid4()))
+            tokens = embeddings.tokens_of(
+                [request["inputText"]] if "inputText" in request else request["texts"]
+            )
+            return Reply.json(
+                200, body, [(b"x-amzn-bedrock-input-token-count", str(tokens).encode())]
+            )
         if operation == "invoke":
             return self._anthropic_success(model, request)
         messages = request["messages"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ops.simulator import embeddings
 from ops.simulator.base import (
     Endpoint,
     Incoming,
@@ -69,7 +70,7 @@ class CohereSimulator(ProviderSimulator):
     max_input_tokens = 256_000
 
     def match(self, incoming: Incoming) -> Endpoint | None:
-        if incoming.method == "POST" and incoming.path == "/v2/chat":
+        if incoming.method == "POST" and incoming.path in ("/v2/chat", "/v2/embed"):
             return "generate"
         if incoming.method == "POST" and incoming.path == "/v1/check-api-key":
             return "probe"
@@ -90,6 +91,9 @@ class CohereSimulator(ProviderSimulator):
 
     def validate(self, incoming: Incoming) -> Reply | None:
         request = incoming.json
+        if incoming.path == "/v2/embed":
+            problem = embeddings.cohere_problem(request)
+            return None if problem is None else Reply.json(400, error_body(400, problem))
         if not isinstance(request, dict):
             return _bad("the body is not a JSON object.")
         if not isinstance(request.get("model"), str) or not request["model"]:
@@ -127,6 +131,8 @@ class CohereSimulator(ProviderSimulator):
 
     def success(self, incoming: Incoming) -> Reply:
         request = incoming.json
+        if incoming.path == "/v2/embed":
+            return Reply.json(200, embeddings.cohere_embed(request, str(uuid.uuid4())))
         messages = request["messages"]
         prompt = next(
             (_content_text(m.get("content")) for m in reversed(messages) if m["role"] == "user"),

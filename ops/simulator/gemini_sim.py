@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ops.simulator import embeddings
 from ops.simulator.base import (
     Endpoint,
     Incoming,
@@ -280,16 +281,31 @@ class GeminiSimulator(GenerateContentSimulator):
     """generativelanguage.googleapis.com under ``/v1beta`` (and ``/v1``)."""
 
     protocol = "gemini"
-    _GENERATE = re.compile(r"^/(v1|v1beta)/models/(?P<model>[^/:]+):generateContent$")
+    _GENERATE = re.compile(
+        r"^/(v1|v1beta)/models/(?P<model>[^/:]+):(?P<method>generateContent|batchEmbedContents)$"
+    )
 
     def match(self, incoming: Incoming) -> Endpoint | None:
         found = self._GENERATE.match(incoming.path)
         if incoming.method == "POST" and found:
             incoming.params["model"] = found["model"]
+            incoming.params["method"] = found["method"]
             return "generate"
         if incoming.method == "GET" and incoming.path in ("/v1beta/models", "/v1/models"):
             return "probe"
         return None
+
+    def validate(self, incoming: Incoming) -> Reply | None:
+        if incoming.params.get("method") == "batchEmbedContents":
+            problem = embeddings.gemini_problem(incoming.json, incoming.params["model"])
+            return None if problem is None else rpc_error(400, problem)
+        return super().validate(incoming)
+
+    def success(self, incoming: Incoming) -> Reply:
+        if incoming.params.get("method") == "batchEmbedContents":
+            model = incoming.params["model"]
+            return Reply.json(200, embeddings.gemini_batch_embed(incoming.json, model))
+        return super().success(incoming)
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
         """The key from ``x-goog-api-key`` or ``?key=`` (which the recorder notes as

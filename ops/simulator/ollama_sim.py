@@ -26,6 +26,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from ops.simulator import embeddings
 from ops.simulator.base import (
     Endpoint,
     Incoming,
@@ -71,7 +72,7 @@ class OllamaSimulator(ProviderSimulator):
     protocol = "ollama"
 
     def match(self, incoming: Incoming) -> Endpoint | None:
-        if incoming.method == "POST" and incoming.path == "/api/chat":
+        if incoming.method == "POST" and incoming.path in ("/api/chat", "/api/embed"):
             return "generate"
         if incoming.method == "GET" and incoming.path == "/api/tags":
             return "probe"
@@ -97,6 +98,9 @@ class OllamaSimulator(ProviderSimulator):
             return error_reply(400, "model is required")
         if _tagged(model) not in {_tagged(m) for m in self.models}:
             return error_reply(404, f"model '{model}' not found, try pulling it first")
+        if incoming.path == "/api/embed":
+            problem = embeddings.ollama_problem(request)
+            return None if problem is None else error_reply(400, problem)
         messages = request.get("messages")
         if not isinstance(messages, list) or not all(
             isinstance(m, dict) and m.get("role") in _ROLES for m in messages
@@ -129,6 +133,8 @@ class OllamaSimulator(ProviderSimulator):
 
     def success(self, incoming: Incoming) -> Reply:
         request = incoming.json
+        if incoming.path == "/api/embed":
+            return Reply.json(200, embeddings.ollama_embed(request))
         model, messages = request["model"], request["messages"]
         options = request.get("options") or {}
         if not messages:  # the real server only loads the model

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from ops.simulator import embeddings
 from ops.simulator.base import (
     Endpoint,
     Incoming,
@@ -73,7 +74,10 @@ class OpenAISimulator(ProviderSimulator):
     prefix = "/v1"
 
     def match(self, incoming: Incoming) -> Endpoint | None:
-        if incoming.method == "POST" and incoming.path == f"{self.prefix}/chat/completions":
+        if incoming.method == "POST" and incoming.path in (
+            f"{self.prefix}/chat/completions",
+            f"{self.prefix}/embeddings",
+        ):
             return "generate"
         if incoming.method == "GET" and incoming.path == f"{self.prefix}/models":
             return "probe"
@@ -111,6 +115,13 @@ class OpenAISimulator(ProviderSimulator):
 
     def validate(self, incoming: Incoming) -> Reply | None:
         request = incoming.json
+        if incoming.path.endswith("/embeddings"):
+            problem = embeddings.openai_problem(request)
+            return (
+                None
+                if problem is None
+                else Reply.json(400, error_body(400, *problem[:1], param=problem[1]))
+            )
         if not isinstance(request, dict):
             return Reply.json(
                 400, error_body(400, "We could not parse the JSON body of your request.")
@@ -177,6 +188,8 @@ class OpenAISimulator(ProviderSimulator):
 
     def success(self, incoming: Incoming) -> Reply:
         request = incoming.json
+        if incoming.path.endswith("/embeddings"):
+            return Reply.json(200, embeddings.openai_embeddings(request))
         model = request["model"]
         prompt = next(
             (

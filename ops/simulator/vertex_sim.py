@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ops.simulator import embeddings
 from ops.simulator.base import Endpoint, Incoming, Reply, estimate_tokens
 from ops.simulator.faults import Faults
 from ops.simulator.gemini_sim import GenerateContentSimulator, error_info, rpc_error, texts_of
@@ -69,10 +70,16 @@ class VertexSimulator(GenerateContentSimulator):
         if incoming.path == self.grant_path:
             return "probe"  # unauthenticated: ``authenticate`` lets it through
         found = self._MODEL.match(incoming.path)
-        if found is None or found["method"] not in ("generateContent", "countTokens"):
+        if found is None or found["method"] not in ("generateContent", "countTokens", "predict"):
             return None
         incoming.params.update(found.groupdict())
-        return "generate" if found["method"] == "generateContent" else "probe"
+        return "probe" if found["method"] == "countTokens" else "generate"
+
+    def success(self, incoming: Incoming) -> Reply:
+        if incoming.params.get("method") == "predict":
+            body = embeddings.vertex_predict(incoming.json, incoming.params["model"])
+            return Reply.json(200, body)
+        return super().success(incoming)
 
     def authenticate(self, incoming: Incoming) -> Reply | None:
         if incoming.path == self.grant_path:
@@ -102,6 +109,9 @@ class VertexSimulator(GenerateContentSimulator):
                 f"models/{model}` was not found or your project does not have access to it. "
                 "Please ensure you are using a valid model version.",
             )
+        if incoming.params.get("method") == "predict":
+            problem = embeddings.vertex_problem(incoming.json)
+            return None if problem is None else rpc_error(400, problem)
         return super().validate(incoming)
 
     def _unauthenticated(self, reason: str) -> Reply:

@@ -27,13 +27,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from producers.client import AsyncJobHandle, Client
-from producers.http_front import docs_page, errors
+from producers.http_front import docs_page, embeddings_route, errors
 from producers.http_front.access_log import AccessLog
 from producers.http_front.auth import BearerAuth, BearerTokens
 from producers.http_front.body_limit import BodySizeLimit
 from producers.http_front.host_check import AllowedHosts
 from producers.http_front.ownership import caller_of_request, readable_job
 from producers.http_front.schemas import ChatCompletion, ErrorBody, Health, JobView
+from producers.openai_embeddings import embeddings_answer
 from producers.openai_format import (
     ChatCompletionRequest,
     chat_completion,
@@ -278,6 +279,14 @@ def create_app(
             return errors.queue_unavailable().response()
         return JSONResponse({"status": "ok"})
 
+    embeddings_route.install(
+        app,
+        client,
+        timeout_s=timeout_s,
+        dependencies=secured,
+        errors_for=_errors,
+        auth_errors=auth_errors,
+    )
     errors.install(app)
     docs_page.install(app)
     # Added innermost first: AccessLog sees every answer, auth runs before the body is read.
@@ -317,6 +326,8 @@ def models(client: Client) -> list[str]:
 
 def job_answer(result: CompletionResult) -> tuple[int, dict[str, Any]]:
     """A finished job as ``POST /v1/chat/completions`` answers it: status and body."""
+    if result.state is JobState.SUCCEEDED and result.embeddings is not None:
+        return 200, embeddings_answer(result)
     if result.state is JobState.SUCCEEDED:
         return 200, chat_completion(result)
     if result.state is JobState.FAILED:
@@ -364,12 +375,16 @@ def _document(app: FastAPI, *, example_model: str) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            for path in document.get("paths", {}).values():
+            for name, path in document.get("paths", {}).items():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
                     content = operation.get("requestBody", {}).get("content", {})
                     for media in content.values():
-                        media["examples"] = {"hello": {"summary": "A short chat", "value": example}}
+                        media["examples"] = (
+                            embeddings_route.examples(example_model)
+                            if name == embeddings_route.PATH
+                            else {"hello": {"summary": "A short chat", "value": example}}
+                        )
             schemas = document.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)

@@ -243,6 +243,9 @@ def test_every_answer_matches_the_served_openapi_document(api):
         "POST /v1/jobs",
         "GET /v1/jobs/{job_id}",
         "GET /healthz",
+        "POST /v1/embeddings",
+        "GET /v1/models",
+        "GET /v1/models/{model_id}",
     }
     bounded = settings(
         max_examples=25,
@@ -448,7 +451,7 @@ def test_every_route_but_health_answers_401_without_a_good_token(api, method, pa
 
 
 def test_unknown_paths_and_methods_answer_in_openai_shape(api):
-    assert_openai_error(api.call("GET", "/v1/models/x", headers=api.auth()), 404, "unknown_url")
+    assert_openai_error(api.call("GET", "/v1/engines/x", headers=api.auth()), 404, "unknown_url")
     wrong = api.call("GET", "/v1/chat/completions", headers=api.auth())
     assert_openai_error(wrong, 405, "method_not_allowed")
     assert wrong.headers["allow"] == "POST"

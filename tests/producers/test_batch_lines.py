@@ -19,7 +19,14 @@ from producers.batch_lines import (
 from producers.openai_format import Route
 from routing.config import parse_config
 from routing.errors import ErrorClass
-from routing.models import Attempt, CompletionResult, JobError, JobState, Usage
+from routing.models import (
+    Attempt,
+    CompletionRequest,
+    CompletionResult,
+    JobError,
+    JobState,
+    Usage,
+)
 
 CONFIG = parse_config(
     {
@@ -61,6 +68,7 @@ def test_a_plain_line_runs_on_the_default_policy_or_its_model():
     plain = parse({"custom_id": "q2", "messages": MESSAGES, "temperature": 0.2})
     assert isinstance(plain, BatchItem)
     assert plain.route == Route(policy="default")
+    assert isinstance(plain.request, CompletionRequest)
     assert plain.request.temperature == 0.2
     aliased = parse({"custom_id": "q3", "messages": MESSAGES, "model": "small"})
     assert isinstance(aliased, BatchItem)
@@ -100,7 +108,7 @@ def test_policy_names_the_route_of_every_line():
             "method: only POST",
         ),
         (
-            '{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}',
+            '{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {}}',
             "url: only /v1/chat/completions",
         ),
         ('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions"}', "body: a JSON"),
@@ -252,4 +260,5 @@ def test_custom_ids_and_texts_that_utf8_cannot_carry():
 def test_whitespace_stop_sequences_are_allowed():
     item = parse({"custom_id": "a", "messages": MESSAGES, "stop": ["\n\n", " "]})
     assert isinstance(item, BatchItem)
+    assert isinstance(item.request, CompletionRequest)
     assert item.request.stop == ["\n\n", " "]

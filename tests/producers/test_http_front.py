@@ -382,6 +382,20 @@ def test_the_document_declares_every_status_with_the_error_model(redis_url):
         ("POST", "/v1/jobs"): {"202", "400", "401", "404", "413", "500", "503"},
         ("GET", "/v1/jobs/{job_id}"): {"200", "400", "401", "404", "500", "503"},
         ("GET", "/healthz"): {"200", "500", "503"},
+        ("POST", "/v1/embeddings"): {
+            "200",
+            "400",
+            "401",
+            "404",
+            "413",
+            "429",
+            "500",
+            "502",
+            "503",
+            "504",
+        },
+        ("GET", "/v1/models"): {"200", "401", "500"},
+        ("GET", "/v1/models/{model_id}"): {"200", "400", "401", "404", "500"},
     }
     for path, operations in paths.items():
         for operation in operations.values():

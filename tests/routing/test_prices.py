@@ -25,7 +25,9 @@ def test_every_entry_is_well_formed():
         assert models, provider
         for model, entry in models.items():
             where = f"{provider}/{model}"
-            assert set(entry) <= {*FIELDS, "approximate"}, where
+            assert set(entry) <= {*FIELDS, "approximate", "dimensions"}, where
+            dims = entry.get("dimensions")
+            assert dims is None or (isinstance(dims, int) and dims > 0), where
             assert all(field in entry for field in FIELDS), where
             for field in FIELDS[:2]:
                 price = entry[field]
