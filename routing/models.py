@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,6 +20,18 @@ from pydantic import (
 )
 
 from routing.breaker import BreakerRefusal
+from routing.chat_parts import (
+    MAX_IMAGES,
+    MAX_TOOLS,
+    ContentPart,
+    ImagePart,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallId,
+    ToolChoice,
+)
 from routing.errors import ErrorClass
 
 # Bounds that protect Redis and the workers from absurd input; far above any real prompt.
@@ -27,7 +39,10 @@ MAX_MESSAGES = 2048
 MAX_REQUEST_CHARS = 4_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+#: What a request may need of a model (routing.capabilities): routes lacking it are passed over.
+Need = Literal["tools", "json_schema", "images", "reasoning"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
@@ -39,15 +54,46 @@ class _Strict(BaseModel):
 
 
 class Message(_Strict):
+    """One turn. ``content`` is its text (every adapter reads it); ``parts`` keeps the ordered
+    text and image parts when the turn has images; an assistant turn may carry ``tool_calls``
+    (and no text), a ``tool`` turn answers one of them by ``tool_call_id``."""
+
     role: Role
-    content: str = Field(min_length=1)
+    content: str = ""
+    parts: list[ContentPart] | None = Field(default=None, min_length=1, max_length=MAX_IMAGES * 2)
+    tool_calls: list[ToolCall] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
+    tool_call_id: ToolCallId | None = None
 
     @field_validator("content")
     @classmethod
     def _not_blank(cls, content: str) -> str:
-        if not content.strip():
+        if content and not content.strip():
             raise ValueError("message content is blank")
         return content
+
+    @model_validator(mode="after")
+    def _shape_of_its_role(self) -> Message:
+        if self.parts is not None and self.role != "user":
+            raise ValueError("image parts are accepted in user messages only")
+        if self.parts is None and not self.content.strip() and not self.tool_calls:
+            raise ValueError("message content is empty")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("tool_calls belong to assistant messages")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message needs tool_call_id, and only a tool message has one")
+        return self
+
+    @property
+    def images(self) -> list[ImagePart]:
+        return [p for p in self.parts or () if isinstance(p, ImagePart)]
+
+    @classmethod
+    def of_parts(cls, role: Role, parts: list[TextPart | ImagePart]) -> Message:
+        """A turn from content parts: ``content`` is its text, ``parts`` kept when it has an
+        image."""
+        text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
+        has_image = any(isinstance(p, ImagePart) for p in parts)
+        return cls(role=role, content=text, parts=list(parts) if has_image else None)
 
 
 class CompletionRequest(_Strict):
@@ -68,6 +114,18 @@ class CompletionRequest(_Strict):
         Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
         | None
     ) = None
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    reasoning_effort: ReasoningEffort | None = None
+    #: The caller's end-user id, forwarded to providers that take one (abuse monitoring).
+    user: Annotated[str, StringConstraints(max_length=256)] | None = None
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -80,7 +138,31 @@ class CompletionRequest(_Strict):
             raise ValueError("messages need at least one user or assistant message")
         if sum(len(message.content) for message in self.messages) > MAX_REQUEST_CHARS:
             raise ValueError(f"messages exceed {MAX_REQUEST_CHARS} characters in total")
+        if sum(len(m.images) for m in self.messages) > MAX_IMAGES:
+            raise ValueError(f"a request carries at most {MAX_IMAGES} images")
+        _check_tool_turns(self.messages)
+        _check_tool_use(self)
         return self
+
+    @property
+    def needs(self) -> list[Need]:
+        """What a target's model must have to take this request (routing.capabilities)."""
+        needs: list[Need] = []
+        if self.tools or any(m.tool_calls or m.role == "tool" for m in self.messages):
+            needs.append("tools")
+        if self.response_format is not None and self.response_format.type == "json_schema":
+            needs.append("json_schema")
+        if any(m.images for m in self.messages):
+            needs.append("images")
+        if self.reasoning_effort is not None:
+            needs.append("reasoning")
+        return needs
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the reply must match, when the request asks for one."""
+        form = self.response_format
+        return form.json_schema.json_schema if form and form.json_schema else None
 
     @classmethod
     def from_prompt(
@@ -91,7 +173,39 @@ class CompletionRequest(_Strict):
         return cls(messages=messages, max_tokens=max_tokens)
 
 
-RetryClass = Literal["rate_limited", "overloaded", "server_error", "timeout", "connection"]
+def _check_tool_turns(messages: list[Message]) -> None:
+    """Every ``tool`` message answers a tool call of the assistant turn before it (the tool
+    messages after it): OpenAI refuses one that does not ("messages with role 'tool' must be a
+    response to a preceeding message with 'tool_calls'"), and Anthropic needs the pairing to
+    build its tool_result blocks."""
+    open_calls: set[str] = set()
+    for index, message in enumerate(messages):
+        if message.role == "tool":
+            if message.tool_call_id not in open_calls:
+                raise ValueError(
+                    f"messages.{index}: the tool message answers {message.tool_call_id!r}, "
+                    "which no preceding assistant tool_calls has"
+                )
+            open_calls.discard(message.tool_call_id)
+            continue
+        open_calls = {call.id for call in message.tool_calls or ()}
+
+
+def _check_tool_use(request: CompletionRequest) -> None:
+    choice = request.tool_choice
+    if choice is None:
+        return
+    if not request.tools and choice != "none":
+        raise ValueError("tool_choice needs tools")
+    if not isinstance(choice, str):
+        names = {tool.function.name for tool in request.tools or ()}
+        if choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+
+
+RetryClass = Literal[
+    "rate_limited", "overloaded", "server_error", "timeout", "connection", "invalid_output"
+]
 Strategy = Literal["ordered", "cheapest", "fastest", "weighted", "least_busy"]
 
 
@@ -144,6 +258,10 @@ class RoutingPolicy(_Strict):
     #: the target, or ``fail`` the job. A conversation ending with an assistant turn (prefill)
     #: is never dropped: a model that refuses it is passed over.
     unsupported_parameters: Literal["drop", "skip", "fail"] = "drop"
+    #: With ``response_format`` json_schema, check every reply against the schema: one that is
+    #: not JSON or does not match is a failed attempt (``invalid_output``), retried and failed
+    #: over like a server error, moving no breaker. False: the reply is taken as it comes.
+    check_output: bool = True
 
     @field_validator("targets")
     @classmethod
@@ -159,6 +277,8 @@ class Usage(_Strict):
     completion_tokens: int = Field(ge=0)
     total_tokens: int = Field(ge=0)
     cached_tokens: int | None = Field(default=None, ge=0)
+    #: Of completion_tokens, those spent thinking (reasoning models), when the provider says.
+    reasoning_tokens: int | None = Field(default=None, ge=0)
 
 
 class ProviderCompletion(_Strict):
@@ -170,6 +290,9 @@ class ProviderCompletion(_Strict):
     usage: Usage | None
     model: str | None = None
     response_id: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    #: The reply as JSON, when the request asked for a JSON schema and the reply was checked.
+    parsed: Any = None
 
 
 AttemptOutcome = Literal["ok", "skipped"] | ErrorClass
@@ -186,6 +309,9 @@ SkipReason = Literal[
     "missing_credential",
     #: its model refuses a parameter the request sets (or assistant prefill)
     "unsupported_parameter",
+    #: its model (or turnout's adapter for its protocol) lacks what the request needs: tools,
+    #: a JSON schema, images or reasoning (``lacks tools``)
+    "lacks_capability",
 ]
 
 
@@ -286,6 +412,9 @@ class CompletionResult(_Strict):
     text: str | None = None
     finish_reason: FinishReason | None = None
     provider_finish_reason: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    #: The reply as JSON, checked against the request's json_schema (None otherwise).
+    parsed: Any = None
     deployment: str | None = None
     provider: str | None = None
     model: str | None = None

@@ -380,6 +380,7 @@ class WorkerRuntime:
                     prompt_tokens=prompt_tokens,
                     max_tokens=request.max_tokens,
                     unusable=self.unusable,
+                    needs=request.needs,
                 ),
                 router=self.router,
                 call=self.call_route,
