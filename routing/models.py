@@ -64,6 +64,25 @@ class Message(_Strict):
     tool_calls: list[ToolCall] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
     tool_call_id: ToolCallId | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_openai_shape(cls, data: Any) -> Any:
+        """A message as OpenAI's SDK writes it: ``content`` null (an assistant turn of tool
+        calls only) or a list of parts; the parts are kept only when an image is among them."""
+        if not isinstance(data, dict):
+            return data
+        content = data.get("content")
+        if content is None and "content" in data:
+            return {**data, "content": ""}
+        if isinstance(content, list) and data.get("parts") is None:
+            texts = [
+                p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            ]
+            with_image = any(isinstance(p, dict) and p.get("type") != "text" for p in content)
+            text = "\n".join(t for t in texts if isinstance(t, str))
+            return {**data, "content": text, "parts": content if with_image else None}
+        return data
+
     @field_validator("content")
     @classmethod
     def _not_blank(cls, content: str) -> str:
