@@ -162,7 +162,10 @@ def _tool_or_structured(request: dict[str, Any], broken_json: bool) -> list[dict
     results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
     tools = request.get("tools") or []
     choice = request.get("tool_choice") or {"type": "auto"}
-    if results:
+    asks = any(isinstance(b, dict) and b.get("type") == "text" for b in blocks) or isinstance(
+        last["content"], str
+    )
+    if results and not asks:
         said = "; ".join(_text_of(r.get("content")) or str(r.get("content")) for r in results)
         return [{"type": "text", "text": f"The tool answered: {said}"}]
     if tools and choice.get("type") != "none" and last["role"] == "user":

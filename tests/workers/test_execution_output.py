@@ -70,3 +70,4 @@ def test_the_policy_can_turn_the_check_off():
     result, attempts, _ = run({"primary": [reply("not json")]}, check_output=False)
     assert result.state is JobState.SUCCEEDED
     assert result.outcome_fields()["parsed"] is None
+    assert [a.outcome for a in attempts] == ["ok"]
