@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from jsonschema import exceptions as schema_errors
@@ -56,15 +58,31 @@ class _Part(BaseModel):
 
 def check_json_schema(schema: dict[str, Any], where: str) -> dict[str, Any]:
     """``schema`` itself, when it is valid JSON Schema; ValueError naming what is wrong."""
-    if len(repr(schema)) > MAX_SCHEMA_CHARS:
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} is not JSON") from None
+    if len(text) > MAX_SCHEMA_CHARS:
         raise ValueError(f"{where} is larger than {MAX_SCHEMA_CHARS} characters")
+    problem = _schema_problem(text)
+    if problem is not None:
+        raise ValueError(f"{where} is not valid JSON Schema at {problem}")
+    return schema
+
+
+@lru_cache(maxsize=1024)
+def _schema_problem(text: str) -> str | None:
+    """Why the schema (as sorted JSON text) is not valid JSON Schema, or None. Cached: checking
+    a schema against its metaschema takes about a millisecond, and a batch or an agent sends
+    the same few schemas with every job (each validated at submit and again by the worker)."""
+    schema = json.loads(text)
     validator = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
         validator.check_schema(schema)
     except schema_errors.SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ValueError(f"{where} is not valid JSON Schema at {path}: {exc.message}") from None
-    return schema
+        return f"{path}: {exc.message}"
+    return None
 
 
 class FunctionDefinition(_Part):

@@ -260,7 +260,8 @@ def test_a_tool_conversation_fails_over_to_anthropic_and_back_with_valid_ids(liv
     )
     assert on_claude.deployment == "claude"
     primary_outcomes = [a.outcome for a in on_claude.attempts if a.deployment == "primary"]
-    assert primary_outcomes and set(primary_outcomes) == {"server_error"}
+    assert primary_outcomes
+    assert set(primary_outcomes) == {"server_error"}
     assert on_claude.finish_reason == "tool_calls"
     (call,) = on_claude.tool_calls or []
     assert call.id.startswith("toolu_")
