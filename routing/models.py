@@ -14,8 +14,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -297,7 +299,15 @@ class Usage(_Strict):
     total_tokens: int = Field(ge=0)
     cached_tokens: int | None = Field(default=None, ge=0)
     #: Of completion_tokens, those spent thinking (reasoning models), when the provider says.
+    #: Left out of the dump when unknown, so usage reads as it did before it was counted.
     reasoning_tokens: int | None = Field(default=None, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_reasoning(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("reasoning_tokens") is None:
+            dumped.pop("reasoning_tokens", None)
+        return dumped
 
 
 class ProviderCompletion(_Strict):

@@ -177,7 +177,6 @@ def test_a_message_joins_its_text_blocks_and_counts_cached_input():
         "completion_tokens": 5,
         "total_tokens": 25,
         "cached_tokens": 7,
-        "reasoning_tokens": None,
     }
 
 
