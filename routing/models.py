@@ -42,7 +42,8 @@ MAX_REQUEST_CHARS = 4_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 
 Role = Literal["system", "user", "assistant", "tool"]
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+#: The openai SDK's values (``none``: no reasoning, and nothing needed of the model).
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 #: What a request may need of a model (routing.capabilities): routes lacking it are passed over.
 Need = Literal["tools", "json_schema", "images", "reasoning"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
@@ -175,7 +176,7 @@ class CompletionRequest(_Strict):
             needs.append("json_schema")
         if any(m.images for m in self.messages):
             needs.append("images")
-        if self.reasoning_effort is not None:
+        if self.reasoning_effort not in (None, "none"):
             needs.append("reasoning")
         return needs
 

@@ -74,7 +74,7 @@ def openai_pair(server, request: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         "openai", "gpt-4o-mini", settings(OPENAI_API_KEY=OPENAI_KEY), base_url=f"{server.url}/v1"
     )
     completion = complete(adapter, CompletionRequest.model_validate(request))
-    theirs, mine = recent(server)
+    theirs, mine = recent(server)[-2:]
     return theirs["body"], mine["body"], completion
 
 
@@ -125,7 +125,7 @@ def test_openai_adapter_sends_what_the_sdk_sends(oai, request_fields):
 
 def test_openai_tool_call_and_schema_replies_are_read_as_the_sdk_reads_them(oai):
     client = openai.OpenAI(api_key=OPENAI_KEY, base_url=f"{oai.url}/v1", max_retries=0)
-    request = {"messages": [HISTORY[0]], "tools": [TOOL]}
+    request: Any = {"messages": [HISTORY[0]], "tools": [TOOL]}
     sdk_reply = client.chat.completions.create(model="gpt-4o-mini", **request)
     _, _, mine = openai_pair(oai, request)
     sdk_call = sdk_reply.choices[0].message.tool_calls[0]
@@ -144,7 +144,7 @@ def anthropic_pair(server, sdk_fields: dict[str, Any], request: dict[str, Any]):
         "anthropic", CLAUDE, settings(ANTHROPIC_API_KEY=ANTHROPIC_KEY), base_url=server.url
     )
     completion = complete(adapter, CompletionRequest.model_validate({"max_tokens": 64, **request}))
-    theirs, mine = recent(server)
+    theirs, mine = recent(server)[-2:]
     return theirs["body"], mine["body"], completion
 
 

@@ -18,6 +18,7 @@ import jsonschema
 import openai
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from pydantic import BaseModel
 
 from ops.redis_namespace import delete_namespace
@@ -25,13 +26,12 @@ from ops.simulator.anthropic_sim import AnthropicSimulator
 from ops.simulator.server import LOOPBACK, ServerThread, free_port
 from ops.stack import ChildProcess
 from producers.client import Client
-from routing.keys import Keys
 from tests.integration.conftest import run_cli
 from tests.integration.harness import Sim, Worker, settings_for, stack_env
 from tests.integration.test_serve import healthy, start_serve
 
 CLAUDE = "claude-sonnet-4-5-20250929"
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -136,7 +136,7 @@ def tools_stack(redis_url, tmp_path_factory) -> Iterator[ToolStack]:
         import redis
 
         with redis.Redis.from_url(redis_url) as client:
-            delete_namespace(client, Keys(namespace))
+            delete_namespace(client, namespace)
 
 
 @pytest.fixture
@@ -154,6 +154,7 @@ def test_a_tool_round_trip_through_serve_with_the_openai_sdk(live: ToolStack):
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
     (call,) = choice.message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "sim"}
     messages += [
@@ -225,7 +226,7 @@ def test_bad_input_is_a_400_in_openais_shape_before_anything_is_enqueued(live: T
             ],
         )
     assert "no preceding assistant tool_calls" in str(caught.value)
-    bad_tool = {"type": "function", "function": {"name": "f", "parameters": {"type": 7}}}
+    bad_tool: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": 7}}}
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(
             model="default", messages=[{"role": "user", "content": "hi"}], tools=[bad_tool]

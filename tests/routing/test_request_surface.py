@@ -185,3 +185,8 @@ def test_a_reply_is_checked_against_the_schema_asked_for():
     with pytest.raises(InvalidOutput, match="does not match the schema at n"):
         checked_output(asked, reply('{"n": "three"}'))
     assert checked_output(request(), reply("plain")).parsed is None
+
+
+def test_reasoning_effort_none_needs_nothing_of_the_model():
+    assert request(reasoning_effort="none").needs == []
+    assert request(reasoning_effort="xhigh").needs == ["reasoning"]

@@ -15,8 +15,9 @@ Decisions:
   Messages API: the SDK's ``JSONOutputFormatParam``); ``json_object`` has no equivalent and is
   not sent (the worker checks only json_schema replies).
 * ``reasoning_effort`` -> ``thinking: {type: enabled, budget_tokens}`` (minimal and low 1024,
-  the API's minimum; medium 4096; high 16384), with ``max_tokens`` raised by the budget (thinking
-  counts against it), and no ``temperature``/``top_p`` (refused with thinking).
+  the API's minimum; medium 4096; high 16384; xhigh 24576; max 32768; none: no thinking),
+  with ``max_tokens`` raised by the budget (thinking counts against it), and no
+  ``temperature``/``top_p`` (refused with thinking).
 * ``seed``, the penalties and ``logprobs`` have no Messages API field and are not sent.
 """
 
@@ -33,7 +34,14 @@ from routing.models import CompletionRequest, Message
 
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _NOT_ID = re.compile(r"[^a-zA-Z0-9_-]")
-THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+THINKING_BUDGETS = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 4096,
+    "high": 16384,
+    "xhigh": 24576,
+    "max": 32768,
+}
 
 
 def anthropic_id(call_id: str) -> str:
@@ -138,7 +146,7 @@ def output_fields(request: CompletionRequest) -> dict[str, Any]:
 
 def thinking_budget(request: CompletionRequest) -> int | None:
     effort = request.reasoning_effort
-    return None if effort is None else THINKING_BUDGETS[effort]
+    return None if effort in (None, "none") else THINKING_BUDGETS[effort]
 
 
 def reply_tool_calls(content: list[Any]) -> list[ToolCall] | None:
