@@ -93,6 +93,15 @@ def _tool_problem(request: dict[str, Any]) -> tuple[str, str] | None:
                 f"messages.[{pending_at}].role",
             )
         calls = message.get("tool_calls") or []
+        for number, call in enumerate(calls):
+            length = len(str(call.get("id", ""))) if isinstance(call, dict) else 0
+            if length > 40:
+                return (
+                    f"Invalid 'messages[{index}].tool_calls[{number}].id': string too long. "
+                    f"Expected a string with maximum length 40, but got a string with length "
+                    f"{length} instead.",
+                    f"messages[{index}].tool_calls[{number}].id",
+                )
         pending = {str(call.get("id")) for call in calls if isinstance(call, dict)}
         pending_at = index
     form = request.get("response_format")

@@ -269,3 +269,18 @@ def test_a_tool_id_anthropic_refuses_is_mapped_the_same_way_in_call_and_result(a
     sent = recent(ant)[-1]
     used = sent["body"]["messages"][1]["content"][0]["id"]
     assert used == sent["body"]["messages"][2]["content"][0]["tool_use_id"] != odd
+
+
+def test_a_tool_id_longer_than_openai_takes_is_shortened_the_same_way_in_call_and_result(oai):
+    long_id = "fc_" + "0f0e50a1476a6c35006912c58dc9f8819192c25864eb16f07f"
+    history = json.loads(json.dumps(HISTORY).replace("call_abc123", long_id))
+    adapter = adapter_for(
+        "openai", "gpt-4o-mini", settings(OPENAI_API_KEY=OPENAI_KEY), base_url=f"{oai.url}/v1"
+    )
+    request = CompletionRequest.model_validate({"messages": history, "tools": [TOOL]})
+    completion = complete(adapter, request)  # the simulator refuses ids over 40 characters
+    assert completion.text == "The tool answered: 4 degrees"
+    sent = recent(oai)[-1]["body"]["messages"]
+    shortened = sent[1]["tool_calls"][0]["id"]
+    assert len(shortened) == 40
+    assert shortened == sent[2]["tool_call_id"]

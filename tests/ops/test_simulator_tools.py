@@ -77,3 +77,16 @@ def test_anthropic_refuses_bad_ids_and_unpaired_tool_blocks():
     )
     assert unanswered.status_code == 400
     assert "`tool_use` ids were found without `tool_result` blocks" in unanswered.text
+
+
+def test_openai_refuses_a_tool_call_id_over_40_characters():
+    long_call = {**CALL, "id": "x" * 41}
+    refused = openai_answer(
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [long_call]},
+            {"role": "tool", "tool_call_id": "x" * 41, "content": "1"},
+        ]
+    )
+    assert refused.status_code == 400
+    assert "Expected a string with maximum length 40" in refused.text

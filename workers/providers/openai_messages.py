@@ -8,10 +8,17 @@ text, a ``tool`` turn's ``tool_call_id``; ``tools``, ``tool_choice``, ``response
 (``json_schema.schema``), ``seed``, the penalties, ``logprobs``/``top_logprobs``,
 ``reasoning_effort`` and ``user`` as they are. A deployment's ``extra_body`` is merged in last,
 at the top level, as the SDK's ``extra_body`` is.
+
+One translation: OpenAI refuses a tool call id longer than 40 characters ("Invalid
+'messages[2].tool_calls[0].id': string too long. Expected a string with maximum length 40",
+``string_above_max_length``), which ids made by other providers or frameworks can be. Such an
+id is shortened the same way in the call and in its tool message (its head and a hash of the
+whole), so a conversation that comes from another protocol keeps its pairs.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +80,18 @@ def chat_body(
     return body
 
 
+#: OpenAI's limit on a tool call id.
+MAX_TOOL_CALL_ID = 40
+
+
+def openai_id(call_id: str) -> str:
+    """A tool call id OpenAI accepts (see the module docstring)."""
+    if len(call_id) <= MAX_TOOL_CALL_ID:
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
+    return f"{call_id[: MAX_TOOL_CALL_ID - 13]}_{digest}"
+
+
 def wire_message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role}
     if message.parts is not None:
@@ -84,9 +103,12 @@ def wire_message(message: Message) -> dict[str, Any]:
     else:
         wire["content"] = message.content
     if message.tool_calls:
-        wire["tool_calls"] = [call.model_dump(mode="json") for call in message.tool_calls]
+        wire["tool_calls"] = [
+            {**call.model_dump(mode="json"), "id": openai_id(call.id)}
+            for call in message.tool_calls
+        ]
     if message.tool_call_id is not None:
-        wire["tool_call_id"] = message.tool_call_id
+        wire["tool_call_id"] = openai_id(message.tool_call_id)
     return wire
 
 
