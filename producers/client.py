@@ -49,6 +49,7 @@ from producers.loop_thread import LoopThread
 from producers.publisher import JobPublisher
 from producers.redis_patience import RedisPatience, Streak, is_redis_outage, redacted
 from producers.waiter import CompletionListener
+from routing.capability_fit import check_capable
 from routing.celery_config import create_app, max_job_deadline_s, queue_name
 from routing.config import TurnoutConfig, load_config
 from routing.embeddings import EmbeddingRequest, JobRequest
@@ -128,10 +129,14 @@ class Client:
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
     ) -> tuple[CompletionRequest, RoutingPolicy]:
-        """Validate a job without submitting it: InvalidRequest on anything wrong."""
-        return as_request(request), resolve_policy(
+        """Validate a job without submitting it: InvalidRequest on anything wrong (a policy
+        none of whose targets can take what the request needs included)."""
+        checked = as_request(request)
+        resolved = resolve_policy(
             self.config, policy, targets=targets, max_deadline_s=self._max_deadline_s
         )
+        check_capable(self.config, resolved, checked)
+        return checked, resolved
 
     # --- sync ---------------------------------------------------------------------------------
 

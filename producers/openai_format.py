@@ -16,6 +16,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from routing.chat_parts import (
+    ContentPart,
+    ImagePart,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
 from routing.config import TurnoutConfig
 from routing.errors import ErrorClass, InvalidRequest
 from routing.models import (
@@ -24,6 +33,7 @@ from routing.models import (
     CompletionRequest,
     CompletionResult,
     Message,
+    ReasoningEffort,
 )
 
 #: Text that is not blank: what a provider accepts as a message.
@@ -31,22 +41,21 @@ NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 StopText = Annotated[str, StringConstraints(min_length=1)]
 
 
-class TextPart(BaseModel):
-    """A content part; only text is carried (images and audio are not built)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-    text: NonBlank
-
-
 class ChatMessage(BaseModel):
+    """A message as OpenAI's SDK sends it: text or content parts (text, ``image_url``), an
+    assistant turn's ``tool_calls`` (its content then may be null), a ``tool`` turn's
+    ``tool_call_id``. Audio and file parts are not built, and refused."""
+
     model_config = ConfigDict(extra="forbid")
 
     #: ``developer`` is OpenAI's newer name for ``system``.
-    role: Literal["system", "developer", "user", "assistant"]
-    content: NonBlank | Annotated[list[TextPart], Field(min_length=1)]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: NonBlank | Annotated[list[ContentPart], Field(min_length=1)] | None = None
     name: str | None = Field(default=None, max_length=64)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    #: The SDK echoes an assistant message back whole: its refusal (None) is accepted.
+    refusal: str | None = None
 
 
 class ChatCompletionRequest(BaseModel):
@@ -77,8 +86,18 @@ class ChatCompletionRequest(BaseModel):
         ]
         | None
     ) = Field(default=None, max_length=16)
-    #: OpenAI's end-user id; accepted and not forwarded.
+    #: OpenAI's end-user id, forwarded to the providers that take one.
     user: str | None = Field(default=None, max_length=256)
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
     def to_completion_request(self, idempotency_key: str | None = None) -> CompletionRequest:
         """The provider-neutral request; InvalidRequest (with the field) if it is not one."""
@@ -95,6 +114,17 @@ class ChatCompletionRequest(BaseModel):
                 stop=self.stop,
                 metadata=self.metadata or {},
                 idempotency_key=idempotency_key,
+                tools=self.tools,
+                tool_choice=self.tool_choice,
+                parallel_tool_calls=self.parallel_tool_calls,
+                response_format=self.response_format,
+                seed=self.seed,
+                presence_penalty=self.presence_penalty,
+                frequency_penalty=self.frequency_penalty,
+                logprobs=self.logprobs,
+                top_logprobs=self.top_logprobs,
+                reasoning_effort=self.reasoning_effort,
+                user=self.user,
             )
         except ValidationError as exc:
             raise invalid(exc) from None
@@ -102,9 +132,21 @@ class ChatCompletionRequest(BaseModel):
 
 def _message(message: ChatMessage) -> Message:
     content = message.content
-    text = content if isinstance(content, str) else "\n".join(part.text for part in content)
     role = "system" if message.role == "developer" else message.role
-    return Message(role=role, content=text)
+    parts: list[TextPart | ImagePart] | None = None
+    if isinstance(content, list):
+        text = "\n".join(part.text for part in content if isinstance(part, TextPart))
+        if any(isinstance(part, ImagePart) for part in content):
+            parts = list(content)
+    else:
+        text = content or ""
+    return Message(
+        role=role,
+        content=text,
+        parts=parts,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
+    )
 
 
 def describe(exc: ValidationError) -> str:
@@ -183,7 +225,7 @@ def chat_completion(result: CompletionResult) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text or "", "refusal": None},
+                "message": _assistant_message(result),
                 "finish_reason": _finish_reason(result.finish_reason),
                 "logprobs": None,
             }
@@ -192,14 +234,31 @@ def chat_completion(result: CompletionResult) -> dict[str, Any]:
         "system_fingerprint": None,
         "turnout": turnout_facts(result),
     }
+    if result.parsed is not None:
+        body["turnout"]["parsed"] = result.parsed
     if usage is not None:
         body["usage"] = {
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
             "prompt_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
         }
     return body
+
+
+def _assistant_message(result: CompletionResult) -> dict[str, Any]:
+    """The reply as OpenAI's assistant message: ``content`` null when the model only called
+    tools (as OpenAI answers), the calls with their ids as the model (or turnout, for a
+    protocol whose ids differ) named them."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.text if result.text or not result.tool_calls else None,
+        "refusal": None,
+    }
+    if result.tool_calls:
+        message["tool_calls"] = [call.model_dump(mode="json") for call in result.tool_calls]
+    return message
 
 
 def turnout_facts(result: CompletionResult) -> dict[str, Any]:

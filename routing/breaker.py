@@ -166,6 +166,8 @@ _IGNORED = frozenset(
         # the model refuses a parameter: the route is healthy, the request was not for it
         ErrorClass.UNSUPPORTED_PARAMETER,
         ErrorClass.INCOMPLETE,
+        # the reply did not match the request's schema: the model's doing, the route served it
+        ErrorClass.INVALID_OUTPUT,
     }
 )
 

@@ -61,6 +61,8 @@ class ModelCapabilities:
     tools: bool | None
     json_schema: bool | None
     images: bool | None
+    #: Takes a reasoning effort (OpenAI's ``reasoning_effort``, Anthropic's thinking budget).
+    reasoning_effort: bool | None
     #: Tokens of prompt and output together; None when unknown.
     context_window: int | None
     #: Where it is served (Vertex locations), None: anywhere its provider serves it.
@@ -130,6 +132,7 @@ def model_capabilities(provider: str, model: str) -> ModelCapabilities:
         tools=values["tools"],
         json_schema=values["json_schema"],
         images=values["images"],
+        reasoning_effort=values["reasoning_effort"],
         context_window=info.context_window if info else None,
         locations=tuple(values["locations"]) if values["locations"] is not None else None,
         families=tuple(families),
@@ -137,7 +140,16 @@ def model_capabilities(provider: str, model: str) -> ModelCapabilities:
 
 
 _FIELDS = frozenset(
-    {"parameters", "reasoning", "assistant_prefill", "tools", "json_schema", "images", "locations"}
+    {
+        "parameters",
+        "reasoning",
+        "assistant_prefill",
+        "tools",
+        "json_schema",
+        "images",
+        "reasoning_effort",
+        "locations",
+    }
 )
 
 

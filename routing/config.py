@@ -65,6 +65,7 @@ class CapabilityOverrides(BaseModel):
     tools: bool | None = None
     json_schema: bool | None = None
     images: bool | None = None
+    reasoning_effort: bool | None = None
     locations: list[str] | None = None
 
 
@@ -113,6 +114,9 @@ class DeploymentConfig(BaseModel):
     base_model: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     #: Corrections to what the table says the model accepts.
     capabilities: CapabilityOverrides | None = None
+    #: Provider-specific fields merged into every request body this deployment sends (top
+    #: level, over turnout's own): vLLM's ``guided_json``, OpenRouter's ``provider``, ...
+    extra_body: dict[str, Any] | None = None
     #: An embedding model's vector dimension, when the table does not know it (or the
     #: deployment asks for shorter vectors); a policy mixes only deployments of one dimension.
     dimensions: int | None = Field(default=None, gt=0, le=65_536)

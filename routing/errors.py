@@ -37,6 +37,8 @@ Exception hierarchy::
         ├── Incomplete            incomplete        fail over: a 200 that carries no answer (a
         │                         reasoning model spent max_tokens thinking); the route is
         │                         healthy, so its breaker does not count it
+        ├── InvalidOutput         invalid_output    retry, then fail over: the reply is not the
+        │                         JSON the request's json_schema asks for; moves no breaker
         ├── Misconfigured         configuration     fail over: the route's address is not the
         │                         provider's API (a 404 in no shape of the provider's): its
         │                         breaker opens with the URL as its reason, until a probe passes
@@ -73,6 +75,8 @@ class ErrorClass(StrEnum):
     CONTENT_POLICY = "content_policy"
     INVALID_RESPONSE = "invalid_response"
     INCOMPLETE = "incomplete"
+    #: The reply is not JSON, or does not match the request's json_schema.
+    INVALID_OUTPUT = "invalid_output"
     CONFIGURATION = "configuration"
     # Job-level classes: no single provider call decided these.
     DEADLINE_EXCEEDED = "deadline_exceeded"
@@ -98,6 +102,8 @@ _RETRYABLE = frozenset(
         ErrorClass.SERVER_ERROR,
         ErrorClass.TIMEOUT,
         ErrorClass.CONNECTION,
+        # a model's output differs from one call to the next: another try may match the schema
+        ErrorClass.INVALID_OUTPUT,
     }
 )
 
@@ -317,6 +323,16 @@ class Incomplete(ProviderError):
     error_class = ErrorClass.INCOMPLETE
 
 
+class InvalidOutput(ProviderError):
+    """A well-formed 200 whose answer is not the JSON its request's json_schema asks for (not
+    JSON at all, or not matching). The model's output varies from call to call, so it is
+    retried and failed over like a transient error; but the route served the call, so its
+    breaker does not count it."""
+
+    error_class = ErrorClass.INVALID_OUTPUT
+    route_at_fault = False
+
+
 class Misconfigured(ProviderError):
     """The route's address answers, but not as the provider's API: a 404 that is none of the
     provider's error bodies (an HTML page, a proxy's text, "Invalid URL"). A wrong base URL,
@@ -347,6 +363,7 @@ PROVIDER_ERRORS: dict[ErrorClass, type[ProviderError]] = {
         ContentPolicy,
         InvalidResponse,
         Incomplete,
+        InvalidOutput,
         Misconfigured,
     )
 }

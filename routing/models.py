@@ -8,26 +8,42 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from routing.breaker import BreakerRefusal
+from routing.chat_parts import (
+    MAX_IMAGES,
+    MAX_TOOLS,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
 from routing.errors import ErrorClass
+from routing.messages import Message as Message
+from routing.messages import Role as Role
+from routing.messages import check_tool_turns
 
 # Bounds that protect Redis and the workers from absurd input; far above any real prompt.
 MAX_MESSAGES = 2048
 MAX_REQUEST_CHARS = 4_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 
-Role = Literal["system", "user", "assistant"]
+#: The openai SDK's values (``none``: no reasoning, and nothing needed of the model).
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+#: What a request may need of a model (routing.capabilities): routes lacking it are passed over.
+Need = Literal["tools", "json_schema", "images", "reasoning"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
@@ -36,18 +52,6 @@ Identifier = Annotated[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Message(_Strict):
-    role: Role
-    content: str = Field(min_length=1)
-
-    @field_validator("content")
-    @classmethod
-    def _not_blank(cls, content: str) -> str:
-        if not content.strip():
-            raise ValueError("message content is blank")
-        return content
 
 
 class CompletionRequest(_Strict):
@@ -68,6 +72,18 @@ class CompletionRequest(_Strict):
         Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
         | None
     ) = None
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    reasoning_effort: ReasoningEffort | None = None
+    #: The caller's end-user id, forwarded to providers that take one (abuse monitoring).
+    user: Annotated[str, StringConstraints(max_length=256)] | None = None
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -80,7 +96,31 @@ class CompletionRequest(_Strict):
             raise ValueError("messages need at least one user or assistant message")
         if sum(len(message.content) for message in self.messages) > MAX_REQUEST_CHARS:
             raise ValueError(f"messages exceed {MAX_REQUEST_CHARS} characters in total")
+        if sum(len(m.images) for m in self.messages) > MAX_IMAGES:
+            raise ValueError(f"a request carries at most {MAX_IMAGES} images")
+        check_tool_turns(self.messages)
+        _check_tool_use(self)
         return self
+
+    @property
+    def needs(self) -> list[Need]:
+        """What a target's model must have to take this request (routing.capabilities)."""
+        needs: list[Need] = []
+        if self.tools or any(m.tool_calls or m.role == "tool" for m in self.messages):
+            needs.append("tools")
+        if self.response_format is not None and self.response_format.type == "json_schema":
+            needs.append("json_schema")
+        if any(m.images for m in self.messages):
+            needs.append("images")
+        if self.reasoning_effort not in (None, "none"):
+            needs.append("reasoning")
+        return needs
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the reply must match, when the request asks for one."""
+        form = self.response_format
+        return form.json_schema.json_schema if form and form.json_schema else None
 
     @classmethod
     def from_prompt(
@@ -91,7 +131,21 @@ class CompletionRequest(_Strict):
         return cls(messages=messages, max_tokens=max_tokens)
 
 
-RetryClass = Literal["rate_limited", "overloaded", "server_error", "timeout", "connection"]
+def _check_tool_use(request: CompletionRequest) -> None:
+    choice = request.tool_choice
+    if choice is None:
+        return
+    if not request.tools and choice != "none":
+        raise ValueError("tool_choice needs tools")
+    if not isinstance(choice, str):
+        names = {tool.function.name for tool in request.tools or ()}
+        if choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+
+
+RetryClass = Literal[
+    "rate_limited", "overloaded", "server_error", "timeout", "connection", "invalid_output"
+]
 Strategy = Literal["ordered", "cheapest", "fastest", "weighted", "least_busy"]
 
 
@@ -144,6 +198,10 @@ class RoutingPolicy(_Strict):
     #: the target, or ``fail`` the job. A conversation ending with an assistant turn (prefill)
     #: is never dropped: a model that refuses it is passed over.
     unsupported_parameters: Literal["drop", "skip", "fail"] = "drop"
+    #: With ``response_format`` json_schema, check every reply against the schema: one that is
+    #: not JSON or does not match is a failed attempt (``invalid_output``), retried and failed
+    #: over like a server error, moving no breaker. False: the reply is taken as it comes.
+    check_output: bool = True
 
     @field_validator("targets")
     @classmethod
@@ -159,6 +217,16 @@ class Usage(_Strict):
     completion_tokens: int = Field(ge=0)
     total_tokens: int = Field(ge=0)
     cached_tokens: int | None = Field(default=None, ge=0)
+    #: Of completion_tokens, those spent thinking (reasoning models), when the provider says.
+    #: Left out of the dump when unknown, so usage reads as it did before it was counted.
+    reasoning_tokens: int | None = Field(default=None, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_reasoning(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("reasoning_tokens") is None:
+            dumped.pop("reasoning_tokens", None)
+        return dumped
 
 
 class ProviderCompletion(_Strict):
@@ -170,6 +238,9 @@ class ProviderCompletion(_Strict):
     usage: Usage | None
     model: str | None = None
     response_id: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    #: The reply as JSON, when the request asked for a JSON schema and the reply was checked.
+    parsed: Any = None
 
 
 AttemptOutcome = Literal["ok", "skipped"] | ErrorClass
@@ -186,6 +257,9 @@ SkipReason = Literal[
     "missing_credential",
     #: its model refuses a parameter the request sets (or assistant prefill)
     "unsupported_parameter",
+    #: its model (or turnout's adapter for its protocol) lacks what the request needs: tools,
+    #: a JSON schema, images or reasoning (``lacks tools``)
+    "lacks_capability",
 ]
 
 
@@ -286,6 +360,9 @@ class CompletionResult(_Strict):
     text: str | None = None
     finish_reason: FinishReason | None = None
     provider_finish_reason: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    #: The reply as JSON, checked against the request's json_schema (None otherwise).
+    parsed: Any = None
     deployment: str | None = None
     provider: str | None = None
     model: str | None = None

@@ -6,7 +6,9 @@ breaker, rate limits, measured latency, calls in flight) is decided per attempt 
 ``fastest`` strategy, "inflight" for ``least_busy``).
 
 Rules applied here, in order, each passed-over target recorded with its reason:
-  aliases expanded; ``allow_providers``/``deny_providers`` ("denied_by_policy"); targets whose
+  aliases expanded; targets lacking what the request needs: tools, a JSON schema, images,
+  reasoning ("lacks_capability", routing.capability_fit); ``allow_providers``/
+  ``deny_providers`` ("denied_by_policy"); targets whose
   context window cannot hold the estimated prompt plus max_tokens ("context_too_small", when
   ``context_window_fallback``); targets whose estimated cost exceeds ``max_cost_usd``
   ("over_budget"); then the strategy's order; then each deployment's key pool, in a rotated
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from routing.capability_fit import lacks
 from routing.config import DeploymentConfig, TurnoutConfig
-from routing.models import RoutingPolicy, SkipReason
+from routing.models import Need, RoutingPolicy, SkipReason
 from routing.routes import Order, Route
 
 #: Completion tokens assumed for a cost estimate when the request sets no max_tokens.
@@ -74,15 +77,17 @@ def plan_candidates(
     max_tokens: int | None = None,
     rng: random.Random | None = None,
     unusable: Mapping[str, str] | None = None,
+    needs: Sequence[Need] = (),
 ) -> Plan:
-    """``unusable``: route id -> why this worker cannot call it (``unusable_routes``)."""
+    """``unusable``: route id -> why this worker cannot call it (``unusable_routes``);
+    ``needs``: what the request needs of a model (routing.capability_fit)."""
     chance = rng or _SHARED_RNG
     names = config.expand(policy.targets)
     missing = [name for name in names if name not in config.deployments]
     skipped: list[PlannedSkip] = []
     eligible: list[DeploymentConfig] = []
     for deployment in (config.deployments[n] for n in names if n in config.deployments):
-        reason = _rule_out(deployment, policy, prompt_tokens, max_tokens)
+        reason = _rule_out(deployment, policy, prompt_tokens, max_tokens, needs)
         if reason is None:
             eligible.append(deployment)
         else:
@@ -149,7 +154,11 @@ def _rule_out(
     policy: RoutingPolicy,
     prompt_tokens: int,
     max_tokens: int | None,
+    needs: Sequence[Need] = (),
 ) -> tuple[SkipReason, str] | None:
+    lacking = lacks(needs, deployment)
+    if lacking is not None:
+        return "lacks_capability", lacking
     provider = deployment.provider
     if policy.allow_providers is not None and provider not in policy.allow_providers:
         return "denied_by_policy", f"{provider} is not in allow_providers"

@@ -23,6 +23,9 @@ records each reason once. On that route:
     over (prefill, or the policy's ``unsupported_parameters`` says ``skip``; ``fail`` fails the
     job). Before every call the request is fitted to the route's model (routing.request_fit):
     what it is known to refuse is dropped (the attempt says so) or rules the route out;
+  * invalid_output (the reply is not the JSON the request's json_schema asks for, checked
+    here unless the policy's ``check_output`` is off) is retried like a transient error, then
+    fails over; it moves no breaker;
   * context_length moves on to routes with a larger context window only;
   * anything else moves on to the next route.
 When no route is available, the job waits for the earliest to return (``on_all_unavailable:
@@ -86,6 +89,7 @@ from routing.models import (
     Waiting,
     WaitingRoute,
 )
+from routing.output_check import checked_output
 from routing.planning import Plan, PlannedSkip
 from routing.request_fit import Fit, LocalLessons, ParameterLessons, fit_request, parameters_set
 from routing.routes import CallOutcome, Grant, KeyLabel, Route, Router, Skip, Spent, Transition
@@ -134,6 +138,12 @@ class ExecutionResult:
             "text": self.completion.text,
             "finish_reason": self.completion.finish_reason,
             "provider_finish_reason": self.completion.provider_finish_reason,
+            "tool_calls": (
+                [call.model_dump(mode="json") for call in self.completion.tool_calls]
+                if self.completion.tool_calls
+                else None
+            ),
+            "parsed": self.completion.parsed,
             "deployment": deployment.id,
             "provider": deployment.provider,
             "model": self.completion.model or deployment.model,
@@ -651,6 +661,12 @@ def _call(job: _Job, grant: Grant, timeout: float) -> ProviderCompletion | Provi
         job.on_call(CallStarted(route.deployment.id, sum(job.calls_on.values()), job.run))
     try:
         completion = job.call(route, job.request if fit is None else fit.request, timeout)
+        if (
+            fit is not None
+            and job.policy.check_output
+            and isinstance(completion, ProviderCompletion)
+        ):
+            completion = checked_output(fit.request, completion)
     except ProviderError as exc:
         # Kept without its traceback: the frames it holds hold the reply (and its body) in a
         # cycle with ``error`` until a full collection.

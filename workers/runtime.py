@@ -34,6 +34,7 @@ from routing.kill_window import hold_if_asked
 from routing.local_router import LocalRouter
 from routing.models import (
     Attempt,
+    CompletionRequest,
     JobError,
     JobState,
     ProviderCompletion,
@@ -397,6 +398,7 @@ class WorkerRuntime:
                     prompt_tokens=prompt_tokens,
                     max_tokens=request.max_tokens,
                     unusable=self.unusable,
+                    needs=request.needs if isinstance(request, CompletionRequest) else (),
                 ),
                 router=self.router,
                 call=self.call_route,

@@ -128,6 +128,8 @@ def bench_stack(
                         "model": "sim-model",
                         "base_url": f"http://{LOOPBACK}:{port}/v1",
                         "api_key_env": "BENCH_SIM_KEY",
+                        # the simulated model answers tools and schemas (overhead --tools)
+                        "capabilities": {"tools": True, "json_schema": True},
                     }
                 ],
                 "policies": {"default": {"targets": ["bench"], "deadline_s": 120}},
@@ -198,15 +200,34 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+#: A function tool for ``overhead --tools``: a request of the shape agents send.
+BENCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city now",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+
+
 @app.command()
 def overhead(
     jobs: Annotated[int, typer.Option(help="Sequential jobs (and raw calls).")] = 300,
+    tools: Annotated[
+        bool, typer.Option(help="Each request offers a tool (the answer is a tool call).")
+    ] = False,
 ) -> None:
     """Queue overhead: one job at a time, 0 ms provider, against a raw httpx call."""
     from producers.client import Client
 
+    offered = {"tools": [BENCH_TOOL]} if tools else {}
     with bench_stack(0, concurrency=8) as bench:
-        body = {"model": "sim-model", "messages": [{"role": "user", "content": "hi"}]}
+        body = {"model": "sim-model", "messages": [{"role": "user", "content": "hi"}], **offered}
         headers = {"authorization": f"Bearer {bench.env['BENCH_SIM_KEY']}"}
         raw: list[float] = []
         with httpx.Client() as http:
@@ -220,12 +241,14 @@ def overhead(
             client.complete("warm up", timeout=60)
             for n in range(jobs + 20):
                 started = time.perf_counter()
-                client.complete(f"overhead {n}", timeout=60)
+                request = {"messages": [{"role": "user", "content": f"overhead {n}"}], **offered}
+                client.complete(request, timeout=60)
                 through.append(time.perf_counter() - started)
         through = through[20:]
     raw_ms = [s * 1000 for s in raw]
     job_ms = [s * 1000 for s in through]
-    print(f"\nqueue overhead, {jobs} sequential jobs, 0 ms simulator")
+    kind = "tools requests" if tools else "jobs"
+    print(f"\nqueue overhead, {jobs} sequential {kind}, 0 ms simulator")
     print(f"{'':24}{'median ms':>12}{'p99 ms':>10}")
     print(f"{'raw httpx call':24}{statistics.median(raw_ms):12.2f}{pct(raw_ms, 0.99):10.2f}")
     print(

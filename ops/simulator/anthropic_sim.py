@@ -13,6 +13,8 @@ sends. Paths live under ``/v1``.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from typing import Any
 
@@ -26,6 +28,7 @@ from ops.simulator.base import (
 )
 from ops.simulator.faults import Faults
 from ops.simulator.model_refusals import claude_refusal
+from ops.simulator.tool_replies import chosen_tool, instance_of, structured_text
 
 #: 2023-06-01 is the documented version; 2026-10-21 is what anthropic SDK 2.x sends.
 API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
@@ -83,6 +86,105 @@ def _text_of(content: Any) -> str:
             if isinstance(block, dict) and block.get("type") == "text"
         )
     return ""
+
+
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _tool_problem(request: dict[str, Any]) -> str | None:
+    """The Messages API's refusals of a malformed tool conversation, in its words: an id not
+    matching its pattern, a tool_use without a tool_result in the next turn, a tool_result
+    answering no tool_use of the turn before, a forced tool that does not exist."""
+    tools = request.get("tools") or []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("input_schema"), dict):
+            return f"tools.{index}.custom.input_schema: Field required"
+    choice = request.get("tool_choice")
+    names = {t.get("name") for t in tools}
+    if (
+        isinstance(choice, dict)
+        and choice.get("type") == "tool"
+        and choice.get("name") not in names
+    ):
+        return f"Tool '{choice.get('name')}' not found in provided tools"
+    output = request.get("output_config")
+    if isinstance(output, dict) and output.get("format") is not None:
+        form = output["format"]
+        if (
+            not isinstance(form, dict)
+            or form.get("type") != "json_schema"
+            or not isinstance(form.get("schema"), dict)
+        ):
+            return "output_config.format: Input should be a valid json_schema format"
+    pending: set[str] = set()
+    messages = request["messages"]
+    for index, message in enumerate(messages):
+        blocks = message["content"] if isinstance(message["content"], list) else []
+        answered = set()
+        for number, block in enumerate(blocks):
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and not _TOOL_ID.match(str(block.get("id", ""))):
+                return (
+                    f"messages.{index}.content.{number}.tool_use.id: String should match "
+                    "pattern '^[a-zA-Z0-9_-]+$'"
+                )
+            if block.get("type") == "tool_result":
+                used = str(block.get("tool_use_id"))
+                if used not in pending:
+                    return (
+                        f"messages.{index}.content.{number}: unexpected `tool_use_id` found in "
+                        f"`tool_result` blocks: {used}. Each `tool_result` block must have a "
+                        "corresponding `tool_use` block in the previous message."
+                    )
+                answered.add(used)
+        if pending - answered:
+            return (
+                f"messages.{index - 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(sorted(pending - answered))}. Each `tool_use` "
+                "block must have a corresponding `tool_result` block in the next message."
+            )
+        pending = {
+            str(b.get("id"))
+            for b in blocks
+            if isinstance(b, dict)
+            and b.get("type") == "tool_use"
+            and message["role"] == "assistant"
+        }
+    return None
+
+
+def _tool_or_structured(request: dict[str, Any], broken_json: bool) -> list[dict[str, Any]] | None:
+    """The content of a reply to tools (a tool_use block, or text quoting a tool's result) or
+    to a JSON schema; None for a plain request."""
+    last = request["messages"][-1]
+    blocks = last["content"] if isinstance(last["content"], list) else []
+    results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+    tools = request.get("tools") or []
+    choice = request.get("tool_choice") or {"type": "auto"}
+    asks = any(isinstance(b, dict) and b.get("type") == "text" for b in blocks) or isinstance(
+        last["content"], str
+    )
+    if results and not asks:
+        said = "; ".join(_text_of(r.get("content")) or str(r.get("content")) for r in results)
+        return [{"type": "text", "text": f"The tool answered: {said}"}]
+    if tools and choice.get("type") != "none" and last["role"] == "user":
+        named = choice.get("name") if choice.get("type") == "tool" else None
+        name, schema = chosen_tool(
+            [{"name": t["name"], "schema": t["input_schema"]} for t in tools], named
+        )
+        return [
+            {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": name,
+                "input": instance_of(schema) or {},
+            }
+        ]
+    output = request.get("output_config")
+    if isinstance(output, dict) and isinstance(output.get("format"), dict):
+        return [{"type": "text", "text": structured_text(output["format"]["schema"], broken_json)}]
+    return None
 
 
 class AnthropicSimulator(ProviderSimulator):
@@ -162,6 +264,9 @@ class AnthropicSimulator(ProviderSimulator):
             isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)
         ):
             return error_reply(400, "stop_sequences: Input should be a list of non-empty strings")
+        problem_with_tools = _tool_problem(request)
+        if problem_with_tools is not None:
+            return error_reply(400, problem_with_tools)
         refused = claude_refusal(
             request["model"],
             {name: request.get(name) for name in ("temperature", "top_p", "top_k")},
@@ -196,6 +301,9 @@ class AnthropicSimulator(ProviderSimulator):
             (_text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), ""
         )
         text = reply_text(self.name, model, prompt)
+        content = _tool_or_structured(request, self.state.should_break_json())
+        if content is not None:
+            return self._message(request, content)
         stop_reason, stop_sequence = "end_turn", None
         for stop in request.get("stop_sequences") or []:
             if stop in text:
@@ -229,6 +337,29 @@ class AnthropicSimulator(ProviderSimulator):
             (b"anthropic-ratelimit-requests-remaining", b"49"),
         ]
         return Reply.json(200, payload, headers)
+
+    def _message(self, request: dict[str, Any], content: list[dict[str, Any]]) -> Reply:
+        """A reply of tool_use blocks, or of the structured text (see tool_replies)."""
+        calls = any(block["type"] == "tool_use" for block in content)
+        written = sum(estimate_tokens(json.dumps(block)) for block in content)
+        input_tokens = sum(estimate_tokens(json.dumps(m["content"])) for m in request["messages"])
+        payload = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": request["model"],
+            "content": content,
+            "stop_reason": "tool_use" if calls else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": written,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
+        }
+        return Reply.json(200, payload, [(b"request-id", _request_id().encode())])
 
     def probe(self, incoming: Incoming) -> Reply:
         problem = self._version_problem(incoming)

@@ -41,6 +41,9 @@ class Faults:
     #: The model's context window in tokens, for Bedrock's overflow answers (None: no limit):
     #: a window small enough to overflow in a test without a megabyte of prompt.
     context_window: int | None = None
+    #: Share of structured-output replies (a JSON schema asked for) answered with text that is
+    #: not JSON, as a model without strict decoding sometimes does (0.0 - 1.0).
+    invalid_json_rate: float = 0.0
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         allowed = {f.name for f in fields(self)}
@@ -50,6 +53,8 @@ class Faults:
         updated = replace(self, **changes)
         if not 0.0 <= updated.fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
+        if not 0.0 <= updated.invalid_json_rate <= 1.0:
+            raise ValueError("invalid_json_rate must be between 0 and 1")
         if updated.echo_credential_at is not None and updated.echo_credential_at < 0:
             raise ValueError("echo_credential_at must be a character offset, 0 or more")
         if not 100 <= int(updated.fail_status) <= 599:
@@ -105,6 +110,10 @@ class FaultState:
 
     def should_fail(self) -> bool:
         rate = self.faults.fail_rate
+        return rate >= 1.0 or (rate > 0.0 and self._random.random() < rate)
+
+    def should_break_json(self) -> bool:
+        rate = self.faults.invalid_json_rate
         return rate >= 1.0 or (rate > 0.0 and self._random.random() < rate)
 
     def reset(self) -> None:

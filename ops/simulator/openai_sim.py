@@ -9,6 +9,7 @@ into its logs. Paths live under ``/v1``.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -34,6 +35,7 @@ from ops.simulator.quirks import (
     is_reasoning_model,
     magistral_content,
 )
+from ops.simulator.tool_replies import chosen_tool, instance_of, structured_text
 
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -65,6 +67,83 @@ def error_body(
 ) -> dict[str, Any]:
     kind, default, code = _ERRORS.get(status, ("server_error", f"Error {status}", None))
     return {"error": {"message": message or default, "type": kind, "param": param, "code": code}}
+
+
+def _tool_problem(request: dict[str, Any]) -> tuple[str, str] | None:
+    """OpenAI's refusals of a malformed tool conversation, in its words (message, param): a
+    tool message answering no preceding tool call, an assistant's tool calls left unanswered,
+    a response_format json_schema without its schema."""
+    messages = request["messages"]
+    pending: set[str] = set()
+    pending_at = 0
+    for index, message in enumerate(messages):
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in pending:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    f"messages.[{index}].role",
+                )
+            pending.discard(message["tool_call_id"])
+            continue
+        if pending:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(sorted(pending))}",
+                f"messages.[{pending_at}].role",
+            )
+        calls = message.get("tool_calls") or []
+        for number, call in enumerate(calls):
+            length = len(str(call.get("id", ""))) if isinstance(call, dict) else 0
+            if length > 40:
+                return (
+                    f"Invalid 'messages[{index}].tool_calls[{number}].id': string too long. "
+                    f"Expected a string with maximum length 40, but got a string with length "
+                    f"{length} instead.",
+                    f"messages[{index}].tool_calls[{number}].id",
+                )
+        pending = {str(call.get("id")) for call in calls if isinstance(call, dict)}
+        pending_at = index
+    form = request.get("response_format")
+    if isinstance(form, dict) and form.get("type") == "json_schema":
+        spec = form.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            return ("Missing required parameter: 'response_format.json_schema'.", "response_format")
+    return None
+
+
+def _tool_or_structured(
+    request: dict[str, Any], broken_json: bool
+) -> tuple[str | None, list[dict[str, Any]] | None] | None:
+    """(content, tool_calls) of a reply to tools or a response_format; None otherwise."""
+    last = request["messages"][-1]
+    tools = request.get("tools") or []
+    choice = request.get("tool_choice") or "auto"
+    if last.get("role") == "tool":
+        return f"The tool answered: {last.get('content')}", None
+    if tools and choice != "none" and last.get("role") == "user":
+        named = choice["function"]["name"] if isinstance(choice, dict) else None
+        name, schema = chosen_tool(
+            [
+                {"name": t["function"]["name"], "schema": t["function"].get("parameters")}
+                for t in tools
+            ],
+            named,
+        )
+        arguments = json.dumps(instance_of(schema) or {})
+        call = {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        return None, [call]
+    form = request.get("response_format")
+    if isinstance(form, dict) and form.get("type") == "json_schema":
+        return structured_text(form["json_schema"].get("schema", {}), broken_json), None
+    if isinstance(form, dict) and form.get("type") == "json_object":
+        return structured_text({"type": "object"}, broken_json), None
+    return None
 
 
 class OpenAISimulator(ProviderSimulator):
@@ -154,6 +233,9 @@ class OpenAISimulator(ProviderSimulator):
                         400, f"Invalid '{field}': integer below minimum value.", param=field
                     ),
                 )
+        tool_problem = _tool_problem(request)
+        if tool_problem is not None:
+            return Reply.json(400, error_body(400, tool_problem[0], param=tool_problem[1]))
         refused = openai_refusal(request["model"], request)
         if refused is not None:
             return Reply.json(400, refused)
@@ -200,6 +282,9 @@ class OpenAISimulator(ProviderSimulator):
             "",
         )
         text = reply_text(self.name, model, prompt)
+        answer = _tool_or_structured(request, self.state.should_break_json())
+        if answer is not None:
+            return self._answer(request, *answer)
         limit = request.get("max_completion_tokens") or request.get("max_tokens")
         # A reasoning model thinks first, and the thinking counts against the limit.
         reasoning = REASONING_TOKENS if is_reasoning_model(model) else 0
@@ -227,6 +312,49 @@ class OpenAISimulator(ProviderSimulator):
                         "message": {"role": "assistant", "content": content, "refusal": None},
                         "logprobs": None,
                         "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "completion_tokens_details": {
+                        "reasoning_tokens": reasoning,
+                        "audio_tokens": 0,
+                        "accepted_prediction_tokens": 0,
+                        "rejected_prediction_tokens": 0,
+                    },
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_turnout_sim",
+            },
+        )
+
+    def _answer(
+        self, request: dict[str, Any], content: str | None, calls: list[dict[str, Any]] | None
+    ) -> Reply:
+        """A reply to tools or to a response_format (see tool_replies)."""
+        model = request["model"]
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        reasoning = REASONING_TOKENS if is_reasoning_model(model) else 0
+        prompt_tokens = estimate_tokens(json.dumps(request["messages"]))
+        completion_tokens = estimate_tokens(json.dumps(message)) + reasoning
+        return Reply.json(
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls" if calls else "stop",
                     }
                 ],
                 "usage": {

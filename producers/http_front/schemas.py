@@ -34,6 +34,11 @@ class TurnoutFacts(BaseModel):
         description="Every provider call and every target passed over, with why: the same log "
         "as the job's own attempts."
     )
+    parsed: Any = Field(
+        default=None,
+        description="With response_format json_schema: the reply as JSON, checked against "
+        "the schema.",
+    )
 
 
 class PendingJob(BaseModel):
@@ -50,10 +55,22 @@ class ErrorBody(BaseModel):
     turnout: TurnoutFacts | PendingJob | None = None
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments as JSON text, as the model wrote them.")
+
+
+class MessageToolCall(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="Null when the model only called tools.")
     refusal: str | None
+    tool_calls: list[MessageToolCall] | None = None
 
 
 class Choice(BaseModel):
@@ -67,11 +84,16 @@ class PromptTokensDetails(BaseModel):
     cached_tokens: int
 
 
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(description="Of completion_tokens, those spent thinking.")
+
+
 class CompletionUsage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails
 
 
 class ChatCompletion(BaseModel):

@@ -100,8 +100,8 @@ def test_policy_names_the_route_of_every_line():
         ('{"custom_id": "a", "messages": []}', "messages: List should have at least 1 item"),
         ('{"custom_id": "a", "messages": [{"role": "user", "content": " "}]}', "messages.0"),
         (
-            '{"custom_id": "a", "messages": [{"role": "user", "content": "x"}], "tools": []}',
-            "tools: Extra inputs are not permitted",
+            '{"custom_id": "a", "messages": [{"role": "user", "content": "x"}], "tool": []}',
+            "tool: Extra inputs are not permitted",
         ),
         (
             '{"custom_id": "a", "method": "GET", "url": "/v1/chat/completions", "body": {}}',

@@ -152,7 +152,9 @@ def test_validation_errors_name_every_field_and_param_the_first():
         "messages.0.content: short",
         "messages.0.content: not a list",
         "tools: unknown field (a request may carry model, messages, max_tokens, "
-        "max_completion_tokens, temperature, top_p, stop, n, stream, metadata, user)",
+        "max_completion_tokens, temperature, top_p, stop, n, stream, metadata, user, tools, "
+        "tool_choice, parallel_tool_calls, response_format, seed, presence_penalty, "
+        "frequency_penalty, logprobs, top_logprobs, reasoning_effort)",
         "Idempotency-Key: pattern",
     ]
     assert failure.body()["error"]["type"] == "invalid_request_error"

@@ -54,11 +54,15 @@ def test_openai_message_forms_become_turnout_messages():
 def test_what_turnout_cannot_honour_is_refused_not_dropped():
     with pytest.raises(InvalidRequest, match="streaming is not supported"):
         chat(stream=True).to_completion_request()
-    for field, value in [("tools", []), ("n", 2), ("response_format", {"type": "json_object"})]:
+    for field, value in [("n", 2), ("response_format", {"type": "json_schema"})]:
         with pytest.raises(ValidationError):
             chat(**{field: value})
+    with pytest.raises(InvalidRequest, match="tools"):
+        chat(tools=[]).to_completion_request()
     with pytest.raises(ValidationError):
         chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}])
+    with pytest.raises(ValidationError):
+        chat(messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}])
     with pytest.raises(InvalidRequest, match="at least one user or assistant"):
         chat(messages=[{"role": "system", "content": "only"}]).to_completion_request()
 

@@ -83,6 +83,7 @@ OUTCOMES = {
     ErrorClass.CONTEXT_LENGTH: Outcome.IGNORE,
     ErrorClass.UNSUPPORTED_PARAMETER: Outcome.IGNORE,  # the route is healthy
     ErrorClass.INCOMPLETE: Outcome.IGNORE,  # the budget ran out thinking: the route is fine
+    ErrorClass.INVALID_OUTPUT: Outcome.IGNORE,  # missed its schema: the model
     ErrorClass.CONFIGURATION: Outcome.CREDENTIAL,  # a wrong address: open until a probe passes
 }
 

@@ -30,11 +30,11 @@ from workers.http import HttpCall, HttpReply
 from workers.providers.base import deployment_base_url, deployment_key
 from workers.providers.openai_compat import (
     OpenAICompatibleAdapter,
-    chat_body,
     classify_error,
     error_details,
     parse_chat_completion,
 )
+from workers.providers.openai_messages import chat_body
 from workers.providers.retry_headers import parse_retry_after
 from workers.settings import WorkerSettings
 

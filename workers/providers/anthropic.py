@@ -59,6 +59,13 @@ from routing.errors import (
 )
 from routing.models import CompletionRequest, FinishReason, Message, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
+from workers.providers.anthropic_parts import (
+    content_blocks,
+    output_fields,
+    reply_tool_calls,
+    thinking_budget,
+    tool_fields,
+)
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.refused_parameters import refused_in
@@ -165,7 +172,10 @@ class AnthropicAdapter:
 
     def build_call(self, request: CompletionRequest) -> HttpCall:
         body = anthropic_body(
-            request, model=self.deployment.model, default_max_tokens=self.default_max_tokens
+            request,
+            model=self.deployment.model,
+            default_max_tokens=self.default_max_tokens,
+            extra_body=self.deployment.extra_body,
         )
         headers = {**self._headers(), "content-type": "application/json"}
         if self._betas:
@@ -198,43 +208,61 @@ class AnthropicAdapter:
 
 
 def anthropic_body(
-    request: CompletionRequest, *, model: str | None, default_max_tokens: int
+    request: CompletionRequest,
+    *,
+    model: str | None,
+    default_max_tokens: int,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Messages API body for ``request``; ``model=None`` leaves ``model`` out (Bedrock's
-    InvokeModel names the model in its path)."""
+    InvokeModel names the model in its path). Tools, images, structured output and reasoning
+    effort as ``workers.providers.anthropic_parts`` says."""
     body: dict[str, Any] = {} if model is None else {"model": model}
-    body["max_tokens"] = request.max_tokens or default_max_tokens
+    budget = thinking_budget(request)
+    body["max_tokens"] = (request.max_tokens or default_max_tokens) + (budget or 0)
     system = [m.content for m in request.messages if m.role == "system"]
     if system:
         body["system"] = "\n\n".join(system)
     body["messages"] = _turns(request.messages)
-    if request.temperature is not None:
+    if budget is not None:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    elif request.temperature is not None:
         body["temperature"] = min(request.temperature, MAX_TEMPERATURE)
-    if request.top_p is not None and request.temperature is None:
+    if request.top_p is not None and request.temperature is None and budget is None:
         body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = list(request.stop)
+    body.update(tool_fields(request))
+    body.update(output_fields(request))
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    if extra_body:
+        body.update(extra_body)
     return body
 
 
 def _turns(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """User and assistant messages, a run of one role merged into one message of text blocks."""
-    runs: list[tuple[str, list[str]]] = []
+    """User and assistant messages, a run of one role merged into one message (a ``tool``
+    message is a user turn of ``tool_result`` blocks). A turn of one text block is sent as a
+    plain string, as before tools existed."""
+    runs: list[tuple[str, list[dict[str, Any]]]] = []
     for message in messages:
         if message.role == "system":
             continue
-        if runs and runs[-1][0] == message.role:
-            runs[-1][1].append(message.content)
+        role = "user" if message.role == "tool" else message.role
+        blocks = content_blocks(message)
+        if runs and runs[-1][0] == role:
+            runs[-1][1].extend(blocks)
         else:
-            runs.append((message.role, [message.content]))
+            runs.append((role, blocks))
     return [
         {
             "role": role,
-            "content": texts[0]
-            if len(texts) == 1
-            else [{"type": "text", "text": text} for text in texts],
+            "content": blocks[0]["text"]
+            if len(blocks) == 1 and blocks[0]["type"] == "text"
+            else blocks,
         }
-        for role, texts in runs
+        for role, blocks in runs
     ]
 
 
@@ -268,6 +296,7 @@ def parse_message(raw: bytes) -> ProviderCompletion:
         usage=_usage(data.get("usage")),
         model=data.get("model") if isinstance(data.get("model"), str) else None,
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+        tool_calls=reply_tool_calls(content),
     )
 
 

@@ -60,11 +60,11 @@ from workers.providers.azure_credentials import EntraTokenCache
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
 from workers.providers.openai_compat import (
     DEFAULT_RETRIES,
-    chat_body,
     classify_error,
     error_details,
     parse_chat_completion,
 )
+from workers.providers.openai_messages import chat_body
 from workers.settings import WorkerSettings
 
 #: The ``AZURE_API_VERSION`` value that selects the v1 API.
@@ -151,7 +151,12 @@ class AzureOpenAIAdapter:
         return headers
 
     def build_call(self, request: CompletionRequest) -> HttpCall:
-        body = chat_body(request, self.deployment.model, self.deployment.spec.max_tokens_field)
+        body = chat_body(
+            request,
+            self.deployment.model,
+            self.deployment.spec.max_tokens_field,
+            extra_body=self.deployment.extra_body,
+        )
         return HttpCall("POST", self.url, self._headers(), json.dumps(body).encode())
 
     def parse_reply(self, reply: HttpReply) -> ProviderCompletion:

@@ -41,6 +41,7 @@ from routing.errors import (
 from routing.models import CompletionRequest, FinishReason, ProviderCompletion, Usage
 from workers.http import HttpCall, HttpReply
 from workers.providers.base import USER_AGENT, deployment_base_url, deployment_key
+from workers.providers.openai_messages import chat_body, reply_tool_calls
 from workers.providers.reading import clip, read_json, sane_counts, snippet, token_count
 from workers.providers.refused_parameters import OPENAI_CODES, refused_in, request_name
 from workers.providers.retry_headers import (
@@ -124,7 +125,12 @@ class OpenAICompatibleAdapter:
         return headers
 
     def build_call(self, request: CompletionRequest) -> HttpCall:
-        body = chat_body(request, self.deployment.model, self.deployment.spec.max_tokens_field)
+        body = chat_body(
+            request,
+            self.deployment.model,
+            self.deployment.spec.max_tokens_field,
+            extra_body=self.deployment.extra_body,
+        )
         return HttpCall("POST", self.url, self._headers(), json.dumps(body).encode())
 
     def build_probe(self) -> HttpCall:
@@ -144,22 +150,6 @@ class OpenAICompatibleAdapter:
         if embedded is not None:  # OpenRouter: "200 with the error in the body"
             raise classify_error(self.deployment.provider, embedded, reply.body, reply.headers)
         return parse_chat_completion(reply.body)
-
-
-def chat_body(request: CompletionRequest, model: str, max_tokens_field: str) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-    }
-    if request.max_tokens is not None:
-        body[max_tokens_field] = request.max_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    return body
 
 
 def parse_chat_completion(raw: bytes) -> ProviderCompletion:
@@ -188,6 +178,7 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
     if provider_reason == "error":  # Mistral: generation failed
         raise ServerError("the provider reported an error during generation", status_code=200)
     finish_reason = _FINISH_REASONS.get(str(provider_reason), "stop")
+    tool_calls = reply_tool_calls(message)
     if finish_reason == "length" and not content and not message.get("tool_calls"):
         raise Incomplete(
             "the output budget ran out before any answer (finish_reason "
@@ -203,6 +194,7 @@ def parse_chat_completion(raw: bytes) -> ProviderCompletion:
         usage=_usage(data.get("usage")),
         model=data.get("model") if isinstance(data.get("model"), str) else None,
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+        tool_calls=tool_calls,
     )
 
 
@@ -244,11 +236,14 @@ def _usage(raw: Any) -> Usage | None:
     cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else None
     if cached is None:
         cached = token_count(raw.get("prompt_cache_hit_tokens"))  # DeepSeek
+    thought = raw.get("completion_tokens_details")
+    reasoning = token_count(thought.get("reasoning_tokens")) if isinstance(thought, dict) else None
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=token_count(raw.get("total_tokens")) or prompt + completion,
         cached_tokens=cached,
+        reasoning_tokens=reasoning,
     )
 
 
