@@ -10,10 +10,14 @@ way only the reconciler brought the job back, TURNOUT_REQUEUE_AFTER (600 s) late
 * **The pop is a move.** A message leaves its queue only into this consumer's *popped* list
   (Keys.consumer_popped): BLMOVE when blocking (as rq does; dramatiq's Lua fetch does the
   same), fetch_message.lua when not. BLMOVE takes one source and BRPOP's several-queue
-  atomicity has no moving twin, so the channel blocks on the jobs queue only, with kombu's
-  ``brpop_timeout`` (1 s), and between blocks runs fetch_message.lua over every queue in kombu's
-  fair order: a job never waits on an idle worker, a beat tick waits at most 1 s, and a busy
-  worker spends one round trip per message, as before.
+  atomicity has no moving twin, so the channel blocks on the jobs (interactive) queue only,
+  with kombu's ``brpop_timeout`` (1 s), and between blocks runs fetch_message.lua over every
+  queue: an interactive job never waits on an idle worker, a beat tick or the first bulk job
+  on an idle worker waits at most 1 s, and a busy worker spends one round trip per message.
+* **Lanes order the fetch** (routing.lanes). Stock kombu BRPOPs its queues in a round-robin
+  cycle, which is fairness, not priority. Here each fetch tries the interactive queue first,
+  then control, then the bulk queues in kombu's cycle: a worker whose slot frees takes a
+  waiting interactive job before any bulk one, and batches (one bulk queue each) in turn.
 * **Bookkeeping moves it again, atomically.** deliver_message.lua writes kombu's unacked entry
   and index, adds the tag to the consumer's *held* set and takes the message off *popped*, in
   one script: at every moment the message is in the queue, in popped, or in unacked + held.
@@ -68,6 +72,7 @@ from kombu.utils.json import dumps, loads
 
 from routing.keys import Keys
 from routing.kill_window import hold_if_asked
+from routing.lanes import fetch_rank
 from routing.redis_scripts import source
 
 log = logging.getLogger("turnout.broker")
@@ -181,15 +186,24 @@ class Channel(kombu_redis.Channel):
     # --- consuming: a pop is a move into this consumer's popped list -------------------------
 
     def _blocking_queue(self, queues: list[str]) -> str:
-        """The queue a block waits on: the jobs queue when consumed (a job never waits on an
-        idle worker), else the first in kombu's cycle."""
-        jobs = self.turnout_keys.queue
-        return jobs if jobs in queues else queues[0]
+        """The queue a block waits on: the first lane queue of the fetch order (interactive
+        when consumed: such a job never waits on an idle worker), else the control queue."""
+        control = self.turnout_keys.control_queue
+        return next((queue for queue in queues if queue != control), queues[0])
+
+    def _fetch_order(self) -> list[str]:
+        """The queues in the order a fetch tries them: interactive, control, then the bulk
+        queues in kombu's round-robin cycle (``rotate`` after each delivery moves the queue
+        served to the back): a priority between lanes, fairness between batches
+        (routing.lanes). The sort is stable, so the cycle's order survives within a rank."""
+        keys = self.turnout_keys
+        cycle = self._queue_cycle.consume(len(self.active_queues))
+        return sorted(cycle, key=lambda queue: fetch_rank(keys, queue))
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if timeout is None:
             timeout = self.brpop_timeout
-        queues = self._queue_cycle.consume(len(self.active_queues))
+        queues = self._fetch_order()
         if not queues:
             return
         keys, me = self.turnout_keys, consumer_id()

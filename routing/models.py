@@ -28,6 +28,8 @@ MAX_REQUEST_CHARS = 4_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 
 Role = Literal["system", "user", "assistant"]
+#: A job's priority lane (routing.lanes): ``interactive`` (a person waits) or ``bulk`` (a batch).
+Lane = Literal["interactive", "bulk"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
@@ -144,6 +146,9 @@ class RoutingPolicy(_Strict):
     #: the target, or ``fail`` the job. A conversation ending with an assistant turn (prefill)
     #: is never dropped: a model that refuses it is passed over.
     unsupported_parameters: Literal["drop", "skip", "fail"] = "drop"
+    #: The lane its jobs go to (routing.lanes); None: the caller's default (``interactive`` for
+    #: Client, serve and submit; ``bulk`` for batch). A job's stored policy has it resolved.
+    lane: Lane | None = None
 
     @field_validator("targets")
     @classmethod

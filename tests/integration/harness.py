@@ -162,12 +162,20 @@ class Worker:
     a file. Made first and started when the test says, so a test can start it late."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, *, concurrency: int = 8, loglevel: str = "info"
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        concurrency: int = 8,
+        loglevel: str = "info",
+        queues: Iterable[str] = (),
     ) -> None:
         self.env = env
         self.log_path = log_path
         self.concurrency = concurrency
         self.loglevel = loglevel
+        #: Empty: every queue (both lanes); routing.lanes.worker_queues for one lane's.
+        self.queues = list(queues)
         self.process: ChildProcess | None = None
 
     def start(self, *, wait: bool = True) -> Worker:
@@ -176,6 +184,7 @@ class Worker:
             loglevel=self.loglevel,
             hostname=f"w{time.monotonic_ns()}@%h",
             heartbeat=False,
+            queues=self.queues,
         )
         self.process = ChildProcess(
             self.log_path.stem,
