@@ -150,7 +150,8 @@ def test_a_worker_of_the_interactive_lane_leaves_bulk_jobs_alone(stack, tmp_path
             assert stack.queue_length() == 1, "its message is still in its bulk queue"
             with stack.redis() as client:
                 queue = client.hget(keys.job(bulk.job_id), "queue")
-                assert queue is not None and queue.startswith("bulk-")
+                assert queue is not None
+                assert queue.startswith("bulk-")
                 assert client.llen(keys.queue_list(queue)) == 1
     finally:
         worker.stop()

@@ -87,7 +87,8 @@ def test_a_lost_bulk_message_is_sent_again_to_its_own_bulk_queue(redis_url, name
     try:
         handle = client.submit("my bulk message will vanish")
         queue = client.store.redis.hget(keys.job(handle.job_id), "queue")
-        assert queue is not None and queue.startswith("bulk-"), "the record names its queue"
+        assert queue is not None
+        assert queue.startswith("bulk-"), "the record names its queue"
         assert client.store.redis.delete(keys.queue_list(queue)) == 1, "removed by hand"
         worker.start()
         beat.start()
