@@ -17,6 +17,8 @@ keys-rotation  rotate and revoke a stored key under load on three workers: to th
             with the new key, to the last with the revoked one (ops/bench/key_rotation.py).
 keys-cpu    worker CPU per job with the key from the environment and from the key store,
             alternated in the same run.
+lanes       submit-to-start of interactive jobs while a bulk batch runs: priority lanes against
+            one shared queue (TURNOUT_LANES=false), same run (ops/bench/lanes.py).
 """
 
 from __future__ import annotations
@@ -514,6 +516,27 @@ def keys_rotation(
     for name, value in result.items():
         print(f"{name:34}{value:>10}")
     print(f"jobs: {len(load.states)}, failed: {load.failed}")
+
+
+@app.command()
+def lanes(
+    jobs: Annotated[int, typer.Option(help="Jobs of the bulk batch each round.")] = 3000,
+    concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 16,
+    latency_ms: Annotated[float, typer.Option(help="Simulator latency per call.")] = 100,
+    rounds: Annotated[int, typer.Option(help="Pairs of rounds (shared, then lanes).")] = 1,
+    tail: Annotated[
+        int, typer.Option(help="Interactive jobs stop once the batch has fewer queued.")
+    ] = 200,
+) -> None:
+    """Interactive submit-to-start under a running batch, lanes against one shared queue."""
+    from ops.bench.lanes import run_rounds
+
+    with bench_stack(latency_ms, concurrency=concurrency) as bench:
+        print(
+            f"a {jobs}-job bulk batch, one interactive job a second, one worker of "
+            f"{concurrency} threads, simulator {latency_ms:g} ms"
+        )
+        run_rounds(bench, jobs=jobs, concurrency=concurrency, tail=tail, rounds=rounds)
 
 
 @app.command("keys-cpu")
