@@ -86,8 +86,7 @@ def test_a_lost_bulk_message_is_sent_again_to_its_own_bulk_queue(redis_url, name
     beat = Beat(env, tmp_path)
     try:
         handle = client.submit("my bulk message will vanish")
-        queue = client.store.redis.hget(keys.job(handle.job_id), "queue")
-        assert queue is not None
+        queue = str(client.store.redis.hget(keys.job(handle.job_id), "queue"))
         assert queue.startswith("bulk-"), "the record names its queue"
         assert client.store.redis.delete(keys.queue_list(queue)) == 1, "removed by hand"
         worker.start()

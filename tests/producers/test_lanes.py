@@ -32,8 +32,8 @@ def make():
         return made[-1]
 
     yield client
-    for client in made:
-        client.close()
+    for each in made:
+        each.close()
 
 
 def lane_of(client: Client, **options: object) -> str | None:
