@@ -160,3 +160,28 @@ def test_a_worker_of_the_interactive_lane_leaves_bulk_jobs_alone(stack, tmp_path
         assert bulk.wait(timeout=30).state is JobState.SUCCEEDED
     finally:
         both.stop()
+
+
+def test_a_worker_takes_every_waiting_interactive_job_before_any_bulk_one(stack, tmp_path):
+    """Priority, not round-robin: 100 bulk jobs queued first, 30 interactive after, then a
+    worker of 4 threads starts. Taken in turn, about half the bulk jobs would start before the
+    last interactive one; first, at most the few a slot race lets through (one per thread)."""
+    with (
+        Client(settings=stack.settings(), lane="bulk") as batch,
+        Client(settings=stack.settings()) as web,
+    ):
+        bulk_ids = submit_bulk(batch, 100, "queued first")
+        people = [web.submit(f"queued after {n}").job_id for n in range(30)]
+        worker = Worker(stack.env, tmp_path / "worker.log", concurrency=4).start()
+        try:
+            eventually(lambda: all_finished(stack, people), timeout=120, interval=0.5)
+        finally:
+            worker.stop()
+    last_person = max(started for _, started, _ in times_of(stack, people))
+    with stack.redis() as client:
+        pipe = client.pipeline(transaction=False)
+        for job_id in bulk_ids:
+            pipe.hget(stack.settings_keys().job(job_id), "started_at")
+        starts = [int(s) / 1000 for s in pipe.execute() if s]
+    ahead = [s for s in starts if s < last_person]
+    assert len(ahead) <= 4, f"{len(ahead)} bulk jobs started before the last interactive one"
