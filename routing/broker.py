@@ -14,6 +14,10 @@ way only the reconciler brought the job back, TURNOUT_REQUEUE_AFTER (600 s) late
   with kombu's ``brpop_timeout`` (1 s), and between blocks runs fetch_message.lua over every
   queue: an interactive job never waits on an idle worker, a beat tick or the first bulk job
   on an idle worker waits at most 1 s, and a busy worker spends one round trip per message.
+  A worker serving a batch (a bulk message delivered in the last BULK_ACTIVE_S) blocks for
+  BULK_POLL_S instead: a batch that sends its jobs as others finish finds its bulk queue
+  empty at most fetches, and must not wait a second each time; that costs an idle-looking
+  worker two round trips per BULK_POLL_S for those seconds only.
 * **Lanes order the fetch** (routing.lanes). Stock kombu BRPOPs its queues in a round-robin
   cycle, which is fairness, not priority. Here each fetch tries the interactive queue first,
   then control, then the bulk queues in kombu's cycle: a worker whose slot frees takes a
@@ -81,6 +85,11 @@ log = logging.getLogger("turnout.broker")
 POOL_WAIT_S = 20
 #: How often a consuming process says it is alive, and reclaims the dead.
 CONSUMER_BEAT_S = 2.0
+#: A worker that delivered a bulk message this recently blocks on the interactive queue for
+#: BULK_POLL_S at a time, not kombu's 1 s: the bulk queues are looked at between blocks, and a
+#: batch that sends as its jobs finish (``turnout batch``'s window) must not wait a second a job.
+BULK_ACTIVE_S = 10.0
+BULK_POLL_S = 0.05
 #: Silence after which a consumer is dead and what it held goes back to the queues: four
 #: missed beats, so a busy event loop is not taken for a dead one.
 CONSUMER_DEAD_AFTER_S = 8.0
@@ -143,6 +152,8 @@ class Channel(kombu_redis.Channel):
     _reused_client: Any = None
     #: The next consuming command blocks (BLMOVE): the last fetch found every queue empty.
     _block_next = False
+    #: When this channel last delivered a bulk message (time.monotonic; routing.lanes).
+    _bulk_seen_at = float("-inf")
     #: What the consuming command in flight was: ("fetch" | "block", its queues).
     _sent: tuple[str, list[str]] = ("fetch", [])
     #: The message just popped, (queue, raw), until deliver_message.lua takes it off popped.
@@ -216,6 +227,8 @@ class Channel(kombu_redis.Channel):
         command: list[Any]
         if self._block_next:
             queue = self._blocking_queue(queues)
+            if time.monotonic() - self._bulk_seen_at < BULK_ACTIVE_S:
+                timeout = min(timeout or BULK_POLL_S, BULK_POLL_S)
             self._sent = ("block", [queue])
             command = [
                 "BLMOVE",
@@ -257,6 +270,8 @@ class Channel(kombu_redis.Channel):
                 raise Empty()
             self._block_next = False
             self._queue_cycle.rotate(queue)
+            if fetch_rank(self.turnout_keys, queue) == 2:
+                self._bulk_seen_at = time.monotonic()
             if queue == self.turnout_keys.queue:
                 hold_if_asked("popped", f"a message moved to {consumer_id()}'s popped list")
             self._deliver_popped(queue, raw)
