@@ -19,6 +19,8 @@ keys-cpu    worker CPU per job with the key from the environment and from the ke
             alternated in the same run.
 lanes       submit-to-start of interactive jobs while a bulk batch runs: priority lanes against
             one shared queue (TURNOUT_LANES=false), same run (ops/bench/lanes.py).
+lanes-window  jobs/s of a windowed producer (as turnout batch sends: a job as one finishes) in
+            the bulk lane against the interactive lane, alternated, same worker.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ops.redis_namespace import delete_namespace
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, worker_command
 from routing.keys import Keys
-from routing.models import JobState
+from routing.models import JobState, Lane
 
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -537,6 +539,46 @@ def lanes(
             f"{concurrency} threads, simulator {latency_ms:g} ms"
         )
         run_rounds(bench, jobs=jobs, concurrency=concurrency, tail=tail, rounds=rounds)
+
+
+@app.command("lanes-window")
+def lanes_window(
+    jobs: Annotated[int, typer.Option(help="Jobs per run.")] = 1000,
+    window: Annotated[int, typer.Option(help="Jobs in flight.")] = 32,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Pairs of runs (interactive, bulk).")] = 2,
+) -> None:
+    """A windowed producer finds its queue empty at most fetches: does the bulk lane, whose
+    queues a worker looks at between blocks on the interactive one, cost it throughput?"""
+    import asyncio
+
+    from producers.client import Client
+
+    async def windowed(client: Client) -> None:
+        slots = asyncio.Semaphore(window)
+
+        async def one(n: int) -> None:
+            async with slots:
+                await (await client.asubmit(f"windowed {n}")).wait()
+
+        await asyncio.gather(*(one(n) for n in range(jobs)))
+        await client.aclose()
+
+    lanes: tuple[Lane, ...] = ("interactive", "bulk")
+    with (
+        bench_stack(latency_ms, concurrency=window * 2) as bench,
+        worker(bench, "workers.app", window * 2),
+    ):
+        with Client(settings=bench.settings()) as warm:
+            warm.complete("warm up", timeout=60)
+        print(f"{jobs} jobs, window {window}, simulator {latency_ms:g} ms")
+        for _ in range(rounds):
+            for lane in lanes:
+                with Client(settings=bench.settings(), lane=lane) as client:
+                    started = time.perf_counter()
+                    asyncio.run(windowed(client))
+                    took = time.perf_counter() - started
+                print(f"{lane:>12}: {jobs / took:6.1f} jobs/s ({took:.1f}s)", flush=True)
 
 
 @app.command("keys-cpu")
