@@ -78,9 +78,10 @@ def submit(
         )
     except ValueError as exc:
         raise fail(f"invalid request: {exc}") from None
+    chosen_lane = _lane(lane)
     try:
         with Client() as client:
-            handle = client.submit(request, policy=policy, targets=target, lane=_lane(lane))
+            handle = client.submit(request, policy=policy, targets=target, lane=chosen_lane)
             result = handle.wait(timeout, on_waiting=_say_waiting) if wait else handle.result()
     except JobTimeout as exc:
         raise fail(str(exc), code=1) from None
