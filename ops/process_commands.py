@@ -18,6 +18,8 @@ import typer
 from ops.stack import beat_command, flower_command, worker_command
 from producers.cli_support import fail
 from routing.errors import ConfigError
+from routing.keys import Keys
+from routing.lanes import parse_lanes, worker_queues
 from routing.settings import CoreSettings
 
 LOGLEVEL_HELP = "Celery's log level: debug, info, warning, error."
@@ -37,6 +39,13 @@ def worker(
         list[str] | None,
         typer.Option("--queue", "-Q", help="A queue to consume (repeatable); default every queue."),
     ] = None,
+    lanes: Annotated[
+        str | None,
+        typer.Option(
+            help="Consume only these lanes' queues (and beat's control queue), comma-separated: "
+            "interactive, bulk. Default both, interactive first."
+        ),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help=LOGLEVEL_HELP)] = "info",
     hostname: Annotated[
         str | None, typer.Option(help="Celery node name; default a fresh one, worker-<hex>@host.")
@@ -45,10 +54,17 @@ def worker(
     """Run a Celery worker: it takes jobs from Redis and calls the providers (threads pool;
     provider keys from the environment and .env). SIGTERM is a warm shutdown: running jobs
     finish (up to 30 s), the rest go back to the queue."""
-    threads = concurrency or CoreSettings().worker_concurrency
-    argv = worker_command(
-        concurrency=threads, queues=queue or (), loglevel=loglevel, hostname=hostname
-    )
+    settings = CoreSettings()
+    threads = concurrency or settings.worker_concurrency
+    queues = list(queue or ())
+    if lanes is not None:
+        if queue:
+            raise fail("give --lanes or --queue, not both")
+        try:
+            queues = worker_queues(Keys(settings.namespace), settings, parse_lanes(lanes))
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+    argv = worker_command(concurrency=threads, queues=queues, loglevel=loglevel, hostname=hostname)
     exec_process(argv)
 
 

@@ -31,6 +31,14 @@ def job_keys(client: redis.Redis, keys: Keys) -> list[str]:
     return [str(key) for key in client.scan_iter(match=keys.job_pattern)]
 
 
+#: Most bulk queues a deployment may have (CoreSettings.bulk_queues' bound).
+MOST_BULK_QUEUES = 64
+
+
 def queue_length(client: redis.Redis, keys: Keys) -> int:
-    """Messages waiting in the jobs queue, not yet taken by a worker."""
-    return int(client.llen(keys.queue_list(keys.queue)))
+    """Messages waiting in the lanes' queues (routing.lanes), not yet taken by a worker."""
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.queue_list(keys.queue))
+    for slot in range(MOST_BULK_QUEUES):
+        pipe.llen(keys.queue_list(keys.bulk_queue(slot)))
+    return sum(int(n) for n in pipe.execute())

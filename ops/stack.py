@@ -86,8 +86,9 @@ def worker_command(
 ) -> list[str]:
     """A Celery worker's command line.
 
-    ``queues`` empty consumes every queue the app declares (the jobs queue and the control
-    queue of beat's tasks, routing.celery_config): name them only to leave one out. ``hostname``
+    ``queues`` empty consumes every queue the app declares (each lane's and the control queue
+    of beat's tasks, routing.celery_config): name them only to leave one out (a worker of one
+    lane: routing.lanes.worker_queues). ``hostname``
     defaults to a fresh unique node name, so two workers on one host never share one. Task
     events follow TURNOUT_TASK_EVENTS (no ``-E`` here that would override it; off, they are on
     while a Flower asks: workers.event_switch). Mingle and gossip

@@ -25,14 +25,30 @@ from routing.errors import (
     SubmitError,
     TurnoutError,
 )
+from routing.lanes import LANES
 from routing.models import (
     Attempt,
     CompletionRequest,
     CompletionResult,
     JobState,
+    Lane,
     Message,
     Waiting,
 )
+
+LANE_HELP = (
+    "The job's lane: interactive (a person waits) or bulk (a batch); a policy's lane overrides"
+    " the default"
+)
+
+
+def _lane(name: str | None) -> Lane | None:
+    """``--lane`` checked; a bad name is a clear error before anything is enqueued."""
+    if name is None:
+        return None
+    if name not in LANES:
+        raise fail(f"unknown lane {name!r}: choose from {', '.join(LANES)}")
+    return name
 
 
 def submit(
@@ -49,6 +65,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Wait for the job to finish.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    lane: Annotated[str | None, typer.Option(help=LANE_HELP + " (default interactive).")] = None,
 ) -> None:
     """Submit one completion job; with --wait, print its result."""
     from producers.client import Client
@@ -61,9 +78,10 @@ def submit(
         )
     except ValueError as exc:
         raise fail(f"invalid request: {exc}") from None
+    chosen_lane = _lane(lane)
     try:
         with Client() as client:
-            handle = client.submit(request, policy=policy, targets=target)
+            handle = client.submit(request, policy=policy, targets=target, lane=chosen_lane)
             result = handle.wait(timeout, on_waiting=_say_waiting) if wait else handle.result()
     except JobTimeout as exc:
         raise fail(str(exc), code=1) from None
@@ -135,6 +153,7 @@ def batch(
             "giving up.",
         ),
     ] = 300.0,  # producers.batch.BATCH_REDIS_PATIENCE_S
+    lane: Annotated[str | None, typer.Option(help=LANE_HELP + " (default bulk).")] = None,
 ) -> None:
     """Run a JSONL file of chat completions through the queue: OpenAI Batch output format,
     resumable (run it again to finish an interrupted run; nothing runs twice)."""
@@ -147,8 +166,8 @@ def batch(
     if not input_path.is_file():
         raise fail(f"no input file {input_path}")
     try:
-        client = Client()
-    except ConfigError as exc:
+        client = Client(lane=_lane(lane) or "bulk")
+    except (ConfigError, InvalidRequest) as exc:
         raise fail(str(exc)) from None
     try:
         outcome = run_batch(

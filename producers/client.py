@@ -55,6 +55,7 @@ from routing.config import TurnoutConfig, load_config
 from routing.embeddings import EmbeddingRequest, JobRequest
 from routing.errors import (
     ConfigError,
+    InvalidRequest,
     JobFailed,
     JobNotFound,
     SubmitError,
@@ -62,7 +63,8 @@ from routing.errors import (
 )
 from routing.jobstore import AsyncJobStore, JobStore, redis_client
 from routing.keys import Keys
-from routing.models import CompletionRequest, CompletionResult, JobState, RoutingPolicy
+from routing.lanes import LANES, lane_queue, pick_bulk_queue
+from routing.models import CompletionRequest, CompletionResult, JobState, Lane, RoutingPolicy
 from routing.policies import resolve_policy
 from routing.settings import CoreSettings
 
@@ -88,8 +90,14 @@ class Client:
         settings: CoreSettings | None = None,
         config: TurnoutConfig | str | Path | None = None,
         patience: RedisPatience | None = None,
+        lane: Lane = "interactive",
     ) -> None:
         self.settings = settings or CoreSettings()
+        #: The lane of jobs whose call and policy name none (routing.lanes): ``interactive``,
+        #: ``bulk`` for ``turnout batch``.
+        self.lane = checked_lane(lane)
+        #: This client's bulk queue, chosen when it first sends a bulk job: a batch's own.
+        self._bulk_queue: str | None = None
         #: How long Redis away is ridden out (TURNOUT_REDIS_PATIENCE_S unless given): every
         #: Redis call of this client goes through it. ``turnout batch`` gives its own.
         self.patience = patience or RedisPatience(budget_s=self.settings.redis_patience_s)
@@ -128,15 +136,31 @@ class Client:
         *,
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
+        lane: Lane | None = None,
     ) -> tuple[CompletionRequest, RoutingPolicy]:
         """Validate a job without submitting it: InvalidRequest on anything wrong (a policy
-        none of whose targets can take what the request needs included)."""
+        none of whose targets can take what the request needs included). The policy comes back
+        with its lane resolved: ``lane``, else the policy's, else the client's."""
         checked = as_request(request)
-        resolved = resolve_policy(
+        routing = resolve_policy(
             self.config, policy, targets=targets, max_deadline_s=self._max_deadline_s
         )
-        check_capable(self.config, resolved, checked)
-        return checked, resolved
+        check_capable(self.config, routing, checked)
+        chosen = checked_lane(lane) if lane is not None else routing.lane or self.lane
+        return checked, routing.model_copy(update={"lane": chosen})
+
+    def queue_of(self, routing: RoutingPolicy) -> str:
+        """The Celery queue of a job of ``routing``'s lane; a bulk one picks this client's bulk
+        queue the first time (routing.lanes.pick_bulk_queue: one Redis round trip)."""
+        lane = routing.lane or self.lane
+        if lane == "bulk" and self._bulk_queue is None:
+            streak = self._streak("could not choose a bulk queue")
+            picked = streak.call(
+                lambda: pick_bulk_queue(self.store.redis, self.keys, self.settings)
+            )
+            with self._lock:
+                self._bulk_queue = self._bulk_queue or picked
+        return lane_queue(self.keys, self.settings, lane, self._bulk_queue or self.keys.queue)
 
     # --- sync ---------------------------------------------------------------------------------
 
@@ -147,6 +171,7 @@ class Client:
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
         owner: str | None = None,
+        lane: Lane | None = None,
     ) -> JobHandle:
         """Validate and enqueue a job; returns at once with a handle to it.
 
@@ -157,8 +182,10 @@ class Client:
         ``owner`` is an opaque label the job record keeps (``JobHandle.read`` gives it back):
         turnout serve passes its caller's token digest and shows the job to that caller only.
         The client itself reads every job, owned or not: it holds Redis access anyway.
+
+        ``lane`` (``interactive`` or ``bulk``) overrides the policy's and the client's.
         """
-        completion, routing = self.prepare(request, policy=policy, targets=targets)
+        completion, routing = self.prepare(request, policy=policy, targets=targets, lane=lane)
         return self._submit_prepared(completion, routing, owner)
 
     def _submit_prepared(
@@ -183,18 +210,19 @@ class Client:
         of the job the caller gets (another's, when the idempotency key names one); None when a
         failed send's job was taken back."""
         job_id = str(uuid.uuid4())
+        queue = self.queue_of(routing)
         stored_id, _ = streak.call(
-            lambda: self.store.create(job_id, completion, routing, owner=owner)
+            lambda: self.store.create(job_id, completion, routing, owner=owner, queue=queue)
         )
         if stored_id != job_id:  # the idempotency key names a job stored before
             state = streak.call(lambda: self.store.state(stored_id))
             if state is JobState.QUEUED:
-                self._republish(stored_id)
+                self._republish(stored_id, queue)
             return stored_id
         # Ours: stored now, or by a try whose reply was lost (create_job.lua said so).
-        return job_id if self._sent(job_id, completion, streak) else None
+        return job_id if self._sent(job_id, queue, completion, streak) else None
 
-    def _sent(self, job_id: str, completion: JobRequest, streak: Streak) -> bool:
+    def _sent(self, job_id: str, queue: str, completion: JobRequest, streak: Streak) -> bool:
         """Send a stored job's message: True once it is on its way. A send that raised may
         have reached the queue all the same (the connection dropped before the reply), so it
         is never simply sent again: the job is taken back first (False: store it anew, under a
@@ -202,7 +230,7 @@ class Client:
         has claimed it already (True: that message got through)."""
         started = time.monotonic()
         try:
-            self._publish(job_id)
+            self._publish(job_id, queue)
             return True
         except Exception as exc:
             failure = exc
@@ -223,11 +251,12 @@ class Client:
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
         timeout: float | None = None,
+        lane: Lane | None = None,
     ) -> CompletionResult:
         """Submit and wait. Returns the result of a succeeded job; raises JobFailed (with the
         result) for a failed one and JobTimeout if ``timeout`` runs out first."""
         timeout = checked_timeout(timeout)
-        result = self.submit(request, policy=policy, targets=targets).wait(timeout)
+        result = self.submit(request, policy=policy, targets=targets, lane=lane).wait(timeout)
         if result.state is JobState.FAILED:
             raise JobFailed(result)
         return result
@@ -235,8 +264,9 @@ class Client:
     def job(self, job_id: str) -> JobHandle:
         return JobHandle(self, job_id)
 
-    def _publish(self, job_id: str) -> None:
-        self._publisher.publish(job_id)
+    def _publish(self, job_id: str, queue: str | None = None) -> None:
+        """Send a job's message to ``queue`` (None: the interactive jobs queue)."""
+        self._publisher.publish(job_id, queue)
 
     # --- riding out Redis -----------------------------------------------------------------------
 
@@ -263,14 +293,14 @@ class Client:
             reason = redacted(str(exc), self.settings.redis_url)
             raise SubmitError(f"could not store the job in Redis: {reason}") from exc
 
-    def _republish(self, job_id: str) -> None:
+    def _republish(self, job_id: str, queue: str) -> None:
         """Send a queued job's message again, for a repeated idempotency key. The producer that
         stored the job may have died before sending its message (the usual reason a key is
         repeated); without this the job waits for the reconciler (TURNOUT_REQUEUE_AFTER). A
         spare message is harmless: it finds the job claimed or finished and does nothing. Best
         effort: the job exists whatever happens here."""
         try:
-            self._publish(job_id)
+            self._publish(job_id, queue)
         except Exception as exc:
             log.warning("job %s: its message could not be sent again: %s", job_id, exc)
 
@@ -295,9 +325,10 @@ class Client:
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
         owner: str | None = None,
+        lane: Lane | None = None,
     ) -> AsyncJobHandle:
         """``submit`` for asyncio: Redis through redis.asyncio, the Celery publish in a thread."""
-        completion, routing = self.prepare(request, policy=policy, targets=targets)
+        completion, routing = self.prepare(request, policy=policy, targets=targets, lane=lane)
         return await self._asubmit_prepared(completion, routing, owner)
 
     async def _asubmit_prepared(
@@ -321,22 +352,26 @@ class Client:
         """``_submitted`` for asyncio."""
         store = self._parts().store
         job_id = str(uuid.uuid4())
+        if (routing.lane or self.lane) == "bulk" and self._bulk_queue is None:
+            queue = await asyncio.to_thread(self.queue_of, routing)
+        else:
+            queue = self.queue_of(routing)  # no Redis call: known already
         stored_id, _ = await streak.run(
-            lambda: store.create(job_id, completion, routing, owner=owner)
+            lambda: store.create(job_id, completion, routing, owner=owner, queue=queue)
         )
         if stored_id != job_id:
             state = await streak.run(lambda: store.state(stored_id))
             if state is JobState.QUEUED:
-                await asyncio.to_thread(self._republish, stored_id)
+                await asyncio.to_thread(self._republish, stored_id, queue)
             return stored_id
-        return job_id if await self._asent(job_id, completion, streak) else None
+        return job_id if await self._asent(job_id, queue, completion, streak) else None
 
-    async def _asent(self, job_id: str, completion: JobRequest, streak: Streak) -> bool:
+    async def _asent(self, job_id: str, queue: str, completion: JobRequest, streak: Streak) -> bool:
         """``_sent`` for asyncio: the publish in a thread."""
         store = self._parts().store
         started = time.monotonic()
         try:
-            await asyncio.to_thread(self._publish, job_id)
+            await asyncio.to_thread(self._publish, job_id, queue)
             return True
         except Exception as exc:
             failure = exc
@@ -357,9 +392,10 @@ class Client:
         policy: PolicyLike = None,
         targets: Sequence[str] | None = None,
         timeout: float | None = None,
+        lane: Lane | None = None,
     ) -> CompletionResult:
         timeout = checked_timeout(timeout)
-        handle = await self.asubmit(request, policy=policy, targets=targets)
+        handle = await self.asubmit(request, policy=policy, targets=targets, lane=lane)
         result = await handle.wait(timeout)
         if result.state is JobState.FAILED:
             raise JobFailed(result)
@@ -556,6 +592,14 @@ class Client:
         joins its thread, which must not block this loop)."""
         await self.aclose()
         await asyncio.to_thread(self.close)
+
+
+def checked_lane(lane: str) -> Lane:
+    """``lane`` as a Lane; InvalidRequest (before anything is stored) when it names none."""
+    for known in LANES:
+        if lane == known:
+            return known
+    raise InvalidRequest(f"unknown lane {lane!r}: choose from {', '.join(LANES)}")
 
 
 class _AsyncParts:

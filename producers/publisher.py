@@ -36,7 +36,8 @@ def _is_amqp(app: Celery) -> bool:
 
 
 class JobPublisher:
-    """Sends run_job messages to one queue; thread-safe; ``close`` drops every connection."""
+    """Sends run_job messages, to ``queue`` unless told another (a lane's, routing.lanes);
+    thread-safe; ``close`` drops every connection."""
 
     def __init__(self, app: Celery, queue: str) -> None:
         self._app = app
@@ -49,14 +50,14 @@ class JobPublisher:
         self._closed = False
         self._lock = threading.Lock()
 
-    def publish(self, job_id: str) -> None:
+    def publish(self, job_id: str, queue: str | None = None) -> None:
         """One message carrying the job id only (its argsrepr too, for Flower)."""
         with self._producers.acquire(block=True) as producer:
             self._app.send_task(
                 RUN_JOB_TASK,
                 args=[job_id],
                 task_id=job_id,
-                queue=self._queue,
+                queue=queue or self._queue,
                 argsrepr=repr(job_id),
                 ignore_result=True,
                 producer=producer,

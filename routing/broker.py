@@ -10,10 +10,18 @@ way only the reconciler brought the job back, TURNOUT_REQUEUE_AFTER (600 s) late
 * **The pop is a move.** A message leaves its queue only into this consumer's *popped* list
   (Keys.consumer_popped): BLMOVE when blocking (as rq does; dramatiq's Lua fetch does the
   same), fetch_message.lua when not. BLMOVE takes one source and BRPOP's several-queue
-  atomicity has no moving twin, so the channel blocks on the jobs queue only, with kombu's
-  ``brpop_timeout`` (1 s), and between blocks runs fetch_message.lua over every queue in kombu's
-  fair order: a job never waits on an idle worker, a beat tick waits at most 1 s, and a busy
-  worker spends one round trip per message, as before.
+  atomicity has no moving twin, so the channel blocks on the jobs (interactive) queue only,
+  with kombu's ``brpop_timeout`` (1 s), and between blocks runs fetch_message.lua over every
+  queue: an interactive job never waits on an idle worker, a beat tick or the first bulk job
+  on an idle worker waits at most 1 s, and a busy worker spends one round trip per message.
+  A worker serving a batch (a bulk message delivered in the last BULK_ACTIVE_S) blocks for
+  BULK_POLL_S instead: a batch that sends its jobs as others finish finds its bulk queue
+  empty at most fetches, and must not wait a second each time; that costs an idle-looking
+  worker two round trips per BULK_POLL_S for those seconds only.
+* **Lanes order the fetch** (routing.lanes). Stock kombu BRPOPs its queues in a round-robin
+  cycle, which is fairness, not priority. Here each fetch tries the interactive queue first,
+  then control, then the bulk queues in kombu's cycle: a worker whose slot frees takes a
+  waiting interactive job before any bulk one, and batches (one bulk queue each) in turn.
 * **Bookkeeping moves it again, atomically.** deliver_message.lua writes kombu's unacked entry
   and index, adds the tag to the consumer's *held* set and takes the message off *popped*, in
   one script: at every moment the message is in the queue, in popped, or in unacked + held.
@@ -68,6 +76,7 @@ from kombu.utils.json import dumps, loads
 
 from routing.keys import Keys
 from routing.kill_window import hold_if_asked
+from routing.lanes import fetch_rank
 from routing.redis_scripts import source
 
 log = logging.getLogger("turnout.broker")
@@ -76,6 +85,11 @@ log = logging.getLogger("turnout.broker")
 POOL_WAIT_S = 20
 #: How often a consuming process says it is alive, and reclaims the dead.
 CONSUMER_BEAT_S = 2.0
+#: A worker that delivered a bulk message this recently blocks on the interactive queue for
+#: BULK_POLL_S at a time, not kombu's 1 s: the bulk queues are looked at between blocks, and a
+#: batch that sends as its jobs finish (``turnout batch``'s window) must not wait a second a job.
+BULK_ACTIVE_S = 10.0
+BULK_POLL_S = 0.05
 #: Silence after which a consumer is dead and what it held goes back to the queues: four
 #: missed beats, so a busy event loop is not taken for a dead one.
 CONSUMER_DEAD_AFTER_S = 8.0
@@ -138,6 +152,8 @@ class Channel(kombu_redis.Channel):
     _reused_client: Any = None
     #: The next consuming command blocks (BLMOVE): the last fetch found every queue empty.
     _block_next = False
+    #: When this channel last delivered a bulk message (time.monotonic; routing.lanes).
+    _bulk_seen_at = float("-inf")
     #: What the consuming command in flight was: ("fetch" | "block", its queues).
     _sent: tuple[str, list[str]] = ("fetch", [])
     #: The message just popped, (queue, raw), until deliver_message.lua takes it off popped.
@@ -206,15 +222,24 @@ class Channel(kombu_redis.Channel):
     # --- consuming: a pop is a move into this consumer's popped list -------------------------
 
     def _blocking_queue(self, queues: list[str]) -> str:
-        """The queue a block waits on: the jobs queue when consumed (a job never waits on an
-        idle worker), else the first in kombu's cycle."""
-        jobs = self.turnout_keys.queue
-        return jobs if jobs in queues else queues[0]
+        """The queue a block waits on: the first lane queue of the fetch order (interactive
+        when consumed: such a job never waits on an idle worker), else the control queue."""
+        control = self.turnout_keys.control_queue
+        return next((queue for queue in queues if queue != control), queues[0])
+
+    def _fetch_order(self) -> list[str]:
+        """The queues in the order a fetch tries them: interactive, control, then the bulk
+        queues in kombu's round-robin cycle (``rotate`` after each delivery moves the queue
+        served to the back): a priority between lanes, fairness between batches
+        (routing.lanes). The sort is stable, so the cycle's order survives within a rank."""
+        keys = self.turnout_keys
+        cycle = self._queue_cycle.consume(len(self.active_queues))
+        return sorted(cycle, key=lambda queue: fetch_rank(keys, queue))
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if timeout is None:
             timeout = self.brpop_timeout
-        queues = self._queue_cycle.consume(len(self.active_queues))
+        queues = self._fetch_order()
         if not queues:
             return
         keys, me = self.turnout_keys, consumer_id()
@@ -227,6 +252,8 @@ class Channel(kombu_redis.Channel):
         command: list[Any]
         if self._block_next:
             queue = self._blocking_queue(queues)
+            if time.monotonic() - self._bulk_seen_at < BULK_ACTIVE_S:
+                timeout = min(timeout or BULK_POLL_S, BULK_POLL_S)
             self._sent = ("block", [queue])
             command = [
                 "BLMOVE",
@@ -268,6 +295,8 @@ class Channel(kombu_redis.Channel):
                 raise Empty()
             self._block_next = False
             self._queue_cycle.rotate(queue)
+            if fetch_rank(self.turnout_keys, queue) == 2:
+                self._bulk_seen_at = time.monotonic()
             if queue == self.turnout_keys.queue:
                 hold_if_asked("popped", f"a message moved to {consumer_id()}'s popped list")
             self._deliver_popped(queue, raw)

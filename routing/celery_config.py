@@ -37,6 +37,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from routing.keys import Keys
+from routing.lanes import worker_queues
 from routing.settings import CoreSettings
 
 RUN_JOB_TASK = "turnout.run_job"
@@ -172,7 +173,8 @@ def _redis_config(settings: CoreSettings) -> dict[str, Any]:
         # Beat's tasks have a queue of their own, which every worker also consumes (kombu takes
         # its queues in turn): in the jobs queue a tick would wait behind the whole backlog and
         # expire, so no health check, failback probe or reconcile would run while one drains.
-        "task_queues": [_queue(keys.queue), _queue(keys.control_queue)],
+        # And each lane its queues (routing.lanes): interactive first, bulk in turn.
+        "task_queues": [_queue(name) for name in worker_queues(keys, settings)],
         "task_routes": {
             HEALTH_CHECK_TASK: {"queue": keys.control_queue},
             RECONCILE_TASK: {"queue": keys.control_queue},

@@ -25,7 +25,7 @@ from routing.embeddings import mixed_dimensions, table_dimensions
 from routing.errors import ConfigError
 from routing.health import HealthOverrides, HealthSettings
 from routing.model_names import contradiction, expand_shorthand
-from routing.models import Identifier, RoutingPolicy
+from routing.models import Identifier, Lane, RoutingPolicy
 from routing.prices import ModelInfo, model_info
 from routing.tokens import estimate_cost_usd
 
@@ -91,6 +91,9 @@ class DeploymentConfig(BaseModel):
     #: Requests and tokens per minute, fleet-wide (per key, for a key pool).
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
+    #: Shares of rpm/tpm kept for one lane (``{interactive: 0.3}``): the other lanes' calls
+    #: leave that much of each bucket untouched, so a batch cannot spend what the web app needs.
+    reserve: dict[Lane, Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=dict)
     #: Share of traffic under the ``weighted`` strategy.
     weight: float = Field(default=1.0, gt=0)
     #: This deployment's changes to the global breaker thresholds.
@@ -127,6 +130,11 @@ class DeploymentConfig(BaseModel):
         if self.dimensions is not None:
             return self.dimensions
         return table_dimensions(self.provider, self.base_model or self.model)
+
+    def held_back_from(self, lane: Lane | None) -> float:
+        """The share of this deployment's rpm/tpm a call of ``lane`` must leave in the bucket:
+        what the other lanes reserve (a call of unknown lane is held to every reserve)."""
+        return min(0.99, sum(share for owner, share in self.reserve.items() if owner != lane))
 
     @property
     def spec(self) -> ProviderSpec:

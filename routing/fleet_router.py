@@ -99,6 +99,7 @@ class FleetRouter:
                 route.breaker.half_open_permits,
                 int(probe_ttl_s(route, hold_s) * 1000),
                 1 if route.breaker.failback == "manual" else 0,
+                route.held,
             ]
         reply = self._acquire(keys=keys, args=args)
         now = time.time()

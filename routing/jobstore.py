@@ -211,6 +211,7 @@ def _create_args(
     ttl_s: int,
     requeue_after_s: float,
     owner: str | None,
+    queue: str,
 ) -> tuple[list[str], list[str]]:
     return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)], [
         job_id,
@@ -220,6 +221,7 @@ def _create_args(
         str(int(requeue_after_s * 1000)),
         str(int(policy.deadline_s * 1000)),
         owner or "",
+        queue,
     ]
 
 
@@ -250,12 +252,15 @@ class JobStore:
         policy: RoutingPolicy,
         *,
         owner: str | None = None,
+        queue: str = "",
     ) -> tuple[str, bool]:
         """Store a queued job, owned by ``owner`` when one is given; returns (job id, created).
         An idempotency key seen before returns the job it already names (its owner unchanged:
-        callers scope their keys to themselves), and ``created`` is False."""
+        callers scope their keys to themselves), and ``created`` is False. ``queue`` is the
+        Celery queue its message goes to (its lane's, routing.lanes), where the reconciler
+        re-sends it."""
         job_keys, args = _create_args(
-            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner, queue
         )
         created, existing = self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)
@@ -430,6 +435,13 @@ class JobStore:
         texts = [as_text(item) for item in flat]
         return list(zip(texts[::2], texts[1::2], strict=True))
 
+    def queues_of(self, job_ids: Sequence[str]) -> list[str | None]:
+        """The Celery queue each job's message goes to (None: stored before lanes, or gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "queue")
+        return [as_text(q) if q else None for q in pipe.execute()]
+
     def state(self, job_id: str) -> JobState | None:
         value = self.redis.hget(self.keys.job(job_id), "state")
         return JobState(as_text(value)) if value is not None else None
@@ -469,9 +481,10 @@ class AsyncJobStore:
         policy: RoutingPolicy,
         *,
         owner: str | None = None,
+        queue: str = "",
     ) -> tuple[str, bool]:
         job_keys, args = _create_args(
-            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner
+            self.keys, job_id, request, policy, self.ttl_s, self.requeue_after_s, owner, queue
         )
         created, existing = await self._create(keys=job_keys, args=args)
         return as_text(existing), bool(created)

@@ -236,6 +236,17 @@ class Keys:
         ``<prefix>control``: its own queue so they never wait behind a backlog of jobs."""
         return "control"
 
+    def bulk_queue(self, slot: int) -> str:
+        """The Celery queue of the bulk lane's ``slot`` (routing.lanes), stored as
+        ``<prefix>bulk-<slot>``: a batch sends all its jobs to one, workers take them in turn."""
+        return f"bulk-{slot}"
+
+    @property
+    def bulk_turn(self) -> str:
+        """Counter: bumped by each producer choosing a bulk queue, so producers starting at
+        once, all seeing empty queues, take different ones (routing.lanes)."""
+        return f"{self.namespace}:bulk_turn"
+
     def queue_list(self, queue: str) -> str:
         """List: the messages waiting in a Celery queue (``queue`` or ``control_queue``), as
         kombu stores them under ``prefix``."""

@@ -185,15 +185,17 @@ class LocalRouter:
     @staticmethod
     def _take_tokens(state: _LocalRoute, route: Route, now: float, tokens: int) -> float | None:
         """Take this call's rpm and tpm tokens; or say when there will be enough."""
-        wanted = [("rpm", route.rpm, 1.0), ("tpm", route.tpm, float(min(tokens, route.tpm or 0)))]
+        tpm_cost = float(min(tokens, (route.tpm or 0) * (1 - route.held)))
+        wanted = [("rpm", route.rpm, 1.0), ("tpm", route.tpm, tpm_cost)]
         refilled: dict[str, float] = {}
         for name, per_minute, cost in wanted:
             if not per_minute:
                 continue
             left, at = state.buckets.get(name, (float(per_minute), now))
             left = min(float(per_minute), left + (now - at) * per_minute / 60)
-            if left < cost:
-                return now + (cost - left) * 60 / per_minute
+            kept = per_minute * route.held  # other lanes' reserve (DeploymentConfig.reserve)
+            if left < cost + kept:
+                return now + (cost + kept - left) * 60 / per_minute
             refilled[name] = left - cost
         for name, left in refilled.items():
             state.buckets[name] = (left, now)

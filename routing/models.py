@@ -44,6 +44,8 @@ MAX_OUTPUT_TOKENS = 1_000_000
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 #: What a request may need of a model (routing.capabilities): routes lacking it are passed over.
 Need = Literal["tools", "json_schema", "images", "reasoning"]
+#: A job's priority lane (routing.lanes): ``interactive`` (a person waits) or ``bulk`` (a batch).
+Lane = Literal["interactive", "bulk"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
@@ -202,6 +204,9 @@ class RoutingPolicy(_Strict):
     #: not JSON or does not match is a failed attempt (``invalid_output``), retried and failed
     #: over like a server error, moving no breaker. False: the reply is taken as it comes.
     check_output: bool = True
+    #: The lane its jobs go to (routing.lanes); None: the caller's default (``interactive`` for
+    #: Client, serve and submit; ``bulk`` for batch). A job's stored policy has it resolved.
+    lane: Lane | None = None
 
     @field_validator("targets")
     @classmethod

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from routing.capability_fit import lacks
 from routing.config import DeploymentConfig, TurnoutConfig
-from routing.models import Need, RoutingPolicy, SkipReason
+from routing.models import Lane, Need, RoutingPolicy, SkipReason
 from routing.routes import Order, Route
 
 #: Completion tokens assumed for a cost estimate when the request sets no max_tokens.
@@ -104,7 +104,7 @@ def plan_candidates(
     routes = []
     for deployment in eligible:
         usable = []
-        for route in routes_of(deployment, config, chance):
+        for route in routes_of(deployment, config, chance, lane=policy.lane or "interactive"):
             if unusable and route.id in unusable:
                 pooled = len(deployment.key_envs) > 1
                 skip = PlannedSkip(
@@ -139,14 +139,22 @@ def unusable_routes(config: TurnoutConfig, is_set: Callable[[str], bool]) -> dic
 
 
 def routes_of(
-    deployment: DeploymentConfig, config: TurnoutConfig, rng: random.Random | None = None
+    deployment: DeploymentConfig,
+    config: TurnoutConfig,
+    rng: random.Random | None = None,
+    *,
+    lane: Lane | None = "interactive",
 ) -> list[Route]:
-    """A deployment's routes: one per key of its pool, starting at a random one."""
+    """A deployment's routes: one per key of its pool, starting at a random one; a call of
+    ``lane`` leaves the other lanes' reserved share of their rate limits alone."""
     breaker = config.breaker_for(deployment)
     keys: list[str | None] = list(deployment.key_envs) or [None]
     start = (rng or _SHARED_RNG).randrange(len(keys))
     rotated = keys[start:] + keys[:start]
-    return [Route(deployment, key, breaker, deployment.rpm, deployment.tpm) for key in rotated]
+    held = deployment.held_back_from(lane)
+    return [
+        Route(deployment, key, breaker, deployment.rpm, deployment.tpm, held) for key in rotated
+    ]
 
 
 def _rule_out(

@@ -53,6 +53,8 @@ class Route:
     breaker: BreakerSettings
     rpm: int | None = None
     tpm: int | None = None
+    #: The share of rpm/tpm this call must leave for other lanes (DeploymentConfig.reserve).
+    held: float = 0.0
 
     @property
     def id(self) -> str:

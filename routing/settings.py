@@ -133,6 +133,13 @@ class CoreSettings(BaseSettings):
         default=0.25, gt=0, le=10, validation_alias="TURNOUT_BREAKER_TIMEOUT"
     )
 
+    # --- priority lanes (routing.lanes) --------------------------------------------------------
+    #: Off: every job, interactive or bulk, shares the one jobs queue (the old behaviour; the
+    #: benchmark's baseline). Producers and workers of a fleet must agree on both settings.
+    lanes: bool = Field(default=True, validation_alias="TURNOUT_LANES")
+    #: Queues of the bulk lane: each batch takes one, and workers take them in turn.
+    bulk_queues: int = Field(default=8, ge=1, le=64, validation_alias="TURNOUT_BULK_QUEUES")
+
     # --- the worker pool, as the queue sees it ---------------------------------------------
     #: Threads of one worker: the broker's connection pool is sized to them.
     worker_concurrency: int = Field(default=200, ge=1, validation_alias="TURNOUT_CONCURRENCY")

@@ -8,6 +8,8 @@ within seconds.) The job record knows: a job still queued past TURNOUT_REQUEUE_A
 with an expired lease, gets its run_job message again. A
 duplicate message is harmless (it finds the job finished or leased), and the pick is one Lua
 script that moves each job's next check forward, so two beats never re-send one job twice.
+Each message goes to the queue its job record names (its lane's, routing.lanes): a re-sent batch
+job stays in bulk, behind no web request and ahead of none.
 """
 
 from __future__ import annotations
@@ -35,14 +37,21 @@ class ReconcileReport:
 
 
 def reconcile_due(
-    store: JobStore, send: Callable[[str], None], *, recheck_s: float, limit: int = BATCH
+    store: JobStore,
+    send: Callable[[str, str | None], None],
+    *,
+    recheck_s: float,
+    limit: int = BATCH,
 ) -> ReconcileReport:
-    """Re-send the messages of jobs that lost theirs; ``send(job_id)`` publishes one."""
+    """Re-send the messages of jobs that lost theirs; ``send(job_id, queue)`` publishes one to
+    the job's queue (None: the record names none, the default queue)."""
     requeued: Counter[str] = Counter()
     failed = 0
-    for job_id, reason in store.pick_due(limit=limit, recheck_s=recheck_s):
+    due = store.pick_due(limit=limit, recheck_s=recheck_s)
+    queues = store.queues_of([job_id for job_id, _ in due]) if due else []
+    for (job_id, reason), queue in zip(due, queues, strict=True):
         try:
-            send(job_id)
+            send(job_id, queue)
         except Exception as exc:  # the job is picked again after recheck_s
             failed += 1
             log.warning("could not re-send job %s (%s): %s", job_id, reason, exc)

@@ -117,8 +117,15 @@ def worker_event_dispatcher() -> Any:
     return getattr(_Worker.consumer, "event_dispatcher", None)
 
 
-def send_run_job(job_id: str) -> None:
-    run_job.apply_async(args=[job_id], task_id=job_id, argsrepr=repr(job_id))
+def send_run_job(job_id: str, queue: str | None = None) -> None:
+    """A job's message, to ``queue`` (its lane's, as the job record says), else the
+    interactive jobs queue (a job stored before lanes)."""
+    run_job.apply_async(
+        args=[job_id],
+        task_id=job_id,
+        argsrepr=repr(job_id),
+        queue=queue or app.conf.task_default_queue,
+    )
 
 
 #: Beat's control tasks send no task events: at one every few seconds each, they would push

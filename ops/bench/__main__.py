@@ -21,6 +21,10 @@ keys-cpu    worker CPU per job with the key from the environment and from the ke
             alternated in the same run.
 cost        jobs/s, worker CPU, Redis CPU and Redis commands per job of one worker process,
             beside Celery's floor, on a private Redis (ops/bench/cost.py).
+lanes       submit-to-start of interactive jobs while a bulk batch runs: priority lanes against
+            one shared queue (TURNOUT_LANES=false), same run (ops/bench/lanes.py).
+lanes-window  jobs/s of a windowed producer (as turnout batch sends: a job as one finishes) in
+            the bulk lane against the interactive lane, alternated, same worker.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from ops.redis_namespace import delete_namespace
 from ops.simulator.server import LOOPBACK, free_port
 from ops.stack import ChildProcess, worker_command
 from routing.keys import Keys
-from routing.models import JobState
+from routing.models import JobState, Lane
 
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -609,6 +613,67 @@ def keys_rotation(
     for name, value in result.items():
         print(f"{name:34}{value:>10}")
     print(f"jobs: {len(load.states)}, failed: {load.failed}")
+
+
+@app.command()
+def lanes(
+    jobs: Annotated[int, typer.Option(help="Jobs of the bulk batch each round.")] = 3000,
+    concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 16,
+    latency_ms: Annotated[float, typer.Option(help="Simulator latency per call.")] = 100,
+    rounds: Annotated[int, typer.Option(help="Pairs of rounds (shared, then lanes).")] = 1,
+    tail: Annotated[
+        int, typer.Option(help="Interactive jobs stop once the batch has fewer queued.")
+    ] = 200,
+) -> None:
+    """Interactive submit-to-start under a running batch, lanes against one shared queue."""
+    from ops.bench.lanes import run_rounds
+
+    with bench_stack(latency_ms, concurrency=concurrency) as bench:
+        print(
+            f"a {jobs}-job bulk batch, one interactive job a second, one worker of "
+            f"{concurrency} threads, simulator {latency_ms:g} ms"
+        )
+        run_rounds(bench, jobs=jobs, concurrency=concurrency, tail=tail, rounds=rounds)
+
+
+@app.command("lanes-window")
+def lanes_window(
+    jobs: Annotated[int, typer.Option(help="Jobs per run.")] = 1000,
+    window: Annotated[int, typer.Option(help="Jobs in flight.")] = 32,
+    latency_ms: Annotated[float, typer.Option(help="Simulated provider latency.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Pairs of runs (interactive, bulk).")] = 2,
+) -> None:
+    """A windowed producer finds its queue empty at most fetches: does the bulk lane, whose
+    queues a worker looks at between blocks on the interactive one, cost it throughput?"""
+    import asyncio
+
+    from producers.client import Client
+
+    async def windowed(client: Client) -> None:
+        slots = asyncio.Semaphore(window)
+
+        async def one(n: int) -> None:
+            async with slots:
+                await (await client.asubmit(f"windowed {n}")).wait()
+
+        await asyncio.gather(*(one(n) for n in range(jobs)))
+        await client.aclose()
+
+    lanes: tuple[Lane, ...] = ("interactive", "bulk")
+    with (
+        bench_stack(latency_ms, concurrency=window * 2) as bench,
+        worker(bench, "workers.app", window * 2),
+    ):
+        with Client(settings=bench.settings()) as warm:
+            warm.complete("warm up", timeout=60)
+        print(f"{jobs} jobs, window {window}, simulator {latency_ms:g} ms")
+        for _ in range(rounds):
+            for lane in lanes:
+                with Client(settings=bench.settings(), lane=lane) as client:
+                    started = time.perf_counter()
+                    asyncio.run(windowed(client))
+                    took = time.perf_counter() - started
+                print(f"{lane:>12}: {jobs / took:6.1f} jobs/s ({took:.1f}s)", flush=True)
 
 
 @app.command("keys-cpu")

@@ -6,8 +6,9 @@
 -- ARGV[1] attempt id, ARGV[2] order: 'given' | 'latency' | 'inflight' | 'probes' (as given,
 --   half-open probes only: a closed route is passed over as 'closed'),
 --   ARGV[3] tokens the call is estimated to use, ARGV[4] in-flight TTL ms,
---   then 5 values per candidate route: rpm (0 none), tpm (0 none), half-open permits,
---   probe TTL ms, manual failback (0|1)
+--   then 6 values per candidate route: rpm (0 none), tpm (0 none), half-open permits,
+--   probe TTL ms, manual failback (0|1), the share (0..1) of rpm and tpm this call must leave
+--   in the buckets for other lanes (DeploymentConfig.reserve; 0 for the lane that reserved it)
 -- Reply: {chosen (1-based index into the routes as given; 0 none), probe (0|1),
 --   H, then the H indexes of routes this call moved from open to half-open,
 --   then 5 values per route passed over: index, reason, ms until it may be available (relative,
@@ -24,12 +25,12 @@ local PROBE_POLL = 1000
 local attempt, order = ARGV[1], ARGV[2]
 local need, inflight_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local routes = {}
-for i = 5, #ARGV, 5 do
+for i = 5, #ARGV, 6 do
   local n = #routes
   routes[n + 1] = {index = n + 1, key = KEYS[3 * n + 1], probes = KEYS[3 * n + 2],
     inflight = KEYS[3 * n + 3], rpm = tonumber(ARGV[i]), tpm = tonumber(ARGV[i + 1]),
     permits = tonumber(ARGV[i + 2]), probe_ttl = tonumber(ARGV[i + 3]),
-    manual = ARGV[i + 4] == '1'}
+    manual = ARGV[i + 4] == '1', held = tonumber(ARGV[i + 5])}
 end
 
 for _, r in ipairs(routes) do
@@ -104,15 +105,17 @@ for _, r in ipairs(routes) do
     local lim = redis.call('HMGET', key, 'rpm_tokens', 'rpm_ts', 'tpm_tokens', 'tpm_ts')
     if r.rpm > 0 then
       rpm_left = refill(lim[1], lim[2], r.rpm)
-      if rpm_left < 1 then
-        reason, retry_at = 'rate_limited', now + math.ceil((1 - rpm_left) * 60000 / r.rpm)
+      local need_rpm = 1 + r.rpm * r.held  -- a reserve held back: the bucket keeps it
+      if rpm_left < need_rpm then
+        reason, retry_at = 'rate_limited', now + math.ceil((need_rpm - rpm_left) * 60000 / r.rpm)
       end
     end
     if not reason and r.tpm > 0 then
-      cost = math.min(need, r.tpm)
+      cost = math.min(need, r.tpm * (1 - r.held))
       tpm_left = refill(lim[3], lim[4], r.tpm)
-      if tpm_left < cost then
-        reason, retry_at = 'rate_limited', now + math.ceil((cost - tpm_left) * 60000 / r.tpm)
+      local need_tpm = cost + r.tpm * r.held
+      if tpm_left < need_tpm then
+        reason, retry_at = 'rate_limited', now + math.ceil((need_tpm - tpm_left) * 60000 / r.tpm)
       end
     end
   end

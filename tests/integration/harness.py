@@ -198,12 +198,15 @@ class Worker:
         concurrency: int = 8,
         loglevel: str = "info",
         heartbeat: bool = False,
+        queues: Iterable[str] = (),
     ) -> None:
         self.env = env
         self.heartbeat = heartbeat
         self.log_path = log_path
         self.concurrency = concurrency
         self.loglevel = loglevel
+        #: Empty: every queue (both lanes); routing.lanes.worker_queues for one lane's.
+        self.queues = list(queues)
         self.process: ChildProcess | None = None
 
     def start(self, *, wait: bool = True) -> Worker:
@@ -212,6 +215,7 @@ class Worker:
             loglevel=self.loglevel,
             hostname=f"w{time.monotonic_ns()}@%h",
             heartbeat=self.heartbeat,
+            queues=self.queues,
         )
         self.process = ChildProcess(
             self.log_path.stem,

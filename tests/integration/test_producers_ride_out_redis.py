@@ -251,9 +251,9 @@ def test_a_send_that_raised_after_a_worker_claimed_its_job_keeps_that_job(stack)
         jobs: list[str] = []
         publish = client._publish
 
-        def counted(job_id: str) -> None:
+        def counted(job_id: str, queue: str | None = None) -> None:
             jobs.append(job_id)
-            publish(job_id)
+            publish(job_id, queue)
 
         def claimed() -> None:
             eventually(lambda: client.store.state(jobs[-1]) is not JobState.QUEUED, timeout=15)
@@ -275,7 +275,7 @@ def test_a_submit_that_stored_its_job_then_lost_redis_says_so_and_its_key_finds_
     request = {"messages": [{"role": "user", "content": "stranded"}], "idempotency_key": "k-2"}
     with client_for(stack, TURNOUT_REDIS_PATIENCE_S="1") as client:
 
-        def redis_goes(job_id: str) -> None:
+        def redis_goes(job_id: str, queue: str | None = None) -> None:
             private_redis.kill()
             raise redis.ConnectionError("Connection closed by server.")
 

@@ -4,6 +4,7 @@ import time
 
 from ops.amqp_queues import queue_depths, stack_queues
 from producers.client import Client
+from routing.keys import Keys
 from routing.models import JobState
 from tests.helpers import eventually
 from tests.integration.harness import (
@@ -93,4 +94,35 @@ def test_a_killed_workers_job_is_rescued_by_lease_expiry_not_the_visibility_time
         beat.stop()
         first.stop()
         second.stop()
+        primary.stop()
+
+
+def test_a_lost_bulk_message_is_sent_again_to_its_own_bulk_queue(redis_url, namespace, tmp_path):
+    """The job record names its lane's queue: the reconciler re-sends there, so a worker of
+    the bulk lane alone (which never looks at the interactive queue) runs it."""
+    from routing.lanes import worker_queues
+
+    primary = Sim("primary", key="sim-primary-key-123456789")
+    config = write_config(tmp_path / "turnout.yaml", [primary])
+    env = stack_env(redis_url, namespace, config, [primary])
+    settings = settings_for(env)
+    keys = Keys(namespace)
+    client = Client(settings=settings, lane="bulk")
+    worker = Worker(env, tmp_path / "worker.log", queues=worker_queues(keys, settings, ("bulk",)))
+    beat = Beat(env, tmp_path)
+    try:
+        handle = client.submit("my bulk message will vanish")
+        queue = str(client.store.redis.hget(keys.job(handle.job_id), "queue"))
+        assert queue.startswith("bulk-"), "the record names its queue"
+        assert client.store.redis.delete(keys.queue_list(queue)) == 1, "removed by hand"
+        worker.start()
+        beat.start()
+        result = handle.wait(timeout=60)
+        assert result.state is JobState.SUCCEEDED
+        assert result.runs == 1
+        assert client.store.redis.hgetall(client.keys.reconciler_counts).get("queued") == "1"
+    finally:
+        client.close()
+        beat.stop()
+        worker.stop()
         primary.stop()

@@ -70,7 +70,8 @@ def test_beats_tasks_have_their_own_queue_that_every_worker_consumes():
     from routing.celery_config import create_app
 
     app = create_app(settings())
-    assert list(app.amqp.queues) == ["jobs", "control"], "a worker consumes both"
+    bulk = [f"bulk-{slot}" for slot in range(8)]
+    assert list(app.amqp.queues) == ["jobs", "control", *bulk], "a worker consumes them all"
     route = app.amqp.router.route
     assert route({}, HEALTH_CHECK_TASK)["queue"].name == "control"
     assert route({}, RECONCILE_TASK)["queue"].name == "control"
