@@ -28,7 +28,7 @@ from workers.key_follower import KeyFollower
 from workers.key_store import KeyStore, StoredKey
 from workers.providers.base import ProviderAdapter
 from workers.providers.registry import build_adapter
-from workers.redaction import Redactor
+from workers.redaction import Redactor, remember_minted_secret
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("turnout.keys")
@@ -193,14 +193,23 @@ def follow_key_store(
     names = stored_names(config)
     if not names:
         return None, None
+
+    # A stored value is known to every Redactor of the process, the log filter's included
+    # (workers.log_setup builds its own), not only to the runtime's: a provider's error body
+    # that echoes the key must be masked in a logged traceback as in a job's attempt log.
+    def remember(secret: str) -> None:
+        redactor.add(secret)  # kept for good by the runtime's Redactor
+        remember_minted_secret(secret)  # and known to the log filter's
+
     stored = StoreBackedRoutes(
-        settings, config, adapters=adapters, labels=labels, remember_secret=redactor.add
+        settings, config, adapters=adapters, labels=labels, remember_secret=remember
     )
     try:
         keyring = Keyring.from_settings(settings)
     except KeyStoreError as exc:
         keyring = Keyring(None, missing=str(exc))
-    redactor.add(*keyring.texts)
+    for text in keyring.texts:
+        remember(text)
     if keyring.current is None:
         stored.refuse_all(keyring.missing)
         on_change(stored.unusable)

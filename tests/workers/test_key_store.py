@@ -21,8 +21,9 @@ from routing.models import CompletionRequest
 from routing.redis_clock import redis_time
 from routing.routes import CallOutcome, KeyLabel, Spent
 from workers.key_crypto import Keyring, KeyStoreError, MasterKey, SealedValue
-from workers.key_routes import StoreBackedRoutes, stored_names
+from workers.key_routes import StoreBackedRoutes, follow_key_store, stored_names
 from workers.key_store import KeyStore
+from workers.redaction import Redactor
 from workers.settings import WorkerSettings
 
 
@@ -264,3 +265,37 @@ def test_a_follower_catches_up_on_a_change_whose_message_it_missed(
     finally:
         follower.stop()
     assert store.reach(quiet_version) == (0, 0), "a stopped follower takes its ack away"
+
+
+def test_a_stored_value_is_masked_by_every_redactor_of_the_process_the_log_filters_too(
+    redis_url, redis_client, namespace
+):
+    """workers.log_setup installs a Redactor of its own on the log handlers: a stored key (and
+    the master key) must reach it too, or a provider's 401 echoing the key in a logged
+    traceback would go out in clear."""
+    master = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    settings = WorkerSettings.model_validate(
+        {"REDIS_URL": redis_url, "TURNOUT_NAMESPACE": namespace, "TURNOUT_ENCRYPTION_KEY": master}
+    )
+    KeyStore(redis_client, Keys(namespace), Keyring.from_settings(settings)).set(
+        "k", "sk-stored-canary-0123456789"
+    )
+    config = parse_config(
+        {
+            "deployments": [
+                {"id": "d", "provider": "openai", "model": "gpt-4o-mini", "api_key": "store:k"}
+            ]
+        }
+    )
+    log_filter = Redactor()  # built before the key was read, as the log handlers' is
+    _, follower = follow_key_store(
+        settings, config, adapters={}, labels={}, redactor=Redactor(), on_change=lambda _: None
+    )
+    try:
+        assert "sk-stored-canary-0123456789" not in log_filter(
+            "401: bad key sk-stored-canary-0123456789"
+        )
+        assert master not in log_filter(f"master {master}")
+    finally:
+        if follower is not None:
+            follower.stop()
