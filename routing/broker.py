@@ -149,6 +149,11 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, "fleet_queues")
+    #: Every queue of the fleet (routing.celery_config: each lane's and beat's), not only this
+    #: worker's: a worker of one lane reclaiming a dead worker of another must put back what
+    #: that one had popped from its own queues.
+    fleet_queues: tuple[str, ...] | list[str] = ()
     _reused_client: Any = None
     #: The next consuming command blocks (BLMOVE): the last fetch found every queue empty.
     _block_next = False
@@ -360,7 +365,7 @@ class Channel(kombu_redis.Channel):
         """Say this consumer is alive; put back what consumers silent past
         CONSUMER_DEAD_AFTER_S held (reclaim_consumers.lua, then kombu's restore_by_tag)."""
         keys = self.turnout_keys
-        queues = sorted(self.active_queues)
+        queues = sorted(set(self.active_queues) | set(self.fleet_queues))
         with self.conn_or_acquire() as client:
             reply = client.eval(
                 source("reclaim_consumers"),

@@ -163,6 +163,8 @@ def _redis_config(settings: CoreSettings) -> dict[str, Any]:
         "unacked_restore_throttle": settings.unacked_restore_throttle,
         # Acks come from the pool's threads: room for all of them (routing.broker blocks beyond).
         "max_connections": settings.worker_concurrency + 32,
+        # Every queue of the fleet, for routing.broker's reclaim of a dead consumer's lists.
+        "fleet_queues": worker_queues(keys, settings),
     }
     return {
         "broker_url": settings.broker_url,

@@ -11,8 +11,15 @@
 --   held in kombu's unacked hash (the caller restores each with kombu's restore_by_tag, which
 --   knows the bindings; should the caller die first, kombu's visibility-timeout sweep still has
 --   them, so a double failure is slow, never a loss)
+-- A caller whose own last beat is missing or older than ARGV[2] was cut off too (Redis was
+-- away, or restarted from older data, or this process stalled): it cannot tell the dead from
+-- those silenced with it, so it only beats this time and judges at its next beat, when every
+-- live consumer has had a beat's time to say so. Else, after any outage longer than ARGV[2],
+-- the first consumer back would put back every in-flight message of the fleet.
 -- Prepend: _clock.lua
+local previous = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '-1')
 redis.call('ZADD', KEYS[1], now, ARGV[1])
+if previous < 0 or now - previous > tonumber(ARGV[2]) then return {'', 0} end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 20)
 local reply, tags, moved = {}, {}, 0
 for _, id in ipairs(dead) do

@@ -114,6 +114,7 @@ def test_a_dead_consumers_popped_and_held_messages_go_back_to_their_queue(redis_
     queue = _jobs_queue()
     queue(channel).declare()  # the binding kombu's restore_by_tag looks the queue up through
     channel.basic_consume("jobs", no_ack=False, callback=lambda m: None, consumer_tag="t")
+    channel.beat()  # a consumer that has been beating (a first beat judges nobody)
     dead = "elsewhere:1:deadbeef"
     long_ago = (time.time() - CONSUMER_DEAD_AFTER_S - 5) * 1000
     plain.zadd(keys.consumers, {dead: long_ago})
@@ -177,5 +178,40 @@ def test_a_move_whose_reply_was_cut_off_is_delivered_after_the_reconnect(redis_u
         drain_until(2)
     assert bodies == [{"n": 1}, {"n": 2}]
     assert plain.llen(keys.consumer_popped(consumer_id(), "jobs")) == 0
+    connection.release()
+    plain.close()
+
+
+def test_a_consumer_back_from_an_outage_judges_nobody_until_its_next_beat(redis_url, namespace):
+    """After Redis was away longer than the dead-after silence, every consumer's last beat is
+    old: the first one back must not take the others (cut off with it) for dead and put back
+    every message the fleet has in flight. It beats; the next beat judges."""
+    import json
+
+    import redis
+
+    from routing.broker import CONSUMER_DEAD_AFTER_S, consumer_id
+
+    keys = Keys(namespace)
+    plain = redis.Redis.from_url(redis_url, decode_responses=True)
+    connection = _connection(redis_url, namespace)
+    channel = cast(Channel, connection.channel())
+    _jobs_queue()(channel).declare()
+    channel.basic_consume("jobs", no_ack=False, callback=lambda m: None, consumer_tag="t")
+    long_ago = (time.time() - CONSUMER_DEAD_AFTER_S - 5) * 1000
+    other = "elsewhere:1:alive"
+    plain.zadd(keys.consumers, {consumer_id(): long_ago, other: long_ago})
+    message = {"body": "in flight", "properties": {"delivery_tag": "p1"}}
+    plain.lpush(keys.consumer_popped(other, "jobs"), json.dumps(message))
+
+    channel.beat()  # the first beat back: both were silent alike
+    assert plain.llen(keys.queue_list("jobs")) == 0, "nothing put back on the first beat"
+    assert plain.zscore(keys.consumers, other) is not None
+    assert plain.zscore(keys.consumers, consumer_id()) > long_ago, "it beat"
+
+    plain.zadd(keys.consumers, {other: time.time() * 1000})  # the other one beats meanwhile
+    channel.beat()
+    assert plain.llen(keys.queue_list("jobs")) == 0, "alive: its message stays with it"
+    assert plain.llen(keys.consumer_popped(other, "jobs")) == 1
     connection.release()
     plain.close()
