@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import redis
 
 from routing.config import TurnoutConfig
-from routing.errors import ErrorClass, InvalidResponse, ProviderError
+from routing.errors import ErrorClass, Incomplete, InvalidResponse, ProviderError
 from routing.health import HealthSettings
 from routing.keys import RouteKeys
 from routing.models import CompletionRequest
@@ -108,6 +108,12 @@ class HealthChecker:
         error: ProviderError | None = None
         try:
             self._send(route, settings)
+        except Incomplete:
+            # A 1-token completion probe of a reasoning model spends its token thinking and
+            # comes back empty (finish_reason length): the route answered, which is all a check
+            # asks. As a failure it would keep such a route failing, and a half-open breaker
+            # closed only by jobs.
+            error = None
         except ProviderError as exc:
             error = exc
         except Exception as exc:  # a check that cannot even be built (a bad key file, say)

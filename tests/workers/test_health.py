@@ -40,14 +40,14 @@ def stack(sim, redis_url, namespace):
     prefix = Keys(namespace).route_prefix
     made = []
 
-    def make(*, breaker=None, health=None):
+    def make(*, breaker=None, health=None, model="sim-model"):
         config = parse_config(
             {
                 "deployments": [
                     {
                         "id": "primary",
                         "provider": "openai",
-                        "model": "sim-model",
+                        "model": model,
                         "base_url": f"{sim.url}/v1",
                     }
                 ],
@@ -130,6 +130,17 @@ def test_a_completion_check_sends_a_one_token_completion(stack, sim):
     assert checker.check(route).ok
     (sent,) = list(sim.app.state.stats.recent)
     assert sent["body"]["max_completion_tokens"] == 1, "OpenAI's name for max_tokens"
+
+
+def test_a_reasoning_model_spending_its_one_token_thinking_passes_a_completion_check(stack, sim):
+    """o3 answers a 1-token probe with empty text and finish_reason length (incomplete for a
+    job): the route answered, so the check passes."""
+    make, *_ = stack
+    checker, _, route, _ = make(health={"probe": "completion"}, model="o3")
+    result = checker.check(route)
+    assert result.ok, result
+    (sent,) = list(sim.app.state.stats.recent)
+    assert sent["body"]["model"] == "o3"
 
 
 def trip(router, route):
