@@ -14,7 +14,8 @@
 -- lost run's time was nobody's choice, and each run still fits in the visibility timeout.
 -- A claimed job no longer waits: its 'waiting' field (release_job) goes.
 -- A claim tried again with the token of the lease it already took (its reply was lost when
--- Redis went away) gets the same claim back, its run not counted twice.
+-- Redis went away) gets the same claim back, its run not counted twice, its lease renewed if
+-- it ran out meanwhile.
 -- Prepend: _clock.lua
 -- One HMGET reads all the claim needs, one HSET writes it.
 local job = redis.call('HMGET', KEYS[1], 'state', 'lease_until', 'lease_token', 'runs',
@@ -26,7 +27,14 @@ if state == 'succeeded' or state == 'failed' then return {'finished', state} end
 local runs, deadline_at = tonumber(job[4] or '0'), tonumber(job[8] or '0')
 if state == 'running' then
   local lease_until = tonumber(job[2] or '0')
-  if job[3] == ARGV[1] and lease_until > now then
+  if job[3] == ARGV[1] then
+    -- Ours (a retried claim): even past its lease nobody took it over (their token would be
+    -- here), so it is renewed, never counted as a run a worker died in.
+    if lease_until <= now then
+      lease_until = now + tonumber(ARGV[2])
+      redis.call('HSET', KEYS[1], 'lease_until', lease_until, 'updated_at', now)
+      redis.call('ZADD', KEYS[2], lease_until, ARGV[4])
+    end
     return {'claimed', job[6], job[7], runs, deadline_at - now, job[10] or ''}
   end
   if lease_until > now then return {'leased', lease_until - now} end

@@ -180,3 +180,20 @@ def test_a_waiting_note_this_producer_cannot_read_is_no_note_not_a_failed_wait()
     note = waiting_of(known)
     assert note is not None
     assert note.routes[0].route == "a"
+
+
+def test_a_claim_tried_again_after_its_lease_ran_out_is_still_the_same_claim(
+    redis_client, namespace
+):
+    """A retry that lands after the lease lapsed (Redis was away about a lease): nobody took the
+    job over (the token is still ours), so the lease is renewed and no run is counted, where a
+    take-over would count a run a worker died in and restart the deadline."""
+    keys = Keys(namespace)
+    store = JobStore(redis_client, keys, ttl_s=60)
+    store.create("job-1", CompletionRequest.from_prompt("hi"), RoutingPolicy(targets=["a"]))
+    first = store.claim("job-1", "token-a", lease_s=0.05, max_runs=3)
+    time.sleep(0.1)
+    again = store.claim("job-1", "token-a", lease_s=30, max_runs=3)
+    assert (first.status, again.status) == ("claimed", "claimed")
+    assert again.runs == 1
+    assert store.claim("job-1", "token-b", lease_s=30, max_runs=3).status == "leased"
