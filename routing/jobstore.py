@@ -215,8 +215,14 @@ def _create_args(
 ) -> tuple[list[str], list[str]]:
     return [keys.job(job_id), keys.due, keys.job_counts, *_idempotency_keys(keys, request)], [
         job_id,
-        request.model_dump_json(),
-        policy.model_dump_json(),
+        # Fields left at their defaults are not written: a worker of the release before, whose
+        # models forbid fields they do not know, still reads a job that uses none of the new
+        # ones (rolling upgrades: README, Upgrading). Nor is the interactive lane: planning
+        # reads a missing lane as interactive, and the record's queue says where it went.
+        request.model_dump_json(exclude_none=True),
+        policy.model_dump_json(
+            exclude_defaults=True, exclude={"lane"} if policy.lane == "interactive" else None
+        ),
         str(ttl_s),
         str(int(requeue_after_s * 1000)),
         str(int(policy.deadline_s * 1000)),

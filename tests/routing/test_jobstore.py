@@ -1,6 +1,7 @@
 """The job record's transitions, against a real Redis (the Lua scripts are the logic)."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -475,3 +476,20 @@ def test_a_finish_that_is_refused_still_records_its_call(store):
     assert finished is FinishStatus.ALREADY_FINISHED
     assert not isinstance(replies[0], Exception)
     assert store.redis.hget(store.keys.route("a").totals, "calls") == "1", "the call happened"
+
+
+def test_a_job_using_nothing_new_is_stored_as_an_older_worker_reads_it(redis_client, namespace):
+    """Rolling upgrades: the policy and request models forbid fields they do not know, so a
+    record holds only what was set (defaults and unset options left out), and an interactive
+    lane is left out too: a worker of the release before reads such a job."""
+    keys = Keys(namespace)
+    store = JobStore(redis_client, keys, ttl_s=60)
+    policy = RoutingPolicy(targets=["a"], lane="interactive")
+    store.create("job-1", CompletionRequest.from_prompt("hi"), policy)
+    stored_policy = json.loads(redis_client.hget(keys.job("job-1"), "policy"))
+    stored_request = json.loads(redis_client.hget(keys.job("job-1"), "request"))
+    assert stored_policy == {"targets": ["a"]}
+    assert stored_request["messages"] == [{"role": "user", "content": "hi"}]
+    assert set(stored_request) <= {"messages", "metadata"}, "fields older releases know"
+    claim = store.claim("job-1", "t", lease_s=30, max_runs=3)
+    assert claim.policy == RoutingPolicy(targets=["a"]), "read back as it was meant"
