@@ -149,7 +149,11 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "fleet_queues")
+    #: kombu's typed its tuple by length: one more option is another type to mypy.
+    from_transport_options = (  # type: ignore[assignment]
+        *kombu_redis.Channel.from_transport_options,
+        "fleet_queues",
+    )
     #: Every queue of the fleet (routing.celery_config: each lane's and beat's), not only this
     #: worker's: a worker of one lane reclaiming a dead worker of another must put back what
     #: that one had popped from its own queues.
