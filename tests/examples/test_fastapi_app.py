@@ -41,7 +41,7 @@ def test_a_summary_is_served_by_the_worker_from_the_primary(http):
 @pytest.mark.parametrize(
     ("payload", "complaint"),
     [
-        ({"text": ""}, "messages.1.content"),
+        ({"text": ""}, "messages.1: Value error, message content is empty"),
         ({"text": "   "}, "message content is blank"),
         ({"text": "hi", "max_tokens": 0}, "max_tokens"),
     ],

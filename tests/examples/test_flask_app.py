@@ -39,8 +39,8 @@ def test_one_client_serves_every_request(http):
 @pytest.mark.parametrize(
     ("payload", "complaint"),
     [
-        ({"text": ""}, "messages.1.content"),
-        ({}, "messages.1.content"),
+        ({"text": ""}, "messages.1: Value error, message content is empty"),
+        ({}, "messages.1: Value error, message content is empty"),
         ({"text": "hi", "max_tokens": -5}, "max_tokens"),
         (["not", "an", "object"], "send a JSON object"),
     ],
