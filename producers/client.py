@@ -265,8 +265,9 @@ class Client:
         return JobHandle(self, job_id)
 
     def _publish(self, job_id: str, queue: str | None = None) -> None:
-        """Send a job's message to ``queue`` (None: the interactive jobs queue)."""
-        self._publisher.publish(job_id, queue)
+        """Send a job's message to ``queue`` (None: the interactive jobs queue): a name of
+        Keys', as the job record keeps it, sent under the broker's name for it (queue_name)."""
+        self._publisher.publish(job_id, queue_name(self.settings, queue) if queue else None)
 
     # --- riding out Redis -----------------------------------------------------------------------
 

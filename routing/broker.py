@@ -237,7 +237,7 @@ class Channel(kombu_redis.Channel):
         return next((queue for queue in queues if queue != control), queues[0])
 
     def _fetch_order(self) -> list[str]:
-        """The queues in the order a fetch tries them: interactive, control, then the bulk
+        """The queues in the order a fetch tries them: control, interactive, then the bulk
         queues in kombu's round-robin cycle (``rotate`` after each delivery moves the queue
         served to the back): a priority between lanes, fairness between batches
         (routing.lanes). The sort is stable, so the cycle's order survives within a rank."""

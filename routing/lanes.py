@@ -69,8 +69,8 @@ def bulk_queues(keys: Keys, settings: CoreSettings) -> list[str]:
 
 
 def worker_queues(keys: Keys, settings: CoreSettings, lanes: Sequence[Lane] = LANES) -> list[str]:
-    """The queues a worker of ``lanes`` consumes, in the order it takes them: interactive,
-    control, then bulk. Every worker takes the control queue (beat's ticks)."""
+    """The queues a worker of ``lanes`` consumes (it takes them control first, then
+    interactive, then bulk: fetch_rank). Every worker takes the control queue (beat's ticks)."""
     queues = [keys.queue] if "interactive" in lanes or not lanes_on(settings) else []
     queues.append(keys.control_queue)
     if "bulk" in lanes and lanes_on(settings):
@@ -79,11 +79,13 @@ def worker_queues(keys: Keys, settings: CoreSettings, lanes: Sequence[Lane] = LA
 
 
 def fetch_rank(keys: Keys, queue: str) -> int:
-    """Where ``queue`` comes in a worker's fetch: 0 interactive, 1 control, 2 bulk (the bulk
-    queues keep kombu's round-robin order among themselves)."""
-    if queue == keys.queue:
+    """Where ``queue`` comes in a worker's fetch: 0 control, 1 interactive, 2 bulk (the bulk
+    queues keep kombu's round-robin order among themselves). Beat's ticks go first: they are
+    few and short, and behind a backlog of interactive jobs no health check, failback probe or
+    reconcile would run until it drained."""
+    if queue == keys.control_queue:
         return 0
-    return 1 if queue == keys.control_queue else 2
+    return 1 if queue == keys.queue else 2
 
 
 def pick_bulk_queue(client: redis.Redis, keys: Keys, settings: CoreSettings) -> str:

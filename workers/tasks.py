@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Task, signals
 
-from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK
+from routing.celery_config import HEALTH_CHECK_TASK, RECONCILE_TASK, RUN_JOB_TASK, queue_name
 from routing.models import JobState
 from workers.app import app
 from workers.execution import CallStarted
@@ -118,13 +118,13 @@ def worker_event_dispatcher() -> Any:
 
 
 def send_run_job(job_id: str, queue: str | None = None) -> None:
-    """A job's message, to ``queue`` (its lane's, as the job record says), else the
-    interactive jobs queue (a job stored before lanes)."""
+    """A job's message, to ``queue`` (its lane's, as the job record says, under the broker's
+    name for it: queue_name), else the interactive jobs queue (a job stored before lanes)."""
     run_job.apply_async(
         args=[job_id],
         task_id=job_id,
         argsrepr=repr(job_id),
-        queue=queue or app.conf.task_default_queue,
+        queue=queue_name(get_runtime().settings, queue) if queue else app.conf.task_default_queue,
     )
 
 

@@ -28,12 +28,12 @@ def test_lanes_parse_in_lane_order_and_refuse_unknown_names():
         parse_lanes(" , ")
 
 
-def test_a_worker_takes_interactive_then_control_then_bulk():
+def test_a_worker_takes_control_then_interactive_then_bulk():
     assert worker_queues(KEYS, settings()) == ["jobs", "control", *BULK]
     assert worker_queues(KEYS, settings(), ("interactive",)) == ["jobs", "control"]
     assert worker_queues(KEYS, settings(), ("bulk",)) == ["control", *BULK]
     ranks = [fetch_rank(KEYS, queue) for queue in ["bulk-2", "control", "jobs", "bulk-0"]]
-    assert ranks == [2, 1, 0, 2]
+    assert ranks == [2, 0, 1, 2], "beat's ticks never wait behind a backlog"
 
 
 def test_lanes_off_is_one_shared_queue():
