@@ -19,7 +19,7 @@ from routing.fleet_status import RECENT_MINUTES, RouteStatus, read_route_status
 from routing.jobstore import JobStore
 from routing.key_usage import KeyUsage, read_key_usage
 from routing.keys import DAY_MS, Keys
-from routing.lanes import bulk_queues
+from routing.lanes import bulk_queues, lanes_on
 from routing.planning import routes_of
 from routing.redis_text import decoded
 from routing.routes import Route
@@ -95,7 +95,7 @@ class FleetReader:
         self._settings = settings
         self._keys = Keys(settings.namespace)
         #: The bulk lane's queues (routing.lanes), each shown as its own queue.
-        self._bulk_queues = bulk_queues(self._keys, settings) if settings.lanes else []
+        self._bulk_queues = bulk_queues(self._keys, settings) if lanes_on(settings) else []
         self._routes = all_routes(config)
         options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout_s,

@@ -59,7 +59,8 @@ def test_status_counts_what_ran_and_the_breaker_commands_move_the_fleet(fresh):
             "succeeded": 3,
             "failed": 1,
         }
-        assert view["queues"] == {"jobs": 0, "control": 0}
+        bulk = {f"bulk-{slot}": 0 for slot in range(8)}  # the bulk lane's (routing.lanes)
+        assert view["queues"] == {"jobs": 0, "control": 0, **bulk}
 
         tables = run_cli(["status"], fresh.env)
         assert tables.returncode == 0, tables.stderr
